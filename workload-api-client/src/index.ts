@@ -1,4 +1,7 @@
 export * from './bundle-set.ts'
 export * from './errors.ts'
 export * from './id-matcher.ts'
+export * from './jwt-bundle.ts'
+export * from './jwt-svid.ts'
 export * from './spiffe-id.ts'
+export * from './strict-json.ts'

@@ -1,0 +1,2 @@
+export * from './bundle-doc.ts'
+export * from './jwt.ts'
