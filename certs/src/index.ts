@@ -1,2 +1,3 @@
 export * from './bundle-doc.ts'
+export * from './ca.ts'
 export * from './jwt.ts'

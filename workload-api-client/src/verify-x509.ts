@@ -1,0 +1,139 @@
+/**
+ * Peer X.509-SVID verification (X509-SVID.md §5): leaf rules, then path
+ * validation to a root in the bundle of the trust domain the leaf's own ID
+ * names, never a pool of all bundles (a federated CA could otherwise mint
+ * IDs in our trust domain), and only then authorization by the caller.
+ */
+import type { X509Certificate } from 'node:crypto'
+import { SpiffeError } from './errors.ts'
+import type { SpiffeId } from './spiffe-id.ts'
+import { checkLeaf, checkSigner, leafSpiffeId } from './svid-rules.ts'
+import type { X509BundleSource } from './x509-bundle.ts'
+import { ParsedCert } from './x509-cert.ts'
+
+export interface VerifyX509Options {
+  /** The time to validate at; defaults to now. */
+  now?: Date | number
+}
+
+export interface VerifiedX509Svid {
+  readonly id: SpiffeId
+  /** Leaf, the intermediates used, and the bundle root the path ends in. */
+  readonly verifiedChain: readonly X509Certificate[]
+}
+
+/** No SPIFFE deployment nests CAs this deep; the cap bounds work on hostile chains. */
+export const MAX_CHAIN_LENGTH = 8
+
+function unverified(reason: string, message: string): SpiffeError {
+  return new SpiffeError('SPIFFE_CHAIN_UNVERIFIED', message, { reason })
+}
+
+/**
+ * Verifies a peer's certificate chain (leaf first, then intermediates as
+ * presented) and returns its SPIFFE ID. Throws SPIFFE_SVID_INVALID for leaf
+ * rule violations, SPIFFE_BUNDLE_NOT_FOUND when the ID's trust domain has no
+ * bundle, and SPIFFE_CHAIN_UNVERIFIED when no valid path reaches its roots.
+ */
+export function verifyX509Svid(
+  chain: readonly (X509Certificate | Uint8Array)[],
+  bundles: X509BundleSource,
+  options: VerifyX509Options = {},
+): VerifiedX509Svid {
+  if (chain.length === 0) {
+    throw new SpiffeError('SPIFFE_SVID_INVALID', 'peer presented no certificate', { reason: 'EMPTY' })
+  }
+  if (chain.length > MAX_CHAIN_LENGTH) {
+    throw unverified(
+      'CHAIN_TOO_LONG',
+      `peer chain has ${chain.length} certificates, over ${MAX_CHAIN_LENGTH}`,
+    )
+  }
+  const now = options.now === undefined ? Date.now() : Number(options.now)
+  const leaf = ParsedCert.of(chain[0] as X509Certificate | Uint8Array, 'SPIFFE_SVID_INVALID', 'peer leaf')
+  const id = leafSpiffeId(leaf)
+  checkLeaf(leaf, false)
+
+  const bundle = bundles.getX509BundleForTrustDomain(id.trustDomain)
+  if (bundle === undefined) {
+    throw new SpiffeError(
+      'SPIFFE_BUNDLE_NOT_FOUND',
+      `no X.509 bundle for trust domain "${id.trustDomain}" of ${id}`,
+      {
+        reason: 'NO_BUNDLE',
+      },
+    )
+  }
+  const roots = bundle.parsedAuthorities
+  if (roots.length === 0) {
+    throw unverified(
+      'NO_AUTHORITIES',
+      `the bundle of "${id.trustDomain}" holds no authorities; its SVIDs are untrusted`,
+    )
+  }
+  const intermediates: ParsedCert[] = []
+  for (let i = 1; i < chain.length; i++) {
+    intermediates.push(
+      ParsedCert.of(
+        chain[i] as X509Certificate | Uint8Array,
+        'SPIFFE_CHAIN_UNVERIFIED',
+        `peer chain certificate ${i + 1}`,
+      ),
+    )
+  }
+
+  checkValidity(leaf, now, 'leaf certificate')
+  const path: ParsedCert[] = [leaf]
+  let current = leaf
+  const used = new Set<ParsedCert>()
+  for (;;) {
+    // A bundle root ends the path. Several roots may share a name during CA
+    // rotation, so the signature decides which one it is.
+    const root = roots.find((r) => current.isSignedBy(r))
+    if (root !== undefined) {
+      checkCaPathLen(root, path.length - 1, 'bundle root')
+      checkValidity(root, now, 'bundle root')
+      path.push(root)
+      return { id, verifiedChain: path.map((p) => p.cert) }
+    }
+    const next = intermediates.find((c) => !used.has(c) && current.isSignedBy(c))
+    if (next === undefined) {
+      throw unverified(
+        'UNKNOWN_AUTHORITY',
+        path.length === 1
+          ? `${id} is not signed by a root of the "${id.trustDomain}" bundle or by a presented intermediate`
+          : `the chain of ${id} ends in an intermediate not signed by a root of the "${id.trustDomain}" bundle`,
+      )
+    }
+    const what = `intermediate ${path.length} of ${id}`
+    checkSigner(next, 'SPIFFE_CHAIN_UNVERIFIED', what)
+    checkCaPathLen(next, path.length - 1, what)
+    checkValidity(next, now, what)
+    used.add(next)
+    path.push(next)
+    current = next
+  }
+}
+
+function checkValidity(cert: ParsedCert, now: number, what: string): void {
+  if (now < cert.notBeforeMs) {
+    throw unverified(
+      'NOT_YET_VALID',
+      `${what} is not valid before ${new Date(cert.notBeforeMs).toISOString()}`,
+    )
+  }
+  if (now > cert.notAfterMs) {
+    throw unverified('EXPIRED', `${what} expired at ${new Date(cert.notAfterMs).toISOString()}`)
+  }
+}
+
+// RFC 5280 §4.2.1.9: pathLenConstraint counts the non-leaf certificates that may follow this CA.
+function checkCaPathLen(ca: ParsedCert, below: number, what: string): void {
+  const limit = ca.ext.pathLenConstraint
+  if (limit !== undefined && below > limit) {
+    throw unverified(
+      'PATH_LEN_EXCEEDED',
+      `${what} allows ${limit} intermediate(s) below it, the chain has ${below}`,
+    )
+  }
+}
