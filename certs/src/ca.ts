@@ -170,8 +170,9 @@ export class DevCa {
     const { privateKey, publicKey } = generateKey(keyType)
     const name = caName(opts.commonName ?? `${opts.trustDomain} dev root`)
     const ski = keyId(publicKey)
-    const notBefore = opts.notBefore ?? new Date(Date.now() - LEAF_BACKDATE_MS)
-    const notAfter = opts.notAfter ?? new Date(notBefore.getTime() + (opts.ttlMs ?? 24 * HOUR))
+    const now = Date.now()
+    const notBefore = opts.notBefore ?? new Date(now - LEAF_BACKDATE_MS)
+    const notAfter = opts.notAfter ?? new Date((opts.notBefore?.getTime() ?? now) + (opts.ttlMs ?? 24 * HOUR))
     const der = buildCertificate({
       issuer: { name, key: privateKey, ski },
       subject: name,
@@ -196,8 +197,9 @@ export class DevCa {
     const { privateKey, publicKey } = generateKey(keyType)
     const name = caName(opts.commonName ?? `${td} dev intermediate ${randomBytes(4).toString('hex')}`)
     const ski = keyId(publicKey)
-    const notBefore = opts.notBefore ?? new Date(Date.now() - LEAF_BACKDATE_MS)
-    const notAfter = opts.notAfter ?? new Date(notBefore.getTime() + (opts.ttlMs ?? 12 * HOUR))
+    const now = Date.now()
+    const notBefore = opts.notBefore ?? new Date(now - LEAF_BACKDATE_MS)
+    const notAfter = opts.notAfter ?? new Date((opts.notBefore?.getTime() ?? now) + (opts.ttlMs ?? 12 * HOUR))
     const bc = [bool(opts.isCa ?? true)]
     if (opts.pathLenConstraint !== undefined) bc.push(smallInt(opts.pathLenConstraint))
     const der = buildCertificate({
@@ -223,11 +225,18 @@ export class DevCa {
     const uris = opts.uriSans ?? (opts.spiffeId === undefined ? [] : [opts.spiffeId])
     const spiffeId = opts.spiffeId ?? uris[0] ?? ''
     const { privateKey, publicKey } = generateKey(opts.keyType ?? 'ec-p256')
-    const notBefore = opts.notBefore ?? new Date(Date.now() - LEAF_BACKDATE_MS)
-    // Like SPIRE, a leaf never outlives its issuer unless a test asks for exactly that.
+    // Like SPIRE: NotBefore 10 s in the past for clock skew, NotAfter = now + TTL,
+    // and a leaf never outlives its issuer unless a test asks for exactly that.
+    const now = Date.now()
+    const notBefore = opts.notBefore ?? new Date(now - LEAF_BACKDATE_MS)
     const notAfter =
       opts.notAfter ??
-      new Date(Math.min(notBefore.getTime() + (opts.ttlMs ?? HOUR), this.certificate.validToDate.getTime()))
+      new Date(
+        Math.min(
+          (opts.notBefore?.getTime() ?? now) + (opts.ttlMs ?? HOUR),
+          this.certificate.validToDate.getTime(),
+        ),
+      )
     const names = [
       ...uris.map((u) => implicitIa5(6, u)),
       ...(opts.dnsNames ?? []).map((d) => implicitIa5(2, d)),

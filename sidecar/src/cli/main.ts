@@ -1,0 +1,57 @@
+/**
+ * The `svidecar` command line. Each subcommand lives in its own module and
+ * is loaded only when used, so `svidecar --help` starts fast.
+ */
+import { argv, exit, stderr, stdout } from 'node:process'
+
+interface Command {
+  summary: string
+  run: (args: string[]) => Promise<number>
+}
+
+const COMMANDS: Record<string, Command> = {
+  demo: {
+    summary: 'run a dev Workload API and watch an SVID rotate (no SPIRE needed)',
+    run: async (args) => (await import('./demo.ts')).runDemo(args),
+  },
+}
+
+export function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length))
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`)
+  return [
+    'svidecar: a SPIFFE-aware sidecar for AI agents',
+    '',
+    'Usage: svidecar <command> [options]',
+    '',
+    'Commands:',
+    ...lines,
+    '',
+    'Run `svidecar <command> --help` for the options of a command.',
+    '',
+  ].join('\n')
+}
+
+export async function main(args: string[]): Promise<number> {
+  const [name, ...rest] = args
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    stdout.write(usage())
+    return name === undefined ? 2 : 0
+  }
+  const command = COMMANDS[name]
+  if (command === undefined) {
+    stderr.write(`svidecar: unknown command "${name}"\n\n${usage()}`)
+    return 2
+  }
+  return command.run(rest)
+}
+
+main(argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code
+  },
+  (err: unknown) => {
+    stderr.write(`svidecar: ${err instanceof Error ? err.message : String(err)}\n`)
+    exit(1)
+  },
+)

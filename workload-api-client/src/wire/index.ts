@@ -1,0 +1,3 @@
+export * from './messages.ts'
+export * from './protobuf.ts'
+export * from './service.ts'
