@@ -1,0 +1,27 @@
+/**
+ * tap's `before` hook: makes sure the SPIRE binaries exist before any test
+ * file starts, so the one slow build happens once and outside the tests'
+ * timeouts. A failure never stops the run here; it is written down, and each
+ * real-SPIRE test file then fails (CI=true) or skips loudly (spire-available.ts).
+ */
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { UNAVAILABLE_MARKER } from './spire-available.ts'
+import { ensureSpire } from './spire-install.ts'
+
+rmSync(UNAVAILABLE_MARKER, { force: true })
+try {
+  await ensureSpire()
+} catch (err) {
+  const reason = err instanceof Error ? err.message : String(err)
+  mkdirSync(dirname(UNAVAILABLE_MARKER), { recursive: true })
+  writeFileSync(UNAVAILABLE_MARKER, `${reason}\n`)
+  const banner = '!'.repeat(72)
+  process.stderr.write(
+    `\n${banner}\n!!! real SPIRE is unavailable: ${reason}\n` +
+      (process.env.CI === 'true'
+        ? '!!! CI=true: every spire: test file will FAIL.\n'
+        : '!!! the spire: tests will be SKIPPED on this machine (they fail under CI=true).\n') +
+      `${banner}\n\n`,
+  )
+}
