@@ -6,7 +6,7 @@
  * test that dies mid-way still takes them down (see the exit hook below).
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
-import { randomUUID } from 'node:crypto'
+import { randomUUID, X509Certificate } from 'node:crypto'
 import {
   closeSync,
   existsSync,
@@ -126,12 +126,7 @@ export class Spire {
     try {
       spire.#writeConfigs(options)
       await spire.#startServer()
-      if (options.agent !== false) {
-        const token = await spire.#cli(['token', 'generate', '-spiffeID', spire.hostId, '-ttl', '600'])
-        const match = /Token:\s*(\S+)/.exec(token)
-        if (!match?.[1]) throw new Error(`no join token in: ${token}`)
-        spire.#joinToken = match[1]
-      }
+      if (options.agent !== false) await spire.#generateJoinToken()
       for (const entry of options.entries ?? []) await spire.createEntry(entry)
       if (options.agent !== false) {
         await spire.startAgent()
@@ -198,13 +193,26 @@ export class Spire {
     await this.#cli(['bundle', 'set', '-id', `spiffe://${trustDomain}`, '-path', path])
   }
 
+  /** An X.509-SVID signed by this server's CA for any ID (`spire-server x509 mint`): leaf first. */
+  async mintX509Svid(spiffeId: string, ttl = '5m'): Promise<X509Certificate[]> {
+    const out = mkdtempSync(join(this.dir, 'mint-'))
+    await this.#cli(['x509', 'mint', '-spiffeID', spiffeId, '-ttl', ttl, '-write', out])
+    const pem = readFileSync(join(out, 'svid.pem'), 'utf8')
+    return (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map(
+      (block) => new X509Certificate(block),
+    )
+  }
+
   async startAgent(): Promise<void> {
     if (this.agentRunning) return
     // The disk key manager keeps the agent's key and SVID, so a restart resumes
     // without attesting again (the join token is single-use).
     const attested = existsSync(join(this.dir, 'agent', 'data', 'agent_svid.der'))
     const args = ['run', '-config', join(this.dir, 'agent', 'agent.conf')]
-    if (!attested) args.push('-joinToken', this.#joinToken)
+    if (!attested) {
+      if (this.#joinToken === '') await this.#generateJoinToken()
+      args.push('-joinToken', this.#joinToken)
+    }
     this.#agent = this.#spawn(this.#bins.agentBin, args, 'agent.log')
     await this.#waitHealthy(this.#agent, 'agent', this.#bins.agentBin, [
       'healthcheck',
@@ -279,6 +287,14 @@ export class Spire {
     for (const td of entry.federatesWith ?? [])
       flags.push('-federatesWith', td.startsWith('spiffe://') ? td : `spiffe://${td}`)
     return flags
+  }
+
+  // Single-use, and aliased to hostId so entries can name a parent before the agent exists.
+  async #generateJoinToken(): Promise<void> {
+    const out = await this.#cli(['token', 'generate', '-spiffeID', this.hostId, '-ttl', '600'])
+    const match = /Token:\s*(\S+)/.exec(out)
+    if (!match?.[1]) throw new Error(`no join token in: ${out}`)
+    this.#joinToken = match[1]
   }
 
   async #cli(args: string[]): Promise<string> {
