@@ -1,0 +1,109 @@
+import t, { type Test } from 'tap'
+import {
+  type IdMatcher,
+  matchAny,
+  matchId,
+  matchMemberOf,
+  matchOneOf,
+  matchPathPrefix,
+  matchPattern,
+  SpiffeId,
+} from '../src/index.ts'
+
+function check(t: Test, matcher: IdMatcher, yes: string[], no: string[]): void {
+  for (const id of yes) t.equal(matcher(SpiffeId.parse(id)), true, `${matcher.description} matches ${id}`)
+  for (const id of no) t.equal(matcher(SpiffeId.parse(id)), false, `${matcher.description} rejects ${id}`)
+}
+
+t.test('[C27] an exact-ID rule matches only that ID; paths are case-sensitive', async (t) => {
+  check(
+    t,
+    matchId('spiffe://td/agents/a'),
+    ['spiffe://td/agents/a'],
+    ['spiffe://td/agents/A', 'spiffe://td/agents/a/b', 'spiffe://td/agents', 'spiffe://other.td/agents/a'],
+  )
+})
+
+t.test('one-of matches the listed IDs only', async (t) => {
+  check(
+    t,
+    matchOneOf('spiffe://td/a', 'spiffe://td/b'),
+    ['spiffe://td/a', 'spiffe://td/b'],
+    ['spiffe://td/c', 'spiffe://td/a/b'],
+  )
+})
+
+t.test('member of a trust domain', async (t) => {
+  check(
+    t,
+    matchMemberOf('td'),
+    ['spiffe://td', 'spiffe://td/x/y'],
+    ['spiffe://td.example/x', 'spiffe://other.td/x'],
+  )
+})
+
+t.test('[C28] [C29] path prefix matches at segment boundaries within its trust domain', async (t) => {
+  check(
+    t,
+    matchPathPrefix('spiffe://td/agents'),
+    ['spiffe://td/agents', 'spiffe://td/agents/x', 'spiffe://td/agents/x/y'],
+    [
+      'spiffe://td/agents-admin',
+      'spiffe://td/agentsx',
+      'spiffe://td/agent',
+      'spiffe://other.td/agents/x',
+      'spiffe://td',
+    ],
+  )
+  check(
+    t,
+    matchPathPrefix('spiffe://td'),
+    ['spiffe://td', 'spiffe://td/anything/at/all'],
+    ['spiffe://other.td/x'],
+  )
+})
+
+t.test('patterns: * is exactly one segment, ** any depth, the trust domain literal', async (t) => {
+  check(
+    t,
+    matchPattern('spiffe://td/agents/*'),
+    ['spiffe://td/agents/a', 'spiffe://td/agents/b'],
+    ['spiffe://td/agents', 'spiffe://td/agents/a/b', 'spiffe://td/agentsx/a', 'spiffe://other.td/agents/a'],
+  )
+  check(
+    t,
+    matchPattern('spiffe://td/agents/**'),
+    ['spiffe://td/agents', 'spiffe://td/agents/a', 'spiffe://td/agents/a/b/c'],
+    ['spiffe://td/agents-admin/a', 'spiffe://td/other', 'spiffe://other.td/agents/a'],
+  )
+  check(
+    t,
+    matchPattern('spiffe://td/ns/*/sa/**'),
+    ['spiffe://td/ns/prod/sa', 'spiffe://td/ns/prod/sa/agent/7'],
+    ['spiffe://td/ns/sa', 'spiffe://td/ns/prod/x/sa'],
+  )
+  check(
+    t,
+    matchPattern('spiffe://td/exact'),
+    ['spiffe://td/exact'],
+    ['spiffe://td/exact/x', 'spiffe://td/exac'],
+  )
+  check(t, matchAny(), ['spiffe://td/x', 'spiffe://other.td'], [])
+})
+
+t.test('malformed patterns are refused with SPIFFE_MATCHER_INVALID', async (t) => {
+  for (const bad of [
+    'https://td/a',
+    'spiffe://*/a',
+    'spiffe://TD/a',
+    'spiffe://td/a*',
+    'spiffe://td/**/**',
+    'spiffe://td/a//b',
+    'spiffe://td/a/',
+    'spiffe://td/../a',
+    'spiffe://td/a%20b',
+  ]) {
+    t.throws(() => matchPattern(bad), { code: 'SPIFFE_MATCHER_INVALID' }, bad)
+  }
+  t.throws(() => matchId('spiffe://td/a/'), { code: 'SPIFFE_ID_INVALID' })
+})
