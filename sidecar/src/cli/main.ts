@@ -10,6 +10,14 @@ interface Command {
 }
 
 const COMMANDS: Record<string, Command> = {
+  run: {
+    summary: 'run the sidecar: svidecar run --config FILE',
+    run: async (args) => (await import('./run.ts')).runRun(args),
+  },
+  config: {
+    summary: 'validate a configuration: svidecar config check FILE',
+    run: async (args) => (await import('./config-check.ts')).runConfig(args),
+  },
   demo: {
     summary: 'run a dev Workload API and watch an SVID rotate (no SPIRE needed)',
     run: async (args) => (await import('./demo.ts')).runDemo(args),

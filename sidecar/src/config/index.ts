@@ -1,0 +1,489 @@
+/**
+ * The sidecar's configuration: one YAML file, validated at start against a
+ * schema and then for meaning (SPIFFE IDs, addresses, routes that name
+ * existing upstreams). Every problem is reported with file, line, column and
+ * field path, all at once. A few deployment-specific values come from the
+ * environment (see ENV below).
+ */
+import { readFileSync } from 'node:fs'
+import { matchPattern, SpiffeId, TrustDomain } from 'workload-api-client'
+import { LineCounter, parseDocument } from 'yaml'
+import { SvidecarError } from '../errors/index.ts'
+import type { AuthorizerSpec } from '../tls/authorizer.ts'
+import { type HostPort, isLoopback, parseHostPort } from './address.ts'
+import {
+  bool,
+  type Check,
+  duration,
+  exactlyOne,
+  field,
+  formatPath,
+  type Issues,
+  int,
+  list,
+  obj,
+  oneOf,
+  type Path,
+  record,
+  str,
+} from './schema.ts'
+
+export type { AuthorizerSpec, HostPort }
+
+export interface InboundConfig {
+  name: string
+  address: HostPort
+  forwardTo: URL
+  peerIdHeader: string
+  authorize: AuthorizerSpec
+}
+export interface RouteConfig {
+  host?: string
+  pathPrefix?: string
+  upstream: string
+}
+export interface OutboundConfig {
+  name: string
+  address: HostPort
+  routes: RouteConfig[]
+  allowNonLoopback: boolean
+}
+export interface UpstreamConfig {
+  name: string
+  url: URL
+  kind: 'spiffe' | 'https' | 'plaintext'
+  spiffe?: AuthorizerSpec
+  caFile?: string
+}
+export interface LimitsConfig {
+  maxHeaderBytes: number
+  maxHeaderCount: number
+  headersTimeout: number
+  requestTimeout: number
+  idleTimeout: number
+  maxConnections: number
+  connectTimeout: number
+  maxBodyBytes: number
+}
+export interface SidecarConfig {
+  source: string
+  workloadApi: { socket?: string; hint?: string; spiffeId?: string; startupTimeout: number }
+  admin: { address: HostPort }
+  drainTimeout: number
+  tls: { minVersion: 'TLSv1.2' | 'TLSv1.3' }
+  inbound: InboundConfig[]
+  outbound: OutboundConfig[]
+  upstreams: Map<string, UpstreamConfig>
+  limits: LimitsConfig
+  log: { level: 'debug' | 'info' | 'warn' | 'error' }
+  warnings: string[]
+}
+
+export interface ConfigIssue {
+  path: string
+  line?: number
+  column?: number
+  message: string
+}
+
+export class ConfigError extends SvidecarError {
+  readonly issues: readonly ConfigIssue[]
+  constructor(source: string, issues: ConfigIssue[]) {
+    const lines = issues.map(
+      (i) => `${source}${i.line === undefined ? '' : `:${i.line}:${i.column}`}: ${i.path}: ${i.message}`,
+    )
+    super(
+      'SVD_CONFIG_INVALID',
+      `${issues.length} problem${issues.length === 1 ? '' : 's'} in ${source}:\n  ${lines.join('\n  ')}`,
+      {
+        where: source,
+      },
+    )
+    this.issues = issues
+  }
+}
+
+export const ENV = {
+  workloadApiSocket: 'SVIDECAR_WORKLOAD_API_SOCKET',
+  adminAddress: 'SVIDECAR_ADMIN_ADDRESS',
+  listenerAddressPrefix: 'SVIDECAR_LISTENER_',
+} as const
+
+const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
+const HEADER = /^[A-Za-z0-9-]+$/
+
+const address: Check<HostPort> = (v, path, issues) => {
+  const s = str()(v, path, issues)
+  if (s === undefined) return undefined
+  const parsed = parseHostPort(s)
+  if (typeof parsed === 'string') {
+    issues.add(path, `"${s}": ${parsed}`)
+    return undefined
+  }
+  return parsed
+}
+
+const url: Check<URL> = (v, path, issues) => {
+  const s = str()(v, path, issues)
+  if (s === undefined) return undefined
+  try {
+    const u = new URL(s)
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error()
+    if (u.username || u.password) {
+      issues.add(path, 'credentials do not belong in a URL')
+      return undefined
+    }
+    if (u.search || u.hash) {
+      issues.add(path, 'a query or fragment does not belong in an upstream URL')
+      return undefined
+    }
+    return u
+  } catch {
+    issues.add(path, `"${s}" is not an http:// or https:// URL`)
+    return undefined
+  }
+}
+
+const spiffeId: Check<string> = (v, path, issues) => {
+  const s = str()(v, path, issues)
+  if (s === undefined) return undefined
+  if (SpiffeId.tryParse(s) === undefined) {
+    issues.add(path, `"${s}" is not a valid SPIFFE ID`)
+    return undefined
+  }
+  return s
+}
+
+const authorizer: Check<AuthorizerSpec> = exactlyOne<AuthorizerSpec>({
+  any: (v, path, issues) => {
+    if (v !== true) {
+      issues.add(path, 'expected true')
+      return undefined
+    }
+    return { any: true }
+  },
+  exact: (v, path, issues) => {
+    const id = spiffeId(v, path, issues)
+    return id === undefined ? undefined : { exact: id }
+  },
+  oneOf: (v, path, issues) => {
+    const ids = list(spiffeId)(v, path, issues)
+    if (ids !== undefined && ids.length === 0) {
+      issues.add(path, 'needs at least one SPIFFE ID')
+      return undefined
+    }
+    return ids === undefined ? undefined : { oneOf: ids }
+  },
+  trustDomain: (v, path, issues) => {
+    const s = str()(v, path, issues)
+    if (s === undefined) return undefined
+    if (TrustDomain.tryParse(s) === undefined) {
+      issues.add(path, `"${s}" is not a valid trust domain name`)
+      return undefined
+    }
+    return { trustDomain: s }
+  },
+  pattern: (v, path, issues) => {
+    const s = str()(v, path, issues)
+    if (s === undefined) return undefined
+    try {
+      matchPattern(s)
+      return { pattern: s }
+    } catch (err) {
+      issues.add(path, (err as Error).message)
+      return undefined
+    }
+  },
+})
+
+const SCHEMA = obj({
+  workloadApi: field(
+    obj({
+      socket: field(str()),
+      hint: field(str()),
+      spiffeId: field(spiffeId),
+      startupTimeout: field(duration, { default: 30_000 }),
+    }),
+    { default: { startupTimeout: 30_000, socket: undefined, hint: undefined, spiffeId: undefined } },
+  ),
+  admin: field(obj({ address: field(address, { default: { host: '127.0.0.1', port: 15000 } }) }), {
+    default: { address: { host: '127.0.0.1', port: 15000 } },
+  }),
+  drainTimeout: field(duration, { default: 20_000 }),
+  tls: field(
+    obj({ minVersion: field(oneOf(['TLSv1.2', 'TLSv1.3'] as const), { default: 'TLSv1.2' as const }) }),
+    {
+      default: { minVersion: 'TLSv1.2' as const },
+    },
+  ),
+  inbound: field(
+    list(
+      obj({
+        name: field(str({ pattern: NAME, what: 'a name of lower-case letters, digits and -' }), {
+          required: true,
+        }),
+        address: field(address, { required: true }),
+        forwardTo: field(url, { required: true }),
+        peerIdHeader: field(str({ pattern: HEADER, what: 'a header name' }), { default: 'x-spiffe-id' }),
+        authorize: field(authorizer, { required: true }),
+      }),
+    ),
+    { default: [] },
+  ),
+  outbound: field(
+    list(
+      obj({
+        name: field(str({ pattern: NAME, what: 'a name of lower-case letters, digits and -' }), {
+          required: true,
+        }),
+        address: field(address, { required: true }),
+        allowNonLoopback: field(bool, { default: false }),
+        routes: field(
+          list(
+            obj({
+              match: field(
+                obj({
+                  host: field(str()),
+                  pathPrefix: field(str({ pattern: /^\/[^?#]*$/, what: 'a path starting with /' })),
+                }),
+              ),
+              upstream: field(str(), { required: true }),
+            }),
+          ),
+          { required: true },
+        ),
+      }),
+    ),
+    { default: [] },
+  ),
+  upstreams: field(
+    record(
+      obj({
+        url: field(url, { required: true }),
+        spiffe: field(authorizer),
+        allowPlaintext: field(bool, { default: false }),
+        caFile: field(str()),
+      }),
+      NAME,
+      'a name of lower-case letters, digits and -',
+    ),
+    { default: new Map() },
+  ),
+  limits: field(
+    obj({
+      maxHeaderBytes: field(int(1024, 1024 * 1024), { default: 16_384 }),
+      maxHeaderCount: field(int(1, 10_000), { default: 100 }),
+      headersTimeout: field(duration, { default: 10_000 }),
+      requestTimeout: field(duration, { default: 0 }),
+      idleTimeout: field(duration, { default: 60_000 }),
+      maxConnections: field(int(1, 1_000_000), { default: 4096 }),
+      connectTimeout: field(duration, { default: 5000 }),
+      maxBodyBytes: field(int(0, Number.MAX_SAFE_INTEGER), { default: 0 }),
+    }),
+    { default: {} as never },
+  ),
+  log: field(
+    obj({ level: field(oneOf(['debug', 'info', 'warn', 'error'] as const), { default: 'info' as const }) }),
+    {
+      default: { level: 'info' as const },
+    },
+  ),
+})
+
+const LIMIT_DEFAULTS: LimitsConfig = {
+  maxHeaderBytes: 16_384,
+  maxHeaderCount: 100,
+  headersTimeout: 10_000,
+  requestTimeout: 0,
+  idleTimeout: 60_000,
+  maxConnections: 4096,
+  connectTimeout: 5000,
+  maxBodyBytes: 0,
+}
+
+/** Reads and validates a configuration file. */
+export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): SidecarConfig {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    throw new SvidecarError(
+      'SVD_CONFIG_UNREADABLE',
+      `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+      {
+        where: path,
+        cause: err,
+      },
+    )
+  }
+  return parseConfig(text, path, env)
+}
+
+export function parseConfig(
+  text: string,
+  source: string,
+  env: NodeJS.ProcessEnv = process.env,
+): SidecarConfig {
+  const lineCounter = new LineCounter()
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false, strict: true })
+  const found: ConfigIssue[] = []
+  const where = (path: Path): { line?: number; column?: number } => {
+    // The deepest node of the path that exists in the file.
+    for (let n = path.length; n >= 0; n--) {
+      const node = doc.getIn(path.slice(0, n), true) as { range?: [number, number, number] } | undefined
+      const pair = n > 0 ? findKeyNode(doc, path.slice(0, n)) : undefined
+      const range = pair?.range ?? node?.range
+      if (range) {
+        const pos = lineCounter.linePos(range[0])
+        return { line: pos.line, column: pos.col }
+      }
+    }
+    return {}
+  }
+  for (const e of doc.errors) {
+    const pos = e.linePos?.[0]
+    found.push({
+      path: '(yaml)',
+      ...(pos ? { line: pos.line, column: pos.col } : {}),
+      message: e.message.split('\n')[0] ?? e.message,
+    })
+  }
+  if (found.length > 0) throw new ConfigError(source, found)
+  let raw: unknown
+  try {
+    raw = doc.toJS({ maxAliasCount: 20 }) ?? {}
+  } catch (err) {
+    throw new ConfigError(source, [{ path: '(yaml)', message: (err as Error).message }])
+  }
+  const issues: Issues = {
+    add: (path, message) => found.push({ path: formatPath(path), ...where(path), message }),
+  }
+  applyEnv(raw, env, issues)
+  const parsed = SCHEMA(raw, [], issues)
+  if (parsed === undefined || found.length > 0)
+    throw new ConfigError(source, found.length ? found : [{ path: '(root)', message: 'invalid' }])
+
+  const warnings: string[] = []
+  const upstreams = new Map<string, UpstreamConfig>()
+  for (const [name, u] of parsed.upstreams) {
+    const path = ['upstreams', name]
+    let kind: UpstreamConfig['kind']
+    if (u.spiffe !== undefined) {
+      kind = 'spiffe'
+      if (u.url.protocol !== 'https:')
+        issues.add([...path, 'url'], 'a SPIFFE (mTLS) upstream needs an https:// URL')
+    } else if (u.url.protocol === 'https:') kind = 'https'
+    else {
+      kind = 'plaintext'
+      if (!u.allowPlaintext) issues.add([...path, 'url'], 'plaintext http:// needs allowPlaintext: true')
+      else
+        warnings.push(
+          `upstream ${name} is plaintext (${u.url.origin}): traffic to it is neither encrypted nor authenticated`,
+        )
+    }
+    upstreams.set(name, {
+      name,
+      url: u.url,
+      kind,
+      ...(u.spiffe === undefined ? {} : { spiffe: u.spiffe }),
+      ...(u.caFile === undefined ? {} : { caFile: u.caFile }),
+    })
+  }
+  const names = new Set<string>()
+  const inbound: InboundConfig[] = parsed.inbound.map((l, i) => {
+    if (names.has(l.name)) issues.add(['inbound', i, 'name'], `listener name "${l.name}" is used twice`)
+    names.add(l.name)
+    if (l.forwardTo.protocol !== 'http:' || !isLoopback(l.forwardTo.hostname.replace(/^\[|\]$/g, ''))) {
+      issues.add(['inbound', i, 'forwardTo'], 'the local app must be an http:// address on loopback')
+    }
+    return { ...l, peerIdHeader: l.peerIdHeader.toLowerCase() }
+  })
+  const outbound: OutboundConfig[] = parsed.outbound.map((l, i) => {
+    if (names.has(l.name)) issues.add(['outbound', i, 'name'], `listener name "${l.name}" is used twice`)
+    names.add(l.name)
+    if (!l.allowNonLoopback && !isLoopback(l.address.host)) {
+      issues.add(
+        ['outbound', i, 'address'],
+        'a plaintext outbound listener must bind to loopback (or set allowNonLoopback: true)',
+      )
+    }
+    const routes = l.routes.map((r, j) => {
+      if (!upstreams.has(r.upstream))
+        issues.add(['outbound', i, 'routes', j, 'upstream'], `no upstream named "${r.upstream}"`)
+      return {
+        upstream: r.upstream,
+        ...(r.match?.host === undefined ? {} : { host: r.match.host }),
+        ...(r.match?.pathPrefix === undefined ? {} : { pathPrefix: r.match.pathPrefix }),
+      }
+    })
+    if (routes.length === 0) issues.add(['outbound', i, 'routes'], 'needs at least one route')
+    return { name: l.name, address: l.address, routes, allowNonLoopback: l.allowNonLoopback }
+  })
+  if (inbound.length + outbound.length === 0)
+    issues.add([], 'at least one inbound or outbound listener is needed')
+  if (parsed.workloadApi.hint !== undefined && parsed.workloadApi.spiffeId !== undefined) {
+    issues.add(['workloadApi'], 'set hint or spiffeId, not both')
+  }
+  if (found.length > 0) throw new ConfigError(source, found)
+
+  const socket = env[ENV.workloadApiSocket] || parsed.workloadApi.socket
+  return {
+    source,
+    workloadApi: {
+      startupTimeout: parsed.workloadApi.startupTimeout,
+      ...(socket ? { socket } : {}),
+      ...(parsed.workloadApi.hint === undefined ? {} : { hint: parsed.workloadApi.hint }),
+      ...(parsed.workloadApi.spiffeId === undefined ? {} : { spiffeId: parsed.workloadApi.spiffeId }),
+    },
+    admin: parsed.admin,
+    drainTimeout: parsed.drainTimeout,
+    tls: parsed.tls,
+    inbound,
+    outbound,
+    upstreams,
+    limits: { ...LIMIT_DEFAULTS, ...parsed.limits },
+    log: parsed.log,
+    warnings,
+  }
+}
+
+/** Address overrides from the environment, applied to the raw document so errors still name the field. */
+function applyEnv(raw: unknown, env: NodeJS.ProcessEnv, issues: Issues): void {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return
+  const doc = raw as Record<string, unknown>
+  const admin = env[ENV.adminAddress]
+  if (admin) doc.admin = { ...(doc.admin as object | undefined), address: admin }
+  for (const kind of ['inbound', 'outbound'] as const) {
+    const listeners = doc[kind]
+    if (!Array.isArray(listeners)) continue
+    for (const l of listeners) {
+      if (l === null || typeof l !== 'object' || typeof l.name !== 'string') continue
+      const key = `${ENV.listenerAddressPrefix}${l.name.toUpperCase().replaceAll('-', '_')}_ADDRESS`
+      const value = env[key]
+      if (value) l.address = value
+    }
+  }
+  for (const key of Object.keys(env)) {
+    if (!key.startsWith(ENV.listenerAddressPrefix) || !key.endsWith('_ADDRESS')) continue
+    const name = key
+      .slice(ENV.listenerAddressPrefix.length, -'_ADDRESS'.length)
+      .toLowerCase()
+      .replaceAll('_', '-')
+    const exists = ['inbound', 'outbound'].some(
+      (k) => Array.isArray(doc[k]) && (doc[k] as { name?: unknown }[]).some((l) => l?.name === name),
+    )
+    if (!exists) issues.add([], `environment variable ${key} names no listener "${name}"`)
+  }
+}
+
+function findKeyNode(
+  doc: ReturnType<typeof parseDocument>,
+  path: Path,
+): { range?: [number, number, number] } | undefined {
+  const parent = doc.getIn(path.slice(0, -1), true) as
+    | { items?: { key?: { value?: unknown; range?: [number, number, number] } }[] }
+    | undefined
+  const last = path[path.length - 1]
+  if (typeof last !== 'string' || !parent?.items) return undefined
+  return parent.items.find((p) => p.key?.value === last)?.key
+}

@@ -1,0 +1,199 @@
+/**
+ * A small declarative schema for the config file. Each node checks one
+ * value, converts it (durations to ms, addresses to host and port) and
+ * reports every problem with the field path; nothing stops at the first
+ * issue, so one run of `svidecar config check` shows them all.
+ */
+
+export type Path = ReadonlyArray<string | number>
+
+export interface Issues {
+  add(path: Path, message: string): void
+}
+
+export type Check<T> = (value: unknown, path: Path, issues: Issues) => T | undefined
+
+export function formatPath(path: Path): string {
+  let out = ''
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? p : `.${p}`
+  return out === '' ? '(root)' : out
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return 'null'
+  if (Array.isArray(v)) return 'a list'
+  if (typeof v === 'object') return 'a mapping'
+  return `${typeof v} ${JSON.stringify(v)}`
+}
+
+export const str =
+  (opts: { pattern?: RegExp; what?: string } = {}): Check<string> =>
+  (v, path, issues) => {
+    if (typeof v !== 'string' || v === '') {
+      issues.add(path, `expected a non-empty string, got ${typeName(v)}`)
+      return undefined
+    }
+    if (opts.pattern && !opts.pattern.test(v)) {
+      issues.add(path, `"${v}" is not ${opts.what ?? `of the form ${opts.pattern}`}`)
+      return undefined
+    }
+    return v
+  }
+
+export const int =
+  (min: number, max: number): Check<number> =>
+  (v, path, issues) => {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      issues.add(path, `expected an integer from ${min} to ${max}, got ${typeName(v)}`)
+      return undefined
+    }
+    return v
+  }
+
+export const bool: Check<boolean> = (v, path, issues) => {
+  if (typeof v !== 'boolean') {
+    issues.add(path, `expected true or false, got ${typeName(v)}`)
+    return undefined
+  }
+  return v
+}
+
+export const oneOf =
+  <T extends string>(values: readonly T[]): Check<T> =>
+  (v, path, issues) => {
+    if (typeof v !== 'string' || !values.includes(v as T)) {
+      issues.add(path, `expected one of ${values.join(', ')}, got ${typeName(v)}`)
+      return undefined
+    }
+    return v as T
+  }
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
+
+/** "500ms", "10s", "5m", "1h", or a number of milliseconds. */
+export const duration: Check<number> = (v, path, issues) => {
+  if (typeof v === 'number' && Number.isInteger(v) && v >= 0) return v
+  const m = typeof v === 'string' ? /^(\d+)(ms|s|m|h)$/.exec(v.trim()) : null
+  if (m === null) {
+    issues.add(path, `expected a duration such as "500ms", "10s", "5m" or "1h", got ${typeName(v)}`)
+    return undefined
+  }
+  return Number(m[1]) * (UNITS[m[2] as string] as number)
+}
+
+export const list =
+  <T>(item: Check<T>): Check<T[]> =>
+  (v, path, issues) => {
+    if (!Array.isArray(v)) {
+      issues.add(path, `expected a list, got ${typeName(v)}`)
+      return undefined
+    }
+    const out: T[] = []
+    let ok = true
+    v.forEach((x, i) => {
+      const r = item(x, [...path, i], issues)
+      if (r === undefined) ok = false
+      else out.push(r)
+    })
+    return ok ? out : undefined
+  }
+
+export interface Field<T> {
+  check: Check<T>
+  required?: boolean
+  default?: T
+}
+
+type Shape = Record<string, Field<unknown>>
+type ValueOf<F> = F extends Field<infer T> ? T : never
+/** Required fields and fields with a default are always present in the result. */
+export type Parsed<S extends Shape> = {
+  [K in keyof S]: S[K] extends { required: true } | { default: unknown }
+    ? ValueOf<S[K]>
+    : ValueOf<S[K]> | undefined
+}
+
+export function field<T>(check: Check<T>): Field<T>
+export function field<T>(check: Check<T>, opts: { required: true }): Field<T> & { required: true }
+export function field<T>(check: Check<T>, opts: { default: T }): Field<T> & { default: T }
+export function field<T>(check: Check<T>, opts: { required?: boolean; default?: T } = {}): Field<T> {
+  return { check, ...opts }
+}
+
+/** A mapping with exactly these keys; unknown keys are errors (a typo must never be silently ignored). */
+export const obj =
+  <S extends Shape>(shape: S): Check<Parsed<S>> =>
+  (v, path, issues) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) {
+      issues.add(path, `expected a mapping, got ${typeName(v)}`)
+      return undefined
+    }
+    const input = v as Record<string, unknown>
+    let ok = true
+    for (const key of Object.keys(input)) {
+      if (!Object.hasOwn(shape, key)) {
+        issues.add([...path, key], `unknown field (expected one of: ${Object.keys(shape).join(', ')})`)
+        ok = false
+      }
+    }
+    const out: Record<string, unknown> = {}
+    for (const [key, f] of Object.entries(shape)) {
+      if (!Object.hasOwn(input, key) || input[key] === null) {
+        if (f.required) {
+          issues.add([...path, key], 'is required')
+          ok = false
+        } else if (f.default !== undefined) out[key] = f.default
+        continue
+      }
+      const r = f.check(input[key], [...path, key], issues)
+      if (r === undefined) ok = false
+      else out[key] = r
+    }
+    return ok ? (out as Parsed<S>) : undefined
+  }
+
+/** A mapping from names to values of one shape (e.g. upstreams). */
+export const record =
+  <T>(item: Check<T>, keyPattern: RegExp, keyWhat: string): Check<Map<string, T>> =>
+  (v, path, issues) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) {
+      issues.add(path, `expected a mapping of names, got ${typeName(v)}`)
+      return undefined
+    }
+    const out = new Map<string, T>()
+    let ok = true
+    for (const [key, value] of Object.entries(v as Record<string, unknown>)) {
+      if (!keyPattern.test(key)) {
+        issues.add([...path, key], `"${key}" is not ${keyWhat}`)
+        ok = false
+        continue
+      }
+      const r = item(value, [...path, key], issues)
+      if (r === undefined) ok = false
+      else out.set(key, r)
+    }
+    return ok ? out : undefined
+  }
+
+/** A mapping with exactly one of the given keys. */
+export const exactlyOne =
+  <T>(options: Record<string, Check<T>>): Check<T> =>
+  (v, path, issues) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) {
+      issues.add(
+        path,
+        `expected a mapping with one of: ${Object.keys(options).join(', ')}; got ${typeName(v)}`,
+      )
+      return undefined
+    }
+    const keys = Object.keys(v as object)
+    if (keys.length !== 1 || !Object.hasOwn(options, keys[0] as string)) {
+      issues.add(
+        path,
+        `expected exactly one of: ${Object.keys(options).join(', ')}; got ${keys.join(', ') || 'none'}`,
+      )
+      return undefined
+    }
+    const key = keys[0] as string
+    return (options[key] as Check<T>)((v as Record<string, unknown>)[key], [...path, key], issues)
+  }

@@ -1,0 +1,35 @@
+/**
+ * The sidecar's error table: one stable code per failure, named area then
+ * reason, with the HTTP status a client sees when the failure ends a request.
+ * Clients, dashboards and tests branch on the code; the message is for people.
+ */
+export const ERROR_TABLE = {
+  SVD_CONFIG_INVALID: { status: 500, summary: 'the configuration is invalid' },
+  SVD_CONFIG_UNREADABLE: { status: 500, summary: 'the configuration file cannot be read' },
+  SVD_IDENTITY_UNAVAILABLE: { status: 503, summary: 'no valid X.509-SVID is held; the sidecar fails closed' },
+  SVD_REQUEST_INVALID: { status: 400, summary: 'the request is malformed or ambiguous' },
+  SVD_REQUEST_HEADERS_TOO_LARGE: { status: 431, summary: 'the request headers exceed the configured limits' },
+  SVD_REQUEST_BODY_TOO_LARGE: { status: 413, summary: 'the request body exceeds the configured limit' },
+  SVD_REQUEST_TIMEOUT: { status: 408, summary: 'the client did not send the request in time' },
+  SVD_ROUTE_NOT_FOUND: { status: 404, summary: 'no route matches the request' },
+  SVD_PEER_REJECTED: { status: 403, summary: 'the peer failed SPIFFE verification or authorization' },
+  SVD_UPSTREAM_UNAVAILABLE: { status: 503, summary: 'the upstream refused or dropped the connection' },
+  SVD_UPSTREAM_CONNECT_TIMEOUT: { status: 504, summary: 'the upstream did not accept a connection in time' },
+  SVD_UPSTREAM_TIMEOUT: { status: 504, summary: 'the upstream did not answer in time' },
+  SVD_UPSTREAM_RESET: { status: 502, summary: 'the upstream reset the connection mid-response' },
+  SVD_UPSTREAM_TLS_FAILED: { status: 502, summary: 'the TLS handshake with the upstream failed' },
+  SVD_UPSTREAM_PEER_REJECTED: {
+    status: 502,
+    summary: 'the upstream presented an identity that is not allowed',
+  },
+  SVD_UPSTREAM_PROTOCOL: { status: 502, summary: 'the upstream answered with a malformed response' },
+  SVD_OVERLOADED: { status: 503, summary: 'the listener is at its connection limit' },
+  SVD_SHUTTING_DOWN: { status: 503, summary: 'the sidecar is draining and takes no new requests' },
+  SVD_INTERNAL: { status: 500, summary: 'an unexpected internal error' },
+} as const satisfies Record<string, { status: number; summary: string }>
+
+export type SvidecarErrorCode = keyof typeof ERROR_TABLE
+
+export function statusOf(code: SvidecarErrorCode): number {
+  return ERROR_TABLE[code].status
+}

@@ -1,0 +1,32 @@
+import { ERROR_TABLE, type SvidecarErrorCode } from './codes.ts'
+
+export interface SvidecarErrorOptions {
+  cause?: unknown
+  /** Where the problem is, e.g. `deploy/x.yaml:12 listeners[0].address`, for config errors. */
+  where?: string
+  /** A finer stable sub-code, e.g. the SPIFFE rule a peer broke. */
+  reason?: string
+}
+
+/** Every failure the sidecar reports. The message is safe to show a client: never a key, token or stack. */
+export class SvidecarError extends Error {
+  readonly code: SvidecarErrorCode
+  readonly where: string | undefined
+  readonly reason: string | undefined
+
+  constructor(code: SvidecarErrorCode, message: string, options: SvidecarErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'SvidecarError'
+    this.code = code
+    this.where = options.where
+    this.reason = options.reason
+  }
+
+  get status(): number {
+    return ERROR_TABLE[this.code].status
+  }
+}
+
+export function isSvidecarError(err: unknown, code?: SvidecarErrorCode): err is SvidecarError {
+  return err instanceof SvidecarError && (code === undefined || err.code === code)
+}

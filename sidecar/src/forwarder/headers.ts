@@ -1,0 +1,78 @@
+/**
+ * Header rewriting between the two legs of a proxied exchange. Hop-by-hop
+ * headers (RFC 9110 §7.6.1) describe one connection and never cross the
+ * proxy: Connection and every field it names, Keep-Alive, Proxy-Connection,
+ * TE, Transfer-Encoding and Upgrade. Proxy-Authorization is addressed to a
+ * proxy, not to the origin; passing it on would hand credentials to a
+ * server that was never meant to see them. Order and repeated fields are
+ * otherwise preserved exactly.
+ */
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authorization',
+  'proxy-authenticate',
+])
+
+export function isHopByHop(name: string): boolean {
+  return HOP_BY_HOP.has(name.toLowerCase())
+}
+
+export interface ForwardHeaderOptions {
+  /** Lower-case names to drop (e.g. the peer-ID header a client may try to forge). */
+  strip: ReadonlySet<string>
+  /** Appended after stripping; each replaces every copy the client sent. */
+  set?: Readonly<Record<string, string>>
+  /** A WebSocket upgrade: the handshake headers are handled by the WebSocket client. */
+  isUpgrade: boolean
+}
+
+/** Names listed in Connection are hop-by-hop for this message too. */
+function connectionTokens(raw: readonly string[]): Set<string> | undefined {
+  let tokens: Set<string> | undefined
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string
+    if (name.length !== 10 || name.toLowerCase() !== 'connection') continue
+    for (const token of (raw[i + 1] as string).split(',')) {
+      const t = token.trim().toLowerCase()
+      if (t === '') continue
+      tokens ??= new Set()
+      tokens.add(t)
+    }
+  }
+  return tokens
+}
+
+/** The flat header list to send upstream, from the client's `rawHeaders`. */
+export function forwardHeaders(raw: readonly string[], options: ForwardHeaderOptions): string[] {
+  const named = connectionTokens(raw)
+  const out: string[] = []
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string
+    const lower = name.toLowerCase()
+    if (HOP_BY_HOP.has(lower) || options.strip.has(lower) || named?.has(lower)) continue
+    if (options.set !== undefined && Object.hasOwn(options.set, lower)) continue
+    out.push(name, raw[i + 1] as string)
+  }
+  if (options.set !== undefined)
+    for (const [name, value] of Object.entries(options.set)) out.push(name, value)
+  return out
+}
+
+/** The flat header list to send back to the client, from the upstream's raw headers. */
+export function responseHeaders(raw: readonly string[]): string[] {
+  const named = connectionTokens(raw)
+  const out: string[] = []
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string
+    const lower = name.toLowerCase()
+    if (HOP_BY_HOP.has(lower) || named?.has(lower)) continue
+    out.push(name, raw[i + 1] as string)
+  }
+  return out
+}

@@ -1,0 +1,157 @@
+/**
+ * One undici Pool per upstream, keep-alive on. Upstreams that are peer
+ * sidecars connect through ClientTls; when the identity rotates their pool is
+ * replaced and the old one closed gracefully, so requests in flight (an SSE
+ * stream, a long upload) finish on the connection they started on while
+ * every new request uses a connection made with the new SVID.
+ */
+import { readFileSync } from 'node:fs'
+import type { Duplex } from 'node:stream'
+import type { SecureVersion } from 'node:tls'
+import { Pool } from 'undici'
+import type { Identity } from '../identity/identity.ts'
+import { type AuthorizerSpec, authorizerFromSpec } from '../tls/authorizer.ts'
+import { ClientTls } from '../tls/client-tls.ts'
+
+export type UpstreamKind = 'spiffe' | 'https' | 'plaintext'
+
+export interface UpstreamSpec {
+  name: string
+  url: URL
+  kind: UpstreamKind
+  spiffe?: AuthorizerSpec
+  caFile?: string
+}
+
+export interface PoolLimits {
+  connectTimeoutMs: number
+  idleTimeoutMs: number
+  /** 0 = none: streams may last for hours. */
+  requestTimeoutMs: number
+  minVersion: SecureVersion
+}
+
+export class Upstream {
+  readonly name: string
+  readonly url: URL
+  readonly kind: UpstreamKind
+  /** Prefix of every forwarded path (the URL's path without its trailing slash). */
+  readonly basePath: string
+  /** The mTLS connector, for upstreams that are peer sidecars. */
+  readonly clientTls: ClientTls | undefined
+  readonly #makePool: () => Pool
+  #pool: Pool
+  readonly #retired = new Set<Pool>()
+
+  constructor(spec: UpstreamSpec, limits: PoolLimits, identity?: Identity) {
+    this.name = spec.name
+    this.url = spec.url
+    this.kind = spec.kind
+    this.basePath = spec.url.pathname === '/' ? '' : spec.url.pathname.replace(/\/$/, '')
+    if (spec.kind === 'spiffe') {
+      if (identity === undefined) throw new Error(`upstream ${spec.name} needs an identity for mTLS`)
+      this.clientTls = new ClientTls(identity, {
+        upstream: spec.name,
+        authorizer: authorizerFromSpec(spec.spiffe ?? { any: true }),
+        minVersion: limits.minVersion,
+        connectTimeoutMs: limits.connectTimeoutMs,
+      })
+    }
+    const tls = this.clientTls
+    this.#makePool = () => createPool(spec, limits, tls)
+    this.#pool = this.#makePool()
+  }
+
+  /** node:http's createConnection for this upstream (mTLS peers only), e.g. for a WebSocket client. */
+  createConnection():
+    | ((options: object, cb: (err: Error | null, socket: Duplex) => void) => undefined)
+    | undefined {
+    const tls = this.clientTls
+    if (tls === undefined) return undefined
+    return (options, cb) => {
+      const o = options as { host?: string; hostname?: string; port?: number | string; servername?: string }
+      tls.connect(
+        {
+          hostname: o.hostname ?? o.host ?? this.url.hostname,
+          port: o.port ?? this.url.port,
+          servername: o.servername,
+        },
+        (err, socket) => cb(err, socket as Duplex),
+      )
+      return undefined
+    }
+  }
+
+  get pool(): Pool {
+    return this.#pool
+  }
+
+  /** New requests go to a new pool; the old one finishes what it has and closes. */
+  renew(): void {
+    const old = this.#pool
+    this.#pool = this.#makePool()
+    this.#retired.add(old)
+    old.close().finally(() => this.#retired.delete(old))
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.#pool.close(), ...[...this.#retired].map((p) => p.close())])
+  }
+
+  async destroy(): Promise<void> {
+    await Promise.all([this.#pool.destroy(), ...[...this.#retired].map((p) => p.destroy())])
+  }
+}
+
+export class Upstreams {
+  readonly #byName = new Map<string, Upstream>()
+  readonly #unsubscribe: () => void
+
+  constructor(identity: Identity, specs: Iterable<UpstreamSpec>, limits: PoolLimits) {
+    let generation = identity.current()?.generation
+    for (const spec of specs) this.#byName.set(spec.name, new Upstream(spec, limits, identity))
+    this.#unsubscribe = identity.onChange((snapshot) => {
+      if (snapshot === undefined || snapshot.generation === generation) return
+      generation = snapshot.generation
+      for (const upstream of this.#byName.values()) if (upstream.kind === 'spiffe') upstream.renew()
+    })
+  }
+
+  get(name: string): Upstream | undefined {
+    return this.#byName.get(name)
+  }
+
+  async close(): Promise<void> {
+    this.#unsubscribe()
+    await Promise.all([...this.#byName.values()].map((u) => u.close()))
+  }
+
+  async destroy(): Promise<void> {
+    this.#unsubscribe()
+    await Promise.all([...this.#byName.values()].map((u) => u.destroy()))
+  }
+}
+
+function createPool(spec: UpstreamSpec, limits: PoolLimits, tls: ClientTls | undefined): Pool {
+  const common = {
+    keepAliveTimeout: limits.idleTimeoutMs,
+    keepAliveMaxTimeout: limits.idleTimeoutMs,
+    headersTimeout: limits.requestTimeoutMs === 0 ? 300_000 : limits.requestTimeoutMs,
+    // Idle time between body chunks; an SSE stream may be quiet for minutes, so only an explicit limit applies.
+    bodyTimeout: limits.requestTimeoutMs,
+    connectTimeout: limits.connectTimeoutMs,
+    // A proxy must not pipeline: one request per connection at a time keeps failures attributable.
+    pipelining: 1,
+  }
+  if (tls !== undefined) return new Pool(spec.url.origin, { ...common, connect: tls.connect })
+  if (spec.kind === 'https') {
+    return new Pool(spec.url.origin, {
+      ...common,
+      connect: {
+        minVersion: limits.minVersion,
+        ...(spec.caFile === undefined ? {} : { ca: readFileSync(spec.caFile, 'utf8') }),
+      },
+    })
+  }
+  return new Pool(spec.url.origin, common)
+}

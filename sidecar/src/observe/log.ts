@@ -1,0 +1,105 @@
+/**
+ * JSON-lines logs with redaction. Keys that name a secret are replaced
+ * whatever their value; values that look like a bearer token, a JWT or a
+ * provider key are replaced wherever they appear, the message included.
+ * Errors are logged by name, code and message; stacks only at debug level.
+ */
+import { on } from './events.ts'
+
+export type Level = 'debug' | 'info' | 'warn' | 'error'
+
+const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 }
+
+export interface Logger {
+  debug(msg: string, fields?: Record<string, unknown>): void
+  info(msg: string, fields?: Record<string, unknown>): void
+  warn(msg: string, fields?: Record<string, unknown>): void
+  error(msg: string, fields?: Record<string, unknown>): void
+}
+
+export interface LoggerOptions {
+  level?: Level
+  stream?: { write(line: string): unknown }
+  now?: () => Date
+}
+
+const SECRET_KEY = /authorization|api[-_]?key|token|secret|password|passwd|cookie|private|(^|[-_])key$/i
+// A JWT (three base64url parts), a bearer credential, or a provider key (sk-…, sk-ant-…).
+const SECRET_VALUE =
+  /\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*|\b[Bb]earer\s+[A-Za-z0-9._~+/=-]+|\bsk-[A-Za-z0-9_-]{8,}/g
+const REDACTED = '[redacted]'
+
+export function redactString(s: string): string {
+  return s.replace(SECRET_VALUE, REDACTED)
+}
+
+export function redact(value: unknown, showStack = false, depth = 0): unknown {
+  if (depth > 8) return '[deep]'
+  if (typeof value === 'string') return redactString(value)
+  if (value instanceof Error) {
+    const e = value as Error & { code?: unknown; reason?: unknown }
+    return {
+      name: e.name,
+      ...(e.code === undefined ? {} : { code: e.code }),
+      ...(e.reason === undefined ? {} : { reason: e.reason }),
+      message: redactString(e.message),
+      ...(showStack && e.stack ? { stack: redactString(e.stack) } : {}),
+    }
+  }
+  if (value instanceof Date) return value.toISOString()
+  if (Array.isArray(value)) return value.map((v) => redact(v, showStack, depth + 1))
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {}
+    for (const [k, v] of Object.entries(value))
+      out[k] = SECRET_KEY.test(k) ? REDACTED : redact(v, showStack, depth + 1)
+    return out
+  }
+  return value
+}
+
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const min = ORDER[options.level ?? 'info']
+  const stream = options.stream ?? process.stderr
+  const now = options.now ?? (() => new Date())
+  const debug = min <= ORDER.debug
+  const write = (level: Level, msg: string, fields?: Record<string, unknown>) => {
+    if (ORDER[level] < min) return
+    const record = {
+      time: now().toISOString(),
+      level,
+      msg: redactString(msg),
+      ...(fields ? (redact(fields, debug) as object) : {}),
+    }
+    stream.write(`${JSON.stringify(record)}\n`)
+  }
+  return {
+    debug: (m, f) => write('debug', m, f),
+    info: (m, f) => write('info', m, f),
+    warn: (m, f) => write('warn', m, f),
+    error: (m, f) => write('error', m, f),
+  }
+}
+
+/** Logs what an operator needs to follow: identity changes, refusals, lifecycle; requests at debug. */
+export function subscribeLogs(log: Logger): () => void {
+  const off = [
+    on('identity', (e) =>
+      e.status === 'ready'
+        ? log.info('identity updated', {
+            spiffeId: e.spiffeId,
+            serial: e.serial,
+            notAfter: e.notAfter,
+            generation: e.generation,
+          })
+        : log.warn('identity unavailable: failing closed', { reason: e.reason }),
+    ),
+    on('tlsRejected', (e) => log.warn('TLS peer rejected', { ...e })),
+    on('lifecycle', (e) =>
+      log.info(`lifecycle: ${e.event}`, e.detail === undefined ? undefined : { detail: e.detail }),
+    ),
+    on('request', (e) => log.debug('request', { ...e })),
+  ]
+  return () => {
+    for (const f of off) f()
+  }
+}

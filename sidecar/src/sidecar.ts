@@ -1,0 +1,182 @@
+/**
+ * The composition root: config → identity → TLS → listeners → admin. It is
+ * the only module that knows every stage; stages know only their left-hand
+ * neighbours. Metrics and logs attach here as subscribers of the events the
+ * stages publish, never on the request path.
+ */
+import type { SidecarConfig } from './config/index.ts'
+import { Upstreams } from './forwarder/upstreams.ts'
+import { Identity, type IdentityOptions } from './identity/identity.ts'
+import { startAdmin } from './listener/admin.ts'
+import { type InboundListener, startInbound } from './listener/inbound.ts'
+import { type OutboundListener, startOutbound } from './listener/outbound.ts'
+import type { HostPort, ListenerLimits } from './listener/server.ts'
+import { publishIdentity, publishLifecycle } from './observe/events.ts'
+import { createLogger, type Logger, subscribeLogs } from './observe/log.ts'
+import { createMetrics } from './observe/metrics.ts'
+import { authorizerFromSpec } from './tls/authorizer.ts'
+
+export interface SidecarOptions {
+  /** Overrides for tests: a quicker Workload API reconnect. */
+  identity?: Pick<IdentityOptions, 'backoff' | 'env'>
+  logger?: Logger
+}
+
+export interface AddressBook {
+  admin: HostPort
+  inbound: Record<string, HostPort>
+  outbound: Record<string, HostPort>
+}
+
+export class Sidecar {
+  readonly config: SidecarConfig
+  readonly identity: Identity
+  readonly logger: Logger
+  readonly #upstreams: Upstreams
+  readonly #inbound: InboundListener[] = []
+  readonly #outbound: OutboundListener[] = []
+  readonly #cleanups: Array<() => void> = []
+  #admin: Awaited<ReturnType<typeof startAdmin>> | undefined
+  #draining = false
+  #closed: Promise<void> | undefined
+
+  private constructor(config: SidecarConfig, options: SidecarOptions) {
+    this.config = config
+    this.logger = options.logger ?? createLogger({ level: config.log.level })
+    this.identity = Identity.start({
+      ...(config.workloadApi.socket === undefined ? {} : { socket: config.workloadApi.socket }),
+      ...(config.workloadApi.hint === undefined ? {} : { hint: config.workloadApi.hint }),
+      ...(config.workloadApi.spiffeId === undefined ? {} : { spiffeId: config.workloadApi.spiffeId }),
+      ...options.identity,
+    })
+    this.#upstreams = new Upstreams(this.identity, config.upstreams.values(), {
+      connectTimeoutMs: config.limits.connectTimeout,
+      idleTimeoutMs: config.limits.idleTimeout,
+      requestTimeoutMs: config.limits.requestTimeout,
+      minVersion: config.tls.minVersion,
+    })
+  }
+
+  /** Starts everything; listeners come up at once and refuse traffic (fail closed) until the first SVID. */
+  static async start(config: SidecarConfig, options: SidecarOptions = {}): Promise<Sidecar> {
+    const sidecar = new Sidecar(config, options)
+    try {
+      await sidecar.#start()
+    } catch (err) {
+      await sidecar.destroy()
+      throw err
+    }
+    return sidecar
+  }
+
+  get ready(): boolean {
+    return !this.#draining && this.identity.ready
+  }
+
+  get addresses(): AddressBook {
+    return {
+      admin: this.#admin?.address ?? this.config.admin.address,
+      inbound: Object.fromEntries(this.#inbound.map((l) => [l.listener.name, l.listener.address])),
+      outbound: Object.fromEntries(this.#outbound.map((l) => [l.listener.name, l.listener.address])),
+    }
+  }
+
+  /** SIGTERM: readiness off at once, stop accepting, finish in-flight work until the deadline. */
+  close(deadlineMs = this.config.drainTimeout): Promise<void> {
+    if (this.#closed) return this.#closed
+    this.#draining = true
+    publishLifecycle({ event: 'draining' })
+    this.#closed = (async () => {
+      await Promise.all([
+        ...this.#inbound.map((l) => l.close(deadlineMs)),
+        ...this.#outbound.map((l) => l.close(deadlineMs)),
+      ])
+      await this.#upstreams.close()
+      this.identity.close()
+      await this.#admin?.close()
+      publishLifecycle({ event: 'stopped' })
+      for (const cleanup of this.#cleanups) cleanup()
+    })()
+    return this.#closed
+  }
+
+  async destroy(): Promise<void> {
+    this.#draining = true
+    for (const l of this.#inbound) await l.destroy()
+    for (const l of this.#outbound) l.destroy()
+    await this.#upstreams.destroy()
+    this.identity.close()
+    await this.#admin?.close()
+    for (const cleanup of this.#cleanups) cleanup()
+  }
+
+  async #start(): Promise<void> {
+    const { config } = this
+    this.#cleanups.push(subscribeLogs(this.logger))
+    const metrics = createMetrics()
+    this.#cleanups.push(metrics.subscribe())
+    publishLifecycle({ event: 'starting' })
+    for (const warning of config.warnings) this.logger.warn(warning)
+    this.#cleanups.push(
+      this.identity.onChange((snap) => {
+        publishIdentity(
+          snap === undefined
+            ? { status: 'not-ready', generation: -1 }
+            : {
+                status: 'ready',
+                spiffeId: snap.svid.id.toString(),
+                serial: snap.svid.serialNumber,
+                notAfter: snap.svid.notAfter,
+                generation: snap.generation,
+              },
+        )
+      }),
+    )
+    const limits: ListenerLimits = {
+      maxHeaderBytes: config.limits.maxHeaderBytes,
+      maxHeaderCount: config.limits.maxHeaderCount,
+      headersTimeoutMs: config.limits.headersTimeout,
+      requestTimeoutMs: config.limits.requestTimeout,
+      idleTimeoutMs: config.limits.idleTimeout,
+      maxConnections: config.limits.maxConnections,
+    }
+    this.#admin = await startAdmin({
+      address: config.admin.address,
+      registry: metrics.registry,
+      isReady: () =>
+        this.ready
+          ? { ready: true }
+          : { ready: false, reason: this.#draining ? 'draining' : this.identity.notReadyReason() },
+    })
+    for (const inbound of config.inbound) {
+      this.#inbound.push(
+        await startInbound(this.identity, {
+          name: inbound.name,
+          address: inbound.address,
+          forwardTo: inbound.forwardTo,
+          peerIdHeader: inbound.peerIdHeader,
+          authorizer: authorizerFromSpec(inbound.authorize),
+          minVersion: config.tls.minVersion,
+          limits,
+          connectTimeoutMs: config.limits.connectTimeout,
+        }),
+      )
+    }
+    const peerHeaders = config.inbound.map((i) => i.peerIdHeader)
+    for (const outbound of config.outbound) {
+      this.#outbound.push(
+        await startOutbound(this.identity, this.#upstreams, {
+          name: outbound.name,
+          address: outbound.address,
+          routes: outbound.routes,
+          limits,
+          connectTimeoutMs: config.limits.connectTimeout,
+          strip: peerHeaders,
+        }),
+      )
+    }
+    this.identity.onChange(() => {
+      if (this.identity.ready) publishLifecycle({ event: 'ready' })
+    })
+  }
+}

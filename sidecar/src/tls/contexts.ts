@@ -1,0 +1,40 @@
+/**
+ * One node:tls SecureContext per identity generation. Parsing PEM keys and
+ * roots costs far more than a handshake's lookup, so every handshake of a
+ * generation shares the context built once when the update arrived.
+ */
+import { createSecureContext, type SecureContext, type SecureVersion } from 'node:tls'
+import type { IdentitySnapshot } from '../identity/identity.ts'
+
+export interface ContextOptions {
+  minVersion: SecureVersion
+}
+
+export function secureContextOptions(snapshot: IdentitySnapshot, options: ContextOptions) {
+  return {
+    key: snapshot.keyPem,
+    cert: snapshot.certChainPem,
+    // The union of held roots is OpenSSL's first layer; the per-trust-domain check runs after it in peer.ts.
+    ca: snapshot.allRootsPem,
+    minVersion: options.minVersion,
+    maxVersion: 'TLSv1.3' as const,
+  }
+}
+
+export class ContextCache {
+  readonly #options: ContextOptions
+  #generation = -1
+  #context: SecureContext | undefined
+
+  constructor(options: ContextOptions) {
+    this.#options = options
+  }
+
+  get(snapshot: IdentitySnapshot): SecureContext {
+    if (this.#context === undefined || this.#generation !== snapshot.generation) {
+      this.#context = createSecureContext(secureContextOptions(snapshot, this.#options))
+      this.#generation = snapshot.generation
+    }
+    return this.#context
+  }
+}
