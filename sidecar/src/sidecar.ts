@@ -121,7 +121,7 @@ export class Sidecar {
       this.identity.onChange((snap) => {
         publishIdentity(
           snap === undefined
-            ? { status: 'not-ready', generation: -1 }
+            ? { status: 'not-ready', generation: -1, reason: this.identity.notReadyReason() }
             : {
                 status: 'ready',
                 spiffeId: snap.svid.id.toString(),
@@ -175,8 +175,12 @@ export class Sidecar {
         }),
       )
     }
+    let wasReady = false
     this.identity.onChange(() => {
-      if (this.identity.ready) publishLifecycle({ event: 'ready' })
+      if (this.identity.ready !== wasReady) {
+        wasReady = this.identity.ready
+        if (wasReady) publishLifecycle({ event: 'ready' })
+      }
     })
   }
 }

@@ -3,6 +3,7 @@ import { once } from 'node:events'
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { Readable } from 'node:stream'
 import t from 'tap'
+import { WebSocket } from 'ws'
 import { AGENT, startMesh } from './helpers/mesh.ts'
 
 function get(url: string, headers: Record<string, string> = {}): Promise<IncomingMessage> {
@@ -72,6 +73,32 @@ t.test('end to end over mTLS with the dev Workload API', async (t) => {
     t.equal(inOrder, 1000)
     mesh.app.endEvents()
     await once(res, 'end')
+  })
+
+  t.test('WebSocket echo through both sidecars: text, binary, subprotocol, close code', async (t) => {
+    const ws = new WebSocket(`${mesh.outboundUrl.replace('http', 'ws')}/ws`, ['mcp'])
+    const inbox: (string | Buffer)[] = []
+    let wake: (() => void) | undefined
+    ws.on('message', (data, isBinary) => {
+      inbox.push(isBinary ? (data as Buffer) : data.toString())
+      wake?.()
+    })
+    const next = async () => {
+      while (inbox.length === 0) await new Promise<void>((r) => (wake = r))
+      return inbox.shift() as string | Buffer
+    }
+    await once(ws, 'open')
+    t.equal(ws.protocol, 'mcp', 'the subprotocol crossed both hops')
+    t.same(JSON.parse((await next()) as string), { peer: AGENT, protocol: 'mcp' })
+    ws.send('hello')
+    t.equal(await next(), 'hello')
+    const blob = Buffer.from([0, 1, 2, 255])
+    ws.send(blob)
+    t.same(await next(), blob)
+    ws.send('close-please')
+    const [code, reason] = (await once(ws, 'close')) as [number, Buffer]
+    t.equal(code, 4001, 'the app’s close code reached the client')
+    t.equal(reason.toString(), 'asked to')
   })
 
   t.test('a client abort reaches the app', async (t) => {

@@ -217,9 +217,10 @@ export class X509Source implements X509BundleSource {
       return
     }
     const svidChanged = !picked.equals(this.#svid)
-    this.#svid = picked
+    // An unchanged SVID keeps its object, so holders can compare by identity.
+    if (svidChanged) this.#svid = picked
     this.#lastError = undefined
-    this.#scheduleExpiry(picked)
+    if (svidChanged) this.#scheduleExpiry(picked)
     const wasReady = this.#status === 'ready'
     this.#setStatus(this.svid === undefined ? 'not-ready' : 'ready')
     if (svidChanged || bundlesChanged || !wasReady) {

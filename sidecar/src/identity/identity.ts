@@ -69,8 +69,10 @@ export class Identity {
   /** The snapshot to handshake with, or undefined: fail closed. */
   current(): IdentitySnapshot | undefined {
     const snap = this.#snapshot
-    // The source drops an expired SVID on a timer; this check also covers the gap before it fires.
-    if (snap === undefined || this.#source.svid !== snap.svid) return undefined
+    // The source drops an expired SVID on a timer; the date check also covers the gap before it fires.
+    if (snap === undefined || this.#source.svid === undefined || Date.now() > snap.svid.notAfter.getTime()) {
+      return undefined
+    }
     return snap
   }
 

@@ -62,6 +62,9 @@ export function checkRequest(
     if (lower === 'content-length') contentLength = (raw[i + 1] as string).trim()
     else if (lower === 'transfer-encoding') transferEncoding = (raw[i + 1] as string).trim().toLowerCase()
   }
+  // HTTP/1.1 requires Host (RFC 9112 §3.2); we answer that ourselves so the refusal has our format.
+  if (!seen?.has('host') && req.httpVersion !== '1.0')
+    return invalid('MISSING_HOST', 'the request has no Host header')
   if (contentLength !== undefined && transferEncoding !== undefined) {
     return invalid(
       'CONTENT_LENGTH_WITH_TRANSFER_ENCODING',

@@ -35,7 +35,8 @@ export function httpServerOptions(limits: ListenerLimits): ServerOptions {
     // Duplicates must stay visible to the request guards, never be folded into one value.
     joinDuplicateHeaders: false,
     insecureHTTPParser: false,
-    requireHostHeader: true,
+    // Checked by the request guards instead, so the 400 carries the sidecar's error format.
+    requireHostHeader: false,
     noDelay: true,
   }
 }

@@ -6,6 +6,7 @@
 import { EventEmitter, once } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { WebSocketServer } from 'ws'
 
 export interface SeenRequest {
   method: string
@@ -24,6 +25,19 @@ export class EchoApp {
 
   private constructor() {
     this.server = createServer((req, res) => this.#handle(req, res))
+    // WebSocket at /ws: first a hello naming the peer the sidecar vouched for, then an echo of every message.
+    const wss = new WebSocketServer({
+      server: this.server,
+      path: '/ws',
+      handleProtocols: (p) => [...p][0] ?? false,
+    })
+    wss.on('connection', (ws, req) => {
+      ws.send(JSON.stringify({ peer: req.headers['x-spiffe-id'] ?? null, protocol: ws.protocol }))
+      ws.on('message', (data, isBinary) => {
+        if (!isBinary && data.toString() === 'close-please') ws.close(4001, 'asked to')
+        else ws.send(data, { binary: isBinary })
+      })
+    })
   }
 
   static async start(): Promise<EchoApp> {
