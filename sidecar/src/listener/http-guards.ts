@@ -24,7 +24,7 @@ function invalid(reason: string, message: string): SvidecarError {
 }
 
 export function checkRequest(
-  req: { rawHeaders: readonly string[] },
+  req: { rawHeaders: readonly string[]; httpVersion?: string },
   options: GuardOptions,
 ): SvidecarError | undefined {
   const raw = req.rawHeaders
