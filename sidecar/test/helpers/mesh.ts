@@ -7,6 +7,7 @@
 import { DevWorkloadApi, type DevWorkloadApiOptions } from '@svidecar/certs'
 import type { Test } from 'tap'
 import { parseConfig } from '../../src/config/index.ts'
+import { createLogger } from '../../src/observe/log.ts'
 import { Sidecar } from '../../src/sidecar.ts'
 import { EchoApp } from './echo-app.ts'
 
@@ -14,6 +15,8 @@ export const AGENT = 'spiffe://example.org/agent'
 export const MCP = 'spiffe://example.org/mcp'
 
 const quick = () => ({ next: () => 50, reset() {} })
+// Several sidecars share this process and its event channels; their logs would repeat each other.
+const quiet = createLogger({ level: 'error', stream: { write: () => true } })
 
 export interface Sidecars {
   app: EchoApp
@@ -78,7 +81,7 @@ ${options.serverYaml ?? ''}`,
       'server.yaml',
       {},
     ),
-    { identity: { backoff: quick } },
+    { identity: { backoff: quick }, logger: quiet },
   )
   t.teardown(() => serverSidecar.destroy())
   const inboundPort = serverSidecar.addresses.inbound.public?.port ?? 0
@@ -102,7 +105,7 @@ ${options.agentYaml ?? ''}`,
       'agent.yaml',
       {},
     ),
-    { identity: { backoff: quick } },
+    { identity: { backoff: quick }, logger: quiet },
   )
   t.teardown(() => agentSidecar.destroy())
   await serverSidecar.identity.waitReady(options.readyTimeoutMs ?? 5000)
