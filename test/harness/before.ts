@@ -6,12 +6,14 @@
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
+import { ensureGhostunnel } from './ghostunnel-install.ts'
 import { UNAVAILABLE_MARKER } from './spire-available.ts'
 import { ensureSpire } from './spire-install.ts'
 
 rmSync(UNAVAILABLE_MARKER, { force: true })
 try {
   await ensureSpire()
+  await ensureGhostunnel()
 } catch (err) {
   const reason = err instanceof Error ? err.message : String(err)
   mkdirSync(dirname(UNAVAILABLE_MARKER), { recursive: true })

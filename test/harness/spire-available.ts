@@ -6,15 +6,19 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import type { Test } from 'tap'
+import { ghostunnelBin, ghostunnelInstalled } from './ghostunnel-install.ts'
 import { spireBinaries, spireInstalled } from './spire-install.ts'
 
-/** Written by before.ts when the build failed, with the reason. */
+/** Written by before.ts when a build failed, with the reason. */
 export const UNAVAILABLE_MARKER = resolve('.tap', 'spire-unavailable.txt')
 
 export function spireUnavailableReason(): string | undefined {
-  if (spireInstalled()) return undefined
+  if (spireInstalled() && ghostunnelInstalled()) return undefined
   if (existsSync(UNAVAILABLE_MARKER)) return readFileSync(UNAVAILABLE_MARKER, 'utf8').trim()
-  return `SPIRE binaries missing at ${spireBinaries().serverBin}; build them with: npx node test/harness/spire-install.ts`
+  if (!spireInstalled()) {
+    return `SPIRE binaries missing at ${spireBinaries().serverBin}; build them with: npx node test/harness/spire-install.ts`
+  }
+  return `ghostunnel missing at ${ghostunnelBin()}; build it with: npx node test/harness/ghostunnel-install.ts`
 }
 
 /**

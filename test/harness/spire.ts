@@ -8,6 +8,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { randomUUID, X509Certificate } from 'node:crypto'
 import {
+  chmodSync,
   closeSync,
   existsSync,
   mkdirSync,
@@ -132,7 +133,11 @@ export class Spire {
         await spire.startAgent()
         // The agent is healthy before its first sync has seen entries made
         // moments ago (the server reloads its entry cache every 5 s).
-        if (options.entries?.length) await spire.waitForSvids(options.entries.length)
+        const uid = process.getuid?.() ?? 0
+        const ours = (options.entries ?? []).filter(
+          (e) => e.selectors === undefined || e.selectors.includes(`unix:uid:${uid}`),
+        )
+        if (ours.length > 0) await spire.waitForSvids(ours.length)
       }
       return spire
     } catch (err) {
@@ -319,6 +324,8 @@ export class Spire {
     const d = this.dir
     for (const sub of ['server/data', 'agent/data', 'agent/public'])
       mkdirSync(join(d, sub), { recursive: true })
+    // Workloads under other uids (interop peers) must reach the agent's public socket, as on a real node.
+    for (const sub of ['', 'agent', 'agent/public']) chmodSync(join(d, sub), 0o755)
     writeFileSync(
       join(d, 'server', 'server.conf'),
       `server {

@@ -1,0 +1,5 @@
+// The sidecar as a library: what the CLI uses, for embedding and for tests.
+export { type ConfigError, loadConfig, parseConfig, type SidecarConfig } from './config/index.ts'
+export { ERROR_TABLE, isSvidecarError, SvidecarError, type SvidecarErrorCode } from './errors/index.ts'
+export { createLogger, type Logger } from './observe/log.ts'
+export { Sidecar, type SidecarOptions } from './sidecar.ts'
