@@ -119,6 +119,8 @@ export class Sidecar {
     for (const warning of config.warnings) this.logger.warn(warning)
     this.#cleanups.push(
       this.identity.onChange((snap) => {
+        // Closing drops the identity on purpose; that is not an outage to report.
+        if (snap === undefined && this.#draining) return
         publishIdentity(
           snap === undefined
             ? { status: 'not-ready', generation: -1, reason: this.identity.notReadyReason() }

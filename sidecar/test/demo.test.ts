@@ -8,13 +8,19 @@ const bin = fileURLToPath(new URL('../bin/svidecar.js', import.meta.url))
 const svidecar = (...args: string[]) =>
   run(process.execPath, ['--conditions=svidecar-source', bin, ...args], { timeout: 60_000 })
 
-t.test('svidecar demo serves a real SVID over the Workload API and shows a rotation', async (t) => {
-  const { stdout } = await svidecar('demo', '--ttl', '2', '--rotations', '1')
+t.test('svidecar demo: traffic over mTLS between two sidecars, through SVID rotations', async (t) => {
+  const { stdout } = await svidecar('demo', '--ttl', '3', '--rotations', '2', '--interval', '0.3')
+  t.match(stdout, /X\.509-SVID spiffe:\/\/example\.org\/demo\/agent serial [0-9A-F]+ valid until/)
+  t.match(stdout, /X\.509-SVID spiffe:\/\/example\.org\/demo\/mcp-server serial [0-9A-F]+ valid until/)
+  t.match(stdout, /curl http:\/\/127\.0\.0\.1:\d+\/tools\/list/, 'says how to send your own request')
   t.match(stdout, /export SPIFFE_ENDPOINT_SOCKET=unix:\/\/\/\S+agent\.sock/)
-  t.match(stdout, /received X\.509-SVID spiffe:\/\/example\.org\/demo\/agent serial [0-9A-F]+ valid until/)
-  t.match(stdout, /rotation 1: new X\.509-SVID spiffe:\/\/example\.org\/demo\/agent serial [0-9A-F]+/)
-  const serials = [...stdout.matchAll(/serial ([0-9A-F]+)/g)].map((m) => m[1])
-  t.equal(new Set(serials).size, 2, 'the rotation brought a new certificate')
+  t.match(stdout, /request 1: 200 from the app; it saw caller spiffe:\/\/example\.org\/demo\/agent/)
+  t.match(stdout, /rotation 2: new X\.509-SVID spiffe:\/\/example\.org\/demo\/agent serial [0-9A-F]+/)
+  const serverSerials = new Set(
+    [...stdout.matchAll(/server certificate serial ([0-9A-F]+)/g)].map((m) => m[1]),
+  )
+  t.ok(serverSerials.size >= 2, 'requests after a rotation met the server’s new certificate')
+  t.notMatch(stdout, /request \d+: (?!200)/, 'no request failed')
   t.match(stdout, /stopped\n$/)
 })
 

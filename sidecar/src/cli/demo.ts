@@ -1,24 +1,35 @@
 /**
- * `svidecar demo`: the embedded default. Starts the dev Workload API on a
- * temporary unix socket, connects to it with the library's X509Source over
- * the real gRPC protocol, and prints the SVID it receives and every
- * rotation, until Ctrl-C (or --rotations N).
+ * `svidecar demo`: the whole data plane on one machine with no SPIRE. A dev
+ * Workload API (the real gRPC protocol on a unix socket) issues two
+ * identities; an agent's sidecar sends traffic over mTLS to an MCP server's
+ * sidecar, which hands it to a local app with the caller's verified SPIFFE
+ * ID. It prints each request, each rotation, and how to send your own.
  */
 import { parseArgs } from 'node:util'
 import { DevWorkloadApi } from '@svidecar/certs'
-import { X509Source } from 'workload-api-client'
+import { parseConfig } from '../config/index.ts'
+import { startDemoApp } from '../dev/demo-app.ts'
+import { on } from '../observe/events.ts'
+import { createLogger } from '../observe/log.ts'
+import { Sidecar } from '../sidecar.ts'
 
 const HELP = `Usage: svidecar demo [options]
 
-Starts a dev SPIFFE Workload API (no SPIRE needed) and a client that prints
-the X.509-SVID it receives and each rotation. Stop with Ctrl-C.
+Runs a dev SPIFFE Workload API (no SPIRE needed), an agent's sidecar and an
+MCP server's sidecar with a local app behind it, and sends a request from the
+agent side over mTLS every few seconds. SVIDs rotate at half their lifetime.
+Stop with Ctrl-C.
 
 Options:
   --ttl <seconds>       X.509-SVID lifetime; rotation comes at half of it (default 20)
   --rotations <n>       exit after n rotations (default: run until stopped)
+  --interval <seconds>  time between demo requests (default 2)
   --trust-domain <td>   trust domain (default example.org)
   -h, --help            show this help
 `
+
+// The demo's own sidecars log only problems; the demo narrates the rest.
+const quiet = createLogger({ level: 'warn' })
 
 export async function runDemo(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -26,6 +37,7 @@ export async function runDemo(args: string[]): Promise<number> {
     options: {
       ttl: { type: 'string', default: '20' },
       rotations: { type: 'string' },
+      interval: { type: 'string', default: '2' },
       'trust-domain': { type: 'string', default: 'example.org' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -38,49 +50,128 @@ export async function runDemo(args: string[]): Promise<number> {
   const ttlSeconds = Number(values.ttl)
   if (!Number.isFinite(ttlSeconds) || ttlSeconds < 2)
     throw new Error(`--ttl must be a number of seconds >= 2, got "${values.ttl}"`)
+  const intervalMs = Number(values.interval) * 1000
+  if (!Number.isFinite(intervalMs) || intervalMs < 100)
+    throw new Error(`--interval must be a number of seconds >= 0.1, got "${values.interval}"`)
   const maxRotations = values.rotations === undefined ? Number.POSITIVE_INFINITY : Number(values.rotations)
   const td = values['trust-domain']
+  const agentId = `spiffe://${td}/demo/agent`
+  const mcpId = `spiffe://${td}/demo/mcp-server`
+  const log = (line: string) => process.stdout.write(`${new Date().toISOString()}  ${line}\n`)
 
   const api = await DevWorkloadApi.start({
     trustDomain: td,
     x509SvidTtlMs: ttlSeconds * 1000,
-    workloads: [{ spiffeId: `spiffe://${td}/demo/agent`, hint: 'agent' }],
+    workloads: [
+      { spiffeId: agentId, hint: 'agent' },
+      { spiffeId: mcpId, hint: 'mcp' },
+    ],
   })
-  const log = (line: string) => process.stdout.write(`${new Date().toISOString()}  ${line}\n`)
-  log(`dev Workload API listening; point SPIFFE clients at it with:`)
-  process.stdout.write(`\n  export SPIFFE_ENDPOINT_SOCKET=${api.endpoint}\n\n`)
+  const app = await startDemoApp('x-spiffe-id')
+  const server = await Sidecar.start(
+    parseConfig(
+      `workloadApi: { socket: "${api.endpoint}", hint: mcp }
+admin: { address: "127.0.0.1:0" }
+drainTimeout: 2s
+inbound:
+  - name: mcp
+    address: "127.0.0.1:0"
+    forwardTo: "${app.url}"
+    authorize: { exact: "${agentId}" }
+`,
+      'demo (MCP server side)',
+      {},
+    ),
+    { logger: quiet },
+  )
+  const inbound = server.addresses.inbound.mcp
+  const agent = await Sidecar.start(
+    parseConfig(
+      `workloadApi: { socket: "${api.endpoint}", hint: agent }
+admin: { address: "127.0.0.1:0" }
+drainTimeout: 2s
+outbound:
+  - name: egress
+    address: "127.0.0.1:0"
+    routes: [{ upstream: mcp }]
+upstreams:
+  mcp:
+    url: "https://127.0.0.1:${inbound?.port}"
+    spiffe: { exact: "${mcpId}" }
+`,
+      'demo (agent side)',
+      {},
+    ),
+    { logger: quiet },
+  )
+  await Promise.all([server.identity.waitReady(10_000), agent.identity.waitReady(10_000)])
+  const outbound = `http://127.0.0.1:${agent.addresses.outbound.egress?.port}`
+  const admin = agent.addresses.admin
 
-  const source = await X509Source.create({ address: api.endpoint, hint: 'agent', timeoutMs: 10_000 })
-  let rotations = -1
-  let lastSerial = ''
+  log('dev Workload API up; it issues:')
+  for (const s of [agent, server]) {
+    const svid = s.identity.current()?.svid
+    if (svid)
+      log(`  X.509-SVID ${svid.id} serial ${svid.serialNumber} valid until ${svid.notAfter.toISOString()}`)
+  }
+  process.stdout.write(`
+  agent → [agent sidecar ${outbound}] ══ mTLS ══> [MCP sidecar 127.0.0.1:${inbound?.port}] → app ${app.url}
+
+  Send your own request through the mesh:     curl ${outbound}/tools/list
+  Metrics and readiness of the agent sidecar: curl http://${admin.host}:${admin.port}/metrics
+  Point your own SPIFFE client at the dev Workload API:
+    export SPIFFE_ENDPOINT_SOCKET=${api.endpoint}
+
+`)
+
+  let rotations = 0
   let finish: (code: number) => void = () => {}
   const finished = new Promise<number>((resolve) => {
     finish = resolve
   })
-  const report = () => {
-    const svid = source.svid
-    if (svid === undefined) {
-      log(`no usable SVID (${source.lastError?.message ?? 'waiting'})`)
-      return
-    }
-    if (svid.serialNumber === lastSerial) return
-    lastSerial = svid.serialNumber
+  let lastSerial = agent.identity.current()?.svid.serialNumber
+  const offRotation = agent.identity.onChange((snap) => {
+    if (snap === undefined || snap.svid.serialNumber === lastSerial) return
+    lastSerial = snap.svid.serialNumber
     rotations++
-    const what = rotations === 0 ? 'received X.509-SVID' : `rotation ${rotations}: new X.509-SVID`
-    log(`${what} ${svid.id} serial ${svid.serialNumber} valid until ${svid.notAfter.toISOString()}`)
-    const bundle = source.getX509BundleForTrustDomain(svid.id.trustDomain)
-    if (rotations === 0) log(`bundle of ${svid.id.trustDomain}: ${bundle?.authorities.length ?? 0} root(s)`)
+    log(
+      `rotation ${rotations}: new X.509-SVID ${snap.svid.id} serial ${snap.svid.serialNumber} valid until ${snap.svid.notAfter.toISOString()}`,
+    )
+  })
+  // The handshake the next request makes tells which server certificate it saw.
+  let lastServerSerial = ''
+  const offHandshake = on('tlsHandshake', (e) => {
+    if (e.direction === 'outbound' && e.peerSerial) lastServerSerial = e.peerSerial
+  })
+  let n = 0
+  const send = async () => {
+    n++
+    try {
+      const res = await fetch(`${outbound}/tools/call/${n}`, { method: 'POST', body: JSON.stringify({ n }) })
+      const body = (await res.json()) as { caller?: string; error?: { code: string } }
+      if (res.ok) {
+        log(
+          `request ${n}: ${res.status} from the app; it saw caller ${body.caller} (server certificate serial ${lastServerSerial})`,
+        )
+      } else log(`request ${n}: ${res.status} ${body.error?.code ?? ''}`)
+    } catch (err) {
+      log(`request ${n}: failed: ${(err as Error).message}`)
+    }
     if (rotations >= maxRotations) finish(0)
   }
-  source.onUpdate(report)
-  report()
+  await send()
+  const timer = setInterval(send, intervalMs)
   const onSignal = () => finish(0)
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
   const code = await finished
+  clearInterval(timer)
   process.off('SIGINT', onSignal)
   process.off('SIGTERM', onSignal)
-  source.close()
+  offRotation()
+  offHandshake()
+  await Promise.all([agent.close(2000), server.close(2000)])
+  app.server.close()
   await api.close()
   log('stopped')
   return code
