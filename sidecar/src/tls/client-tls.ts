@@ -80,6 +80,8 @@ export class ClientTls {
         ? { session: cached.session }
         : {}),
     })
+    // Small request/response exchanges must not wait on Nagle's algorithm and delayed ACKs (a 40 ms tail).
+    socket.setNoDelay(true)
     let settled = false
     const finish = (err: Error | null) => {
       if (settled) return
