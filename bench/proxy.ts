@@ -202,6 +202,7 @@ const sampler = setInterval(() => {
 const twoHops = await load({ ...open, url: `http://${outboundAddr}/x` })
 clearInterval(sampler)
 const nginxLatency = await load({ ...open, url: `https://127.0.0.1:${nginxPort}/x`, tls })
+const inboundLatency = await load({ ...open, url: `https://${inboundAddr}/x`, tls })
 const svidecarMax = await load({ ...closed, url: `https://${inboundAddr}/x`, tls })
 const nginxMax = await load({ ...closed, url: `https://127.0.0.1:${nginxPort}/x`, tls })
 const afterRss = rss(inbound.child.pid as number)
@@ -221,6 +222,7 @@ const lines = [
       ['direct to the app, 1,000 req/s open loop', direct],
       ['two svidecar hops (outbound → mTLS → inbound), 1,000 req/s', twoHops],
       ['nginx terminating mTLS (one hop), 1,000 req/s', nginxLatency],
+      ['svidecar inbound terminating mTLS (one hop), 1,000 req/s', inboundLatency],
       ['svidecar inbound (one mTLS hop), saturation, 64 connections', svidecarMax],
       ['nginx inbound (one mTLS hop), saturation, 64 connections', nginxMax],
     ] as const
