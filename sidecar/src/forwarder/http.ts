@@ -56,6 +56,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   readonly #onEnd: ((status: number, code: string | undefined) => void) | undefined
   #controller: Dispatcher.DispatchController | undefined
   #done = false
+  #headPending = false
 
   constructor(
     req: IncomingMessage,
@@ -98,11 +99,18 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       ? raw.map((h) => (typeof h === 'string' ? h : h.toString('latin1')))
       : flatten(headers)
     this.#res.writeHead(statusCode, statusMessage ?? '', responseHeaders(flat))
-    // Send the head at once: an SSE client must see the response start before the first event.
-    this.#res.flushHeaders()
+    // The head goes out with the first body chunk, in one write, when that chunk is already here; when it is not
+    // (an SSE stream, a slow upstream), the head goes out on its own before the loop waits for more.
+    this.#headPending = true
+    setImmediate(() => {
+      if (!this.#headPending) return
+      this.#headPending = false
+      if (!this.#res.destroyed) this.#res.flushHeaders()
+    })
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.#headPending = false
     if (!this.#res.write(chunk)) controller.pause()
   }
 
@@ -113,6 +121,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       for (let i = 0; i + 1 < pairs.length; i += 2) list.push([pairs[i] as string, pairs[i + 1] as string])
       this.#res.addTrailers(list)
     }
+    this.#headPending = false
     this.#res.end()
     this.#finish(this.#res.statusCode, undefined)
   }

@@ -9,7 +9,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { WebSocket, WebSocketServer } from 'ws'
+import type { WebSocket } from 'ws'
 import { SvidecarError } from '../errors/index.ts'
 import { writeRawError } from './raw-error.ts'
 import { upstreamError } from './upstream-errors.ts'
@@ -25,6 +25,17 @@ export interface WebSocketTarget {
   maxPayload: number
   handshakeTimeoutMs: number
 }
+
+// ws is loaded on the first upgrade: a sidecar that never relays a WebSocket never pays its memory.
+let wsModule: Promise<typeof import('ws')> | undefined
+const loadWs = () => {
+  wsModule ??= import('ws')
+  return wsModule
+}
+
+// WebSocket readyState values (RFC 6455 client states as the WHATWG API numbers them).
+const CONNECTING = 0
+const OPEN = 1
 
 // Above this many bytes queued towards a slow side, stop reading from the other.
 const HIGH_WATER = 1024 * 1024
@@ -70,13 +81,44 @@ export function relayWebSocket(
     writeRawError(socket, err)
     onEnd?.(err.status, err.code)
   }
+  let upstream: WebSocket | undefined
   // A client that leaves during the upstream handshake takes the upstream attempt with it.
-  socket.on('error', () => upstream.terminate())
+  socket.on('error', () => upstream?.terminate())
   socket.on('close', () => {
-    if (!settled) upstream.terminate()
+    if (!settled) upstream?.terminate()
   })
+  const claim = () => {
+    if (settled || socket.destroyed) return false
+    settled = true
+    return true
+  }
+  loadWs().then(
+    (ws) => {
+      if (socket.destroyed) {
+        if (claim()) onEnd?.(499, 'CLIENT_ABORTED')
+        return
+      }
+      upstream = connectUpstream(ws, { req, socket, head, target, protocols, fail, claim, onEnd })
+    },
+    (err: unknown) => fail(upstreamError(err as Error, target.upstream)),
+  )
+}
 
-  const upstream = new WebSocket(target.url, protocols, {
+interface Relay {
+  req: IncomingMessage
+  socket: Duplex
+  head: Buffer
+  target: WebSocketTarget
+  protocols: string[]
+  fail: (err: SvidecarError) => void
+  /** True, once, when the relay may go ahead: nothing failed and the client is still there. */
+  claim: () => boolean
+  onEnd: ((status: number, code: string | undefined) => void) | undefined
+}
+
+function connectUpstream(ws: typeof import('ws'), relay: Relay): WebSocket {
+  const { req, socket, head, target, protocols, fail, claim, onEnd } = relay
+  const upstream = new ws.WebSocket(target.url, protocols, {
     headers: target.headers,
     perMessageDeflate: false,
     maxPayload: target.maxPayload,
@@ -97,16 +139,13 @@ export function relayWebSocket(
     )
     upstream.terminate()
   })
-  upstream.on('error', (err) => {
-    if (!settled) fail(upstreamError(err, target.upstream))
-  })
+  upstream.on('error', (err) => fail(upstreamError(err, target.upstream)))
   upstream.on('open', () => {
-    if (settled || socket.destroyed) {
+    if (!claim()) {
       upstream.terminate()
       return
     }
-    settled = true
-    const wss = new WebSocketServer({
+    const wss = new ws.WebSocketServer({
       noServer: true,
       perMessageDeflate: false,
       maxPayload: target.maxPayload,
@@ -118,18 +157,19 @@ export function relayWebSocket(
       pipe(upstream, client)
     })
   })
+  return upstream
 }
 
 function pipe(from: WebSocket, to: WebSocket): void {
   from.on('message', (data, isBinary) => {
-    if (to.readyState !== WebSocket.OPEN) return
+    if (to.readyState !== OPEN) return
     to.send(data, { binary: isBinary }, () => {
       if (to.bufferedAmount < HIGH_WATER / 2 && from.isPaused) from.resume()
     })
     if (to.bufferedAmount > HIGH_WATER) from.pause()
   })
   from.on('close', (code, reason) => {
-    if (to.readyState === WebSocket.OPEN || to.readyState === WebSocket.CONNECTING) {
+    if (to.readyState === OPEN || to.readyState === CONNECTING) {
       // 1005 (no status) and 1006 (abnormal) are never sent on the wire; map them to what may be.
       if (code === 1005) to.close()
       else if (code === 1006) to.terminate()
