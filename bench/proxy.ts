@@ -578,13 +578,16 @@ const lines = [
   '',
   'Saturation of one inbound hop on one core (closed loop, 64 connections):',
   '',
-  '| proxy | req/s [range] | p50 ms | p99 ms | failed |',
-  '| --- | ---: | ---: | ---: | ---: |',
+  '| proxy | req/s [range] | × nginx (same repetition) | p50 ms | p99 ms | failed |',
+  '| --- | ---: | ---: | ---: | ---: | ---: |',
   ...cells
     .filter((c) => c.group === 'saturation')
     .map((c) => {
       const x = s.get(c) as Summary
-      return `| ${c.name} | ${f(x.rps, 0)} [${range(x.rpss, 0)}] | ${f(x.p50)} | ${f(x.p99)} | ${x.failed} |`
+      // The host's speed drifts between repetitions; a ratio within one repetition does not.
+      const nginxRuns = find('saturation', 'nginx').rpss
+      const ratios = x.rpss.map((r, i) => r / (nginxRuns[i] as number))
+      return `| ${c.name} | ${f(x.rps, 0)} [${range(x.rpss, 0)}] | ${f(median(ratios))} [${range(ratios)}] | ${f(x.p50)} | ${f(x.p99)} | ${x.failed} |`
     }),
   '',
   `RSS of svidecar: idle inbound ${f(idleRss.inbound, 0)} MB, idle outbound ${f(idleRss.outbound, 0)} MB; largest at 1,000 req/s ${f(loadRss, 0)} MB; inbound after saturation ${f(afterRss, 0)} MB.`,
