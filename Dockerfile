@@ -21,7 +21,8 @@ COPY tsconfig.json tsconfig.base.json ./
 COPY workload-api-client workload-api-client
 COPY certs certs
 COPY sidecar sidecar
-RUN npx tsc -b
+# Not `npx tsc`: npx would put node_modules/.bin first on PATH, where the npm `node` package (skipped above) lives.
+RUN node node_modules/typescript/bin/tsc -b
 
 # ---- prod: the runtime tree, production dependencies only ---------------------------------------------------
 FROM node:24-bookworm-slim AS prod

@@ -7,14 +7,13 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { createServer as createNetServer } from 'node:net'
-import { join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { promisify } from 'node:util'
 import { DevWorkloadApi } from '@svidecar/certs'
 import t from 'tap'
-import { imageEntrypoint, imageNodeFlags, REPO_ROOT } from '../harness/image.ts'
+import { imageEntrypoint, imageNodeFlags, REPO_ROOT, stageSteps } from '../harness/image.ts'
 
 const run = promisify(execFile)
-const WORKSPACES = ['workload-api-client', 'certs', 'sidecar']
 const MCP = 'spiffe://example.org/mcp'
 // Nothing from the test runner's environment (tap's loaders in NODE_OPTIONS) may leak into the image's process.
 const cleanEnv = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' }
@@ -27,23 +26,36 @@ t.test('the checkout starts the sidecar with the same Node flags as the image', 
 })
 
 t.test('the image tree: production dependencies only, and it proxies over mTLS', async (t) => {
-  // Stage "build": the same compiler run as `RUN npx tsc -b`.
+  // Stage "build": the same compiler run as the Dockerfile's `RUN node node_modules/typescript/bin/tsc -b`.
   await run(process.execPath, [join(REPO_ROOT, 'node_modules/typescript/bin/tsc'), '-b'], { cwd: REPO_ROOT })
 
-  // Stage "prod": manifests, `npm ci --omit=dev`, then the compiled dist/ of each workspace.
+  // Stage "prod", replayed from the Dockerfile: its WORKDIR is a temp dir, COPY reads the checkout (the build
+  // stage's /src is the checkout after the compile above), RUN runs in a shell there.
   const app = join(t.testdir(), 'app')
   mkdirSync(app)
-  for (const f of ['package.json', 'package-lock.json']) cpSync(join(REPO_ROOT, f), join(app, f))
-  for (const w of WORKSPACES) {
-    mkdirSync(join(app, w))
-    cpSync(join(REPO_ROOT, w, 'package.json'), join(app, w, 'package.json'))
+  const dirs = { build: REPO_ROOT, context: REPO_ROOT }
+  let workdir = app
+  const inImage = (p: string) => (p.startsWith('/app') ? join(app, p.slice('/app'.length)) : join(workdir, p))
+  for (const step of stageSteps('prod')) {
+    if (step.kind === 'workdir') workdir = inImage(step.dir)
+    else if (step.kind === 'run') {
+      // --prefer-offline: the packages are in npm's cache after the checkout's own `npm ci`.
+      await run('sh', ['-c', `${step.command} --prefer-offline`], {
+        cwd: workdir,
+        env: cleanEnv,
+        maxBuffer: 16 * 1024 * 1024,
+      })
+    } else {
+      const root = step.from === undefined ? dirs.context : dirs[step.from as 'build']
+      for (const source of step.sources) {
+        const from = join(root, step.from === 'build' ? source.replace(/^\/src\//, '') : source)
+        const to = step.dest.endsWith('/') ? join(inImage(step.dest), basename(source)) : inImage(step.dest)
+        mkdirSync(dirname(to), { recursive: true })
+        cpSync(from, to, { recursive: true })
+      }
+    }
   }
-  await run('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'], {
-    cwd: app,
-    env: cleanEnv,
-    maxBuffer: 16 * 1024 * 1024,
-  })
-  for (const w of WORKSPACES) cpSync(join(REPO_ROOT, w, 'dist'), join(app, w, 'dist'), { recursive: true })
+  t.ok(existsSync(join(app, 'sidecar/dist/cli/main.js')), 'the stage produced the entry point')
 
   for (const dev of ['tap', 'typescript', '@biomejs/biome', 'node'])
     t.notOk(
