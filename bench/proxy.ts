@@ -19,7 +19,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, release, tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { DevCa, DevWorkloadApi } from '@svidecar/certs'
 import { ensureFortio } from '../test/harness/fortio-install.ts'
@@ -606,7 +606,13 @@ const record = {
   cells: cells.map((c) => ({ group: c.group, name: c.name, runs: results.get(c) })),
   rss: { idle: idleRss, atLoad: loadRss, afterSaturation: afterRss },
 }
-mkdirSync(join(here, 'results'), { recursive: true })
-writeFileSync(join(here, 'results', 'proxy.json'), `${JSON.stringify(record, null, 2)}\n`)
+// Only a full run with the image's settings is the record RESULTS.md quotes; trials go to results/raw/ (not committed).
+const full = only === undefined && process.env.BENCH_NODE_FLAGS === undefined
+const out = full
+  ? join(here, 'results', 'proxy.json')
+  : join(here, 'results', 'raw', `proxy-${Date.now()}.json`)
+mkdirSync(dirname(out), { recursive: true })
+writeFileSync(out, `${JSON.stringify(record, null, 2)}\n`)
+process.stderr.write(`recorded in ${out}\n`)
 await api.close()
 process.exit(0)
