@@ -5,20 +5,16 @@
  * does for its own cache (spiffe.md §7.3). Concurrent requests for the same
  * token share one RPC.
  */
-import type { BackoffStrategy } from './backoff.ts'
 import { BundleSet } from './bundle-set.ts'
-import { audienceList, WorkloadApiClient } from './client.ts'
+import { audienceList, type WorkloadApiClient } from './client.ts'
 import { SpiffeError } from './errors.ts'
 import type { JwtBundle, JwtBundleSource } from './jwt-bundle.ts'
 import { JwtSvid, type JwtSvidValidateOptions } from './jwt-svid.ts'
+import { type SourceClientOptions, sourceClient } from './source-client.ts'
 import type { TrustDomain } from './spiffe-id.ts'
 import type { Watch } from './watch.ts'
 
-export interface JwtSourceOptions {
-  client?: WorkloadApiClient
-  address?: string
-  env?: NodeJS.ProcessEnv
-  backoff?: () => BackoffStrategy
+export interface JwtSourceOptions extends SourceClientOptions {
   /** Pick the token of the identity with this hint when the workload has several. */
   hint?: string
   now?: () => number
@@ -46,14 +42,9 @@ export class JwtSource implements JwtBundleSource {
   #closed = false
 
   constructor(options: JwtSourceOptions = {}) {
-    this.#ownsClient = options.client === undefined
-    this.#client =
-      options.client ??
-      new WorkloadApiClient({
-        ...(options.address === undefined ? {} : { address: options.address }),
-        ...(options.env === undefined ? {} : { env: options.env }),
-        ...(options.backoff === undefined ? {} : { backoff: options.backoff }),
-      })
+    const { client, owned } = sourceClient(options)
+    this.#client = client
+    this.#ownsClient = owned
     this.#hint = options.hint
     this.#now = options.now ?? Date.now
     this.#watch = this.#client.watchJwtBundles({

@@ -9,11 +9,11 @@
  * - a configured hint or ID missing from an update is an error, never a silent fallback;
  * - an SVID is never handed out past its NotAfter, whatever the stream says.
  */
-import type { BackoffStrategy } from './backoff.ts'
 import { BundleSet } from './bundle-set.ts'
-import { WorkloadApiClient } from './client.ts'
+import type { WorkloadApiClient } from './client.ts'
 import { SpiffeError } from './errors.ts'
 import type { X509Context } from './responses.ts'
+import { type SourceClientOptions, sourceClient } from './source-client.ts'
 import type { TrustDomain } from './spiffe-id.ts'
 import type { Watch } from './watch.ts'
 import type { X509Bundle, X509BundleSource } from './x509-bundle.ts'
@@ -21,12 +21,7 @@ import type { X509Svid } from './x509-svid.ts'
 
 export type SourceStatus = 'starting' | 'ready' | 'not-ready' | 'failed' | 'closed'
 
-export interface X509SourceOptions {
-  /** A client to use (not closed by the source); otherwise one is created from address/env. */
-  client?: WorkloadApiClient
-  address?: string
-  env?: NodeJS.ProcessEnv
-  backoff?: () => BackoffStrategy
+export interface X509SourceOptions extends SourceClientOptions {
   /** Select the SVID whose Workload API hint equals this. */
   hint?: string
   /** Select the SVID with this SPIFFE ID. */
@@ -64,14 +59,9 @@ export class X509Source implements X509BundleSource {
 
   /** Opens the source without waiting; see waitReady() and create(). */
   constructor(options: X509SourceOptions = {}) {
-    this.#ownsClient = options.client === undefined
-    this.#client =
-      options.client ??
-      new WorkloadApiClient({
-        ...(options.address === undefined ? {} : { address: options.address }),
-        ...(options.env === undefined ? {} : { env: options.env }),
-        ...(options.backoff === undefined ? {} : { backoff: options.backoff }),
-      })
+    const { client, owned } = sourceClient(options)
+    this.#client = client
+    this.#ownsClient = owned
     this.#select = {
       ...(options.hint === undefined ? {} : { hint: options.hint }),
       ...(options.spiffeId === undefined ? {} : { spiffeId: options.spiffeId }),
