@@ -9,7 +9,7 @@
  */
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
-import { Pool } from 'undici'
+import { type Dispatcher, Pool } from 'undici'
 
 interface Options {
   /** inbound: mTLS in, plaintext out; outbound: plaintext in, mTLS out. */
@@ -32,7 +32,7 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
   pool
     .request({
       path: req.url ?? '/',
-      method: 'POST',
+      method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
       headers: req.headers,
       body: req,
     })

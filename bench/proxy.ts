@@ -17,7 +17,7 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, release, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -179,14 +179,15 @@ async function sidecar(
     if (log.length < 65_536) log += d
   })
   // Never let a pipe fill and stall the sidecar (e.g. with --trace-gc in BENCH_NODE_FLAGS); keep it for a look.
-  child.stdout?.on('data', (d) => appendFileSync(join(dir, `${name}.stdout`), d))
+  child.stdout?.pipe(createWriteStream(join(dir, `${name}.stdout`)))
   if (process.env.BENCH_KEEP_STDOUT) process.stderr.write(`${name} stdout: ${join(dir, `${name}.stdout`)}\n`)
   for (let i = 0; i < 200 && !log.includes('svidecar started'); i++) await sleep(50)
   const line = log.split('\n').find((l) => l.includes('svidecar started'))
   if (!line) throw new Error(`${name} did not start:\n${log}`)
   const started = JSON.parse(line) as Record<string, unknown>
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; ; i++) {
     if ((await fetch(`http://${started.admin}/readyz`).catch(() => undefined))?.status === 200) break
+    if (i === 200) throw new Error(`${name} did not become ready:\n${log}`)
     await sleep(50)
   }
   return { pid: child.pid as number, started }

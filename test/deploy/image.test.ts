@@ -33,7 +33,6 @@ t.test('the image tree: production dependencies only, and it proxies over mTLS',
   // stage's /src is the checkout after the compile above), RUN runs in a shell there.
   const app = join(t.testdir(), 'app')
   mkdirSync(app)
-  const dirs = { build: REPO_ROOT, context: REPO_ROOT }
   let workdir = app
   const inImage = (p: string) => (p.startsWith('/app') ? join(app, p.slice('/app'.length)) : join(workdir, p))
   for (const step of stageSteps('prod')) {
@@ -46,9 +45,11 @@ t.test('the image tree: production dependencies only, and it proxies over mTLS',
         maxBuffer: 16 * 1024 * 1024,
       })
     } else {
-      const root = step.from === undefined ? dirs.context : dirs[step.from as 'build']
+      // Both the build context and the build stage's /src are the checkout here.
+      if (step.from !== undefined && step.from !== 'build')
+        throw new Error(`cannot replay COPY --from=${step.from}`)
       for (const source of step.sources) {
-        const from = join(root, step.from === 'build' ? source.replace(/^\/src\//, '') : source)
+        const from = join(REPO_ROOT, step.from === 'build' ? source.replace(/^\/src\//, '') : source)
         const to = step.dest.endsWith('/') ? join(inImage(step.dest), basename(source)) : inImage(step.dest)
         mkdirSync(dirname(to), { recursive: true })
         cpSync(from, to, { recursive: true })
