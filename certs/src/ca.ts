@@ -108,6 +108,8 @@ export interface IntermediateOptions extends Omit<CaOptions, 'trustDomain'> {
   isCa?: boolean
   keyUsage?: Partial<Record<KeyUsageName, boolean>>
   pathLenConstraint?: number
+  /** The exact URI SAN list (default `spiffe://<td>`; `[]` omits the SAN). */
+  uriSans?: string[]
 }
 
 const HOUR = 3600_000
@@ -229,7 +231,7 @@ export class DevCa {
         ext(OID.ku, true, keyUsage({ keyCertSign: true, cRLSign: true, ...opts.keyUsage })),
         ext(OID.ski, false, octets(ski)),
         ext(OID.aki, false, seq([implicitOctets(0, this.#signer.ski)])),
-        ext(OID.san, false, seq([implicitIa5(6, `spiffe://${td}`)])),
+        ...sanExtension(opts.uriSans ?? [`spiffe://${td}`]),
       ],
     })
     const cert = new X509Certificate(der)
@@ -323,6 +325,10 @@ export class DevCa {
 /** Parses a PKCS#8 DER key (handy when re-reading keyDer). */
 export function privateKeyFromDer(der: Uint8Array): KeyObject {
   return createPrivateKey({ key: Buffer.from(der), format: 'der', type: 'pkcs8' })
+}
+
+function sanExtension(uris: string[]): Asn1Node[] {
+  return uris.length === 0 ? [] : [ext(OID.san, false, seq(uris.map((u) => implicitIa5(6, u))))]
 }
 
 function caName(cn: string): Asn1Node[] {

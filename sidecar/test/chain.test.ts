@@ -12,7 +12,7 @@ import {
 } from 'node:tls'
 import { DevCa, DevWorkloadApi, type DevWorkloadApiOptions } from '@svidecar/certs'
 import t, { type Test } from 'tap'
-import { matchId, matchMemberOf } from 'workload-api-client'
+import { matchId, matchMemberOf, matchOneOf } from 'workload-api-client'
 import { Identity } from '../src/identity/identity.ts'
 import { on } from '../src/observe/events.ts'
 import { ClientTls } from '../src/tls/client-tls.ts'
@@ -362,4 +362,47 @@ t.test('checks OpenSSL made on client chains stay, each with its reason', async 
   }
   t.same(received, [], 'no byte reached the application')
   t.equal(await rawClient(t, port, ca.issueX509Svid({ spiffeId: AGENT }), bundle), `hello ${AGENT}`)
+})
+
+t.test('signing certificates’ SPIFFE IDs: a leaf’s issuer must name the leaf’s trust domain', async (t) => {
+  const rootA = DevCa.create({ trustDomain: 'example.org' })
+  const api = await devApi(t, {
+    ca: rootA.createIntermediate(),
+    workloads: [
+      { spiffeId: MCP, hint: 'mcp', federatesWith: ['partner.example'] },
+      { spiffeId: AGENT, hint: 'agent' },
+    ],
+  })
+  // partner.example's bundle is A's root: one upstream CA serving two trust domains.
+  api.setFederatedBundle('partner.example', { x509: Buffer.from(rootA.root.raw) })
+  const mcp = await identityOf(t, api, 'mcp')
+  const agent = await identityOf(t, api, 'agent')
+  const reasons = inboundRejections(t)
+  const { port, received } = await spiffeServer(t, mcp, matchOneOf(AGENT, PARTNER))
+  const bundle = rootA.bundlePem()
+
+  // A's leaf from an intermediate that names B: A's root signed it, path validation alone accepts it.
+  const namesB = rootA.createIntermediate({ trustDomain: 'partner.example' })
+  const crossed = namesB.issueX509Svid({ spiffeId: AGENT })
+  t.notMatch(await rawClient(t, port, crossed, bundle), /^hello/, 'inbound refused')
+  t.same(reasons.splice(0), ['SIGNER_TRUST_DOMAIN_MISMATCH'])
+  const serverPort = await plainServer(t, { key: crossed.keyPem, cert: crossed.certChainPem })
+  await t.rejects(clientConnect(clientTls(agent, AGENT), serverPort), {
+    code: 'SVD_UPSTREAM_PEER_REJECTED',
+    reason: 'SIGNER_TRUST_DOMAIN_MISMATCH',
+  })
+
+  // A signing certificate whose SPIFFE ID has a path names a workload, not a trust domain.
+  const withPath = rootA.createIntermediate({ uriSans: ['spiffe://example.org/ca'] })
+  t.notMatch(await rawClient(t, port, withPath.issueX509Svid({ spiffeId: AGENT }), bundle), /^hello/)
+  t.same(reasons.splice(0), ['SIGNER_SPIFFE_ID'])
+  t.same(received, [], 'no byte reached the application')
+
+  // Still accepted: an intermediate without a SPIFFE ID (a corporate CA), and A's intermediate signing
+  // B's intermediate that issues B's leaf, anchored in B's bundle.
+  const plain = rootA.createIntermediate({ uriSans: [] })
+  t.equal(await rawClient(t, port, plain.issueX509Svid({ spiffeId: AGENT }), bundle), `hello ${AGENT}`)
+  const nested = rootA.createIntermediate().createIntermediate({ trustDomain: 'partner.example' })
+  t.equal(await rawClient(t, port, nested.issueX509Svid({ spiffeId: PARTNER }), bundle), `hello ${PARTNER}`)
+  t.same(reasons, [])
 })

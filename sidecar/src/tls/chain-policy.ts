@@ -6,13 +6,25 @@
  * a purpose the chain does not allow, a weak signature or key. (Issuer links
  * OpenSSL would not make, such as a wrong authority key ID, the library
  * already refuses: it links certificates with X509Certificate.checkIssued.)
+ *
+ * And one SPIFFE rule the path validation leaves out (X509-SVID §3): a
+ * signing certificate that carries a SPIFFE ID names a trust domain, with no
+ * path, and the one that issues the leaf names the leaf's trust domain. A CA
+ * may sign intermediates of other trust domains, so only the leaf's issuer is
+ * held to the leaf's trust domain.
  */
 import type { X509Certificate } from 'node:crypto'
+import { parseX509Extensions, SpiffeId } from 'workload-api-client'
 
 export type PeerPurpose = 'client' | 'server'
 
 export class ChainPolicyError extends Error {
-  readonly reason: 'EKU_MISMATCH' | 'WEAK_SIGNATURE' | 'WEAK_KEY'
+  readonly reason:
+    | 'EKU_MISMATCH'
+    | 'WEAK_SIGNATURE'
+    | 'WEAK_KEY'
+    | 'SIGNER_SPIFFE_ID'
+    | 'SIGNER_TRUST_DOMAIN_MISMATCH'
   constructor(reason: ChainPolicyError['reason'], message: string) {
     super(message)
     this.name = 'ChainPolicyError'
@@ -38,7 +50,11 @@ const MIN_EC_BITS = 224
  * `chain` is leaf first, ending in the bundle root. Throws ChainPolicyError
  * when OpenSSL, verifying for `purpose`, would have refused the chain.
  */
-export function checkChainPolicy(chain: readonly X509Certificate[], purpose: PeerPurpose): void {
+export function checkChainPolicy(
+  chain: readonly X509Certificate[],
+  purpose: PeerPurpose,
+  leafId: SpiffeId,
+): void {
   chain.forEach((cert, i) => {
     const what = i === 0 ? 'leaf' : i === chain.length - 1 ? 'bundle root' : `intermediate ${i}`
     // X509Certificate.keyUsage holds the extended key usage OIDs; undefined when the extension is absent.
@@ -51,11 +67,32 @@ export function checkChainPolicy(chain: readonly X509Certificate[], purpose: Pee
     }
     checkKey(cert, what)
     const issuer = chain[i + 1]
+    // The root came from the bundle we hold; what it names is that bundle's business.
     if (issuer === undefined) return
+    if (i > 0) checkSignerId(cert, what, i === 1 ? leafId : undefined)
     if (WEAK_SIGNATURES.has(cert.signatureAlgorithmOid ?? '')) {
       throw new ChainPolicyError('WEAK_SIGNATURE', `${what} is signed with ${cert.signatureAlgorithm}`)
     }
   })
+}
+
+function checkSignerId(cert: X509Certificate, what: string, issues: SpiffeId | undefined): void {
+  for (const uri of parseX509Extensions(cert.raw).uriSans) {
+    if (!/^spiffe:/i.test(uri)) continue
+    const id = SpiffeId.tryParse(uri)
+    if (id === undefined || !id.isRoot) {
+      throw new ChainPolicyError(
+        'SIGNER_SPIFFE_ID',
+        `${what} carries ${JSON.stringify(uri)}, not the SPIFFE ID of a trust domain`,
+      )
+    }
+    if (issues !== undefined && id.trustDomain.name !== issues.trustDomain.name) {
+      throw new ChainPolicyError(
+        'SIGNER_TRUST_DOMAIN_MISMATCH',
+        `${what} belongs to trust domain "${id.trustDomain.name}" but issued ${issues}`,
+      )
+    }
+  }
 }
 
 function checkKey(cert: X509Certificate, what: string): void {

@@ -101,7 +101,7 @@ export function verifyPeer(
   let id: SpiffeId
   try {
     const verified = verifyX509Svid(chain, snapshot.bundleSource)
-    checkChainPolicy(verified.verifiedChain, code === 'SVD_PEER_REJECTED' ? 'client' : 'server')
+    checkChainPolicy(verified.verifiedChain, code === 'SVD_PEER_REJECTED' ? 'client' : 'server', verified.id)
     id = verified.id
   } catch (err) {
     throw rejected(err, code)
