@@ -338,6 +338,11 @@ t.test('checks OpenSSL made on client chains stay, each with its reason', async 
       ca.issueX509Svid({ spiffeId: AGENT, extKeyUsage: ['serverAuth'] }),
     ],
     [
+      'keyUsage without digitalSignature or keyAgreement',
+      'KEY_USAGE_MISMATCH',
+      ca.issueX509Svid({ spiffeId: AGENT, keyUsage: { digitalSignature: false, keyAgreement: false } }),
+    ],
+    [
       'authority key ID not the signer’s (the library links by checkIssued, as OpenSSL does)',
       'UNKNOWN_AUTHORITY',
       ca.issueX509Svid({ spiffeId: AGENT, authorityKeyId: Buffer.alloc(20, 7) }),

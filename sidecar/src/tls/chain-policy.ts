@@ -3,7 +3,8 @@
  * workload-api-client does not, applied to the chain that validation
  * returned. Inbound handshakes no longer let OpenSSL verify the client chain
  * (peer.ts says why), so these keep refused every chain OpenSSL refused:
- * a purpose the chain does not allow, a weak signature or key. (Issuer links
+ * a purpose the chain does not allow (extended key usage anywhere in it, the
+ * leaf's key usage), a weak signature or key. (Issuer links
  * OpenSSL would not make, such as a wrong authority key ID, the library
  * already refuses: it links certificates with X509Certificate.checkIssued.)
  *
@@ -21,6 +22,7 @@ export type PeerPurpose = 'client' | 'server'
 export class ChainPolicyError extends Error {
   readonly reason:
     | 'EKU_MISMATCH'
+    | 'KEY_USAGE_MISMATCH'
     | 'WEAK_SIGNATURE'
     | 'WEAK_KEY'
     | 'SIGNER_SPIFFE_ID'
@@ -65,6 +67,7 @@ export function checkChainPolicy(
         `${what} has extendedKeyUsage without ${purpose === 'client' ? 'clientAuth' : 'serverAuth'}`,
       )
     }
+    if (i === 0) checkLeafKeyUsage(cert, purpose)
     checkKey(cert, what)
     const issuer = chain[i + 1]
     // The root came from the bundle we hold; what it names is that bundle's business.
@@ -74,6 +77,22 @@ export function checkChainPolicy(
       throw new ChainPolicyError('WEAK_SIGNATURE', `${what} is signed with ${cert.signatureAlgorithm}`)
     }
   })
+}
+
+// OpenSSL's SSL client and server purposes: a leaf with keyUsage must allow what TLS does with its key.
+function checkLeafKeyUsage(cert: X509Certificate, purpose: PeerPurpose): void {
+  const ku = parseX509Extensions(cert.raw).keyUsage
+  if (ku === undefined) return
+  const ok =
+    purpose === 'client'
+      ? ku.digitalSignature || ku.keyAgreement
+      : ku.digitalSignature || ku.keyAgreement || ku.keyEncipherment
+  if (!ok) {
+    throw new ChainPolicyError(
+      'KEY_USAGE_MISMATCH',
+      `leaf keyUsage allows neither digitalSignature nor keyAgreement${purpose === 'server' ? ' nor keyEncipherment' : ''}`,
+    )
+  }
 }
 
 function checkSignerId(cert: X509Certificate, what: string, issues: SpiffeId | undefined): void {
