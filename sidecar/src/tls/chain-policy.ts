@@ -4,9 +4,9 @@
  * returned. Inbound handshakes no longer let OpenSSL verify the client chain
  * (peer.ts says why), so these keep refused every chain OpenSSL refused:
  * a purpose the chain does not allow (extended key usage anywhere in it, the
- * leaf's key usage), a weak signature or key. (Issuer links
- * OpenSSL would not make, such as a wrong authority key ID, the library
- * already refuses: it links certificates with X509Certificate.checkIssued.)
+ * leaf's key usage), an issuer link OpenSSL would not make (the library links
+ * by exact issuer name and signature; OpenSSL also compares the authority key
+ * ID), a weak signature or key.
  *
  * And one SPIFFE rule the path validation leaves out (X509-SVID §3): a
  * signing certificate that carries a SPIFFE ID names a trust domain, with no
@@ -23,6 +23,7 @@ export class ChainPolicyError extends Error {
   readonly reason:
     | 'EKU_MISMATCH'
     | 'KEY_USAGE_MISMATCH'
+    | 'ISSUER_MISMATCH'
     | 'WEAK_SIGNATURE'
     | 'WEAK_KEY'
     | 'SIGNER_SPIFFE_ID'
@@ -70,8 +71,14 @@ export function checkChainPolicy(
     if (i === 0) checkLeafKeyUsage(cert, purpose)
     checkKey(cert, what)
     const issuer = chain[i + 1]
-    // The root came from the bundle we hold; what it names is that bundle's business.
     if (issuer === undefined) return
+    if (!cert.checkIssued(issuer)) {
+      throw new ChainPolicyError(
+        'ISSUER_MISMATCH',
+        `${what} does not name its signer as issuer (issuer name or authority key ID differ)`,
+      )
+    }
+    // Not the root: it came from the bundle we hold, and what it names is that bundle's business.
     if (i > 0) checkSignerId(cert, what, i === 1 ? leafId : undefined)
     if (WEAK_SIGNATURES.has(cert.signatureAlgorithmOid ?? '')) {
       throw new ChainPolicyError('WEAK_SIGNATURE', `${what} is signed with ${cert.signatureAlgorithm}`)
