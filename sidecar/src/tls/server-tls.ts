@@ -24,6 +24,11 @@ export interface ServerTlsOptions {
 
 const peerIds = new WeakMap<TLSSocket, SpiffeId>()
 
+// `ca: []`, not an absent `ca`: without one Node would trust its bundled public roots.
+function serverContextOptions(snapshot: IdentitySnapshot, options: ServerTlsOptions) {
+  return { ...secureContextOptions(snapshot, options), ca: [] as string[] }
+}
+
 /** The verified SPIFFE ID of an inbound connection (set before any request is parsed). */
 export function peerIdOf(socket: TLSSocket): SpiffeId | undefined {
   return peerIds.get(socket)
@@ -45,10 +50,12 @@ export class ServerTls {
   serverOptions(): TlsOptions {
     const snapshot = this.#identity.current()
     return {
-      ...(snapshot === undefined ? {} : secureContextOptions(snapshot, this.#options)),
+      ...(snapshot === undefined ? {} : serverContextOptions(snapshot, this.#options)),
       minVersion: this.#options.minVersion,
       requestCert: true,
-      rejectUnauthorized: true,
+      // OpenSSL gets no roots, so its verification never succeeds and Node leaves the client's chain readable
+      // (peer.ts); every connection is verified in #check before a byte is read, and refused unless it passes.
+      rejectUnauthorized: false,
       ALPNProtocols: ['http/1.1'],
     }
   }
@@ -111,7 +118,7 @@ export class ServerTls {
         // No SVID: a context without a certificate cannot complete a handshake. Fail closed.
         server.setSecureContext({ minVersion: this.#options.minVersion })
       } else {
-        server.setSecureContext(secureContextOptions(snapshot, this.#options))
+        server.setSecureContext(serverContextOptions(snapshot, this.#options))
       }
     }
   }
