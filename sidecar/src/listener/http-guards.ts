@@ -35,7 +35,7 @@ function invalid(reason: string, message: string): SvidecarError {
  */
 export const UNCOUNTED_FIELDS_ALLOWED = 16
 
-/** What Node's parser must keep (server.maxHeadersCount): one more than a request may have, so excess shows. */
+/** server.maxHeadersCount: Node's parser refuses more, so it must allow every field a valid request may carry. */
 export function parserHeaderLimit(maxHeaderCount: number): number {
   return maxHeaderCount + 1 + UNCOUNTED_FIELDS_ALLOWED + 1
 }
@@ -54,7 +54,7 @@ export function checkRequest(
 ): SvidecarError | undefined {
   const raw = req.rawHeaders
   const total = raw.length / 2
-  // Past this Node's parser may have dropped fields already: what is left cannot be judged.
+  // Node's parser refuses this already; the guard must not depend on it.
   if (total > options.maxHeaderCount + 1 + UNCOUNTED_FIELDS_ALLOWED)
     return tooMany(total, options.maxHeaderCount)
   let counted = 0

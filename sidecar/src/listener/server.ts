@@ -65,7 +65,8 @@ export class ProxyListener {
     this.name = name
     this.direction = direction
     this.server = server
-    // More than a request may carry, so the guard sees the excess instead of Node silently dropping it.
+    // Node refuses a head with more fields than this (HPE_HEADER_OVERFLOW, answered 431 below; pinned in
+    // node-http-facts.test.ts); it leaves room for the fields the count skips, which the guards count exactly.
     server.maxHeadersCount = parserHeaderLimit(limits.maxHeaderCount)
     // Idle streams (SSE between events, a quiet WebSocket) are legitimate; keep-alive idling is bounded above.
     server.timeout = 0
