@@ -10,7 +10,7 @@ import { isHopByHop } from '../forwarder/headers.ts'
 import { validHost } from './host.ts'
 
 export interface GuardOptions {
-  /** End-to-end fields other than Host; see countedFields. */
+  /** End-to-end fields other than Host and Content-Length; see UNCOUNTED_FIELDS_ALLOWED. */
   maxHeaderCount: number
   /** 0 = no limit. A declared Content-Length over it is refused before anything is forwarded. */
   maxBodyBytes?: number
@@ -29,15 +29,17 @@ function invalid(reason: string, message: string): SvidecarError {
 }
 
 /**
- * Hop-by-hop fields a request may carry on top of maxHeaderCount. They are not counted, and neither is Host:
- * a proxy rewrites exactly those (undici adds Connection and Transfer-Encoding), so a request that passes one
- * sidecar with N counted fields reaches the next one with N, not N + what the first proxy added.
+ * Hop-by-hop fields a request may carry on top of maxHeaderCount. They are not counted, and neither are Host
+ * and Content-Length: a proxy rewrites exactly those (undici adds Connection, and Content-Length or
+ * Transfer-Encoding, to a streamed body), so a request that passes one sidecar with N counted fields reaches
+ * the next one with N, not N + what the first proxy added.
  */
 export const UNCOUNTED_FIELDS_ALLOWED = 16
+const UNCOUNTED = new Set(['host', 'content-length'])
 
 /** server.maxHeadersCount: Node's parser refuses more, so it must allow every field a valid request may carry. */
 export function parserHeaderLimit(maxHeaderCount: number): number {
-  return maxHeaderCount + 1 + UNCOUNTED_FIELDS_ALLOWED + 1
+  return maxHeaderCount + UNCOUNTED.size + UNCOUNTED_FIELDS_ALLOWED + 1
 }
 
 function tooMany(count: number, limit: number): SvidecarError {
@@ -55,12 +57,12 @@ export function checkRequest(
   const raw = req.rawHeaders
   const total = raw.length / 2
   // Node's parser refuses this already; the guard must not depend on it.
-  if (total > options.maxHeaderCount + 1 + UNCOUNTED_FIELDS_ALLOWED)
+  if (total > options.maxHeaderCount + UNCOUNTED.size + UNCOUNTED_FIELDS_ALLOWED)
     return tooMany(total, options.maxHeaderCount)
   let counted = 0
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string
-    if (!isHopByHop(name) && name.toLowerCase() !== 'host') counted++
+    if (!isHopByHop(name) && !UNCOUNTED.has(name.toLowerCase())) counted++
   }
   if (counted > options.maxHeaderCount) return tooMany(counted, options.maxHeaderCount)
   let host: string | undefined

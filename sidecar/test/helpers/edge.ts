@@ -253,12 +253,13 @@ export function parseResponse(text: string, closed: boolean): RawResult {
 }
 
 /**
- * Writes `parts` (a function part waits for something before the next write), then reads until the sidecar
+ * Writes `parts` (a function part waits for something, e.g. for what was received so far, before the next
+ * write), then reads until the sidecar
  * closes the connection or `deadlineMs` passes (then `closed` is false).
  */
 export async function rawExchange(
   socket: Duplex,
-  parts: (string | Buffer | (() => Promise<unknown>))[],
+  parts: (string | Buffer | ((received: () => string) => Promise<unknown>))[],
   deadlineMs = 10_000,
 ): Promise<RawResult> {
   let text = ''
@@ -275,7 +276,7 @@ export async function rawExchange(
     })
   })
   for (const part of parts) {
-    if (typeof part === 'function') await part()
+    if (typeof part === 'function') await part(() => text)
     else if (!socket.destroyed) socket.write(part)
   }
   const wasClosed = await closed
