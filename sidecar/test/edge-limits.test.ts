@@ -262,7 +262,7 @@ t.test('draining: a request that arrives on an open connection gets 503 SVD_SHUT
     await until(() => /SVD_SHUTTING_DOWN/.test(text), `${side}: the refusal`)
     t.match(
       text,
-      /^HTTP\/1\.1 200 [^]*released[^]*HTTP\/1\.1 503 /,
+      /^HTTP\/1\.1 200 [\s\S]*released[\s\S]*HTTP\/1\.1 503 /,
       `${side}: the held request finished, the late one got 503`,
     )
     t.notOk(
