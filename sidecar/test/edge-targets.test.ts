@@ -14,6 +14,9 @@ interface Case {
   appUrl?: string
 }
 
+const UPGRADE =
+  'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n'
+
 const CASES: Case[] = [
   {
     name: 'absolute-form whose Host names another authority',
@@ -90,6 +93,19 @@ const CASES: Case[] = [
   {
     name: 'a Host with an unclosed IPv6 literal',
     request: 'GET / HTTP/1.1\r\nHost: [::1\r\n\r\n',
+    status: 400,
+    code: 'SVD_REQUEST_INVALID',
+  },
+  {
+    name: 'a WebSocket upgrade goes under the base path too (the app refuses it)',
+    request: `GET /ws HTTP/1.1\r\nHost: x\r\n${UPGRADE}\r\n`,
+    status: 502,
+    code: 'SVD_UPSTREAM_PROTOCOL',
+    appUrl: '/api/ws',
+  },
+  {
+    name: 'a WebSocket upgrade whose path climbs out',
+    request: `GET /a/../../ws HTTP/1.1\r\nHost: x\r\n${UPGRADE}\r\n`,
     status: 400,
     code: 'SVD_REQUEST_INVALID',
   },

@@ -129,7 +129,7 @@ export async function startInbound(identity: Identity, options: InboundOptions):
       socket,
       head,
       {
-        url: `ws://${options.forwardTo.host}${req.url ?? '/'}`,
+        url: `ws://${options.forwardTo.host}${app.basePath}${req.url ?? '/'}`,
         upstream: app.name,
         headers: upgradeHeaders(flat),
         maxPayload: MAX_WEBSOCKET_MESSAGE_BYTES,

@@ -195,7 +195,7 @@ function answerClientError(
   }
   const answer =
     err.code === 'HPE_HEADER_OVERFLOW'
-      ? new SvidecarError('SVD_REQUEST_HEADERS_TOO_LARGE', 'request headers exceed the size limit', {
+      ? new SvidecarError('SVD_REQUEST_HEADERS_TOO_LARGE', 'request headers exceed the size or count limit', {
           reason: err.code,
         })
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'

@@ -40,6 +40,18 @@ export class RecordingApp {
 
   private constructor() {
     this.server = createServer((req, res) => this.#handle(req, res))
+    // WebSocket upgrades are recorded and refused: the tests need only where they arrived.
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
+      this.received.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        rawHeaders: [...req.rawHeaders],
+        bytes: 0,
+        complete: true,
+        aborted: false,
+      })
+      socket.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n')
+    })
   }
 
   static async start(): Promise<RecordingApp> {
