@@ -2,6 +2,7 @@
 // inbound (mTLS) listeners: each refusal has its status and code, nothing refused reaches the app, and what is
 // forwarded reaches it in origin-form under the base path /api.
 import t, { type Test } from 'tap'
+import { checkRequest } from '../src/listener/http-guards.ts'
 import { normalizeTarget, removeDotSegments } from '../src/listener/request-target.ts'
 import { type Edge, rawExchange, startEdge, stillServing } from './helpers/edge.ts'
 
@@ -110,6 +111,18 @@ const CASES: Case[] = [
     code: 'SVD_REQUEST_INVALID',
   },
   {
+    name: 'a bare LF line ending (refused by Node’s parser)',
+    request: 'GET / HTTP/1.1\nHost: x\n\n',
+    status: 400,
+    code: 'SVD_REQUEST_INVALID',
+  },
+  {
+    name: 'a head over maxHeaderBytes (refused by Node’s parser)',
+    request: `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+    status: 431,
+    code: 'SVD_REQUEST_HEADERS_TOO_LARGE',
+  },
+  {
     name: 'CONNECT (Node would close without a word)',
     request: 'CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n',
     status: 501,
@@ -150,6 +163,15 @@ t.test('request targets and unproxied methods, outbound and inbound', async (t) 
     agent,
     /svidecar_requests_total\{listener="egress",direction="outbound",status_class="4xx",code="SVD_REQUEST_INVALID"\} \d+/,
   )
+  for (const code of ['SVD_REQUEST_INVALID', 'SVD_REQUEST_HEADERS_TOO_LARGE']) {
+    t.match(
+      agent,
+      new RegExp(
+        `svidecar_connections_refused_total\\{listener="egress",direction="outbound",code="${code}"\\} 1`,
+      ),
+      `parser-level ${code} is counted`,
+    )
+  }
   const server = await edge.metrics('server')
   t.match(
     server,
@@ -205,4 +227,35 @@ t.test('dot-segment removal (RFC 3986 §5.2.4) and target rewriting', async (t) 
   t.equal(target('x/y', 'x'), 'BAD_TARGET')
   t.equal(target('http:///y', ''), 'BAD_TARGET_AUTHORITY')
   t.equal(target('/a\\..\\..\\b', 'x'), 'PATH_ESCAPES_ROOT', 'backslashes read as slashes by some servers')
+})
+
+t.test('guards: what the header count skips, Host syntax, a declared body over the limit', async (t) => {
+  const check = (rawHeaders: string[], maxBodyBytes = 0) =>
+    checkRequest({ rawHeaders }, { maxHeaderCount: 3, maxBodyBytes, inbound: false })
+  const fields = (n: number) => Array.from({ length: n }, (_, i) => [`X-${i}`, 'v']).flat()
+  const hop = ['Connection', 'keep-alive', 'TE', 'trailers', 'Keep-Alive', 'timeout=5']
+  t.equal(check(['Host', 'a', ...fields(3), ...hop, 'Content-Length', '0']), undefined)
+  t.match(check(['Host', 'a', ...fields(4)]), { code: 'SVD_REQUEST_HEADERS_TOO_LARGE' })
+  t.match(
+    check(['Host', 'a', ...fields(1), ...Array.from({ length: 17 }, () => ['Connection', 'x']).flat()]),
+    { code: 'SVD_REQUEST_HEADERS_TOO_LARGE' },
+    'uncounted fields are bounded too',
+  )
+  for (const good of [
+    'a',
+    'a.example:8080',
+    '127.0.0.1:1',
+    '[::1]:80',
+    '[fe80::1%25eth0]'.replace('%25eth0', ''),
+    '',
+  ])
+    t.equal(check(['Host', good]), undefined, `Host "${good}"`)
+  for (const bad of ['a b', 'a/b', 'a@b', '[::1', 'a:8x', 'a?b'])
+    t.match(check(['Host', bad]), { reason: 'BAD_HOST' }, `Host "${bad}"`)
+  t.match(check(['Host', 'a', 'Content-Length', '11'], 10), {
+    code: 'SVD_REQUEST_BODY_TOO_LARGE',
+    reason: 'CONTENT_LENGTH_OVER_LIMIT',
+  })
+  t.equal(check(['Host', 'a', 'Content-Length', '10'], 10), undefined)
+  t.equal(check(['Host', 'a', 'Content-Length', '99999999'], 0), undefined, '0 = no limit')
 })

@@ -60,11 +60,14 @@ export function checkRequest(
   if (total > options.maxHeaderCount + UNCOUNTED.size + UNCOUNTED_FIELDS_ALLOWED)
     return tooMany(total, options.maxHeaderCount)
   let counted = 0
+  let hopByHop = 0
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string
-    if (!isHopByHop(name) && !UNCOUNTED.has(name.toLowerCase())) counted++
+    if (isHopByHop(name)) hopByHop++
+    else if (!UNCOUNTED.has(name.toLowerCase())) counted++
   }
   if (counted > options.maxHeaderCount) return tooMany(counted, options.maxHeaderCount)
+  if (hopByHop > UNCOUNTED_FIELDS_ALLOWED) return tooMany(total, options.maxHeaderCount)
   let host: string | undefined
   let seen: Set<string> | undefined
   let contentLength: string | undefined
