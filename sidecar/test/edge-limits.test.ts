@@ -108,6 +108,34 @@ t.test(
   },
 )
 
+t.test(
+  'the upstream answers without reading the body: the rest is read away, a stall after that is still cut',
+  async (t) => {
+    const edge = await startEdge(t, LIMITS)
+    for (const side of SIDES) {
+      const stalled = await rawExchange(await edge.connect[side](), [
+        `POST /now HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n${'a'.repeat(10)}`,
+        (received) => until(() => received().endsWith('now'), `${side}: the early answer`),
+        'b'.repeat(10),
+      ])
+      t.equal(stalled.status, 200, `${side}: answered`)
+      t.ok(stalled.closed, `${side}: the client that never finished its body was cut`)
+      const finished = await rawExchange(await edge.connect[side](), [
+        `POST /now HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n${'a'.repeat(10)}`,
+        (received) => until(() => received().endsWith('now'), `${side}: the early answer`),
+        'b'.repeat(90),
+        'GET /next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+      ])
+      t.match(
+        finished.text,
+        /now[\s\S]*HTTP\/1\.1 200 OK[\s\S]*"bytes":0/,
+        `${side}: a client that finished it keeps its connection`,
+      )
+      t.ok(finished.closed)
+    }
+  },
+)
+
 t.test('a slow upstream holding the body back is not a stalled client', async (t) => {
   // 64 MB: far more than the socket buffers hold, so the client is paused by back-pressure while the app waits.
   const size = 64 * 1024 * 1024

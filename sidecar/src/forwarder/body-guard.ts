@@ -52,6 +52,19 @@ export function guardBody(req: IncomingMessage, res: ServerResponse, limits: Bod
     // The exchange may have ended already (the upstream answered without reading the body): free the client.
     if (res.writableEnded && !req.complete) req.socket.destroy()
   })
+  body.on('close', () => {
+    if (req.complete || body.errored) return
+    // undici stops reading once the upstream answered without the whole body. Node would leave the rest unread
+    // and the connection held for as long as the client likes; read it away instead, under the same limits.
+    req.unpipe(body)
+    req.on('data', (chunk: Buffer) => {
+      received += chunk.length
+      if (limits.maxBodyBytes > 0 && received > limits.maxBodyBytes) req.socket.destroy()
+      else arm()
+    })
+    req.resume()
+    arm()
+  })
   const arm = () => {
     if (limits.bodyIdleTimeoutMs <= 0) return
     if (timer === undefined) {
@@ -65,7 +78,12 @@ export function guardBody(req: IncomingMessage, res: ServerResponse, limits: Bod
   }
   const onIdle = () => {
     timer = undefined
-    if (req.complete || body.destroyed) return
+    if (req.complete) return
+    if (body.destroyed) {
+      // Only the discarded rest of the body was outstanding (see 'close' above); the exchange itself is over.
+      req.socket.destroy()
+      return
+    }
     // Paused by back-pressure: the upstream is slow, not the client.
     if (req.readableFlowing === false) {
       arm()

@@ -104,6 +104,11 @@ export class RecordingApp {
       req.resume()
       return
     }
+    if (req.url?.endsWith('/now')) {
+      // Answered at once, the body left unread.
+      res.end('now')
+      return
+    }
     if (req.url?.endsWith('/early')) {
       // The response starts before the body is read: a cut after this point can only close the connection.
       res.writeHead(200, { 'content-type': 'text/plain' })
