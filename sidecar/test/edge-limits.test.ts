@@ -111,7 +111,8 @@ t.test(
 t.test(
   'the upstream answers without reading the body: the rest is read away, a stall after that is still cut',
   async (t) => {
-    const edge = await startEdge(t, LIMITS)
+    // A long keep-alive limit, so only the body idle limit can end the stalled connection.
+    const edge = await startEdge(t, '{ bodyIdleTimeout: 1s, idleTimeout: 60s }')
     for (const side of SIDES) {
       const stalled = await rawExchange(await edge.connect[side](), [
         `POST /now HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n${'a'.repeat(10)}`,
