@@ -99,8 +99,8 @@ export function subscribeLogs(log: Logger): () => void {
     ),
     on('request', (e) => {
       // An upstream that fails is the operator's problem to see, with its cause; other refusals are the client's.
-      if (e.code?.startsWith('SVD_UPSTREAM_') || e.code === 'SVD_INTERNAL')
-        log.warn('upstream request failed', { ...e })
+      if (e.code?.startsWith('SVD_UPSTREAM_')) log.warn('upstream request failed', { ...e })
+      else if (e.code === 'SVD_INTERNAL') log.error('request failed on an internal error', { ...e })
       else if (e.code !== undefined) log.info('request refused', { ...e })
       else log.debug('request', { ...e })
     }),
