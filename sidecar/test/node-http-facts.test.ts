@@ -2,6 +2,7 @@
 // changes one of these, this file says which, before a listener test fails for a reason that is hard to see.
 import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import { type AddressInfo, connect, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
 
@@ -163,5 +164,16 @@ t.test(
     await exchange(port, `GET / HTTP/1.1\r\nHost: a\r\n${'X-A: 1\r\n'.repeat(10)}Connection: close\r\n\r\n`)
     t.same(errors, ['HPE_HEADER_OVERFLOW'])
     t.equal(reached, false)
+  },
+)
+
+t.test(
+  'the HTTP layer attaches at construction: "connection" (http) and "secureConnection" (https)',
+  async (t) => {
+    // ProxyListener takes these listeners over to answer connections over the limit before HTTP sees them.
+    t.equal(createServer().listeners('connection').length, 1)
+    const https = createHttpsServer({})
+    t.equal(https.listeners('secureConnection').length, 1)
+    t.equal(https.listeners('connection').length, 1, 'plus TLS’s own on the raw socket')
   },
 )
