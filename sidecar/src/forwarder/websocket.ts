@@ -11,8 +11,9 @@ import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { WebSocket } from 'ws'
 import { SvidecarError } from '../errors/index.ts'
+import { upstreamError } from '../errors/upstream-errors.ts'
+import { publishUpstreamFailed } from '../observe/events.ts'
 import { writeRawError } from './raw-error.ts'
-import { upstreamError } from './upstream-errors.ts'
 
 export interface WebSocketTarget {
   /** ws:// or wss:// URL of the upstream, path and query included. */
@@ -78,6 +79,14 @@ export function relayWebSocket(
   const fail = (err: SvidecarError) => {
     if (settled) return
     settled = true
+    publishUpstreamFailed({
+      upstream: target.upstream,
+      code: err.code,
+      ...(err.reason === undefined ? {} : { reason: err.reason }),
+      status: err.status,
+      midResponse: false,
+      ...(err.cause === undefined ? {} : { cause: err.cause }),
+    })
     writeRawError(socket, err)
     onEnd?.(err.status, err.code)
   }
@@ -139,7 +148,7 @@ function connectUpstream(ws: typeof import('ws'), relay: Relay): WebSocket {
     )
     upstream.terminate()
   })
-  upstream.on('error', (err) => fail(upstreamError(err, target.upstream)))
+  upstream.on('error', (err) => fail(upstreamError(err, target.upstream, 'websocket-handshake')))
   upstream.on('open', () => {
     if (!claim()) {
       upstream.terminate()

@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { createServer } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { SvidecarError } from '../errors/index.ts'
+import { handleExpectations } from '../forwarder/expect.ts'
 import { forwardHeaders } from '../forwarder/headers.ts'
 import { forwardHttp } from '../forwarder/http.ts'
 import { writeRawError } from '../forwarder/raw-error.ts'
@@ -47,6 +48,8 @@ export async function startOutbound(
   const stripWithHost = new Set([...strip, 'host'])
   const server = createServer(httpServerOptions(options.limits))
   const listener = new ProxyListener(options.name, 'outbound', server, options.limits)
+  // Expect: 100-continue is answered by the forwarder once the upstream can take the body (forwarder/expect.ts).
+  handleExpectations(server)
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const route = table.match(req.headers.host, req.url ?? '/')

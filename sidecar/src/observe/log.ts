@@ -98,6 +98,10 @@ export function subscribeLogs(log: Logger): () => void {
       log.info(`lifecycle: ${e.event}`, e.detail === undefined ? undefined : { detail: e.detail }),
     ),
     on('request', (e) => log.debug('request', { ...e })),
+    // Above debug: an operator must see why an upstream failed without turning on request logs.
+    on('upstreamFailed', (e) =>
+      (e.code === 'SVD_INTERNAL' ? log.error : log.warn)('upstream exchange failed', { ...e }),
+    ),
   ]
   return () => {
     for (const f of off) f()
