@@ -176,6 +176,33 @@ t.test('OPTIONS * is refused with a code and never reaches the app', async (t) =
   )
 })
 
+t.test(
+  'a WebSocket upgrade with a target that is not origin-form is refused; the process stays up',
+  async (t) => {
+    const app = await RawApp.start(t, ANSWERS)
+    const edge = await startEdge(t, app.port)
+    for (const [direction, open, host] of [
+      ['outbound', edge.outboundClient, 'raw.test'],
+      ['inbound', edge.inboundClient, 'mcp.test'],
+    ] as const) {
+      for (const target of ['*', 'http://raw.test/ws']) {
+        const client = await open()
+        client.send(
+          `GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+            'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+        )
+        const res = await client.next()
+        t.equal(res.status, 501, `${direction} ${target}: status`)
+        t.equal(res.headers['x-svidecar-error'], 'SVD_REQUEST_UNSUPPORTED', `${direction} ${target}: code`)
+      }
+    }
+    t.same(app.received, [], 'nothing reached the app')
+    const client = await edge.outboundClient()
+    client.send('GET /fine HTTP/1.1\r\nHost: raw.test\r\n\r\n')
+    t.equal((await client.next()).status, 200, 'still serving')
+  },
+)
+
 t.test('upstream failures are logged above debug with their cause', async (t) => {
   const app = await RawApp.start(t, ANSWERS)
   const edge = await startEdge(t, app.port)

@@ -14,6 +14,7 @@ import { publishUpstreamFailed } from '../observe/events.ts'
 import { awaitsContinue, sendContinue } from './expect.ts'
 import { responseHeaders } from './headers.ts'
 import { sendError } from './respond.ts'
+import { targetRefusal } from './target.ts'
 import type { Upstream } from './upstreams.ts'
 
 export interface ForwardOptions {
@@ -35,25 +36,17 @@ export function forwardHttp(
   upstream: Upstream,
   options: ForwardOptions,
 ): void {
-  const target = req.url ?? '/'
-  if (!target.startsWith('/')) {
-    // undici sends origin-form only; `OPTIONS *` (asterisk-form) addresses the server itself, not a resource.
-    const err = new SvidecarError(
-      'SVD_REQUEST_UNSUPPORTED',
-      target === '*'
-        ? `${req.method} * is not forwarded: it addresses the server itself, not a resource`
-        : 'only origin-form request targets (starting with "/") are forwarded',
-      { reason: target === '*' ? 'ASTERISK_FORM' : 'NOT_ORIGIN_FORM' },
-    )
-    sendError(res, err)
-    options.onEnd?.(err.status, err.code)
+  const refused = targetRefusal(req)
+  if (refused !== undefined) {
+    sendError(res, refused)
+    options.onEnd?.(refused.status, refused.code)
     return
   }
   const handler = new ProxyHandler(req, res, upstream.name, options.onEnd)
   upstream.pool.dispatch(
     {
       origin: upstream.url.origin,
-      path: upstream.basePath + target,
+      path: upstream.basePath + (req.url ?? '/'),
       method: req.method as Dispatcher.HttpMethod,
       headers: options.headers,
       body: hasBody(req) ? req : null,

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs'
 import type { Duplex } from 'node:stream'
 import type { SecureVersion } from 'node:tls'
 import { buildConnector, Pool } from 'undici'
+import { SvidecarError } from '../errors/index.ts'
 import type { Identity } from '../identity/identity.ts'
 import { type AuthorizerSpec, authorizerFromSpec } from '../tls/authorizer.ts'
 import { ClientTls } from '../tls/client-tls.ts'
@@ -50,7 +51,9 @@ export class Upstream {
     this.kind = spec.kind
     this.basePath = spec.url.pathname === '/' ? '' : spec.url.pathname.replace(/\/$/, '')
     if (spec.kind === 'spiffe') {
-      if (identity === undefined) throw new Error(`upstream ${spec.name} needs an identity for mTLS`)
+      if (identity === undefined) {
+        throw new SvidecarError('SVD_CONFIG_INVALID', `upstream ${spec.name} needs an identity for mTLS`)
+      }
       this.clientTls = new ClientTls(identity, {
         upstream: spec.name,
         authorizer: authorizerFromSpec(spec.spiffe ?? { any: true }),

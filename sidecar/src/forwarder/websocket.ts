@@ -14,6 +14,7 @@ import { SvidecarError } from '../errors/index.ts'
 import { upstreamError } from '../errors/upstream-errors.ts'
 import { publishUpstreamFailed } from '../observe/events.ts'
 import { writeRawError } from './raw-error.ts'
+import { targetRefusal } from './target.ts'
 
 export interface WebSocketTarget {
   /** ws:// or wss:// URL of the upstream, path and query included. */
@@ -71,6 +72,12 @@ export function relayWebSocket(
   target: WebSocketTarget,
   onEnd?: (status: number, code: string | undefined) => void,
 ): void {
+  const refused = targetRefusal(req)
+  if (refused !== undefined) {
+    writeRawError(socket, refused)
+    onEnd?.(refused.status, refused.code)
+    return
+  }
   const protocols = (req.headers['sec-websocket-protocol'] ?? '')
     .split(',')
     .map((p) => p.trim())
@@ -107,7 +114,18 @@ export function relayWebSocket(
         if (claim()) onEnd?.(499, 'CLIENT_ABORTED')
         return
       }
-      upstream = connectUpstream(ws, { req, socket, head, target, protocols, fail, claim, onEnd })
+      try {
+        upstream = connectUpstream(ws, { req, socket, head, target, protocols, fail, claim, onEnd })
+      } catch (err) {
+        // ws throws synchronously on what it cannot send (a URL, a header): nothing reached the upstream, so it is
+        // our failure; uncaught inside this promise it would be an unhandled rejection, which ends the process.
+        fail(
+          new SvidecarError('SVD_INTERNAL', 'internal error', {
+            reason: 'WEBSOCKET_CLIENT_REFUSED',
+            cause: err,
+          }),
+        )
+      }
     },
     (err: unknown) => fail(upstreamError(err as Error, target.upstream)),
   )
