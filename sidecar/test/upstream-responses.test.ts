@@ -5,6 +5,7 @@
 import t, { type Test } from 'tap'
 import { errors as undiciErrors } from 'undici'
 import { upstreamError } from '../src/errors/upstream-errors.ts'
+import { inspectHead } from '../src/forwarder/unsolicited-continue.ts'
 import { startEdge } from './helpers/edge.ts'
 import { RawApp, type RawClient, type RawResponse } from './helpers/raw-http.ts'
 
@@ -271,4 +272,18 @@ t.test('a reset during the mTLS handshake and one mid-exchange get the same code
   t.equal(unreachable.status, 503, 'only an unreachable upstream is a 503')
   t.equal(unreachable.headers['x-svidecar-error'], 'SVD_UPSTREAM_UNAVAILABLE')
   t.equal(unreachable.headers['retry-after'], '1')
+})
+
+t.test('the 100-Continue filter decides only on whole heads', async (t) => {
+  const v = (s: string) => inspectHead(Buffer.from(s, 'latin1'))
+  t.equal(v('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200'), 25, 'a whole 100 head: its length')
+  t.equal(v('HTTP/1.0 100\r\n\r\n'), 16, 'no reason phrase, HTTP/1.0')
+  t.equal(v('HTTP/1.1 100 Continue\r\nx-a: 1\r\n\r\n'), 33, 'with a header')
+  t.equal(v('HTTP/1.1 10'), 'more', 'a prefix of a 100: wait')
+  t.equal(v('HTTP/1.1 100 Continue\r\n'), 'more', 'an unfinished 100 head: wait')
+  t.equal(v('HTTP/1.1 200 OK\r\n\r\n'), 'final')
+  t.equal(v('HTTP/1.1 1000 x\r\n\r\n'), 'final', 'not a 100')
+  t.equal(v('HTTP/1.1 101 Switching\r\n\r\n'), 'final', '101 is undici’s to judge')
+  t.equal(v('garbage'), 'final')
+  t.equal(v(`HTTP/1.1 100 Continue\r\nx: ${'a'.repeat(9000)}`), 'final', 'an endless 100 head is handed on')
 })
