@@ -246,6 +246,14 @@ t.test('one mapping for socket and TLS errors, whichever phase reports them', as
       'UND_ERR_NOT_SUPPORTED',
     ],
     [new undiciErrors.HeadersTimeoutError(), undefined, 'SVD_UPSTREAM_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT'],
+    [new undiciErrors.RequestAbortedError(), undefined, 'SVD_REQUEST_INVALID', 'UND_ERR_ABORTED'],
+    [errno('ERR_HTTP2_STREAM_ERROR'), undefined, 'SVD_UPSTREAM_RESET', 'ERR_HTTP2_STREAM_ERROR'],
+    [
+      errno('ERR_HTTP2_INVALID_HEADER_VALUE'),
+      undefined,
+      'SVD_UPSTREAM_PROTOCOL',
+      'ERR_HTTP2_INVALID_HEADER_VALUE',
+    ],
   ]
   for (const [err, phase, code, reason] of table) {
     const e = upstreamError(err, 'u', phase)

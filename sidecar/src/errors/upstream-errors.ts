@@ -31,7 +31,15 @@ const UNREACHABLE = new Set([
   'EADDRNOTAVAIL',
 ])
 
-const RESET = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'UND_ERR_SOCKET', 'UND_ERR_INFO'])
+const RESET = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ENOTCONN', 'UND_ERR_SOCKET', 'UND_ERR_INFO'])
+
+// The request side failed while undici streamed it: the client stopped sending or sent less than it announced.
+const CLIENT = new Set([
+  'UND_ERR_ABORTED',
+  'UND_ERR_ABORT',
+  'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH',
+  'ERR_STREAM_PREMATURE_CLOSE',
+])
 
 const PROTOCOL = new Set([
   'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
@@ -48,7 +56,7 @@ const PROTOCOL = new Set([
 const OURS = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'UND_ERR_INVALID_RETURN_VALUE'])
 
 // undici reports these protocol violations as UND_ERR_SOCKET, the same code as a peer reset; only the
-// message tells them apart (pinned against the installed undici by a test in forwarder.test.ts).
+// message tells them apart (pinned against the installed undici by sidecar/test/upstream-responses.test.ts).
 const SOCKET_PROTOCOL_MESSAGES: Record<string, string> = {
   'bad response': 'UNEXPECTED_RESPONSE',
   'bad upgrade': 'UNSOLICITED_UPGRADE',
@@ -82,7 +90,11 @@ export function upstreamError(
       )
     }
   }
-  if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT') {
+  if (
+    code === 'UND_ERR_CONNECT_TIMEOUT' ||
+    code === 'ETIMEDOUT' ||
+    code === 'ERR_SOCKET_CONNECTION_TIMEOUT'
+  ) {
     return make(
       'SVD_UPSTREAM_CONNECT_TIMEOUT',
       `upstream ${upstream} did not accept a connection in time`,
@@ -95,7 +107,10 @@ export function upstreamError(
   if (UNREACHABLE.has(code)) {
     return make('SVD_UPSTREAM_UNAVAILABLE', `upstream ${upstream} is unreachable (${code})`, code)
   }
-  if (RESET.has(code)) {
+  if (code.startsWith('ERR_HTTP2_INVALID')) {
+    return make('SVD_UPSTREAM_PROTOCOL', `upstream ${upstream} sent a malformed HTTP/2 response`, code)
+  }
+  if (RESET.has(code) || code.startsWith('ERR_HTTP2')) {
     return make('SVD_UPSTREAM_RESET', `upstream ${upstream} closed the connection`, code)
   }
   if (PROTOCOL.has(code)) {
@@ -126,6 +141,9 @@ export function upstreamError(
       `upstream ${upstream} failed the WebSocket handshake`,
       'WEBSOCKET_HANDSHAKE_FAILED',
     )
+  }
+  if (CLIENT.has(code)) {
+    return make('SVD_REQUEST_INVALID', 'the client stopped sending the request body', code)
   }
   if (OURS.has(code)) return make('SVD_INTERNAL', 'internal error', code)
   // Unknown is a gap in this table: never a 503 that tells clients to retry, never the foreign text.
