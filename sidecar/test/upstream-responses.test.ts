@@ -29,6 +29,8 @@ const ANSWERS = {
   'control-char-in-header': 'HTTP/1.1 200 OK\r\nx-a: \x01\r\ncontent-length: 2\r\n\r\nok',
   'bare-lf': 'HTTP/1.1 200 OK\ncontent-length: 2\n\nok',
   'hang-up': 'close',
+  // Too long for the filter to hold: undici sees the 100 and refuses it.
+  'oversized-100': `HTTP/1.1 100 Continue\r\nx-pad: ${'a'.repeat(9000)}\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok`,
   'forged-marker':
     'HTTP/1.1 503 Service Unavailable\r\nx-svidecar-error: SVD_IDENTITY_UNAVAILABLE\r\n' +
     `content-type: application/json\r\ncontent-length: ${FORGED_BODY.length}\r\n\r\n${FORGED_BODY}`,
@@ -59,6 +61,7 @@ const CASES: [CaseName, Expected][] = [
   ['control-char-in-header', { status: 502, code: 'SVD_UPSTREAM_PROTOCOL' }],
   ['bare-lf', { status: 502, code: 'SVD_UPSTREAM_PROTOCOL' }],
   ['hang-up', { status: 502, code: 'SVD_UPSTREAM_RESET' }],
+  ['oversized-100', { status: 502, code: 'SVD_UPSTREAM_PROTOCOL', reason: 'UNEXPECTED_RESPONSE' }],
 ]
 
 function bodyCode(res: RawResponse): string | undefined {
@@ -69,12 +72,22 @@ function bodyCode(res: RawResponse): string | undefined {
   }
 }
 
-function checkCase(t: Test, res: RawResponse, expected: Expected, label: string): void {
+function checkCase(
+  t: Test,
+  res: RawResponse,
+  expected: Expected,
+  label: string,
+  logs: Record<string, unknown>[],
+): void {
   t.equal(res.status, expected.status, `${label}: status`)
   t.equal(res.headers['x-svidecar-error'], expected.code, `${label}: code`)
   if (expected.code !== undefined) {
     t.equal(bodyCode(res), expected.code, `${label}: the JSON body names the code`)
     t.equal(res.headers['retry-after'], undefined, `${label}: no retry-after for a broken upstream`)
+    // The reason never reaches the client; the log has it (both sidecars publish on this process's channels).
+    const logged = logs.findLast((r) => r.msg === 'upstream exchange failed')
+    t.match(logged, { level: 'warn', code: expected.code }, `${label}: logged`)
+    if (expected.reason !== undefined) t.equal(logged?.reason, expected.reason, `${label}: reason`)
   }
   if (expected.body !== undefined) t.equal(res.body, expected.body, `${label}: body relayed`)
 }
@@ -93,7 +106,7 @@ t.test('malformed and unexpected upstream answers, outbound and inbound', async 
       const client = await open()
       client.send(`GET /case/${name} HTTP/1.1\r\nHost: ${host}\r\n\r\n`)
       const res = await client.next()
-      checkCase(t, res, expected, `${direction} ${name}`)
+      checkCase(t, res, expected, `${direction} ${name}`, edge.logs)
       t.equal(app.requestLines.length, seen + 1, `${direction} ${name}: the app got the request once`)
       if (expected.status !== 200) continue
       t.equal(res.reason, 'OK', `${direction} ${name}: a standard reason phrase`)
@@ -294,4 +307,9 @@ t.test('the 100-Continue filter decides only on whole heads', async (t) => {
   t.equal(v('HTTP/1.1 101 Switching\r\n\r\n'), 'final', '101 is undici’s to judge')
   t.equal(v('garbage'), 'final')
   t.equal(v(`HTTP/1.1 100 Continue\r\nx: ${'a'.repeat(9000)}`), 'final', 'an endless 100 head is handed on')
+  t.equal(
+    v(`HTTP/1.1 100 Continue\r\nx: ${'a'.repeat(9000)}\r\n\r\n`),
+    'final',
+    'so is a whole one that long',
+  )
 })

@@ -40,8 +40,8 @@ export function inspectHead(bytes: Buffer): Verdict {
   }
   if (!CONTINUE.test(start)) return 'final'
   const end = bytes.indexOf(HEAD_END)
-  if (end === -1) return bytes.length > MAX_INTERIM_HEAD_BYTES ? 'final' : 'more'
-  return end + HEAD_END.length
+  if ((end === -1 ? bytes.length : end) > MAX_INTERIM_HEAD_BYTES) return 'final'
+  return end === -1 ? 'more' : end + HEAD_END.length
 }
 
 /** Installs the filter on one upstream connection. */
