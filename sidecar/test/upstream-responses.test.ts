@@ -217,6 +217,32 @@ t.test(
   },
 )
 
+t.test('a WebSocket upgrade answered with bytes that cannot be relayed is a 502 with a code', async (t) => {
+  const app = await RawApp.start(t, ANSWERS)
+  const edge = await startEdge(t, app.port)
+  const cases: [CaseName, string][] = [
+    ['control-char-reason', 'SVD_UPSTREAM_PROTOCOL'],
+    ['not-http', 'SVD_UPSTREAM_PROTOCOL'],
+    ['obs-text-reason', 'SVD_UPSTREAM_PROTOCOL'],
+    ['hang-up', 'SVD_UPSTREAM_RESET'],
+  ]
+  for (const [direction, open, host] of [
+    ['outbound', edge.outboundClient, 'raw.test'],
+    ['inbound', edge.inboundClient, 'mcp.test'],
+  ] as const) {
+    for (const [name, code] of cases) {
+      const client = await open()
+      client.send(
+        `GET /case/${name} HTTP/1.1\r\nHost: ${host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+          'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+      )
+      const res = await client.next()
+      t.equal(res.status, 502, `${direction} ${name}: status`)
+      t.equal(res.headers['x-svidecar-error'], code, `${direction} ${name}: code`)
+    }
+  }
+})
+
 t.test('upstream failures are logged above debug with their cause', async (t) => {
   const app = await RawApp.start(t, ANSWERS)
   const edge = await startEdge(t, app.port)
