@@ -5,7 +5,7 @@
  * interim (1xx) responses included.
  */
 import { once } from 'node:events'
-import { type AddressInfo, createServer, type Server, type Socket } from 'node:net'
+import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Test } from 'tap'
 
@@ -114,7 +114,6 @@ export class RawClient {
   }
 
   static async connect(t: Test, port: number): Promise<RawClient> {
-    const { connect } = await import('node:net')
     const socket = connect(port, '127.0.0.1')
     await once(socket, 'connect')
     t.teardown(() => {
