@@ -2,10 +2,12 @@
 // bytes of a broken app; raw clients talk to the outbound listener (app → A → upstream) and, over mTLS with the
 // agent's SVID, to the inbound listener (peer → B → local app). Each case ends in a status and a code, never a
 // hang, and the process keeps serving.
+import { once } from 'node:events'
+import { type AddressInfo, connect, createServer } from 'node:net'
 import t, { type Test } from 'tap'
 import { errors as undiciErrors } from 'undici'
 import { upstreamError } from '../src/errors/upstream-errors.ts'
-import { inspectHead } from '../src/forwarder/unsolicited-continue.ts'
+import { inspectHead, skipUnsolicitedContinue } from '../src/forwarder/unsolicited-continue.ts'
 import { startEdge } from './helpers/edge.ts'
 import { RawApp, type RawClient, type RawResponse } from './helpers/raw-http.ts'
 
@@ -339,3 +341,29 @@ t.test('the 100-Continue filter decides only on whole heads', async (t) => {
     'so is a whole one that long',
   )
 })
+
+t.test(
+  'the 100-Continue filter on a real socket: armed by a request line; read(0) takes nothing',
+  async (t) => {
+    const server = createServer((s) => {
+      s.once('data', () =>
+        s.write('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'),
+      )
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    t.teardown(() => server.close())
+    const socket = connect((server.address() as AddressInfo).port, '127.0.0.1')
+    t.teardown(() => socket.destroy())
+    await once(socket, 'connect')
+    skipUnsolicitedContinue(socket)
+    socket.write('GET / HTTP/1.1\r\nhost: a\r\n\r\n', 'latin1')
+    let got = ''
+    while (!got.endsWith('ok')) {
+      await once(socket, 'readable')
+      t.equal(socket.read(0), null, 'read(0) returns nothing')
+      got += (socket.read() as Buffer | null)?.toString('latin1') ?? ''
+    }
+    t.equal(got, 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok', 'the 100 is gone, the rest intact')
+  },
+)

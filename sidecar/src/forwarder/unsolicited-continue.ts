@@ -55,6 +55,8 @@ export function skipUnsolicitedContinue(socket: Socket): void {
   } as Socket['write']
   const read = socket.read
   socket.read = function (this: Socket, size?: number) {
+    // read(0) is the stream's own refill nudge (maybeReadMore, resume): it returns no data and must take none.
+    if (size === 0) return read.call(this, 0)
     for (;;) {
       if (!armed) {
         const chunk = read.call(this, size) as Buffer | null
