@@ -120,8 +120,8 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     statusMessage?: string,
   ): void {
     if (this.#done) return
-    // 1xx interim responses other than 100 (102, 103) are passed over; wait for the final one. undici itself turns
-    // a 100 into an error ('bad response'): the sidecar never asks for one (forwarder/expect.ts).
+    // 1xx interim responses (102, 103) are passed over; wait for the final one. A 100 never gets here: undici
+    // would take it for a broken connection, so unsolicited-continue.ts removes it before undici's parser.
     if (statusCode < 200) return
     if (statusCode > 599) {
       // RFC 9110 §15: outside 100..599 a status code is invalid; a client would have to guess what it means.
