@@ -2,8 +2,10 @@
 // the mesh: body size (declared and streamed), stalled bodies, silent and idle connections, header counts that
 // survive a hop, the connection limit and draining. Each case checks status, code, what the app received, and
 // that the sidecar still serves afterwards.
+
 import t from 'tap'
-import { rawExchange, startEdge, stillServing, until } from './helpers/edge.ts'
+import { waitFor } from '../../workload-api-client/test/helpers/wait.ts'
+import { rawExchange, startEdge, stillServing } from './helpers/edge.ts'
 
 const SIDES = ['outbound', 'inbound'] as const
 const LIMITS = '{ maxBodyBytes: 1000, bodyIdleTimeout: 1s, headersTimeout: 1s, idleTimeout: 1s }'
@@ -42,7 +44,7 @@ t.test(
       const r = await rawExchange(await edge.connect[side](), [
         `POST /up HTTP/1.1\r\nHost: ${target === 'mesh' ? 'mesh' : 'x'}\r\nTransfer-Encoding: chunked\r\n\r\n${chunk(600)}`,
         () =>
-          until(
+          waitFor(
             () => (edge.app.received[before]?.bytes ?? 0) === 600,
             `${target}: the first 600 bytes at the app`,
           ),
@@ -52,7 +54,7 @@ t.test(
       t.equal(r.code, 'SVD_REQUEST_BODY_TOO_LARGE', `${target}: code`)
       t.ok(r.closed, `${target}: connection closed`)
       const got = edge.app.received[before]
-      await until(() => got?.aborted === true, `${target}: the app's request to be aborted`)
+      await waitFor(() => got?.aborted === true, `${target}: the app's request to be aborted`)
       t.equal(got?.bytes, 600, `${target}: the app never got more than the limit`)
       t.equal(edge.app.received.length, before + 1)
       t.equal(await stillServing(edge, side), 200)
@@ -68,15 +70,15 @@ t.test(
       const before = edge.app.received.length
       const r = await rawExchange(await edge.connect[side](), [
         `POST /early HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${chunk(900)}`,
-        () => until(() => (edge.app.received[before]?.bytes ?? 0) === 900, `${side}: 900 bytes at the app`),
-        (received) => until(() => received().includes('\r\n\r\n'), `${side}: the response head`),
+        () => waitFor(() => (edge.app.received[before]?.bytes ?? 0) === 900, `${side}: 900 bytes at the app`),
+        (received) => waitFor(() => received().includes('\r\n\r\n'), `${side}: the response head`),
         chunk(200),
       ])
       t.equal(r.status, 200, `${side}: the head had gone out`)
       t.ok(r.closed, `${side}: then the connection was closed`)
       t.notMatch(r.text, /done/, `${side}: the response was not completed`)
       const got = edge.app.received[before]
-      await until(() => got?.aborted === true, `${side}: the app's request to be aborted`)
+      await waitFor(() => got?.aborted === true, `${side}: the app's request to be aborted`)
       t.equal(got?.bytes, 900, `${side}: the app never got more than the limit`)
     }
   },
@@ -96,7 +98,7 @@ t.test(
       t.equal(r.code, 'SVD_REQUEST_BODY_TIMEOUT', `${target}: code`)
       t.ok(r.closed, `${target}: connection closed`)
       const got = edge.app.received[before]
-      await until(() => got?.aborted === true, `${target}: the app's request to be aborted`)
+      await waitFor(() => got?.aborted === true, `${target}: the app's request to be aborted`)
       t.equal(got?.bytes, 3, `${target}: the app got what was sent and nothing else`)
       t.equal(await stillServing(edge, side), 200)
     }
@@ -116,14 +118,14 @@ t.test(
     for (const side of SIDES) {
       const stalled = await rawExchange(await edge.connect[side](), [
         `POST /now HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n${'a'.repeat(10)}`,
-        (received) => until(() => received().endsWith('now'), `${side}: the early answer`),
+        (received) => waitFor(() => received().endsWith('now'), `${side}: the early answer`),
         'b'.repeat(10),
       ])
       t.equal(stalled.status, 200, `${side}: answered`)
       t.ok(stalled.closed, `${side}: the client that never finished its body was cut`)
       const finished = await rawExchange(await edge.connect[side](), [
         `POST /now HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n${'a'.repeat(10)}`,
-        (received) => until(() => received().endsWith('now'), `${side}: the early answer`),
+        (received) => waitFor(() => received().endsWith('now'), `${side}: the early answer`),
         'b'.repeat(90),
         'GET /next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
       ])
@@ -185,7 +187,7 @@ t.test(
         busyText += d
       })
       busy.write('GET /first HTTP/1.1\r\nHost: x\r\n\r\n')
-      await until(() => busyText.includes('"bytes":0}'), `${side}: first response`)
+      await waitFor(() => busyText.includes('"bytes":0}'), `${side}: first response`)
       const held = new Promise((r) => edge.app.events.once('held', r))
       busy.write('GET /hang HTTP/1.1\r\nHost: x\r\n\r\n')
       await held
@@ -198,7 +200,7 @@ t.test(
       t.ok(r.closed && idleClosed, `${side}: then closed when idle`)
       t.notOk(busy.destroyed, `${side}: the connection with a request in flight is still open`)
       edge.app.release()
-      await until(() => busyText.includes('released'), `${side}: the held response`)
+      await waitFor(() => busyText.includes('released'), `${side}: the held response`)
       busy.destroy()
     }
     const metrics = await edge.metrics('agent')
@@ -228,7 +230,7 @@ t.test('header count: what one sidecar lets through, the next one does too; one 
     await edge.connect.inbound(),
     [
       `GET /up HTTP/1.1\r\nHost: x\r\n${fields(100)}Connection: keep-alive, X-F1\r\nTE: trailers\r\nKeep-Alive: timeout=5\r\n\r\n`,
-      () => until(() => edge.app.received.length === before + 2, 'the inbound request at the app'),
+      () => waitFor(() => edge.app.received.length === before + 2, 'the inbound request at the app'),
     ],
     1000,
   )
@@ -288,7 +290,7 @@ t.test('draining: a request that arrives on an open connection gets 503 SVD_SHUT
     // Pipelined behind the held request, so Node hands it over only after draining began.
     socket.write('GET /late HTTP/1.1\r\nHost: x\r\n\r\n')
     edge.app.release()
-    await until(() => /SVD_SHUTTING_DOWN/.test(text), `${side}: the refusal`)
+    await waitFor(() => /SVD_SHUTTING_DOWN/.test(text), `${side}: the refusal`)
     t.match(
       text,
       /^HTTP\/1\.1 200 [\s\S]*released[\s\S]*HTTP\/1\.1 503 /,

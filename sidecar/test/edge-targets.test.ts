@@ -76,8 +76,8 @@ const CASES: Case[] = [
   {
     name: 'asterisk-form',
     request: 'OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n',
-    status: 400,
-    code: 'SVD_REQUEST_INVALID',
+    status: 501,
+    code: 'SVD_REQUEST_UNSUPPORTED',
   },
   {
     name: 'a fragment in the target',
@@ -126,13 +126,13 @@ const CASES: Case[] = [
     name: 'CONNECT (Node would close without a word)',
     request: 'CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n',
     status: 501,
-    code: 'SVD_METHOD_NOT_SUPPORTED',
+    code: 'SVD_REQUEST_UNSUPPORTED',
   },
   {
     name: 'Expect other than 100-continue (Node would answer a plain 417)',
     request: 'POST /x HTTP/1.1\r\nHost: x\r\nExpect: bogus\r\nContent-Length: 2\r\n\r\nhi',
     status: 417,
-    code: 'SVD_EXPECTATION_FAILED',
+    code: 'SVD_REQUEST_EXPECTATION_FAILED',
   },
 ]
 
@@ -157,7 +157,7 @@ t.test('request targets and unproxied methods, outbound and inbound', async (t) 
   const agent = await edge.metrics('agent')
   t.match(
     agent,
-    /svidecar_connections_refused_total\{listener="egress",direction="outbound",code="SVD_METHOD_NOT_SUPPORTED"\} 1/,
+    /svidecar_connections_refused_total\{listener="egress",direction="outbound",code="SVD_REQUEST_UNSUPPORTED"\} 1/,
   )
   t.match(
     agent,
@@ -175,10 +175,10 @@ t.test('request targets and unproxied methods, outbound and inbound', async (t) 
   const server = await edge.metrics('server')
   t.match(
     server,
-    /svidecar_connections_refused_total\{listener="public",direction="inbound",code="SVD_EXPECTATION_FAILED"\} 1/,
+    /svidecar_connections_refused_total\{listener="public",direction="inbound",code="SVD_REQUEST_EXPECTATION_FAILED"\} 1/,
   )
   t.ok(
-    edge.logs.some((l) => l.msg === 'connection refused' && l.code === 'SVD_METHOD_NOT_SUPPORTED'),
+    edge.logs.some((l) => l.msg === 'connection refused' && l.code === 'SVD_REQUEST_UNSUPPORTED'),
     'the CONNECT refusal is logged',
   )
   t.ok(

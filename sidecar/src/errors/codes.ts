@@ -19,23 +19,35 @@ export const ERROR_TABLE = {
     status: 408,
     summary: 'a keep-alive connection sat idle past the idle limit and was closed (no response is written)',
   },
-  SVD_EXPECTATION_FAILED: {
+  SVD_REQUEST_EXPECTATION_FAILED: {
     status: 417,
-    summary: 'the request carries an Expect value other than 100-continue',
+    summary: 'the request has an Expect field other than 100-continue',
   },
-  SVD_METHOD_NOT_SUPPORTED: { status: 501, summary: 'the method is not proxied (CONNECT)' },
+  SVD_REQUEST_UNSUPPORTED: {
+    status: 501,
+    summary: 'the sidecar does not forward this kind of request (CONNECT, OPTIONS *)',
+  },
   SVD_ROUTE_NOT_FOUND: { status: 404, summary: 'no route matches the request' },
   SVD_PEER_REJECTED: { status: 403, summary: 'the peer failed SPIFFE verification or authorization' },
-  SVD_UPSTREAM_UNAVAILABLE: { status: 503, summary: 'the upstream refused or dropped the connection' },
+  SVD_UPSTREAM_UNAVAILABLE: {
+    status: 503,
+    summary: 'the upstream is unreachable (connection refused, no route, no such host); nothing was sent',
+  },
   SVD_UPSTREAM_CONNECT_TIMEOUT: { status: 504, summary: 'the upstream did not accept a connection in time' },
   SVD_UPSTREAM_TIMEOUT: { status: 504, summary: 'the upstream did not answer in time' },
-  SVD_UPSTREAM_RESET: { status: 502, summary: 'the upstream reset the connection mid-response' },
+  SVD_UPSTREAM_RESET: {
+    status: 502,
+    summary: 'the upstream closed or reset the connection (also: it refused our certificate)',
+  },
   SVD_UPSTREAM_TLS_FAILED: { status: 502, summary: 'the TLS handshake with the upstream failed' },
   SVD_UPSTREAM_PEER_REJECTED: {
     status: 502,
     summary: 'the upstream presented an identity that is not allowed',
   },
-  SVD_UPSTREAM_PROTOCOL: { status: 502, summary: 'the upstream answered with a malformed response' },
+  SVD_UPSTREAM_PROTOCOL: {
+    status: 502,
+    summary: 'the upstream answered with a response the sidecar cannot relay (malformed, or not asked for)',
+  },
   SVD_OVERLOADED: { status: 503, summary: 'the listener is at its connection limit' },
   SVD_SHUTTING_DOWN: { status: 503, summary: 'the sidecar is draining and takes no new requests' },
   SVD_INTERNAL: { status: 500, summary: 'an unexpected internal error' },

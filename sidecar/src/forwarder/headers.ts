@@ -6,7 +6,17 @@
  * proxy, not to the origin; passing it on would hand credentials to a
  * server that was never meant to see them. Order and repeated fields are
  * otherwise preserved exactly.
+ *
+ * Two more fields belong to this sidecar, not to the exchange: `Expect`,
+ * which the sidecar answers itself (expect.ts), and the refusal marker
+ * `x-svidecar-error` on responses, which only this sidecar may set. An
+ * upstream's marker (an app posing as the sidecar, or a peer sidecar's own
+ * refusal) is passed on renamed to `x-svidecar-upstream-error`: still
+ * readable, never mistaken for this sidecar's refusal.
  */
+import { ERROR_HEADER } from './respond.ts'
+
+export const UPSTREAM_ERROR_HEADER = 'x-svidecar-upstream-error'
 
 const HOP_BY_HOP = new Set([
   'connection',
@@ -55,7 +65,7 @@ export function forwardHeaders(raw: readonly string[], options: ForwardHeaderOpt
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string
     const lower = name.toLowerCase()
-    if (HOP_BY_HOP.has(lower) || options.strip.has(lower) || named?.has(lower)) continue
+    if (HOP_BY_HOP.has(lower) || options.strip.has(lower) || named?.has(lower) || lower === 'expect') continue
     if (options.set !== undefined && Object.hasOwn(options.set, lower)) continue
     out.push(name, raw[i + 1] as string)
   }
@@ -72,7 +82,7 @@ export function responseHeaders(raw: readonly string[]): string[] {
     const name = raw[i] as string
     const lower = name.toLowerCase()
     if (HOP_BY_HOP.has(lower) || named?.has(lower)) continue
-    out.push(name, raw[i + 1] as string)
+    out.push(lower === ERROR_HEADER ? UPSTREAM_ERROR_HEADER : name, raw[i + 1] as string)
   }
   return out
 }

@@ -6,13 +6,15 @@
  * away aborts the upstream request; an upstream that resets mid-response
  * resets the client, so neither side mistakes a cut stream for a whole one.
  */
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { SvidecarError } from '../errors/index.ts'
+import { upstreamError } from '../errors/upstream-errors.ts'
+import { publishUpstreamFailed } from '../observe/events.ts'
+import { awaitsContinue, sendContinue } from './expect.ts'
 import { responseHeaders } from './headers.ts'
 import { sendError } from './respond.ts'
-import { upstreamError } from './upstream-errors.ts'
 import type { Upstream } from './upstreams.ts'
 
 export interface ForwardOptions {
@@ -38,6 +40,7 @@ export function forwardHttp(
   upstream: Upstream,
   options: ForwardOptions,
 ): void {
+  // req.url is origin-form here: the listener normalised it (listener/request-target.ts).
   const handler = new ProxyHandler(req, res, upstream.name, options.onEnd)
   upstream.pool.dispatch(
     {
@@ -52,6 +55,22 @@ export function forwardHttp(
     },
     handler,
   )
+}
+
+/**
+ * RFC 9112 §4: reason-phrase = *( HTAB / SP / VCHAR / obs-text ). `invalid`: a control character makes the
+ * status line malformed. `obs-text`: bytes above 0x7e, which undici has already decoded as UTF-8, so their
+ * original bytes are gone.
+ */
+function reasonPhraseKind(reason: string): 'visible' | 'obs-text' | 'invalid' {
+  let kind: 'visible' | 'obs-text' = 'visible'
+  for (let i = 0; i < reason.length; i++) {
+    const c = reason.charCodeAt(i)
+    if (c === 0x09 || (c >= 0x20 && c <= 0x7e)) continue
+    if (c < 0x20 || c === 0x7f) return 'invalid'
+    kind = 'obs-text'
+  }
+  return kind
 }
 
 class ProxyHandler implements Dispatcher.DispatchHandler {
@@ -72,18 +91,20 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     res.on('close', () => {
       if (this.#done) return
       this.#finish(499, 'CLIENT_ABORTED')
-      this.#controller?.abort(
-        new SvidecarError('SVD_REQUEST_INVALID', 'client closed the connection', {
-          reason: 'CLIENT_ABORTED',
-        }),
-      )
+      this.#controller?.abort(clientGone())
     })
     res.on('drain', () => this.#controller?.resume())
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.#controller = controller
-    if (this.#res.destroyed) controller.abort(new Error('client gone'))
+    if (this.#res.destroyed) {
+      controller.abort(clientGone())
+      return
+    }
+    // undici calls this once the upstream connection is up and the request head is about to go out: the moment
+    // the sidecar can take the body (forwarder/expect.ts).
+    if (awaitsContinue(this.#req)) sendContinue(this.#req, this.#res)
   }
 
   onResponseStart(
@@ -92,13 +113,44 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     headers: IncomingHttpHeaders,
     statusMessage?: string,
   ): void {
-    // 1xx interim responses (100 Continue, 103 Early Hints) are handled by Node on each side; wait for the final one.
+    if (this.#done) return
+    // 1xx interim responses (102, 103) are passed over; wait for the final one. A 100 never gets here: undici
+    // would take it for a broken connection, so unsolicited-continue.ts removes it before undici's parser.
     if (statusCode < 200) return
+    if (statusCode > 599) {
+      // RFC 9110 §15: outside 100..599 a status code is invalid; a client would have to guess what it means.
+      this.#fail(
+        controller,
+        this.#protocolError(`status ${statusCode} is outside 100..599`, 'INVALID_STATUS'),
+      )
+      return
+    }
+    const reason = statusMessage ?? ''
+    const reasonKind = reasonPhraseKind(reason)
+    if (reasonKind === 'invalid') {
+      this.#fail(
+        controller,
+        this.#protocolError('the reason phrase has a control character', 'INVALID_REASON_PHRASE'),
+      )
+      return
+    }
     const raw = controller.rawHeaders
     const flat = Array.isArray(raw)
       ? raw.map((h) => (typeof h === 'string' ? h : h.toString('latin1')))
       : flatten(headers)
-    this.#res.writeHead(statusCode, statusMessage ?? '', responseHeaders(flat))
+    try {
+      // A reason with obs-text reaches us already decoded as UTF-8 (undici), so its bytes are lost: the standard
+      // phrase replaces it. The reason phrase carries no meaning (RFC 9112 §4).
+      this.#res.writeHead(
+        statusCode,
+        reasonKind === 'visible' && reason !== '' ? reason : (STATUS_CODES[statusCode] ?? ''),
+        responseHeaders(flat),
+      )
+    } catch (err) {
+      // Node refused what the upstream sent (a header value or name it cannot write): unrelayable.
+      this.#fail(controller, upstreamError(err, this.#upstream))
+      return
+    }
     // The head goes out with the first body chunk, in one write, when that chunk is already here; when it is not
     // (an SSE stream, a slow upstream), the head goes out on its own before the loop waits for more.
     this.#headPending = true
@@ -110,16 +162,23 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#done) return
     this.#headPending = false
     if (!this.#res.write(chunk)) controller.pause()
   }
 
-  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+  onResponseEnd(controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    if (this.#done) return
     const pairs = flatten(trailers)
     if (pairs.length > 0) {
       const list: [string, string][] = []
       for (let i = 0; i + 1 < pairs.length; i += 2) list.push([pairs[i] as string, pairs[i + 1] as string])
-      this.#res.addTrailers(list)
+      try {
+        this.#res.addTrailers(list)
+      } catch (err) {
+        this.#fail(controller, upstreamError(err, this.#upstream))
+        return
+      }
     }
     this.#headPending = false
     this.#res.end()
@@ -128,11 +187,40 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     if (this.#done) return
-    const e = upstreamError(err, this.#upstream)
-    if (!this.#res.headersSent) {
+    this.#reply(upstreamError(err, this.#upstream))
+  }
+
+  #protocolError(what: string, reason: string): SvidecarError {
+    return new SvidecarError(
+      'SVD_UPSTREAM_PROTOCOL',
+      `upstream ${this.#upstream} sent a response that cannot be relayed: ${what}`,
+      { reason },
+    )
+  }
+
+  /** The sidecar gives up on a response undici still considers alive: stop it, then answer the client. */
+  #fail(controller: Dispatcher.DispatchController, err: SvidecarError): void {
+    this.#reply(err)
+    // The connection's byte stream cannot be trusted after a response we refused: undici must not reuse it.
+    controller.abort(err)
+  }
+
+  #reply(e: SvidecarError): void {
+    if (this.#done) return
+    const midResponse = this.#res.headersSent
+    publishUpstreamFailed({
+      upstream: this.#upstream,
+      code: e.code,
+      ...(e.reason === undefined ? {} : { reason: e.reason }),
+      status: e.status,
+      midResponse,
+      ...(e.cause === undefined ? {} : { cause: e.cause }),
+    })
+    if (!midResponse) {
       sendError(this.#res, e)
-      // The request body may still be arriving; it has nowhere to go.
-      if (!this.#req.complete) this.#req.resume()
+      // A body still arriving has nowhere to go: drain it so the connection stays usable. Not while the client
+      // still waits for a 100: it has sent nothing, and Node closes that connection after the answer.
+      if (!this.#req.complete && !awaitsContinue(this.#req)) this.#req.resume()
     } else {
       // Mid-response: a truncated body must not look complete. Reset the client's connection.
       this.#res.destroy(e)
@@ -147,6 +235,11 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   }
 }
 
+function clientGone(): SvidecarError {
+  return new SvidecarError('SVD_REQUEST_INVALID', 'client closed the connection', {
+    reason: 'CLIENT_ABORTED',
+  })
+}
 function flatten(headers: IncomingHttpHeaders | null | undefined): string[] {
   const out: string[] = []
   if (!headers) return out

@@ -8,10 +8,12 @@
 import { readFileSync } from 'node:fs'
 import type { Duplex } from 'node:stream'
 import type { SecureVersion } from 'node:tls'
-import { Pool } from 'undici'
+import { buildConnector, Pool } from 'undici'
+import { SvidecarError } from '../errors/index.ts'
 import type { Identity } from '../identity/identity.ts'
 import { type AuthorizerSpec, authorizerFromSpec } from '../tls/authorizer.ts'
 import { ClientTls } from '../tls/client-tls.ts'
+import { withContinueFilter } from './unsolicited-continue.ts'
 
 export type UpstreamKind = 'spiffe' | 'https' | 'plaintext'
 
@@ -49,7 +51,9 @@ export class Upstream {
     this.kind = spec.kind
     this.basePath = spec.url.pathname === '/' ? '' : spec.url.pathname.replace(/\/$/, '')
     if (spec.kind === 'spiffe') {
-      if (identity === undefined) throw new Error(`upstream ${spec.name} needs an identity for mTLS`)
+      if (identity === undefined) {
+        throw new SvidecarError('SVD_CONFIG_INVALID', `upstream ${spec.name} needs an identity for mTLS`)
+      }
       this.clientTls = new ClientTls(identity, {
         upstream: spec.name,
         authorizer: authorizerFromSpec(spec.spiffe ?? { any: true }),
@@ -143,15 +147,17 @@ function createPool(spec: UpstreamSpec, limits: PoolLimits, tls: ClientTls | und
     // A proxy must not pipeline: one request per connection at a time keeps failures attributable.
     pipelining: 1,
   }
-  if (tls !== undefined) return new Pool(spec.url.origin, { ...common, connect: tls.connect })
-  if (spec.kind === 'https') {
-    return new Pool(spec.url.origin, {
-      ...common,
-      connect: {
-        minVersion: limits.minVersion,
-        ...(spec.caFile === undefined ? {} : { ca: readFileSync(spec.caFile, 'utf8') }),
-      },
-    })
-  }
-  return new Pool(spec.url.origin, common)
+  if (tls !== undefined)
+    return new Pool(spec.url.origin, { ...common, connect: withContinueFilter(tls.connect) })
+  // undici's own connector, built as Pool would build it, so the 100-Continue filter can wrap it.
+  const connect = buildConnector({
+    timeout: limits.connectTimeoutMs,
+    ...(spec.kind === 'https'
+      ? {
+          minVersion: limits.minVersion,
+          ...(spec.caFile === undefined ? {} : { ca: readFileSync(spec.caFile, 'utf8') }),
+        }
+      : {}),
+  })
+  return new Pool(spec.url.origin, { ...common, connect: withContinueFilter(connect) })
 }

@@ -11,8 +11,9 @@ import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { WebSocket } from 'ws'
 import { SvidecarError } from '../errors/index.ts'
+import { upstreamError } from '../errors/upstream-errors.ts'
+import { publishUpstreamFailed } from '../observe/events.ts'
 import { writeRawError } from './raw-error.ts'
-import { upstreamError } from './upstream-errors.ts'
 
 export interface WebSocketTarget {
   /** ws:// or wss:// URL of the upstream, path and query included. */
@@ -78,6 +79,14 @@ export function relayWebSocket(
   const fail = (err: SvidecarError) => {
     if (settled) return
     settled = true
+    publishUpstreamFailed({
+      upstream: target.upstream,
+      code: err.code,
+      ...(err.reason === undefined ? {} : { reason: err.reason }),
+      status: err.status,
+      midResponse: false,
+      ...(err.cause === undefined ? {} : { cause: err.cause }),
+    })
     writeRawError(socket, err)
     onEnd?.(err.status, err.code)
   }
@@ -98,7 +107,18 @@ export function relayWebSocket(
         if (claim()) onEnd?.(499, 'CLIENT_ABORTED')
         return
       }
-      upstream = connectUpstream(ws, { req, socket, head, target, protocols, fail, claim, onEnd })
+      try {
+        upstream = connectUpstream(ws, { req, socket, head, target, protocols, fail, claim, onEnd })
+      } catch (err) {
+        // ws throws synchronously on what it cannot send (a URL, a header): nothing reached the upstream, so it is
+        // our failure; uncaught inside this promise it would be an unhandled rejection, which ends the process.
+        fail(
+          new SvidecarError('SVD_INTERNAL', 'internal error', {
+            reason: 'WEBSOCKET_CLIENT_REFUSED',
+            cause: err,
+          }),
+        )
+      }
     },
     (err: unknown) => fail(upstreamError(err as Error, target.upstream)),
   )
@@ -139,7 +159,7 @@ function connectUpstream(ws: typeof import('ws'), relay: Relay): WebSocket {
     )
     upstream.terminate()
   })
-  upstream.on('error', (err) => fail(upstreamError(err, target.upstream)))
+  upstream.on('error', (err) => fail(upstreamError(err, target.upstream, 'websocket-handshake')))
   upstream.on('open', () => {
     if (!claim()) {
       upstream.terminate()

@@ -11,6 +11,7 @@ import type { SecureVersion, TLSSocket } from 'node:tls'
 import type { IdMatcher } from 'workload-api-client'
 import { SvidecarError } from '../errors/index.ts'
 import { guardBody } from '../forwarder/body-guard.ts'
+import { handleExpectations } from '../forwarder/expect.ts'
 import { forwardHeaders } from '../forwarder/headers.ts'
 import { type EndCallback, forwardHttp, hasBody } from '../forwarder/http.ts'
 import { writeRawError } from '../forwarder/raw-error.ts'
@@ -69,6 +70,8 @@ export async function startInbound(identity: Identity, options: InboundOptions):
   const server = createHttpsServer({ ...httpServerOptions(options.limits), ...tls.serverOptions() })
   const listener = new ProxyListener(options.name, 'inbound', server, options.limits)
   tls.attach(server)
+  // Expect: 100-continue is answered by the forwarder once the upstream can take the body (forwarder/expect.ts).
+  handleExpectations(server)
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const peerId = peerIdOf(req.socket as TLSSocket)

@@ -8,6 +8,7 @@ import { createServer } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { SvidecarError } from '../errors/index.ts'
 import { guardBody } from '../forwarder/body-guard.ts'
+import { handleExpectations } from '../forwarder/expect.ts'
 import { forwardHeaders } from '../forwarder/headers.ts'
 import { forwardHttp, hasBody } from '../forwarder/http.ts'
 import { writeRawError } from '../forwarder/raw-error.ts'
@@ -55,6 +56,8 @@ export async function startOutbound(
   const stripWithHost = new Set([...strip, 'host'])
   const server = createServer(httpServerOptions(options.limits))
   const listener = new ProxyListener(options.name, 'outbound', server, options.limits)
+  // Expect: 100-continue is answered by the forwarder once the upstream can take the body (forwarder/expect.ts).
+  handleExpectations(server)
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     if (listener.draining) res.setHeader('connection', 'close')

@@ -30,8 +30,11 @@ export function normalizeTarget(req: IncomingMessage): SvidecarError | undefined
   if (target.includes('#')) return invalid('FRAGMENT_IN_TARGET', 'a request target cannot carry a fragment')
   let originForm = target
   if (!target.startsWith('/')) {
+    // Asterisk-form addresses the server itself, not a resource behind it: valid HTTP, but nothing to forward.
     if (target === '*')
-      return invalid('ASTERISK_FORM', 'the asterisk-form target (OPTIONS *) is not forwarded')
+      return new SvidecarError('SVD_REQUEST_UNSUPPORTED', `${req.method} * is not forwarded`, {
+        reason: 'ASTERISK_FORM',
+      })
     const m = ABSOLUTE.exec(target)
     if (m === null) return invalid('BAD_TARGET', 'the request target is neither a path nor an absolute URL')
     const scheme = (m[1] as string).toLowerCase()

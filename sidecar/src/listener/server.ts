@@ -106,7 +106,7 @@ export class ProxyListener {
       for (const listener of http) listener.call(server, socket)
     })
     server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
-      const err = new SvidecarError('SVD_METHOD_NOT_SUPPORTED', 'CONNECT is not proxied')
+      const err = new SvidecarError('SVD_REQUEST_UNSUPPORTED', 'CONNECT is not proxied')
       refused(err.code, err.status, 'CONNECT')
       socket.on('error', () => {})
       writeRawError(socket, err)
@@ -115,7 +115,7 @@ export class ProxyListener {
     // Without a listener Node answers 417 itself, in its own format.
     server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
       const err = new SvidecarError(
-        'SVD_EXPECTATION_FAILED',
+        'SVD_REQUEST_EXPECTATION_FAILED',
         'the only expectation the sidecar meets is "100-continue"',
         { reason: 'EXPECT' },
       )

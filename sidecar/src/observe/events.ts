@@ -14,6 +14,7 @@ export const CHANNELS = {
   refused: 'svidecar:refused',
   connection: 'svidecar:connection',
   lifecycle: 'svidecar:lifecycle',
+  upstreamFailed: 'svidecar:upstream:failed',
 } as const
 
 export type Direction = 'inbound' | 'outbound'
@@ -82,6 +83,18 @@ export interface ConnectionEvent {
   event: 'open' | 'close'
 }
 
+/** An exchange with an upstream failed: the sidecar answered with `code`, or cut a response already under way. */
+export interface UpstreamFailedEvent {
+  upstream: string
+  code: string
+  reason?: string
+  /** The client saw `status` (the response had not started) or a reset connection (it had). */
+  status: number
+  midResponse: boolean
+  /** The foreign error behind it (socket, TLS, parser); logged by name, code and message only. */
+  cause?: unknown
+}
+
 export interface LifecycleEvent {
   event: 'starting' | 'ready' | 'draining' | 'stopped'
   detail?: string
@@ -94,6 +107,7 @@ const request = channel(CHANNELS.request)
 const connection = channel(CHANNELS.connection)
 const refused = channel(CHANNELS.refused)
 const lifecycle = channel(CHANNELS.lifecycle)
+const upstreamFailed = channel(CHANNELS.upstreamFailed)
 
 export function publishIdentity(e: IdentityEvent): void {
   if (identity.hasSubscribers) identity.publish(e)
@@ -116,6 +130,9 @@ export function publishConnection(e: ConnectionEvent): void {
 export function publishLifecycle(e: LifecycleEvent): void {
   if (lifecycle.hasSubscribers) lifecycle.publish(e)
 }
+export function publishUpstreamFailed(e: UpstreamFailedEvent): void {
+  if (upstreamFailed.hasSubscribers) upstreamFailed.publish(e)
+}
 
 /** Subscribes to one channel with a typed handler; returns the unsubscribe function. */
 export function on<K extends keyof EventMap>(name: K, handler: (e: EventMap[K]) => void): () => void {
@@ -133,4 +150,5 @@ export interface EventMap {
   refused: RefusedEvent
   connection: ConnectionEvent
   lifecycle: LifecycleEvent
+  upstreamFailed: UpstreamFailedEvent
 }

@@ -98,10 +98,10 @@ export function subscribeLogs(log: Logger): () => void {
       log.info(`lifecycle: ${e.event}`, e.detail === undefined ? undefined : { detail: e.detail }),
     ),
     on('request', (e) => {
-      // An upstream that fails is the operator's problem to see, with its cause; other refusals are the client's.
-      if (e.code?.startsWith('SVD_UPSTREAM_')) log.warn('upstream request failed', { ...e })
-      else if (e.code === 'SVD_INTERNAL') log.error('request failed on an internal error', { ...e })
-      else if (e.code !== undefined) log.info('request refused', { ...e })
+      // Upstream failures get their own line with the cause (upstreamFailed); other refusals are the client's.
+      if (e.code === 'SVD_INTERNAL') log.error('request failed on an internal error', { ...e })
+      else if (e.code !== undefined && !e.code.startsWith('SVD_UPSTREAM_'))
+        log.info('request refused', { ...e })
       else log.debug('request', { ...e })
     }),
     on('refused', (e) =>
@@ -109,6 +109,8 @@ export function subscribeLogs(log: Logger): () => void {
         ? log.debug('idle connection closed', { ...e })
         : log.info('connection refused', { ...e }),
     ),
+    // Above debug: an operator must see why an upstream failed without turning on request logs.
+    on('upstreamFailed', (e) => log.warn('upstream exchange failed', { ...e })),
   ]
   return () => {
     for (const f of off) f()

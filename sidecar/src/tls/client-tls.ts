@@ -10,6 +10,7 @@ import { isIP } from 'node:net'
 import { type SecureVersion, type TLSSocket, connect as tlsConnect } from 'node:tls'
 import type { IdMatcher, SpiffeId } from 'workload-api-client'
 import { SvidecarError } from '../errors/index.ts'
+import { upstreamError } from '../errors/upstream-errors.ts'
 import type { Identity } from '../identity/identity.ts'
 import { publishTlsHandshake, publishTlsRejected } from '../observe/events.ts'
 import { ContextCache } from './contexts.ts'
@@ -152,26 +153,7 @@ export class ClientTls {
   }
 }
 
+// One mapping for every upstream failure, shared with the forwarders (errors/upstream-errors.ts).
 function connectError(err: Error & { code?: string }, upstream: string): SvidecarError {
-  const code = err.code ?? ''
-  if (
-    code === 'ECONNREFUSED' ||
-    code === 'ENOTFOUND' ||
-    code === 'EHOSTUNREACH' ||
-    code === 'ECONNRESET' ||
-    code === 'EPIPE'
-  ) {
-    return new SvidecarError('SVD_UPSTREAM_UNAVAILABLE', `upstream ${upstream} is unreachable (${code})`, {
-      reason: code,
-      cause: err,
-    })
-  }
-  return new SvidecarError(
-    'SVD_UPSTREAM_TLS_FAILED',
-    `TLS handshake with upstream ${upstream} failed (${code || err.message})`,
-    {
-      reason: code || 'TLS_HANDSHAKE_FAILED',
-      cause: err,
-    },
-  )
+  return upstreamError(err, upstream, 'tls-handshake')
 }

@@ -300,15 +300,6 @@ export async function rawExchange(
   return parseResponse(text, wasClosed)
 }
 
-/** Polls until `cond` holds or the deadline passes. */
-export async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
-
 /** A plain GET through the listener on a fresh connection: the process is still up and serving. */
 export async function stillServing(edge: Edge, side: 'outbound' | 'inbound'): Promise<number> {
   const s = await edge.connect[side]()
