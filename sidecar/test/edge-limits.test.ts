@@ -332,7 +332,7 @@ t.test(
     ])
     t.equal(r.status, 503)
     t.equal(r.code, 'SVD_UPSTREAM_UNAVAILABLE')
-    const line = edge.logs.find((l) => l.msg === 'upstream request failed')
+    const line = edge.logs.find((l) => l.msg === 'upstream exchange failed')
     t.match(line, {
       level: 'warn',
       code: 'SVD_UPSTREAM_UNAVAILABLE',
