@@ -13,6 +13,10 @@ export const ERROR_TABLE = {
   SVD_REQUEST_TIMEOUT: { status: 408, summary: 'the client did not send the request in time' },
   SVD_ROUTE_NOT_FOUND: { status: 404, summary: 'no route matches the request' },
   SVD_PEER_REJECTED: { status: 403, summary: 'the peer failed SPIFFE verification or authorization' },
+  SVD_TLS_HANDSHAKE_FAILED: {
+    status: 400,
+    summary: 'a client did not complete a TLS handshake (timeout, version, cipher, not TLS); it was closed',
+  },
   SVD_UPSTREAM_UNAVAILABLE: { status: 503, summary: 'the upstream refused or dropped the connection' },
   SVD_UPSTREAM_CONNECT_TIMEOUT: { status: 504, summary: 'the upstream did not accept a connection in time' },
   SVD_UPSTREAM_TIMEOUT: { status: 504, summary: 'the upstream did not answer in time' },

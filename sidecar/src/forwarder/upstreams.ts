@@ -7,11 +7,12 @@
  */
 import { readFileSync } from 'node:fs'
 import type { Duplex } from 'node:stream'
-import type { SecureVersion } from 'node:tls'
 import { Pool } from 'undici'
 import type { Identity } from '../identity/identity.ts'
 import { type AuthorizerSpec, authorizerFromSpec } from '../tls/authorizer.ts'
 import { ClientTls } from '../tls/client-tls.ts'
+import { httpsConnector } from '../tls/https-connector.ts'
+import { type TlsProfile, tlsParameters } from '../tls/profiles.ts'
 
 export type UpstreamKind = 'spiffe' | 'https' | 'plaintext'
 
@@ -21,6 +22,8 @@ export interface UpstreamSpec {
   kind: UpstreamKind
   spiffe?: AuthorizerSpec
   caFile?: string
+  /** Overrides PoolLimits.tlsProfile for this upstream. */
+  tlsProfile?: TlsProfile
 }
 
 export interface PoolLimits {
@@ -28,7 +31,9 @@ export interface PoolLimits {
   idleTimeoutMs: number
   /** 0 = none: streams may last for hours. */
   requestTimeoutMs: number
-  minVersion: SecureVersion
+  minVersion: 'TLSv1.2' | 'TLSv1.3'
+  /** Default intermediate. */
+  tlsProfile?: TlsProfile
 }
 
 export class Upstream {
@@ -53,12 +58,12 @@ export class Upstream {
       this.clientTls = new ClientTls(identity, {
         upstream: spec.name,
         authorizer: authorizerFromSpec(spec.spiffe ?? { any: true }),
-        minVersion: limits.minVersion,
+        params: tlsParameters(spec.tlsProfile ?? limits.tlsProfile ?? 'intermediate', limits.minVersion),
         connectTimeoutMs: limits.connectTimeoutMs,
       })
     }
     const tls = this.clientTls
-    this.#makePool = () => createPool(spec, limits, tls)
+    this.#makePool = () => createPool(spec, limits, tls, identity)
     this.#pool = this.#makePool()
   }
 
@@ -132,7 +137,12 @@ export class Upstreams {
   }
 }
 
-function createPool(spec: UpstreamSpec, limits: PoolLimits, tls: ClientTls | undefined): Pool {
+function createPool(
+  spec: UpstreamSpec,
+  limits: PoolLimits,
+  tls: ClientTls | undefined,
+  identity: Identity | undefined,
+): Pool {
   const common = {
     keepAliveTimeout: limits.idleTimeoutMs,
     keepAliveMaxTimeout: limits.idleTimeoutMs,
@@ -145,12 +155,15 @@ function createPool(spec: UpstreamSpec, limits: PoolLimits, tls: ClientTls | und
   }
   if (tls !== undefined) return new Pool(spec.url.origin, { ...common, connect: tls.connect })
   if (spec.kind === 'https') {
+    if (identity === undefined) throw new Error(`upstream ${spec.name} needs an identity to fail closed on`)
     return new Pool(spec.url.origin, {
       ...common,
-      connect: {
-        minVersion: limits.minVersion,
+      connect: httpsConnector(identity, {
+        upstream: spec.name,
+        params: tlsParameters(spec.tlsProfile ?? limits.tlsProfile ?? 'intermediate', limits.minVersion),
         ...(spec.caFile === undefined ? {} : { ca: readFileSync(spec.caFile, 'utf8') }),
-      },
+        connectTimeoutMs: limits.connectTimeoutMs,
+      }),
     })
   }
   return new Pool(spec.url.origin, common)

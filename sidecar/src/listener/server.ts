@@ -47,6 +47,9 @@ export class ProxyListener {
   readonly server: Server
   #draining = false
   #closing: Promise<void> | undefined
+  // Every TCP connection, including TLS handshakes in progress and upgraded (WebSocket) ones, which Node's
+  // closeAllConnections() does not know about: the drain deadline must end them too.
+  readonly #sockets = new Set<Socket>()
 
   constructor(name: string, direction: 'inbound' | 'outbound', server: Server, limits: ListenerLimits) {
     this.name = name
@@ -61,8 +64,12 @@ export class ProxyListener {
       answerClientError(err, socket),
     )
     server.on('connection', (socket: Socket) => {
+      this.#sockets.add(socket)
       publishConnection({ listener: name, direction, event: 'open' })
-      socket.once('close', () => publishConnection({ listener: name, direction, event: 'close' }))
+      socket.once('close', () => {
+        this.#sockets.delete(socket)
+        publishConnection({ listener: name, direction, event: 'close' })
+      })
     })
   }
 
@@ -91,7 +98,7 @@ export class ProxyListener {
     if (this.#closing) return this.#closing
     this.#draining = true
     this.#closing = new Promise<void>((resolve) => {
-      const timer = setTimeout(() => this.server.closeAllConnections(), deadlineMs)
+      const timer = setTimeout(() => this.#closeAll(), deadlineMs)
       timer.unref()
       // Connections that finish their request while draining become idle: close them as they do.
       const sweep = setInterval(() => this.server.closeIdleConnections(), 50)
@@ -110,7 +117,12 @@ export class ProxyListener {
   destroy(): void {
     this.#draining = true
     this.server.close()
+    this.#closeAll()
+  }
+
+  #closeAll(): void {
     this.server.closeAllConnections()
+    for (const socket of this.#sockets) socket.destroy()
   }
 }
 
