@@ -9,6 +9,7 @@ import { DevCa, DevWorkloadApi } from '@svidecar/certs'
 import t, { type Test } from 'tap'
 import { Pool } from 'undici'
 import { matchId } from 'workload-api-client'
+import { WebSocket, WebSocketServer } from 'ws'
 import { parseConfig } from '../src/config/index.ts'
 import { Identity } from '../src/identity/identity.ts'
 import { httpServerOptions, ProxyListener } from '../src/listener/server.ts'
@@ -407,4 +408,80 @@ upstreams:
   t.equal(res.status, 503)
   t.equal(res.headers.get('x-svidecar-error'), 'SVD_IDENTITY_UNAVAILABLE')
   t.equal(peer.connections(), 0, 'nothing reached the upstream')
+})
+
+t.test('WebSocket to an HTTPS upstream uses its CA file and profile, and counts its refusals', async (t) => {
+  const api = await DevWorkloadApi.start({ workloads: [{ spiffeId: AGENT, hint: 'agent' }] })
+  t.teardown(() => api.close())
+  const hour = HOUR
+  const good = api.ca.issueX509Svid({ spiffeId: MCP, dnsNames: ['localhost'] })
+  const expired = api.ca.issueX509Svid({
+    spiffeId: MCP,
+    dnsNames: ['localhost'],
+    notBefore: new Date(Date.now() - 2 * hour),
+    notAfter: new Date(Date.now() - hour),
+  })
+  const wssServer = async (svid: { certChainPem: string; keyPem: string }) => {
+    const server = createHttpsServer({ key: svid.keyPem, cert: svid.certChainPem })
+    const wss = new WebSocketServer({ server })
+    wss.on('connection', (ws) => ws.on('message', (m) => ws.send(`echo ${m}`)))
+    server.on('tlsClientError', () => {})
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    t.teardown(() => {
+      wss.close()
+      server.closeAllConnections()
+      server.close()
+    })
+    return (server.address() as AddressInfo).port
+  }
+  const goodPort = await wssServer(good)
+  const expiredPort = await wssServer(expired)
+  const dir = t.testdir({ 'ca.pem': api.bundlePem() })
+  const sidecar = await Sidecar.start(
+    parseConfig(
+      `workloadApi: { socket: "${api.endpoint}", hint: agent }
+admin: { address: "127.0.0.1:0" }
+outbound:
+  - name: egress
+    address: "127.0.0.1:0"
+    routes:
+      - { match: { pathPrefix: /good }, upstream: good }
+      - { match: { pathPrefix: /expired }, upstream: ws-expired }
+upstreams:
+  good: { url: "https://localhost:${goodPort}", caFile: "${dir}/ca.pem" }
+  ws-expired: { url: "https://localhost:${expiredPort}", caFile: "${dir}/ca.pem" }
+`,
+      'agent.yaml',
+      {},
+    ),
+    { identity: { backoff: quick }, logger: createLogger({ level: 'error', stream: { write: () => true } }) },
+  )
+  t.teardown(() => sidecar.destroy())
+  await sidecar.identity.waitReady(5000)
+  const out = `ws://127.0.0.1:${sidecar.addresses.outbound.egress?.port}`
+
+  const ws = new WebSocket(`${out}/good`)
+  await once(ws, 'open')
+  ws.send('hi')
+  const [reply] = await once(ws, 'message')
+  t.equal(
+    String(reply),
+    'echo hi',
+    'the dev CA from caFile verified the upstream (the system roots would not)',
+  )
+  ws.close()
+
+  const from = events.length
+  const refused = new WebSocket(`${out}/expired`)
+  refused.on('error', () => {})
+  const [, res] = (await once(refused, 'unexpected-response')) as [
+    unknown,
+    { statusCode: number; headers: Record<string, string> },
+  ]
+  t.equal(res.statusCode, 502)
+  t.equal(res.headers['x-svidecar-error'], 'SVD_UPSTREAM_TLS_FAILED')
+  t.match(await nextEvents('ws-expired', from), [
+    { direction: 'outbound', reason: 'CERT_EXPIRED', code: 'SVD_UPSTREAM_TLS_FAILED' },
+  ])
 })

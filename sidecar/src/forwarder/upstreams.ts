@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs'
 import type { Duplex } from 'node:stream'
-import { Pool } from 'undici'
+import { type buildConnector, Pool } from 'undici'
 import type { Identity } from '../identity/identity.ts'
 import { type AuthorizerSpec, authorizerFromSpec } from '../tls/authorizer.ts'
 import { ClientTls } from '../tls/client-tls.ts'
@@ -44,6 +44,8 @@ export class Upstream {
   readonly basePath: string
   /** The mTLS connector, for upstreams that are peer sidecars. */
   readonly clientTls: ClientTls | undefined
+  // The TLS connector for pools and WebSocket clients alike: mTLS for peers, the profile's TLS for HTTPS APIs.
+  readonly #connect: buildConnector.connector | undefined
   readonly #makePool: () => Pool
   #pool: Pool
   readonly #retired = new Set<Pool>()
@@ -62,24 +64,34 @@ export class Upstream {
         connectTimeoutMs: limits.connectTimeoutMs,
       })
     }
-    const tls = this.clientTls
-    this.#makePool = () => createPool(spec, limits, tls, identity)
+    if (spec.kind === 'https') {
+      if (identity === undefined) throw new Error(`upstream ${spec.name} needs an identity to fail closed on`)
+      this.#connect = httpsConnector(identity, {
+        upstream: spec.name,
+        params: tlsParameters(spec.tlsProfile ?? limits.tlsProfile ?? 'intermediate', limits.minVersion),
+        ...(spec.caFile === undefined ? {} : { ca: readFileSync(spec.caFile, 'utf8') }),
+        connectTimeoutMs: limits.connectTimeoutMs,
+      })
+    } else this.#connect = this.clientTls?.connect as buildConnector.connector | undefined
+    const connect = this.#connect
+    this.#makePool = () => createPool(spec, limits, connect)
     this.#pool = this.#makePool()
   }
 
-  /** node:http's createConnection for this upstream (mTLS peers only), e.g. for a WebSocket client. */
+  /** node:http's createConnection for this upstream (TLS upstreams only), e.g. for a WebSocket client. */
   createConnection():
     | ((options: object, cb: (err: Error | null, socket: Duplex) => void) => undefined)
     | undefined {
-    const tls = this.clientTls
-    if (tls === undefined) return undefined
+    const connect = this.#connect
+    if (connect === undefined) return undefined
     return (options, cb) => {
       const o = options as { host?: string; hostname?: string; port?: number | string; servername?: string }
-      tls.connect(
+      connect(
         {
           hostname: o.hostname ?? o.host ?? this.url.hostname,
-          port: o.port ?? this.url.port,
-          servername: o.servername,
+          protocol: 'https:',
+          port: String(o.port ?? this.url.port),
+          ...(o.servername === undefined ? {} : { servername: o.servername }),
         },
         (err, socket) => cb(err, socket as Duplex),
       )
@@ -140,8 +152,7 @@ export class Upstreams {
 function createPool(
   spec: UpstreamSpec,
   limits: PoolLimits,
-  tls: ClientTls | undefined,
-  identity: Identity | undefined,
+  connect: buildConnector.connector | undefined,
 ): Pool {
   const common = {
     keepAliveTimeout: limits.idleTimeoutMs,
@@ -153,18 +164,5 @@ function createPool(
     // A proxy must not pipeline: one request per connection at a time keeps failures attributable.
     pipelining: 1,
   }
-  if (tls !== undefined) return new Pool(spec.url.origin, { ...common, connect: tls.connect })
-  if (spec.kind === 'https') {
-    if (identity === undefined) throw new Error(`upstream ${spec.name} needs an identity to fail closed on`)
-    return new Pool(spec.url.origin, {
-      ...common,
-      connect: httpsConnector(identity, {
-        upstream: spec.name,
-        params: tlsParameters(spec.tlsProfile ?? limits.tlsProfile ?? 'intermediate', limits.minVersion),
-        ...(spec.caFile === undefined ? {} : { ca: readFileSync(spec.caFile, 'utf8') }),
-        connectTimeoutMs: limits.connectTimeoutMs,
-      }),
-    })
-  }
-  return new Pool(spec.url.origin, common)
+  return new Pool(spec.url.origin, connect === undefined ? common : { ...common, connect })
 }
