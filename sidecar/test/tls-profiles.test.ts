@@ -7,7 +7,7 @@ import { once } from 'node:events'
 import { writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
-import { DevWorkloadApi } from '@svidecar/certs'
+import { DevCa, DevWorkloadApi } from '@svidecar/certs'
 import t, { type Test } from 'tap'
 import { parseConfig } from '../src/config/index.ts'
 import { on, type TlsRejectedEvent } from '../src/observe/events.ts'
@@ -228,6 +228,17 @@ t.test(
       '-cipher',
       'ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA',
     ])
+    // A TLS 1.2 server that demands a client certificate from a CA that is not ours: it answers with an alert.
+    const strangerCa = join(t.testdirName, 'stranger-ca.pem')
+    writeFileSync(strangerCa, DevCa.create({ trustDomain: 'example.org' }).bundlePem())
+    const distrusting = await sServer(t, files.serverCert, files.serverKey, [
+      '-tls1_2',
+      '-Verify',
+      '1',
+      '-verify_return_error',
+      '-CAfile',
+      strangerCa,
+    ])
     const agent = await Sidecar.start(
       parseConfig(
         `workloadApi: { socket: "${api.endpoint}", hint: agent }
@@ -239,10 +250,12 @@ outbound:
       - { match: { pathPrefix: /intermediate }, upstream: peer-intermediate }
       - { match: { pathPrefix: /modern }, upstream: peer-modern }
       - { match: { pathPrefix: /cbc }, upstream: peer-cbc }
+      - { match: { pathPrefix: /distrusting }, upstream: peer-distrusting }
 upstreams:
   peer-intermediate: { url: "https://127.0.0.1:${tls12}", spiffe: { exact: "${MCP}" } }
   peer-modern: { url: "https://127.0.0.1:${tls12}", spiffe: { exact: "${MCP}" }, tls: { profile: modern } }
   peer-cbc: { url: "https://127.0.0.1:${cbcOnly}", spiffe: { exact: "${MCP}" } }
+  peer-distrusting: { url: "https://127.0.0.1:${distrusting}", spiffe: { exact: "${MCP}" } }
 `,
         'agent.yaml',
         {},
@@ -270,5 +283,16 @@ upstreams:
     const cbc = await fetch(`${out}/cbc`)
     t.equal(cbc.status, 502, 'a server offering only CBC suites is refused')
     t.equal(cbc.headers.get('x-svidecar-error'), 'SVD_UPSTREAM_TLS_FAILED')
+
+    const from2 = events.length
+    const distrusted = await fetch(`${out}/distrusting`)
+    t.equal(distrusted.status, 502, 'an upstream that refuses our certificate')
+    t.equal(distrusted.headers.get('x-svidecar-error'), 'SVD_UPSTREAM_TLS_FAILED')
+    await until(() => events.slice(from2).some((e) => e.listener === 'peer-distrusting'), 'the refusal event')
+    t.match(
+      events.slice(from2).filter((e) => e.listener === 'peer-distrusting'),
+      [{ direction: 'outbound', reason: 'PEER_REFUSED', detail: 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA' }],
+      'is counted as the peer refusing us, with the alert it sent',
+    )
   },
 )

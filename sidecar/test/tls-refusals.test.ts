@@ -3,7 +3,7 @@
 // verdicts, certificates minted by the dev CA.
 import { once } from 'node:events'
 import { createServer as createHttpsServer } from 'node:https'
-import { type AddressInfo, connect as netConnect } from 'node:net'
+import { type AddressInfo, createServer as createNetServer, connect as netConnect } from 'node:net'
 import { connect, createServer as createTlsServer, type TLSSocket } from 'node:tls'
 import { DevCa, DevWorkloadApi } from '@svidecar/certs'
 import t, { type Test } from 'tap'
@@ -179,6 +179,12 @@ t.test('[C26] inbound: each refused client is published once, with its reason an
     ['two URI SANs', ca.issueX509Svid({ uriSans: [AGENT, MCP] }), 'SPIFFE_RULE', 'SVD_PEER_REJECTED'],
     ['CA leaf', ca.issueX509Svid({ spiffeId: AGENT, isCa: true }), 'SPIFFE_RULE', 'SVD_PEER_REJECTED'],
     [
+      'an intermediate that is not a CA',
+      ca.createIntermediate({ isCa: false }).issueX509Svid({ spiffeId: AGENT }),
+      'BAD_CHAIN',
+      'SVD_PEER_REJECTED',
+    ],
+    [
       'cross-trust-domain forgery',
       partner.issueX509Svid({ spiffeId: AGENT }),
       'UNKNOWN_AUTHORITY',
@@ -210,8 +216,16 @@ t.test('[C26] inbound: each refused client is published once, with its reason an
   await closed(plain)
   t.match(await nextEvents('in-refusals', from), [{ reason: 'NOT_TLS', code: 'SVD_TLS_HANDSHAKE_FAILED' }])
 
+  const from2 = events.length
+  const hangUp = netConnect(port, '127.0.0.1', () => hangUp.end())
+  await closed(hangUp)
+  t.match(await nextEvents('in-refusals', from2), [
+    { reason: 'PEER_CLOSED', code: 'SVD_TLS_HANDSHAKE_FAILED' },
+  ])
+  t.match(logLines.at(-1), /"level":"debug"/, 'a hang-up (a TCP health check) is logged at debug only')
+
   const total = events.filter((e) => e.listener === 'in-refusals').length
-  t.equal(total, cases.length + 1, 'one event per refused connection, never two')
+  t.equal(total, cases.length + 2, 'one event per refused connection, never two')
   const lines = logLines.filter((l) => l.includes('"listener":"in-refusals"'))
   t.equal(lines.length, total, 'one log line per refused connection')
   t.ok(
@@ -316,6 +330,29 @@ t.test('outbound to a peer sidecar: OpenSSL refusals are published with their re
     t.match(err, { code, reason }, `${name}: the error says why`)
     t.match(await nextEvents(`out-${reason.toLowerCase()}`, from), [{ direction: 'outbound', reason, code }])
   }
+
+  // A server that accepts TCP and never answers the ClientHello.
+  const silent = createNetServer(() => {})
+  silent.listen(0, '127.0.0.1')
+  await once(silent, 'listening')
+  t.teardown(() => silent.close())
+  const slow = new ClientTls(agent, {
+    upstream: 'out-silent',
+    authorizer: matchId(MCP),
+    params: INTERMEDIATE,
+    connectTimeoutMs: 300,
+  })
+  const before = events.length
+  const timedOut = await new Promise<Error>((resolve) =>
+    slow.connect({ hostname: '127.0.0.1', port: (silent.address() as AddressInfo).port }, (e, s) => {
+      s?.destroy()
+      resolve(e ?? new Error('connected'))
+    }),
+  )
+  t.match(timedOut, { code: 'SVD_UPSTREAM_CONNECT_TIMEOUT', reason: 'HANDSHAKE_TIMEOUT' })
+  t.match(await nextEvents('out-silent', before), [
+    { reason: 'HANDSHAKE_TIMEOUT', code: 'SVD_UPSTREAM_CONNECT_TIMEOUT' },
+  ])
 
   api.removeWorkload(AGENT)
   await until(() => !agent.ready, 'the agent identity to go')
