@@ -25,15 +25,15 @@ COPY sidecar sidecar
 RUN node node_modules/typescript/bin/tsc -b
 
 # ---- prod: the runtime tree, production dependencies only ---------------------------------------------------
+# The dev PKI workspace (certs/: dev CA, dev Workload API, node-forge) stays out: without its folder npm ci skips
+# it, so the image holds no dev CA and `svidecar demo` in the image says it needs a checkout.
 FROM node:24-bookworm-slim AS prod
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY workload-api-client/package.json workload-api-client/
-COPY certs/package.json certs/
 COPY sidecar/package.json sidecar/
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 COPY --from=build /src/workload-api-client/dist workload-api-client/dist
-COPY --from=build /src/certs/dist certs/dist
 COPY --from=build /src/sidecar/dist sidecar/dist
 
 # ---- runtime -----------------------------------------------------------------------------------------------------

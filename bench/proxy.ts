@@ -1,5 +1,5 @@
 /**
- * Data-plane benchmark (issue 3), following ../shared/reference/performance.md §3:
+ * Data-plane benchmark (issue 3), method in bench/RESULTS.md:
  * a 1 KB POST through svidecar, through nginx and through a minimal undici
  * proxy (the Node floor) in the same place, against the same request sent
  * direct, all in one run, contenders alternated over repetitions.

@@ -35,7 +35,8 @@ import {
   utf8,
 } from './asn1.ts'
 
-export type KeyType = 'ec-p256' | 'ec-p384' | 'rsa-2048'
+/** rsa-1024 exists only to mint keys OpenSSL's security level 2 refuses. */
+export type KeyType = 'ec-p256' | 'ec-p384' | 'rsa-2048' | 'rsa-1024'
 
 export type KeyUsageName = 'digitalSignature' | 'keyEncipherment' | 'keyAgreement' | 'keyCertSign' | 'cRLSign'
 
@@ -79,6 +80,10 @@ export interface LeafOptions {
   emptySubject?: boolean
   sanCritical?: boolean
   extraExtensions?: RawExtension[]
+  /** An authority key ID other than the signer's subject key ID. */
+  authorityKeyId?: Uint8Array
+  /** Signs the leaf with SHA-1 instead of SHA-256/384. */
+  sha1Signature?: boolean
 }
 
 export interface CaOptions {
@@ -90,6 +95,11 @@ export interface CaOptions {
   notAfter?: Date
   /** Subject CN; two CAs with the same name model SPIRE's rotation overlap. */
   commonName?: string
+  /**
+   * Intermediates between the root and the CA that signs, as SPIRE with an
+   * UpstreamAuthority (1) or nested SPIRE (2 and more) has. Default 0.
+   */
+  intermediates?: number
 }
 
 export interface IntermediateOptions extends Omit<CaOptions, 'trustDomain'> {
@@ -98,6 +108,8 @@ export interface IntermediateOptions extends Omit<CaOptions, 'trustDomain'> {
   isCa?: boolean
   keyUsage?: Partial<Record<KeyUsageName, boolean>>
   pathLenConstraint?: number
+  /** The exact URI SAN list (default `spiffe://<td>`; `[]` omits the SAN). */
+  uriSans?: string[]
 }
 
 const HOUR = 3600_000
@@ -118,6 +130,8 @@ const OID = {
   ecdsaSha256: '1.2.840.10045.4.3.2',
   ecdsaSha384: '1.2.840.10045.4.3.3',
   rsaSha256: '1.2.840.113549.1.1.11',
+  rsaSha1: '1.2.840.113549.1.1.5',
+  ecdsaSha1: '1.2.840.10045.4.1',
 } as const
 
 export function generateKey(type: KeyType): { privateKey: KeyObject; publicKey: KeyObject } {
@@ -128,6 +142,8 @@ export function generateKey(type: KeyType): { privateKey: KeyObject; publicKey: 
       return generateKeyPairSync('ec', { namedCurve: 'secp384r1' })
     case 'rsa-2048':
       return generateKeyPairSync('rsa', { modulusLength: 2048 })
+    case 'rsa-1024':
+      return generateKeyPairSync('rsa', { modulusLength: 1024 })
   }
 }
 
@@ -187,7 +203,9 @@ export class DevCa {
       ],
     })
     const cert = new X509Certificate(der)
-    return new DevCa(opts.trustDomain, cert, cert, keyType, { name, key: privateKey, ski }, [])
+    let ca = new DevCa(opts.trustDomain, cert, cert, keyType, { name, key: privateKey, ski }, [])
+    for (let i = 0; i < (opts.intermediates ?? 0); i++) ca = ca.createIntermediate()
+    return ca
   }
 
   /** An intermediate CA signed by this one (SPIRE with an UpstreamAuthority issues through one). */
@@ -213,7 +231,7 @@ export class DevCa {
         ext(OID.ku, true, keyUsage({ keyCertSign: true, cRLSign: true, ...opts.keyUsage })),
         ext(OID.ski, false, octets(ski)),
         ext(OID.aki, false, seq([implicitOctets(0, this.#signer.ski)])),
-        ext(OID.san, false, seq([implicitIa5(6, `spiffe://${td}`)])),
+        ...sanExtension(opts.uriSans ?? [`spiffe://${td}`]),
       ],
     })
     const cert = new X509Certificate(der)
@@ -254,7 +272,7 @@ export class DevCa {
     const eku = opts.extKeyUsage === undefined ? (['serverAuth', 'clientAuth'] as const) : opts.extKeyUsage
     if (eku !== null) extensions.push(ext(OID.eku, false, seq(eku.map((e) => oid(OID[e])))))
     extensions.push(ext(OID.ski, false, octets(keyId(publicKey))))
-    extensions.push(ext(OID.aki, false, seq([implicitOctets(0, this.#signer.ski)])))
+    extensions.push(ext(OID.aki, false, seq([implicitOctets(0, opts.authorityKeyId ?? this.#signer.ski)])))
     if (names.length > 0)
       extensions.push(ext(OID.san, opts.sanCritical ?? opts.emptySubject === true, seq(names)))
     for (const x of opts.extraExtensions ?? []) extensions.push(ext(x.oid, x.critical, fromDer(x.value)))
@@ -272,6 +290,7 @@ export class DevCa {
       notBefore,
       notAfter,
       extensions,
+      ...(opts.sha1Signature ? { hash: 'sha1' as const } : {}),
     })
     const leaf = new X509Certificate(der)
     const key = opts.mismatchedKey ? generateKey(opts.keyType ?? 'ec-p256').privateKey : privateKey
@@ -306,6 +325,10 @@ export class DevCa {
 /** Parses a PKCS#8 DER key (handy when re-reading keyDer). */
 export function privateKeyFromDer(der: Uint8Array): KeyObject {
   return createPrivateKey({ key: Buffer.from(der), format: 'der', type: 'pkcs8' })
+}
+
+function sanExtension(uris: string[]): Asn1Node[] {
+  return uris.length === 0 ? [] : [ext(OID.san, false, seq(uris.map((u) => implicitIa5(6, u))))]
 }
 
 function caName(cn: string): Asn1Node[] {
@@ -356,7 +379,12 @@ function keyId(publicKey: KeyObject): Buffer {
     .digest()
 }
 
-function signatureAlgorithm(key: KeyObject): { node: Asn1Node; hash: string } {
+function signatureAlgorithm(key: KeyObject, sha1 = false): { node: Asn1Node; hash: string } {
+  if (sha1) {
+    return key.asymmetricKeyType === 'rsa'
+      ? { node: seq([oid(OID.rsaSha1), nul()]), hash: 'sha1' }
+      : { node: seq([oid(OID.ecdsaSha1)]), hash: 'sha1' }
+  }
   if (key.asymmetricKeyType === 'rsa') return { node: seq([oid(OID.rsaSha256), nul()]), hash: 'sha256' }
   const curve = key.asymmetricKeyDetails?.namedCurve
   return curve === 'secp384r1'
@@ -371,10 +399,11 @@ interface CertSpec {
   notBefore: Date
   notAfter: Date
   extensions: Asn1Node[]
+  hash?: 'sha1'
 }
 
 function buildCertificate(spec: CertSpec): Buffer {
-  const alg = signatureAlgorithm(spec.issuer.key)
+  const alg = signatureAlgorithm(spec.issuer.key, spec.hash === 'sha1')
   const serial = randomBytes(16)
   serial[0] = (serial[0] as number) & 0x7f
   // The key's SubjectPublicKeyInfo and the signed TBS are spliced in as

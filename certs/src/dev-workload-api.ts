@@ -66,6 +66,12 @@ export interface DevWorkloadApiOptions {
   /** Default 5 min. */
   jwtSvidTtlMs?: number
   ca?: DevCa
+  /**
+   * Intermediates between the bundle root and the CA signing SVIDs (ignored
+   * with `ca`), so SVIDs arrive as leaf + intermediates, as from SPIRE with an
+   * UpstreamAuthority. CA rotations keep the depth. Default 0.
+   */
+  intermediates?: number
 }
 
 export interface FederatedBundle {
@@ -90,6 +96,7 @@ export class DevWorkloadApi extends EventEmitter {
   readonly #tempDir: string | undefined
   readonly #x509TtlMs: number
   readonly #jwtTtlMs: number
+  readonly #intermediates: number
   #server: Server | undefined
   #cas: DevCa[]
   #jwtIssuers: DevJwtIssuer[]
@@ -113,7 +120,10 @@ export class DevWorkloadApi extends EventEmitter {
     }
     this.#x509TtlMs = opts.x509SvidTtlMs ?? HOUR
     this.#jwtTtlMs = opts.jwtSvidTtlMs ?? 5 * 60_000
-    this.#cas = [opts.ca ?? DevCa.create({ trustDomain: this.trustDomain })]
+    this.#intermediates = opts.intermediates ?? 0
+    this.#cas = [
+      opts.ca ?? DevCa.create({ trustDomain: this.trustDomain, intermediates: this.#intermediates }),
+    ]
     this.#jwtIssuers = [DevJwtIssuer.create({ trustDomain: this.trustDomain })]
     this.#workloads = [...(opts.workloads ?? [])]
     for (const w of this.#workloads) SpiffeId.parse(w.spiffeId)
@@ -182,6 +192,7 @@ export class DevWorkloadApi extends EventEmitter {
   rotateCa(keyType?: KeyType): DevCa {
     const next = DevCa.create({
       trustDomain: this.trustDomain,
+      intermediates: this.#intermediates,
       ...(keyType === undefined ? {} : { keyType }),
     })
     this.#cas.push(next)

@@ -142,6 +142,8 @@ export class Sidecar {
       headersTimeoutMs: config.limits.headersTimeout,
       requestTimeoutMs: config.limits.requestTimeout,
       idleTimeoutMs: config.limits.idleTimeout,
+      bodyIdleTimeoutMs: config.limits.bodyIdleTimeout,
+      maxBodyBytes: config.limits.maxBodyBytes,
       maxConnections: config.limits.maxConnections,
     }
     this.#admin = await startAdmin({

@@ -46,6 +46,7 @@ t.test('defaults are safe and complete', async (t) => {
     headersTimeout: 10_000,
     requestTimeout: 0,
     idleTimeout: 60_000,
+    bodyIdleTimeout: 30_000,
     maxConnections: 4096,
     connectTimeout: 5000,
     maxBodyBytes: 0,
@@ -56,7 +57,7 @@ t.test('defaults are safe and complete', async (t) => {
 
 t.test('durations and addresses', async (t) => {
   const c = parseConfig(
-    `${MINIMAL}drainTimeout: 1500ms\nlimits: { headersTimeout: 2s, idleTimeout: 5m, requestTimeout: 1h, connectTimeout: 250 }\nadmin: { address: "[::1]:9901" }\n`,
+    `${MINIMAL}drainTimeout: 1500ms\nlimits: { headersTimeout: 2s, idleTimeout: 5m, requestTimeout: 1h, connectTimeout: 250, bodyIdleTimeout: 3s }\nadmin: { address: "[::1]:9901" }\n`,
     'x.yaml',
     {},
   )
@@ -65,6 +66,7 @@ t.test('durations and addresses', async (t) => {
     [c.limits.headersTimeout, c.limits.idleTimeout, c.limits.requestTimeout, c.limits.connectTimeout],
     [2000, 300_000, 3_600_000, 250],
   )
+  t.equal(c.limits.bodyIdleTimeout, 3000)
   t.same(c.admin.address, { host: '::1', port: 9901 })
   t.same(issues(`${MINIMAL}drainTimeout: 10 seconds\n`), [{ path: 'drainTimeout', line: 6 }])
   t.same(issues(`${MINIMAL}admin: { address: "127.0.0.1:70000" }\n`), [{ path: 'admin.address', line: 6 }])

@@ -1,14 +1,7 @@
 // The Workload API goes away during traffic and comes back; an SVID expires with no renewal.
 import t from 'tap'
+import { waitFor } from '../../workload-api-client/test/helpers/wait.ts'
 import { startMesh } from './helpers/mesh.ts'
-
-async function until(cond: () => boolean, what: string, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
 
 t.test(
   'the Workload API goes away: traffic continues on the cached SVIDs; when it returns, new SVIDs are used',
@@ -16,9 +9,10 @@ t.test(
     const mesh = await startMesh(t)
     const before = mesh.agentSidecar.identity.current()?.svid.serialNumber
     await mesh.api.stop()
-    await until(
+    await waitFor(
       () => mesh.agentSidecar.identity.lastError?.code === 'SPIFFE_WLAPI_UNAVAILABLE',
       'the outage to be noticed',
+      15_000,
     )
     for (let i = 0; i < 20; i++) {
       const res = await fetch(`${mesh.outboundUrl}/during-outage-${i}`)
@@ -27,7 +21,11 @@ t.test(
     t.equal(mesh.agentSidecar.ready, true, 'still ready on the cached SVID')
     mesh.api.rotateNow()
     await mesh.api.resume()
-    await until(() => mesh.agentSidecar.identity.current()?.svid.serialNumber !== before, 'the new SVID')
+    await waitFor(
+      () => mesh.agentSidecar.identity.current()?.svid.serialNumber !== before,
+      'the new SVID',
+      15_000,
+    )
     const res = await fetch(`${mesh.outboundUrl}/after`)
     t.equal(res.status, 200)
   },
@@ -41,7 +39,7 @@ t.test(
     await mesh.api.stop()
     const svid = mesh.agentSidecar.identity.current()?.svid
     t.ok(svid)
-    await until(() => !mesh.agentSidecar.ready, 'the SVID to expire', 10_000)
+    await waitFor(() => !mesh.agentSidecar.ready, 'the SVID to expire', 10_000)
     t.ok(Date.now() >= (svid?.notAfter.getTime() ?? 0), 'not before NotAfter')
     const res = await fetch(`${mesh.outboundUrl}/x`)
     t.equal(res.status, 503)

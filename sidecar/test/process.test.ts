@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { DevWorkloadApi } from '@svidecar/certs'
 import t, { type Test } from 'tap'
+import { waitFor } from '../../workload-api-client/test/helpers/wait.ts'
 import { parseConfig } from '../src/config/index.ts'
 import { Sidecar } from '../src/sidecar.ts'
 import { EchoApp } from './helpers/echo-app.ts'
@@ -21,14 +22,6 @@ const run = promisify(execFile)
 function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
   return m ? Number(m[1]) * 1024 : 0
-}
-
-async function waitFor(cond: () => boolean | Promise<boolean>, what: string, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
 }
 
 /** The server-side sidecar as a child process; the agent side runs in this process. */
@@ -71,11 +64,11 @@ inbound:
   child.stdout?.on('data', (d) => {
     log += d
   })
-  await waitFor(() => /"msg":"svidecar started"/.test(log), 'the sidecar to start')
+  await waitFor(() => /"msg":"svidecar started"/.test(log), 'the sidecar to start', 15_000)
   const started = JSON.parse(log.split('\n').find((l) => l.includes('svidecar started')) as string)
   const inbound = started.inbound.public as string
   const admin = started.admin as string
-  await waitFor(async () => (await fetch(`http://${admin}/readyz`)).status === 200, 'readiness')
+  await waitFor(async () => (await fetch(`http://${admin}/readyz`)).status === 200, 'readiness', 15_000)
 
   const agent = await Sidecar.start(
     parseConfig(
@@ -170,13 +163,17 @@ t.test(
     })
     await hanging
     child.kill('SIGTERM')
-    await waitFor(async () => {
-      try {
-        return (await fetch(`http://${admin}/readyz`)).status === 503
-      } catch {
-        return true
-      }
-    }, 'readiness to turn off')
+    await waitFor(
+      async () => {
+        try {
+          return (await fetch(`http://${admin}/readyz`)).status === 503
+        } catch {
+          return true
+        }
+      },
+      'readiness to turn off',
+      15_000,
+    )
     const refused = await fetch(`${outboundUrl}/echo`, { method: 'POST', body: 'late' })
     t.equal(refused.status, 503, 'a new request after SIGTERM finds the listener closed')
     t.equal(refused.headers.get('x-svidecar-error'), 'SVD_UPSTREAM_UNAVAILABLE')

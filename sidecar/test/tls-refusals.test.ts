@@ -73,6 +73,8 @@ const LIMITS = {
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 0,
   idleTimeoutMs: 60_000,
+  bodyIdleTimeoutMs: 60_000,
+  maxBodyBytes: 0,
   maxConnections: 64,
 }
 

@@ -4,9 +4,10 @@
 // the image's ENTRYPOINT and send traffic through it. What a user's image would
 // be missing (a dev-only import, a file dist/ needs, a broken flag) fails here.
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
-import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { createServer as createNetServer } from 'node:net'
+import { tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { promisify } from 'node:util'
 import { DevWorkloadApi } from '@svidecar/certs'
@@ -31,7 +32,10 @@ t.test('the image tree: production dependencies only, and it proxies over mTLS',
 
   // Stage "prod", replayed from the Dockerfile: its WORKDIR is a temp dir, COPY reads the checkout (the build
   // stage's /src is the checkout after the compile above), RUN runs in a shell there.
-  const app = join(t.testdir(), 'app')
+  // Outside the checkout: inside it, Node would resolve a package the image lacks from the checkout's node_modules.
+  const root = mkdtempSync(join(tmpdir(), 'svidecar-image-'))
+  t.teardown(() => rmSync(root, { recursive: true, force: true }))
+  const app = join(root, 'app')
   mkdirSync(app)
   let workdir = app
   const inImage = (p: string) => (p.startsWith('/app') ? join(app, p.slice('/app'.length)) : join(workdir, p))
@@ -58,11 +62,12 @@ t.test('the image tree: production dependencies only, and it proxies over mTLS',
   }
   t.ok(existsSync(join(app, 'sidecar/dist/cli/main.js')), 'the stage produced the entry point')
 
-  for (const dev of ['tap', 'typescript', '@biomejs/biome', 'node'])
+  for (const dev of ['tap', 'typescript', '@biomejs/biome', 'node', '@svidecar/certs', 'node-forge'])
     t.notOk(
       existsSync(join(app, 'node_modules', dev, 'package.json')),
       `no dev dependency ${dev} in the image`,
     )
+  t.notOk(existsSync(join(app, 'certs')), 'no dev CA in the image')
 
   // The ENTRYPOINT, with the image's paths mapped into this tree.
   const [, ...entry] = imageEntrypoint()
@@ -77,6 +82,16 @@ t.test('the image tree: production dependencies only, and it proxies over mTLS',
       )
       t.match(stdout, /: ok \(/, example)
     }
+  })
+
+  t.test('demo needs the dev PKI, which the image does not carry: a clear error, not a stack', async (t) => {
+    const err = await run(process.execPath, [...argv, 'demo'], { env: cleanEnv }).then(
+      () => undefined,
+      (e: { code?: number; stderr?: string }) => e,
+    )
+    t.equal(err?.code, 1)
+    t.match(err?.stderr ?? '', /svidecar demo needs the dev PKI/)
+    t.notMatch(err?.stderr ?? '', /\n\s+at /, 'no stack trace')
   })
 
   t.test('run: outbound → mTLS → inbound → app, from the production tree', async (t) => {

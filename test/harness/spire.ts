@@ -21,6 +21,7 @@ import {
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { DevCa } from '@svidecar/certs'
 import { ensureSpire, type SpireBinaries } from './spire-install.ts'
 
 export interface SpireEntry {
@@ -46,6 +47,12 @@ export interface StartSpireOptions {
   defaultJwtSvidTtl?: string
   /** Start only the server (for a second, federated trust domain). */
   agent?: boolean
+  /**
+   * `disk`: SPIRE's CA is an intermediate signed by an upstream root this
+   * harness writes to disk, so the agent hands out leaf + intermediate and
+   * the bundle holds the upstream root, as with any UpstreamAuthority.
+   */
+  upstreamAuthority?: 'disk'
 }
 
 const READY_TIMEOUT_MS = 30_000
@@ -104,6 +111,8 @@ export class Spire {
   /** The agent's Workload API socket (absolute path). */
   readonly socketPath: string
   readonly serverPort: number
+  /** The upstream root (PEM) when started with `upstreamAuthority: 'disk'`. */
+  upstreamRootPem: string | undefined
   readonly #bins: SpireBinaries
   readonly #entries = new Map<string, SpireEntry>()
   #server: ChildProcess | undefined
@@ -326,6 +335,7 @@ export class Spire {
       mkdirSync(join(d, sub), { recursive: true })
     // Workloads under other uids (interop peers) must reach the agent's public socket, as on a real node.
     for (const sub of ['', 'agent', 'agent/public']) chmodSync(join(d, sub), 0o755)
+    const upstream = options.upstreamAuthority === 'disk' ? this.#writeUpstreamRoot() : ''
     writeFileSync(
       join(d, 'server', 'server.conf'),
       `server {
@@ -355,9 +365,29 @@ plugins {
       keys_path = "${join(d, 'server', 'data', 'keys.json')}"
     }
   }
-}
+${upstream}}
 `,
     )
+  }
+
+  /** A self-signed upstream root and its key on disk, and the UpstreamAuthority "disk" block naming them. */
+  #writeUpstreamRoot(): string {
+    const dir = join(this.dir, 'upstream')
+    mkdirSync(dir, { recursive: true })
+    const root = DevCa.create({ trustDomain: this.trustDomain, commonName: 'svidecar test upstream root' })
+    const cert = join(dir, 'root.crt')
+    const key = join(dir, 'root.key')
+    writeFileSync(cert, root.bundlePem())
+    writeFileSync(key, root.privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 })
+    this.upstreamRootPem = root.bundlePem()
+    // A self-signed upstream CA needs no bundle_file_path: the certificate is its own bundle.
+    return `  UpstreamAuthority "disk" {
+    plugin_data {
+      cert_file_path = "${cert}"
+      key_file_path = "${key}"
+    }
+  }
+`
   }
 
   #writeAgentConfig(bundlePath: string): void {

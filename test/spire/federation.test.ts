@@ -1,4 +1,4 @@
-// Federation without bundle endpoints, as in spiffe.md §8.3: a second SPIRE
+// Federation without bundle endpoints (SPIRE's `spire-server bundle set`): a second SPIRE
 // server for other.td whose roots are set on the first with `bundle set`.
 import t from 'tap'
 import { TrustDomain, verifyX509Svid, X509Source } from 'workload-api-client'

@@ -1,6 +1,5 @@
 /**
- * Workload API endpoint addresses (SPIFFE_Workload_Endpoint.md §3–§4;
- * spiffe.md §1.6). Only `unix:` with an absolute path and `tcp://<ip>:<port>`
+ * Workload API endpoint addresses (SPIFFE_Workload_Endpoint.md §3–§4). Only `unix:` with an absolute path and `tcp://<ip>:<port>`
  * exist; everything else is a configuration error reported with one reason
  * per cause, at startup, never retried.
  *

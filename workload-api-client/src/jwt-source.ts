@@ -2,7 +2,7 @@
  * JWT-SVIDs and JWT bundles from the Workload API. Bundles follow a
  * FetchJWTBundles watch; tokens are fetched per (identity, audience set),
  * cached, and fetched again once past half their life, as SPIRE's agent
- * does for its own cache (spiffe.md §7.3). Concurrent requests for the same
+ * does for its own cache (SPIRE `pkg/agent/manager/cache`). Concurrent requests for the same
  * token share one RPC.
  */
 import { BundleSet } from './bundle-set.ts'

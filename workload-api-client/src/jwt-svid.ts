@@ -132,7 +132,7 @@ export class JwtSvid {
   }
 
   /**
-   * Parses and fully validates a JWT-SVID (JWT-SVID.md §4, spiffe.md §4.2):
+   * Parses and fully validates a JWT-SVID (JWT-SVID.md §4 and App. A):
    * structure, algorithm allow-list, `sub`, the key of sub's trust domain
    * under `kid`, the signature, then `aud`, `exp`, `nbf` and `iat`.
    * Throws SPIFFE_JWT_INVALID with a JwtSvidReason, or SPIFFE_BUNDLE_NOT_FOUND
@@ -201,7 +201,7 @@ export class JwtSvid {
   /**
    * The middle of the token's life, from `iat` (or, without one, from when
    * it was parsed) to `exp`: the point to fetch a fresh token, as SPIRE's
-   * agent does for its own cache (spiffe.md §7.3).
+   * agent does for its own cache (SPIRE `pkg/agent/manager/cache`).
    */
   halfLifeAt(): Date {
     const expMs = this.expiry.getTime()

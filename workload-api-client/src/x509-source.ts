@@ -2,7 +2,8 @@
  * The workload's current X.509-SVID and bundles, kept up to date by a
  * FetchX509SVID watch. What a TLS stack asks on every handshake.
  *
- * State rules (spiffe.md §1.4, §6, cases 6, 10, 11, 33):
+ * State rules (SPIFFE Workload API and Workload Endpoint specs, status codes;
+ * go-spiffe `workloadapi` X509Source):
  * - a malformed update is reported and ignored; the last good state stays;
  * - an outage (UNAVAILABLE, agent restart) keeps the cached SVID in service;
  * - PERMISSION_DENIED means the identity was revoked: the SVID is dropped;

@@ -20,8 +20,23 @@ const COMMANDS: Record<string, Command> = {
   },
   demo: {
     summary: 'run a dev Workload API and watch an SVID rotate (no SPIRE needed)',
-    run: async (args) => (await import('./demo.ts')).runDemo(args),
+    run: async (args) => (await loadDemo()).runDemo(args),
   },
+}
+
+/** The demo runs on the dev PKI (`@svidecar/certs`), a dev dependency the container image leaves out. */
+async function loadDemo(): Promise<typeof import('./demo.ts')> {
+  try {
+    return await import('./demo.ts')
+  } catch (err) {
+    const e = err as { code?: string; message?: string }
+    if (e.code === 'ERR_MODULE_NOT_FOUND' && e.message?.includes('@svidecar/certs')) {
+      throw new Error(
+        'svidecar demo needs the dev PKI (@svidecar/certs), which production installs leave out; run it from a checkout (`npm ci && npm start`)',
+      )
+    }
+    throw err
+  }
 }
 
 export function usage(): string {

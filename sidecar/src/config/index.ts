@@ -66,6 +66,7 @@ export interface LimitsConfig {
   headersTimeout: number
   requestTimeout: number
   idleTimeout: number
+  bodyIdleTimeout: number
   maxConnections: number
   connectTimeout: number
   maxBodyBytes: number
@@ -308,6 +309,7 @@ const SCHEMA = obj({
       headersTimeout: field(duration, { default: 10_000 }),
       requestTimeout: field(duration, { default: 0 }),
       idleTimeout: field(duration, { default: 60_000 }),
+      bodyIdleTimeout: field(duration, { default: 30_000 }),
       maxConnections: field(int(1, 1_000_000), { default: 4096 }),
       connectTimeout: field(duration, { default: 5000 }),
       maxBodyBytes: field(int(0, Number.MAX_SAFE_INTEGER), { default: 0 }),
@@ -328,6 +330,7 @@ const LIMIT_DEFAULTS: LimitsConfig = {
   headersTimeout: 10_000,
   requestTimeout: 0,
   idleTimeout: 60_000,
+  bodyIdleTimeout: 30_000,
   maxConnections: 4096,
   connectTimeout: 5000,
   maxBodyBytes: 0,

@@ -10,7 +10,20 @@ export const ERROR_TABLE = {
   SVD_REQUEST_INVALID: { status: 400, summary: 'the request is malformed or ambiguous' },
   SVD_REQUEST_HEADERS_TOO_LARGE: { status: 431, summary: 'the request headers exceed the configured limits' },
   SVD_REQUEST_BODY_TOO_LARGE: { status: 413, summary: 'the request body exceeds the configured limit' },
-  SVD_REQUEST_TIMEOUT: { status: 408, summary: 'the client did not send the request in time' },
+  SVD_REQUEST_TIMEOUT: { status: 408, summary: 'the client did not send the request head in time' },
+  SVD_REQUEST_BODY_TIMEOUT: {
+    status: 408,
+    summary: 'the request body stopped arriving for longer than the body idle limit',
+  },
+  SVD_CONNECTION_IDLE: {
+    status: 408,
+    summary: 'a keep-alive connection sat idle past the idle limit and was closed (no response is written)',
+  },
+  SVD_EXPECTATION_FAILED: {
+    status: 417,
+    summary: 'the request carries an Expect value other than 100-continue',
+  },
+  SVD_METHOD_NOT_SUPPORTED: { status: 501, summary: 'the method is not proxied (CONNECT)' },
   SVD_ROUTE_NOT_FOUND: { status: 404, summary: 'no route matches the request' },
   SVD_PEER_REJECTED: { status: 403, summary: 'the peer failed SPIFFE verification or authorization' },
   SVD_TLS_HANDSHAKE_FAILED: {

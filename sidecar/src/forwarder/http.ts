@@ -7,6 +7,7 @@
  * resets the client, so neither side mistakes a cut stream for a whole one.
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { SvidecarError } from '../errors/index.ts'
 import { responseHeaders } from './headers.ts'
@@ -17,9 +18,13 @@ import type { Upstream } from './upstreams.ts'
 export interface ForwardOptions {
   /** The header list to send, already sanitised (flat name, value pairs). */
   headers: string[]
-  /** Called once when the exchange ends, however it ends. */
-  onEnd?: (status: number, code: string | undefined) => void
+  /** Called once when the exchange ends, however it ends; with the error when the sidecar ended it. */
+  onEnd?: EndCallback
+  /** The body to send instead of `req` itself (a guarded copy, see body-guard.ts). */
+  body?: Readable
 }
+
+export type EndCallback = (status: number, code: string | undefined, err?: SvidecarError) => void
 
 export function hasBody(req: IncomingMessage): boolean {
   if (req.headers['transfer-encoding'] !== undefined) return true
@@ -40,7 +45,7 @@ export function forwardHttp(
       path: upstream.basePath + (req.url ?? '/'),
       method: req.method as Dispatcher.HttpMethod,
       headers: options.headers,
-      body: hasBody(req) ? req : null,
+      body: hasBody(req) ? (options.body ?? req) : null,
       // Retrying is the client's call: the proxy cannot know whether a request is safe to repeat.
       idempotent: false,
       blocking: false,
@@ -53,17 +58,12 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   readonly #req: IncomingMessage
   readonly #res: ServerResponse
   readonly #upstream: string
-  readonly #onEnd: ((status: number, code: string | undefined) => void) | undefined
+  readonly #onEnd: EndCallback | undefined
   #controller: Dispatcher.DispatchController | undefined
   #done = false
   #headPending = false
 
-  constructor(
-    req: IncomingMessage,
-    res: ServerResponse,
-    upstream: string,
-    onEnd?: (status: number, code: string | undefined) => void,
-  ) {
+  constructor(req: IncomingMessage, res: ServerResponse, upstream: string, onEnd?: EndCallback) {
     this.#req = req
     this.#res = res
     this.#upstream = upstream
@@ -137,13 +137,13 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       // Mid-response: a truncated body must not look complete. Reset the client's connection.
       this.#res.destroy(e)
     }
-    this.#finish(e.status, e.code)
+    this.#finish(e.status, e.code, e)
   }
 
-  #finish(status: number, code: string | undefined): void {
+  #finish(status: number, code: string | undefined, err?: SvidecarError): void {
     if (this.#done) return
     this.#done = true
-    this.#onEnd?.(status, code)
+    this.#onEnd?.(status, code, err)
   }
 }
 

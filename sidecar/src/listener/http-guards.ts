@@ -6,9 +6,14 @@
  * parser version's choices.
  */
 import { SvidecarError } from '../errors/index.ts'
+import { isHopByHop } from '../forwarder/headers.ts'
+import { validHost } from './host.ts'
 
 export interface GuardOptions {
+  /** End-to-end fields other than Host and Content-Length; see UNCOUNTED_FIELDS_ALLOWED. */
   maxHeaderCount: number
+  /** 0 = no limit. A declared Content-Length over it is refused before anything is forwarded. */
+  maxBodyBytes?: number
   /** Inbound requests come from other machines: stricter (no underscores in names). */
   inbound: boolean
 }
@@ -23,19 +28,47 @@ function invalid(reason: string, message: string): SvidecarError {
   return new SvidecarError('SVD_REQUEST_INVALID', message, { reason })
 }
 
+/**
+ * Hop-by-hop fields a request may carry on top of maxHeaderCount. They are not counted, and neither are Host
+ * and Content-Length: a proxy rewrites exactly those (undici adds Connection, and Content-Length or
+ * Transfer-Encoding, to a streamed body), so a request that passes one sidecar with N counted fields reaches
+ * the next one with N, not N + what the first proxy added.
+ */
+export const UNCOUNTED_FIELDS_ALLOWED = 16
+const UNCOUNTED = new Set(['host', 'content-length'])
+
+/** server.maxHeadersCount: Node's parser refuses more, so it must allow every field a valid request may carry. */
+export function parserHeaderLimit(maxHeaderCount: number): number {
+  return maxHeaderCount + UNCOUNTED.size + UNCOUNTED_FIELDS_ALLOWED + 1
+}
+
+function tooMany(count: number, limit: number): SvidecarError {
+  return new SvidecarError(
+    'SVD_REQUEST_HEADERS_TOO_LARGE',
+    `the request has ${count} header fields; the limit is ${limit}`,
+    { reason: 'TOO_MANY_HEADERS' },
+  )
+}
+
 export function checkRequest(
   req: { rawHeaders: readonly string[]; httpVersion?: string },
   options: GuardOptions,
 ): SvidecarError | undefined {
   const raw = req.rawHeaders
-  const count = raw.length / 2
-  if (count > options.maxHeaderCount) {
-    return new SvidecarError(
-      'SVD_REQUEST_HEADERS_TOO_LARGE',
-      `the request has ${count} header fields; the limit is ${options.maxHeaderCount}`,
-      { reason: 'TOO_MANY_HEADERS' },
-    )
+  const total = raw.length / 2
+  // Node's parser refuses this already; the guard must not depend on it.
+  if (total > options.maxHeaderCount + UNCOUNTED.size + UNCOUNTED_FIELDS_ALLOWED)
+    return tooMany(total, options.maxHeaderCount)
+  let counted = 0
+  let hopByHop = 0
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string
+    if (isHopByHop(name)) hopByHop++
+    else if (!UNCOUNTED.has(name.toLowerCase())) counted++
   }
+  if (counted > options.maxHeaderCount) return tooMany(counted, options.maxHeaderCount)
+  if (hopByHop > UNCOUNTED_FIELDS_ALLOWED) return tooMany(total, options.maxHeaderCount)
+  let host: string | undefined
   let seen: Set<string> | undefined
   let contentLength: string | undefined
   let transferEncoding: string | undefined
@@ -59,12 +92,15 @@ export function checkRequest(
         `the request has more than one ${lower} header`,
       )
     seen.add(lower)
-    if (lower === 'content-length') contentLength = (raw[i + 1] as string).trim()
+    if (lower === 'host') host = (raw[i + 1] as string).trim()
+    else if (lower === 'content-length') contentLength = (raw[i + 1] as string).trim()
     else if (lower === 'transfer-encoding') transferEncoding = (raw[i + 1] as string).trim().toLowerCase()
   }
   // HTTP/1.1 requires Host (RFC 9112 §3.2); we answer that ourselves so the refusal has our format.
   if (!seen?.has('host') && req.httpVersion !== '1.0')
     return invalid('MISSING_HOST', 'the request has no Host header')
+  if (host !== undefined && !validHost(host))
+    return invalid('BAD_HOST', 'the Host header is not a host name or address with an optional port')
   if (contentLength !== undefined && transferEncoding !== undefined) {
     return invalid(
       'CONTENT_LENGTH_WITH_TRANSFER_ENCODING',
@@ -73,6 +109,14 @@ export function checkRequest(
   }
   if (contentLength !== undefined && !DECIMAL.test(contentLength)) {
     return invalid('BAD_CONTENT_LENGTH', 'Content-Length is not a decimal number')
+  }
+  const maxBody = options.maxBodyBytes ?? 0
+  if (contentLength !== undefined && maxBody > 0 && Number(contentLength) > maxBody) {
+    return new SvidecarError(
+      'SVD_REQUEST_BODY_TOO_LARGE',
+      `the request body is ${contentLength} bytes; the limit is ${maxBody}`,
+      { reason: 'CONTENT_LENGTH_OVER_LIMIT' },
+    )
   }
   if (transferEncoding !== undefined && transferEncoding !== 'chunked') {
     return invalid('BAD_TRANSFER_ENCODING', 'only "Transfer-Encoding: chunked" is accepted')

@@ -10,8 +10,9 @@ import type { Duplex } from 'node:stream'
 import type { TLSSocket } from 'node:tls'
 import type { IdMatcher } from 'workload-api-client'
 import { SvidecarError } from '../errors/index.ts'
+import { guardBody } from '../forwarder/body-guard.ts'
 import { forwardHeaders } from '../forwarder/headers.ts'
-import { forwardHttp } from '../forwarder/http.ts'
+import { type EndCallback, forwardHttp, hasBody } from '../forwarder/http.ts'
 import { writeRawError } from '../forwarder/raw-error.ts'
 import { sendError } from '../forwarder/respond.ts'
 import { Upstream } from '../forwarder/upstreams.ts'
@@ -21,6 +22,7 @@ import { publishRequest } from '../observe/events.ts'
 import type { TlsParameters } from '../tls/profiles.ts'
 import { peerIdOf, ServerTls } from '../tls/server-tls.ts'
 import { checkRequest } from './http-guards.ts'
+import { normalizeTarget } from './request-target.ts'
 import { type HostPort, httpServerOptions, type ListenerLimits, ProxyListener } from './server.ts'
 
 export interface InboundOptions {
@@ -79,12 +81,11 @@ export async function startInbound(identity: Identity, options: InboundOptions):
     const refusal =
       peerId === undefined
         ? new SvidecarError('SVD_PEER_REJECTED', 'the connection has no verified peer')
-        : (identityRefusal(identity) ??
-          checkRequest(req, { maxHeaderCount: options.limits.maxHeaderCount, inbound: true }))
+        : (drainRefusal(listener) ?? identityRefusal(identity) ?? inspect(req))
     if (refusal !== undefined || peerId === undefined) {
       const err = refusal ?? new SvidecarError('SVD_PEER_REJECTED', 'no verified peer')
       sendError(res, err)
-      end(err.status, err.code)
+      end(err.status, err.code, err)
       return
     }
     const headers = forwardHeaders(req.rawHeaders, {
@@ -92,8 +93,22 @@ export async function startInbound(identity: Identity, options: InboundOptions):
       set: { [header]: peerId.toString() },
       isUpgrade: false,
     })
-    forwardHttp(req, res, app, { headers, onEnd: end })
+    forwardHttp(req, res, app, {
+      headers,
+      onEnd: end,
+      ...(hasBody(req) ? { body: guardBody(req, res, options.limits) } : {}),
+    })
   })
+
+  function inspect(req: IncomingMessage): SvidecarError | undefined {
+    return (
+      checkRequest(req, {
+        maxHeaderCount: options.limits.maxHeaderCount,
+        maxBodyBytes: options.limits.maxBodyBytes,
+        inbound: true,
+      }) ?? normalizeTarget(req)
+    )
+  }
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const peerId = peerIdOf(req.socket as TLSSocket)
@@ -101,13 +116,11 @@ export async function startInbound(identity: Identity, options: InboundOptions):
     const refusal =
       peerId === undefined
         ? new SvidecarError('SVD_PEER_REJECTED', 'the connection has no verified peer')
-        : (identityRefusal(identity) ??
-          checkRequest(req, { maxHeaderCount: options.limits.maxHeaderCount, inbound: true }) ??
-          websocketOnly(req))
+        : (drainRefusal(listener) ?? identityRefusal(identity) ?? inspect(req) ?? websocketOnly(req))
     if (refusal !== undefined || peerId === undefined) {
       const err = refusal ?? new SvidecarError('SVD_PEER_REJECTED', 'no verified peer')
       writeRawError(socket, err)
-      end(err.status, err.code)
+      end(err.status, err.code, err)
       return
     }
     const flat = forwardHeaders(req.rawHeaders, {
@@ -120,7 +133,7 @@ export async function startInbound(identity: Identity, options: InboundOptions):
       socket,
       head,
       {
-        url: `ws://${options.forwardTo.host}${req.url ?? '/'}`,
+        url: `ws://${options.forwardTo.host}${app.basePath}${req.url ?? '/'}`,
         upstream: app.name,
         headers: upgradeHeaders(flat),
         maxPayload: MAX_WEBSOCKET_MESSAGE_BYTES,
@@ -147,26 +160,45 @@ export async function startInbound(identity: Identity, options: InboundOptions):
   }
 }
 
-/** The one publish call per request, whichever way it ends. */
+/**
+ * The one publish call per request, whichever way it ends. A client that left is reported as aborted, not
+ * under a made-up status; a code that is not the sidecar's (CLIENT_ABORTED) becomes the reason.
+ */
 export function requestEnd(
   listener: string,
   direction: 'inbound' | 'outbound',
   req: IncomingMessage,
   peerId?: string,
   upstream?: string,
-): (status: number, code: string | undefined) => void {
+): EndCallback {
   const started = performance.now()
-  return (status, code) =>
+  return (status, code, err) => {
+    const own = err !== undefined || (code?.startsWith('SVD_') ?? false)
+    const reason = err?.reason ?? (own ? undefined : code)
+    const aborted = code === 'CLIENT_ABORTED'
     publishRequest({
       listener,
       direction,
       method: req.method ?? '',
       ...(upstream === undefined ? {} : { route: upstream, upstream }),
-      status,
-      ...(code === undefined ? {} : { code }),
+      status: aborted ? 0 : status,
+      ...(own && code !== undefined ? { code } : {}),
+      ...(reason === undefined ? {} : { reason }),
+      ...(aborted ? { aborted } : {}),
       durationMs: performance.now() - started,
       ...(peerId === undefined ? {} : { peerId }),
     })
+  }
+}
+
+/** New requests while draining, also on connections opened before: the client should go elsewhere. */
+export function drainRefusal(listener: ProxyListener): SvidecarError | undefined {
+  return listener.draining
+    ? new SvidecarError(
+        'SVD_SHUTTING_DOWN',
+        `listener ${listener.name} is draining and takes no new requests`,
+      )
+    : undefined
 }
 
 /** Only WebSocket may upgrade; h2c and others would tunnel past every check. */

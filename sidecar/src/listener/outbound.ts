@@ -7,15 +7,23 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { createServer } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { SvidecarError } from '../errors/index.ts'
+import { guardBody } from '../forwarder/body-guard.ts'
 import { forwardHeaders } from '../forwarder/headers.ts'
-import { forwardHttp } from '../forwarder/http.ts'
+import { forwardHttp, hasBody } from '../forwarder/http.ts'
 import { writeRawError } from '../forwarder/raw-error.ts'
 import { sendError } from '../forwarder/respond.ts'
 import type { Upstream, Upstreams } from '../forwarder/upstreams.ts'
 import { relayWebSocket, upgradeHeaders } from '../forwarder/websocket.ts'
 import type { Identity } from '../identity/identity.ts'
 import { checkRequest } from './http-guards.ts'
-import { identityRefusal, MAX_WEBSOCKET_MESSAGE_BYTES, requestEnd, websocketOnly } from './inbound.ts'
+import {
+  drainRefusal,
+  identityRefusal,
+  MAX_WEBSOCKET_MESSAGE_BYTES,
+  requestEnd,
+  websocketOnly,
+} from './inbound.ts'
+import { normalizeTarget } from './request-target.ts'
 import { type Route, RouteTable } from './routes.ts'
 import { type HostPort, httpServerOptions, type ListenerLimits, ProxyListener } from './server.ts'
 
@@ -49,29 +57,36 @@ export async function startOutbound(
   const listener = new ProxyListener(options.name, 'outbound', server, options.limits)
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const route = table.match(req.headers.host, req.url ?? '/')
-    const end = requestEnd(options.name, 'outbound', req, undefined, route?.upstream)
     if (listener.draining) res.setHeader('connection', 'close')
+    // The target is checked and rewritten to origin-form before the route table reads it.
+    const bad = inspect(req)
+    const route = bad === undefined ? table.match(req.headers.host, req.url ?? '/') : undefined
+    const end = requestEnd(options.name, 'outbound', req, undefined, route?.upstream)
     const upstream = route === undefined ? undefined : upstreams.get(route.upstream)
-    const refusal = refuse(req, upstream)
+    const refusal = bad ?? refuse(req, upstream)
     if (refusal !== undefined || upstream === undefined) {
       const err = refusal ?? new SvidecarError('SVD_ROUTE_NOT_FOUND', 'no route')
       sendError(res, err)
-      end(err.status, err.code)
+      end(err.status, err.code, err)
       return
     }
-    forwardHttp(req, res, upstream, { headers: headersFor(req, upstream, false), onEnd: end })
+    forwardHttp(req, res, upstream, {
+      headers: headersFor(req, upstream, false),
+      onEnd: end,
+      ...(hasBody(req) ? { body: guardBody(req, res, options.limits) } : {}),
+    })
   })
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const route = table.match(req.headers.host, req.url ?? '/')
+    const bad = inspect(req)
+    const route = bad === undefined ? table.match(req.headers.host, req.url ?? '/') : undefined
     const end = requestEnd(options.name, 'outbound', req, undefined, route?.upstream)
     const upstream = route === undefined ? undefined : upstreams.get(route.upstream)
-    const refusal = refuse(req, upstream) ?? websocketOnly(req)
+    const refusal = bad ?? refuse(req, upstream) ?? websocketOnly(req)
     if (refusal !== undefined || upstream === undefined) {
       const err = refusal ?? new SvidecarError('SVD_ROUTE_NOT_FOUND', 'no route')
       writeRawError(socket, err)
-      end(err.status, err.code)
+      end(err.status, err.code, err)
       return
     }
     const createConnection = upstream.createConnection()
@@ -92,9 +107,19 @@ export async function startOutbound(
     )
   })
 
+  function inspect(req: IncomingMessage): SvidecarError | undefined {
+    return (
+      drainRefusal(listener) ??
+      checkRequest(req, {
+        maxHeaderCount: options.limits.maxHeaderCount,
+        maxBodyBytes: options.limits.maxBodyBytes,
+        inbound: false,
+      }) ??
+      normalizeTarget(req)
+    )
+  }
+
   function refuse(req: IncomingMessage, upstream: Upstream | undefined): SvidecarError | undefined {
-    const bad = checkRequest(req, { maxHeaderCount: options.limits.maxHeaderCount, inbound: false })
-    if (bad !== undefined) return bad
     if (upstream === undefined) {
       return new SvidecarError(
         'SVD_ROUTE_NOT_FOUND',

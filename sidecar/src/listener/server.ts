@@ -3,11 +3,15 @@
  * limits, malformed-request answers in the sidecar's error format, and a
  * graceful close that drains in-flight requests until a deadline.
  */
-import type { Server, ServerOptions } from 'node:http'
+import type { IncomingMessage, Server, ServerOptions, ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { Server as TlsServer } from 'node:tls'
 import { SvidecarError } from '../errors/index.ts'
 import { writeRawError } from '../forwarder/raw-error.ts'
-import { publishConnection } from '../observe/events.ts'
+import { sendError } from '../forwarder/respond.ts'
+import { publishConnection, publishRefused } from '../observe/events.ts'
+import { parserHeaderLimit } from './http-guards.ts'
 
 export interface ListenerLimits {
   maxHeaderBytes: number
@@ -15,9 +19,17 @@ export interface ListenerLimits {
   headersTimeoutMs: number
   /** 0 = none. */
   requestTimeoutMs: number
+  /** Keep-alive idle time between requests. */
   idleTimeoutMs: number
+  /** Longest silence inside a request body; 0 = none. */
+  bodyIdleTimeoutMs: number
+  /** 0 = no limit. */
+  maxBodyBytes: number
   maxConnections: number
 }
+
+// After a refusal written on a raw socket, how long the client may take to read it and hang up before it is cut.
+const MAX_LINGER_MS = 2000
 
 export interface HostPort {
   host: string
@@ -55,14 +67,22 @@ export class ProxyListener {
     this.name = name
     this.direction = direction
     this.server = server
-    server.maxConnections = limits.maxConnections
-    // One more than the limit, so the guard sees the excess instead of Node silently dropping it.
-    server.maxHeadersCount = limits.maxHeaderCount + 1
+    // Node refuses a head with more fields than this (HPE_HEADER_OVERFLOW, answered 431 below; pinned in
+    // node-http-facts.test.ts); it leaves room for the fields the count skips, which the guards count exactly.
+    server.maxHeadersCount = parserHeaderLimit(limits.maxHeaderCount)
     // Idle streams (SSE between events, a quiet WebSocket) are legitimate; keep-alive idling is bounded above.
     server.timeout = 0
-    server.on('clientError', (err: Error & { code?: string }, socket: Socket) =>
-      answerClientError(err, socket),
-    )
+    const linger = Math.min(MAX_LINGER_MS, limits.headersTimeoutMs)
+    const refused = (code: string, status: number, reason?: string) =>
+      publishRefused({ listener: name, direction, code, status, ...(reason === undefined ? {} : { reason }) })
+    server.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
+      const answer = answerClientError(err, socket, linger)
+      if (answer !== undefined) refused(answer.code, answer.status, answer.reason)
+    })
+    // Node's maxConnections drops the excess without a word; the count is kept here so the excess is told why.
+    const httpEvent = server instanceof TlsServer ? 'secureConnection' : 'connection'
+    const http = server.listeners(httpEvent) as ((socket: Duplex) => void)[]
+    server.removeAllListeners(httpEvent)
     server.on('connection', (socket: Socket) => {
       this.#sockets.add(socket)
       publishConnection({ listener: name, direction, event: 'open' })
@@ -70,6 +90,46 @@ export class ProxyListener {
         this.#sockets.delete(socket)
         publishConnection({ listener: name, direction, event: 'close' })
       })
+    })
+    server.on(httpEvent, (socket: Duplex) => {
+      if (socket.destroyed) return
+      if (this.#sockets.size > limits.maxConnections) {
+        const err = new SvidecarError(
+          'SVD_OVERLOADED',
+          `listener ${name} is at its limit of ${limits.maxConnections} connections`,
+        )
+        refused(err.code, err.status)
+        socket.on('error', () => {})
+        socket.resume()
+        writeRawError(socket, err)
+        lingerThenClose(socket, linger)
+        return
+      }
+      for (const listener of http) listener.call(server, socket)
+    })
+    server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+      const err = new SvidecarError('SVD_METHOD_NOT_SUPPORTED', 'CONNECT is not proxied')
+      refused(err.code, err.status, 'CONNECT')
+      socket.on('error', () => {})
+      writeRawError(socket, err)
+      lingerThenClose(socket, linger)
+    })
+    // Without a listener Node answers 417 itself, in its own format.
+    server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+      const err = new SvidecarError(
+        'SVD_EXPECTATION_FAILED',
+        'the only expectation the sidecar meets is "100-continue"',
+        { reason: 'EXPECT' },
+      )
+      refused(err.code, err.status, err.reason)
+      res.setHeader('connection', 'close')
+      sendError(res, err)
+      req.resume()
+    })
+    // server.timeout is 0, so a socket times out only when Node's keep-alive timer runs out between requests.
+    server.on('timeout', (socket: Duplex) => {
+      refused('SVD_CONNECTION_IDLE', 0, 'KEEP_ALIVE_IDLE')
+      socket.destroy()
     })
   }
 
@@ -126,22 +186,45 @@ export class ProxyListener {
   }
 }
 
-/** Node's parser refused the request: answer in our format, then close (the stream may be out of step). */
-function answerClientError(err: Error & { code?: string }, socket: Socket): void {
-  if (err.code === 'ECONNRESET' || socket.bytesWritten > 0) {
+/**
+ * Node's parser refused the request: answer in our format, then close (the stream may be out of step).
+ * Returns what was answered, or undefined when the socket was only closed (the client left, or a response
+ * had already started).
+ */
+function answerClientError(
+  err: Error & { code?: string },
+  socket: Socket,
+  lingerMs: number,
+): SvidecarError | undefined {
+  // Destroyed already: a TLS handshake error, refused and counted by ServerTls (tls/server-tls.ts).
+  if (err.code === 'ECONNRESET' || socket.bytesWritten > 0 || socket.destroyed) {
     socket.destroy()
-    return
+    return undefined
   }
-  writeRawError(
-    socket,
+  const answer =
     err.code === 'HPE_HEADER_OVERFLOW'
-      ? new SvidecarError('SVD_REQUEST_HEADERS_TOO_LARGE', 'request headers exceed the size limit', {
+      ? new SvidecarError('SVD_REQUEST_HEADERS_TOO_LARGE', 'request headers exceed the size or count limit', {
           reason: err.code,
         })
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? new SvidecarError('SVD_REQUEST_TIMEOUT', 'the request did not arrive in time', { reason: err.code })
         : new SvidecarError('SVD_REQUEST_INVALID', 'the request is not valid HTTP/1.1', {
             reason: err.code ?? 'PARSE',
-          }),
-  )
+          })
+  writeRawError(socket, answer)
+  lingerThenClose(socket, lingerMs)
+  return answer
+}
+
+/**
+ * end() alone leaves a half-open socket to a client that never hangs up (the HTTP server allows half-open
+ * connections): give the client a moment to read the answer, then close. Waiting for its FIN instead of
+ * closing at once keeps unread request bytes from turning the close into a reset that would eat the answer.
+ */
+function lingerThenClose(socket: Duplex, lingerMs: number): void {
+  if (socket.destroyed) return
+  const timer = setTimeout(() => socket.destroy(), lingerMs)
+  timer.unref()
+  socket.once('close', () => clearTimeout(timer))
+  socket.once('end', () => socket.destroy())
 }

@@ -11,6 +11,7 @@ export const CHANNELS = {
   tlsHandshake: 'svidecar:tls:handshake',
   tlsRejected: 'svidecar:tls:rejected',
   request: 'svidecar:request',
+  refused: 'svidecar:refused',
   connection: 'svidecar:connection',
   lifecycle: 'svidecar:lifecycle',
 } as const
@@ -58,10 +59,27 @@ export interface RequestEvent {
   route?: string
   upstream?: string
   status: number
-  /** The sidecar's error code when the sidecar ended the request. */
+  /** The sidecar's error code (from the error table) when the sidecar ended the request. */
   code?: string
+  /** Why, finer than the code: the upstream's socket or TLS error code, a guard's reason. */
+  reason?: string
+  /** The client went away before the exchange finished; `status` is then what had been sent, or 0. */
+  aborted?: boolean
   durationMs: number
   peerId?: string
+}
+
+/**
+ * A connection refused or cut before a request reached the proxy's handlers: Node's parser refused the head
+ * (400/408/431), the listener was at its connection limit, CONNECT, a keep-alive connection idled out.
+ */
+export interface RefusedEvent {
+  listener: string
+  direction: Direction
+  code: string
+  reason?: string
+  /** The status written to the client, or 0 when the connection was closed without one. */
+  status: number
 }
 
 export interface ConnectionEvent {
@@ -80,6 +98,7 @@ const tlsHandshake = channel(CHANNELS.tlsHandshake)
 const tlsRejected = channel(CHANNELS.tlsRejected)
 const request = channel(CHANNELS.request)
 const connection = channel(CHANNELS.connection)
+const refused = channel(CHANNELS.refused)
 const lifecycle = channel(CHANNELS.lifecycle)
 
 export function publishIdentity(e: IdentityEvent): void {
@@ -93,6 +112,9 @@ export function publishTlsRejected(e: TlsRejectedEvent): void {
 }
 export function publishRequest(e: RequestEvent): void {
   if (request.hasSubscribers) request.publish(e)
+}
+export function publishRefused(e: RefusedEvent): void {
+  if (refused.hasSubscribers) refused.publish(e)
 }
 export function publishConnection(e: ConnectionEvent): void {
   if (connection.hasSubscribers) connection.publish(e)
@@ -114,6 +136,7 @@ export interface EventMap {
   tlsHandshake: TlsHandshakeEvent
   tlsRejected: TlsRejectedEvent
   request: RequestEvent
+  refused: RefusedEvent
   connection: ConnectionEvent
   lifecycle: LifecycleEvent
 }

@@ -106,7 +106,18 @@ export function subscribeLogs(log: Logger): () => void {
     on('lifecycle', (e) =>
       log.info(`lifecycle: ${e.event}`, e.detail === undefined ? undefined : { detail: e.detail }),
     ),
-    on('request', (e) => log.debug('request', { ...e })),
+    on('request', (e) => {
+      // An upstream that fails is the operator's problem to see, with its cause; other refusals are the client's.
+      if (e.code?.startsWith('SVD_UPSTREAM_')) log.warn('upstream request failed', { ...e })
+      else if (e.code === 'SVD_INTERNAL') log.error('request failed on an internal error', { ...e })
+      else if (e.code !== undefined) log.info('request refused', { ...e })
+      else log.debug('request', { ...e })
+    }),
+    on('refused', (e) =>
+      e.code === 'SVD_CONNECTION_IDLE'
+        ? log.debug('idle connection closed', { ...e })
+        : log.info('connection refused', { ...e }),
+    ),
   ]
   return () => {
     for (const f of off) f()

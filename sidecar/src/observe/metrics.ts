@@ -4,7 +4,20 @@
  * and error codes; never a SPIFFE ID, a path or anything a client chooses.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+import { ERROR_TABLE } from '../errors/codes.ts'
 import { on } from './events.ts'
+
+/** `2xx` and friends; anything outside 100–599 is not a status a client was sent. */
+export function statusClass(status: number): string | undefined {
+  return Number.isInteger(status) && status >= 100 && status <= 599
+    ? `${Math.floor(status / 100)}xx`
+    : undefined
+}
+
+/** Only codes of the error table become label values: anything else would be unbounded or meaningless. */
+function codeLabel(code: string | undefined): string {
+  return code !== undefined && Object.hasOwn(ERROR_TABLE, code) ? code : ''
+}
 
 export interface Metrics {
   registry: Registry
@@ -48,6 +61,18 @@ export function createMetrics(): Metrics {
     labelNames: ['listener', 'direction', 'status_class', 'code'],
     registers: [registry],
   })
+  const aborted = new Counter({
+    name: 'svidecar_requests_aborted_total',
+    help: 'Requests whose client went away before the exchange finished',
+    labelNames: ['listener', 'direction'],
+    registers: [registry],
+  })
+  const refused = new Counter({
+    name: 'svidecar_connections_refused_total',
+    help: 'Connections refused or cut before a request reached the proxy (parse errors, head timeouts, connection limit, CONNECT, idle keep-alive), by error code',
+    labelNames: ['listener', 'direction', 'code'],
+    registers: [registry],
+  })
   const duration = new Histogram({
     name: 'svidecar_request_duration_seconds',
     help: 'Time from request to end of response, streams included',
@@ -82,14 +107,15 @@ export function createMetrics(): Metrics {
           rejections.inc({ listener: e.listener, direction: e.direction, code: e.code, reason: e.reason }),
         ),
         on('request', (e) => {
-          requests.inc({
-            listener: e.listener,
-            direction: e.direction,
-            status_class: `${Math.floor(e.status / 100)}xx`,
-            code: e.code ?? '',
-          })
-          duration.observe({ listener: e.listener, direction: e.direction }, e.durationMs / 1000)
+          const labels = { listener: e.listener, direction: e.direction }
+          const cls = statusClass(e.status)
+          if (e.aborted || cls === undefined) aborted.inc(labels)
+          else requests.inc({ ...labels, status_class: cls, code: codeLabel(e.code) })
+          duration.observe(labels, e.durationMs / 1000)
         }),
+        on('refused', (e) =>
+          refused.inc({ listener: e.listener, direction: e.direction, code: codeLabel(e.code) }),
+        ),
         on('connection', (e) =>
           e.event === 'open'
             ? connections.inc({ listener: e.listener, direction: e.direction })

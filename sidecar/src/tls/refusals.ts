@@ -118,12 +118,26 @@ const SPIFFE_CHAIN_REASONS: Record<string, TlsRefusalReason> = {
   PATH_LEN_EXCEEDED: 'BAD_CHAIN',
 }
 
-/** A peer refused by our own SPIFFE verification (tls/peer.ts) after OpenSSL accepted the handshake. */
+// What tls/chain-policy.ts checks in OpenSSL's stead (its reasons arrive without a SPIFFE cause).
+const CHAIN_POLICY_REASONS: Record<string, TlsRefusalReason> = {
+  EKU_MISMATCH: 'BAD_CHAIN',
+  KEY_USAGE_MISMATCH: 'BAD_CHAIN',
+  ISSUER_MISMATCH: 'BAD_CHAIN',
+  WEAK_SIGNATURE: 'BAD_CHAIN',
+  WEAK_KEY: 'BAD_CHAIN',
+  UNVERIFIABLE: 'BAD_CHAIN',
+  SIGNER_SPIFFE_ID: 'SPIFFE_RULE',
+  SIGNER_TRUST_DOMAIN_MISMATCH: 'SPIFFE_RULE',
+}
+
+/** A peer refused by our own SPIFFE verification (tls/peer.ts) after the TLS handshake itself completed. */
 export function refusalOfPeerCheck(err: SvidecarError): TlsRefusal {
   const reason = err.reason ?? ''
   if (err.code === 'SVD_IDENTITY_UNAVAILABLE') return { reason: 'NO_LOCAL_SVID' }
   if (reason === 'UNAUTHORIZED') return { reason: 'UNAUTHORIZED' }
   if (reason === 'NO_CERTIFICATE') return { reason: 'NO_CLIENT_CERTIFICATE' }
+  const policy = CHAIN_POLICY_REASONS[reason]
+  if (policy !== undefined) return { reason: policy, detail: reason }
   const cause = err.cause as { code?: unknown } | undefined
   const spiffeCode = typeof cause?.code === 'string' ? cause.code : ''
   const detail = spiffeCode === '' ? reason : `${spiffeCode}/${reason}`

@@ -29,6 +29,11 @@ export interface ServerTlsOptions {
 
 const peerIds = new WeakMap<TLSSocket, SpiffeId>()
 
+// `ca: []`, not an absent `ca`: without one Node would trust its bundled public roots.
+function serverContextOptions(snapshot: IdentitySnapshot, options: ServerTlsOptions) {
+  return { ...secureContextOptions(snapshot, options.params), ca: [] as string[] }
+}
+
 /** The verified SPIFFE ID of an inbound connection (set before any request is parsed). */
 export function peerIdOf(socket: TLSSocket): SpiffeId | undefined {
   return peerIds.get(socket)
@@ -52,10 +57,12 @@ export class ServerTls {
     return {
       ...(snapshot === undefined
         ? protocolOptions(this.#options.params)
-        : secureContextOptions(snapshot, this.#options.params)),
+        : serverContextOptions(snapshot, this.#options)),
       handshakeTimeout: this.#options.handshakeTimeoutMs,
       requestCert: true,
-      rejectUnauthorized: true,
+      // OpenSSL gets no roots, so its verification never succeeds and Node leaves the client's chain readable
+      // (peer.ts); every connection is verified in #check before a byte is read, and refused unless it passes.
+      rejectUnauthorized: false,
       ALPNProtocols: ['http/1.1'],
     }
   }
@@ -121,7 +128,7 @@ export class ServerTls {
         // No SVID: a context without a certificate cannot complete a handshake. Fail closed.
         server.setSecureContext(protocolOptions(this.#options.params))
       } else {
-        server.setSecureContext(secureContextOptions(snapshot, this.#options.params))
+        server.setSecureContext(serverContextOptions(snapshot, this.#options))
       }
     }
   }

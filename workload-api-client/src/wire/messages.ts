@@ -1,5 +1,5 @@
 /**
- * The Workload API messages (spiffe.md §1.2; spec `workloadapi.proto`) and
+ * The Workload API messages (the SPIFFE spec's `workloadapi.proto`) and
  * google.protobuf.Struct, each with an encoder and a decoder. The client
  * encodes requests and decodes responses; the dev server in `certs` does the
  * reverse, so both directions live here.

@@ -4,7 +4,7 @@
  * `makeGenericClientConstructor(WORKLOAD_API_SERVICE, 'SpiffeWorkloadAPI')`
  * for clients and `server.addService(WORKLOAD_API_SERVICE, impl)` for the dev
  * server. The proto has no package, so every path is `/SpiffeWorkloadAPI/<Method>`
- * (spiffe.md §0 trap 1): a package prefix makes SPIRE answer UNIMPLEMENTED.
+ * (the spec's `workloadapi.proto` declares no package): a package prefix makes SPIRE answer UNIMPLEMENTED.
  */
 import type * as grpc from '@grpc/grpc-js'
 import {

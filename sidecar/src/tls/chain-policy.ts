@@ -1,0 +1,149 @@
+/**
+ * Checks OpenSSL makes on a peer chain that the SPIFFE path validation in
+ * workload-api-client does not, applied to the chain that validation
+ * returned. Inbound handshakes no longer let OpenSSL verify the client chain
+ * (peer.ts says why), so these keep refused every chain OpenSSL refused:
+ * a purpose the chain does not allow (extended key usage anywhere in it, the
+ * leaf's key usage), an issuer link OpenSSL would not make (the library links
+ * by exact issuer name and signature; OpenSSL also compares the authority key
+ * ID), a weak signature or key.
+ *
+ * And one SPIFFE rule the path validation leaves out (X509-SVID §3): a
+ * signing certificate that carries a SPIFFE ID names a trust domain, with no
+ * path, and the one that issues the leaf names the leaf's trust domain. A CA
+ * may sign intermediates of other trust domains, so only the leaf's issuer is
+ * held to the leaf's trust domain.
+ */
+import type { X509Certificate } from 'node:crypto'
+import { parseX509Extensions, SpiffeId } from 'workload-api-client'
+
+export type PeerPurpose = 'client' | 'server'
+
+export class ChainPolicyError extends Error {
+  readonly reason:
+    | 'EKU_MISMATCH'
+    | 'KEY_USAGE_MISMATCH'
+    | 'ISSUER_MISMATCH'
+    | 'WEAK_SIGNATURE'
+    | 'WEAK_KEY'
+    | 'SIGNER_SPIFFE_ID'
+    | 'SIGNER_TRUST_DOMAIN_MISMATCH'
+  constructor(reason: ChainPolicyError['reason'], message: string) {
+    super(message)
+    this.name = 'ChainPolicyError'
+    this.reason = reason
+  }
+}
+
+const EKU_OID = { client: '1.3.6.1.5.5.7.3.2', server: '1.3.6.1.5.5.7.3.1' } as const
+const ANY_EKU = '2.5.29.37.0'
+// MD5 and SHA-1 signatures, refused by OpenSSL 3 from security level 1 on.
+const WEAK_SIGNATURES = new Set([
+  '1.2.840.113549.1.1.4',
+  '1.2.840.113549.1.1.5',
+  '1.2.840.10045.4.1',
+  '1.2.840.10040.4.3',
+  '1.3.14.3.2.29',
+])
+// Node 24's OpenSSL 3.5 runs at security level 2: 112-bit keys at least.
+const MIN_RSA_BITS = 2048
+const MIN_EC_BITS = 224
+
+/**
+ * `chain` is leaf first, ending in the bundle root. Throws ChainPolicyError
+ * when OpenSSL, verifying for `purpose`, would have refused the chain.
+ */
+export function checkChainPolicy(
+  chain: readonly X509Certificate[],
+  purpose: PeerPurpose,
+  leafId: SpiffeId,
+): void {
+  chain.forEach((cert, i) => {
+    const what = i === 0 ? 'leaf' : i === chain.length - 1 ? 'bundle root' : `intermediate ${i}`
+    // X509Certificate.keyUsage holds the extended key usage OIDs; undefined when the extension is absent.
+    const eku = cert.keyUsage
+    if (eku !== undefined && !eku.includes(EKU_OID[purpose]) && !eku.includes(ANY_EKU)) {
+      throw new ChainPolicyError(
+        'EKU_MISMATCH',
+        `${what} has extendedKeyUsage without ${purpose === 'client' ? 'clientAuth' : 'serverAuth'}`,
+      )
+    }
+    if (i === 0) checkLeafKeyUsage(cert, purpose)
+    checkKey(cert, what)
+    const issuer = chain[i + 1]
+    if (issuer === undefined) return
+    if (!cert.checkIssued(issuer)) {
+      throw new ChainPolicyError(
+        'ISSUER_MISMATCH',
+        `${what} does not name its signer as issuer (issuer name or authority key ID differ)`,
+      )
+    }
+    // Not the root: it came from the bundle we hold, and what it names is that bundle's business.
+    if (i > 0) checkSignerId(cert, what, i === 1 ? leafId : undefined)
+    if (WEAK_SIGNATURES.has(cert.signatureAlgorithmOid ?? '')) {
+      throw new ChainPolicyError('WEAK_SIGNATURE', `${what} is signed with ${cert.signatureAlgorithm}`)
+    }
+  })
+}
+
+// OpenSSL's SSL client and server purposes: a leaf with keyUsage must allow what TLS does with its key.
+function checkLeafKeyUsage(cert: X509Certificate, purpose: PeerPurpose): void {
+  const ku = parseX509Extensions(cert.raw).keyUsage
+  if (ku === undefined) return
+  const ok =
+    purpose === 'client'
+      ? ku.digitalSignature || ku.keyAgreement
+      : ku.digitalSignature || ku.keyAgreement || ku.keyEncipherment
+  if (!ok) {
+    throw new ChainPolicyError(
+      'KEY_USAGE_MISMATCH',
+      `leaf keyUsage allows neither digitalSignature nor keyAgreement${purpose === 'server' ? ' nor keyEncipherment' : ''}`,
+    )
+  }
+}
+
+function checkSignerId(cert: X509Certificate, what: string, issues: SpiffeId | undefined): void {
+  for (const uri of parseX509Extensions(cert.raw).uriSans) {
+    if (!/^spiffe:/i.test(uri)) continue
+    const id = SpiffeId.tryParse(uri)
+    if (id === undefined || !id.isRoot) {
+      throw new ChainPolicyError(
+        'SIGNER_SPIFFE_ID',
+        `${what} carries ${JSON.stringify(uri)}, not the SPIFFE ID of a trust domain`,
+      )
+    }
+    if (issues !== undefined && id.trustDomain.name !== issues.trustDomain.name) {
+      throw new ChainPolicyError(
+        'SIGNER_TRUST_DOMAIN_MISMATCH',
+        `${what} belongs to trust domain "${id.trustDomain.name}" but issued ${issues}`,
+      )
+    }
+  }
+}
+
+function checkKey(cert: X509Certificate, what: string): void {
+  const key = cert.publicKey
+  const details = key.asymmetricKeyDetails
+  if (
+    key.asymmetricKeyType === 'rsa' ||
+    key.asymmetricKeyType === 'rsa-pss' ||
+    key.asymmetricKeyType === 'dsa'
+  ) {
+    const bits = details?.modulusLength ?? 0
+    if (bits < MIN_RSA_BITS) {
+      throw new ChainPolicyError('WEAK_KEY', `${what} has a ${bits}-bit ${key.asymmetricKeyType} key`)
+    }
+  } else if (key.asymmetricKeyType === 'ec') {
+    const curve = details?.namedCurve ?? ''
+    const bits = EC_BITS[curve] ?? 0
+    if (bits < MIN_EC_BITS) throw new ChainPolicyError('WEAK_KEY', `${what} has an EC key on curve ${curve}`)
+  }
+}
+
+const EC_BITS: Record<string, number> = {
+  prime256v1: 256,
+  secp384r1: 384,
+  secp521r1: 521,
+  secp224r1: 224,
+  secp256k1: 256,
+}
