@@ -119,7 +119,8 @@ async function setup(t: Test) {
   const app = await EchoApp.start()
   t.teardown(() => app.close())
   const agentSvid = api.ca.issueX509Svid({ spiffeId: AGENT })
-  const mcpSvid = api.ca.issueX509Svid({ spiffeId: MCP })
+  // Also names localhost, so it can stand in for an external HTTPS API (hostname-checked) as well.
+  const mcpSvid = api.ca.issueX509Svid({ spiffeId: MCP, dnsNames: ['localhost'] })
   const dir = t.testdir()
   const files = {
     cert: join(dir, 'agent.pem'),
@@ -251,10 +252,14 @@ outbound:
       - { match: { pathPrefix: /modern }, upstream: peer-modern }
       - { match: { pathPrefix: /cbc }, upstream: peer-cbc }
       - { match: { pathPrefix: /distrusting }, upstream: peer-distrusting }
+      - { match: { pathPrefix: /api-intermediate }, upstream: api-intermediate }
+      - { match: { pathPrefix: /api-modern }, upstream: api-modern }
 upstreams:
   peer-intermediate: { url: "https://127.0.0.1:${tls12}", spiffe: { exact: "${MCP}" } }
   peer-modern: { url: "https://127.0.0.1:${tls12}", spiffe: { exact: "${MCP}" }, tls: { profile: modern } }
   peer-cbc: { url: "https://127.0.0.1:${cbcOnly}", spiffe: { exact: "${MCP}" } }
+  api-intermediate: { url: "https://localhost:${tls12}", caFile: "${files.ca}" }
+  api-modern: { url: "https://localhost:${tls12}", caFile: "${files.ca}", tls: { profile: modern } }
   peer-distrusting: { url: "https://127.0.0.1:${distrusting}", spiffe: { exact: "${MCP}" } }
 `,
         'agent.yaml',
@@ -283,6 +288,19 @@ upstreams:
     const cbc = await fetch(`${out}/cbc`)
     t.equal(cbc.status, 502, 'a server offering only CBC suites is refused')
     t.equal(cbc.headers.get('x-svidecar-error'), 'SVD_UPSTREAM_TLS_FAILED')
+
+    const apiOk = await fetch(`${out}/api-intermediate`)
+    t.equal(apiOk.status, 200, 'an HTTPS API on TLS 1.2 is fine for the intermediate profile (control)')
+    await apiOk.text()
+    const from3 = events.length
+    const apiModern = await fetch(`${out}/api-modern`)
+    t.equal(apiModern.status, 502, 'an HTTPS API upstream with the modern profile refuses TLS 1.2')
+    t.equal(apiModern.headers.get('x-svidecar-error'), 'SVD_UPSTREAM_TLS_FAILED')
+    await until(() => events.slice(from3).some((e) => e.listener === 'api-modern'), 'the refusal event')
+    t.match(
+      events.slice(from3).filter((e) => e.listener === 'api-modern'),
+      [{ direction: 'outbound', reason: 'PROTOCOL_VERSION', code: 'SVD_UPSTREAM_TLS_FAILED' }],
+    )
 
     const from2 = events.length
     const distrusted = await fetch(`${out}/distrusting`)
