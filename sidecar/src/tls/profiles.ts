@@ -13,7 +13,7 @@
 export const TLS_PROFILES = ['intermediate', 'modern'] as const
 export type TlsProfile = (typeof TLS_PROFILES)[number]
 
-// Named explicitly: without TLS 1.3 names in `ciphers`, Node would also cap the context at TLS 1.2.
+// Named explicitly, so the TLS 1.3 suites are the profile's and not whatever the OpenSSL build enables.
 const TLS13_SUITES = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256']
 const TLS12_ECDHE_AEAD = [
   'ECDHE-ECDSA-AES128-GCM-SHA256',
