@@ -15,6 +15,7 @@ import { publishIdentity, publishLifecycle } from './observe/events.ts'
 import { createLogger, type Logger, subscribeLogs } from './observe/log.ts'
 import { createMetrics } from './observe/metrics.ts'
 import { authorizerFromSpec } from './tls/authorizer.ts'
+import { tlsParameters } from './tls/profiles.ts'
 
 export interface SidecarOptions {
   /** Overrides for tests: a quicker Workload API reconnect. */
@@ -54,6 +55,7 @@ export class Sidecar {
       idleTimeoutMs: config.limits.idleTimeout,
       requestTimeoutMs: config.limits.requestTimeout,
       minVersion: config.tls.minVersion,
+      tlsProfile: config.tls.profile,
     })
   }
 
@@ -160,7 +162,8 @@ export class Sidecar {
           forwardTo: inbound.forwardTo,
           peerIdHeader: inbound.peerIdHeader,
           authorizer: authorizerFromSpec(inbound.authorize),
-          minVersion: config.tls.minVersion,
+          tls: tlsParameters(inbound.tls.profile, config.tls.minVersion),
+          handshakeTimeoutMs: inbound.tls.handshakeTimeout,
           limits,
           connectTimeoutMs: config.limits.connectTimeout,
         }),

@@ -17,6 +17,7 @@ import { Identity } from '../src/identity/identity.ts'
 import { on } from '../src/observe/events.ts'
 import { ClientTls } from '../src/tls/client-tls.ts'
 import { peerChain } from '../src/tls/peer.ts'
+import { tlsParameters } from '../src/tls/profiles.ts'
 import { peerIdOf, ServerTls } from '../src/tls/server-tls.ts'
 
 const AGENT = 'spiffe://example.org/agent'
@@ -39,7 +40,12 @@ async function devApi(t: Test, opts: DevWorkloadApiOptions): Promise<DevWorkload
 
 /** A ServerTls listener answering each verified connection with the peer ID it saw. */
 async function spiffeServer(t: Test, identity: Identity, allowed = matchId(AGENT)) {
-  const tls = new ServerTls(identity, { listener: 'chain', authorizer: allowed, minVersion: 'TLSv1.2' })
+  const tls = new ServerTls(identity, {
+    listener: 'chain',
+    authorizer: allowed,
+    params: tlsParameters('intermediate', 'TLSv1.2'),
+    handshakeTimeoutMs: 10_000,
+  })
   const server: Server = createServer(tls.serverOptions())
   tls.attach(server)
   const received: string[] = []
@@ -73,7 +79,7 @@ function clientTls(identity: Identity, expected: string): ClientTls {
   return new ClientTls(identity, {
     upstream: 'chain',
     authorizer: matchId(expected),
-    minVersion: 'TLSv1.2',
+    params: tlsParameters('intermediate', 'TLSv1.2'),
     connectTimeoutMs: 5000,
   })
 }
@@ -120,11 +126,12 @@ async function rawClient(
   return firstLine(socket)
 }
 
+/** The rule each inbound refusal names: the event's `detail` (its `reason` is the coarse metric label). */
 function inboundRejections(t: Test): string[] {
   const reasons: string[] = []
   t.teardown(
     on('tlsRejected', (e) => {
-      if (e.direction === 'inbound') reasons.push(e.reason ?? '')
+      if (e.direction === 'inbound') reasons.push(e.detail?.split('/').at(-1) ?? e.reason)
     }),
   )
   return reasons

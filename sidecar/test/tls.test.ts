@@ -8,11 +8,13 @@ import t, { type Test } from 'tap'
 import { matchId } from 'workload-api-client'
 import { Identity } from '../src/identity/identity.ts'
 import { ClientTls } from '../src/tls/client-tls.ts'
+import { tlsParameters } from '../src/tls/profiles.ts'
 import { peerIdOf, ServerTls } from '../src/tls/server-tls.ts'
 
 const AGENT = 'spiffe://example.org/agent'
 const MCP = 'spiffe://example.org/mcp'
 const quick = () => ({ next: () => 50, reset() {} })
+const INTERMEDIATE = tlsParameters('intermediate', 'TLSv1.2')
 
 async function setup(t: Test, opts: { federate?: DevCa } = {}) {
   const api = await DevWorkloadApi.start({
@@ -34,7 +36,12 @@ async function setup(t: Test, opts: { federate?: DevCa } = {}) {
 
 /** A TLS server run by ServerTls that answers each verified connection with the peer ID it saw. */
 async function spiffeServer(t: Test, identity: Identity, allowed = matchId(AGENT)) {
-  const tls = new ServerTls(identity, { listener: 'test', authorizer: allowed, minVersion: 'TLSv1.2' })
+  const tls = new ServerTls(identity, {
+    listener: 'test',
+    authorizer: allowed,
+    params: INTERMEDIATE,
+    handshakeTimeoutMs: 10_000,
+  })
   const server: Server = createServer(tls.serverOptions())
   tls.attach(server)
   const received: string[] = []
@@ -78,7 +85,7 @@ t.test('mTLS both ways: each side sees the other’s verified SPIFFE ID', async 
   const client = new ClientTls(agent, {
     upstream: 'mcp',
     authorizer: matchId(MCP),
-    minVersion: 'TLSv1.2',
+    params: INTERMEDIATE,
     connectTimeoutMs: 5000,
   })
   const socket = await clientConnect(client, port)
@@ -95,7 +102,7 @@ t.test(
     const client = new ClientTls(agent, {
       upstream: 'somebody',
       authorizer: matchId('spiffe://example.org/somebody-else'),
-      minVersion: 'TLSv1.2',
+      params: INTERMEDIATE,
       connectTimeoutMs: 5000,
     })
     await t.rejects(clientConnect(client, port), {
@@ -179,7 +186,7 @@ t.test(
     const client = new ClientTls(agent, {
       upstream: 'mcp',
       authorizer: matchId(MCP),
-      minVersion: 'TLSv1.2',
+      params: INTERMEDIATE,
       connectTimeoutMs: 5000,
     })
     const first = await clientConnect(client, port)
@@ -241,7 +248,7 @@ t.test('fail closed: with no SVID the client will not connect', async (t) => {
   const client = new ClientTls(agent, {
     upstream: 'mcp',
     authorizer: matchId(MCP),
-    minVersion: 'TLSv1.2',
+    params: INTERMEDIATE,
     connectTimeoutMs: 5000,
   })
   api.removeWorkload(AGENT)

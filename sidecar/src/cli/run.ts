@@ -1,6 +1,7 @@
 /**
  * `svidecar run --config FILE`: the sidecar in production. Listeners come up
- * at once and fail closed until the first SVID arrives; SIGTERM or SIGINT
+ * at once and fail closed until the first SVID arrives; with no SVID within
+ * `workloadApi.startupTimeout` it exits 1 and says why. SIGTERM or SIGINT
  * turns readiness off, drains in-flight requests within `drainTimeout`, and
  * exits 0. A second signal stops at once.
  */
@@ -53,7 +54,7 @@ export async function runRun(args: string[]): Promise<number> {
     inbound: Object.fromEntries(Object.entries(inbound).map(([n, a]) => [n, `${a.host}:${a.port}`])),
     outbound: Object.fromEntries(Object.entries(outbound).map(([n, a]) => [n, `${a.host}:${a.port}`])),
   })
-  return new Promise<number>((resolve) => {
+  const code = await new Promise<number>((resolve) => {
     let signals = 0
     const onSignal = (signal: NodeJS.Signals) => {
       signals++
@@ -63,12 +64,44 @@ export async function runRun(args: string[]): Promise<number> {
         return
       }
       sidecar.logger.info('draining', { signal, deadlineMs: config.drainTimeout })
-      sidecar.close().then(
-        () => resolve(0),
-        () => resolve(1),
-      )
+      // close() cuts every connection at the deadline; should anything still hang, stop anyway.
+      const backstop = setTimeout(() => {
+        sidecar.logger.error('drain did not finish by its deadline: stopping now', {
+          deadlineMs: config.drainTimeout,
+        })
+        sidecar.destroy().finally(() => resolve(1))
+      }, config.drainTimeout + DRAIN_BACKSTOP_MS)
+      sidecar
+        .close()
+        .then(
+          () => resolve(0),
+          () => resolve(1),
+        )
+        .finally(() => clearTimeout(backstop))
     }
     process.on('SIGTERM', onSignal)
     process.on('SIGINT', onSignal)
+    const startupMs = config.workloadApi.startupTimeout
+    if (startupMs > 0) {
+      sidecar.identity.waitReady(startupMs).catch(() => {
+        if (signals > 0 || sidecar.identity.ready) return
+        sidecar.logger.error(
+          `no X.509-SVID from the Workload API within workloadApi.startupTimeout (${startupMs} ms): exiting`,
+          {
+            code: 'SVD_IDENTITY_UNAVAILABLE',
+            socket: config.workloadApi.socket ?? process.env.SPIFFE_ENDPOINT_SOCKET ?? '(none)',
+            reason: sidecar.identity.notReadyReason(),
+          },
+        )
+        signals++
+        sidecar.destroy().finally(() => resolve(1))
+      })
+    }
   })
+  // Whatever handle a bug might leave open, the process ends shortly after the sidecar did.
+  setTimeout(() => process.exit(code), EXIT_BACKSTOP_MS).unref()
+  return code
 }
+
+const DRAIN_BACKSTOP_MS = 2000
+const EXIT_BACKSTOP_MS = 1000

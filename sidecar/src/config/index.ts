@@ -10,6 +10,7 @@ import { matchPattern, SpiffeId, TrustDomain } from 'workload-api-client'
 import { LineCounter, parseDocument } from 'yaml'
 import { SvidecarError } from '../errors/index.ts'
 import type { AuthorizerSpec } from '../tls/authorizer.ts'
+import { TLS_PROFILES, type TlsProfile } from '../tls/profiles.ts'
 import { type HostPort, isLoopback, parseHostPort } from './address.ts'
 import {
   bool,
@@ -28,7 +29,7 @@ import {
   str,
 } from './schema.ts'
 
-export type { AuthorizerSpec, HostPort }
+export type { AuthorizerSpec, HostPort, TlsProfile }
 
 export interface InboundConfig {
   name: string
@@ -36,6 +37,8 @@ export interface InboundConfig {
   forwardTo: URL
   peerIdHeader: string
   authorize: AuthorizerSpec
+  /** The listener's own `tls:` over the global one. */
+  tls: { profile: TlsProfile; handshakeTimeout: number }
 }
 export interface RouteConfig {
   host?: string
@@ -54,6 +57,8 @@ export interface UpstreamConfig {
   kind: 'spiffe' | 'https' | 'plaintext'
   spiffe?: AuthorizerSpec
   caFile?: string
+  /** The upstream's own `tls.profile` over the global one. */
+  tlsProfile: TlsProfile
 }
 export interface LimitsConfig {
   maxHeaderBytes: number
@@ -71,7 +76,7 @@ export interface SidecarConfig {
   workloadApi: { socket?: string; hint?: string; spiffeId?: string; startupTimeout: number }
   admin: { address: HostPort }
   drainTimeout: number
-  tls: { minVersion: 'TLSv1.2' | 'TLSv1.3' }
+  tls: { minVersion: 'TLSv1.2' | 'TLSv1.3'; profile: TlsProfile; handshakeTimeout: number }
   inbound: InboundConfig[]
   outbound: OutboundConfig[]
   upstreams: Map<string, UpstreamConfig>
@@ -197,12 +202,29 @@ const authorizer: Check<AuthorizerSpec> = exactlyOne<AuthorizerSpec>({
   },
 })
 
+// Seconds, not minutes: a handshake that has not finished holds a connection slot (Node's default is 120 s).
+const HANDSHAKE_TIMEOUT_DEFAULT = 10_000
+const HANDSHAKE_TIMEOUT_MAX = 60_000
+
+const handshakeTimeout: Check<number> = (v, path, issues) => {
+  const ms = duration(v, path, issues)
+  if (ms === undefined) return undefined
+  if (ms < 1 || ms > HANDSHAKE_TIMEOUT_MAX) {
+    issues.add(path, `expected a duration from 1ms to ${HANDSHAKE_TIMEOUT_MAX / 1000}s, got ${ms} ms`)
+    return undefined
+  }
+  return ms
+}
+
+const profile = oneOf(TLS_PROFILES)
+
 const SCHEMA = obj({
   workloadApi: field(
     obj({
       socket: field(str()),
       hint: field(str()),
       spiffeId: field(spiffeId),
+      // 0 waits for ever (listeners stay up and refuse traffic); `svidecar run` exits non-zero when it passes.
       startupTimeout: field(duration, { default: 30_000 }),
     }),
     { default: { startupTimeout: 30_000, socket: undefined, hint: undefined, spiffeId: undefined } },
@@ -212,9 +234,17 @@ const SCHEMA = obj({
   }),
   drainTimeout: field(duration, { default: 20_000 }),
   tls: field(
-    obj({ minVersion: field(oneOf(['TLSv1.2', 'TLSv1.3'] as const), { default: 'TLSv1.2' as const }) }),
+    obj({
+      minVersion: field(oneOf(['TLSv1.2', 'TLSv1.3'] as const), { default: 'TLSv1.2' as const }),
+      profile: field(profile, { default: 'intermediate' as const }),
+      handshakeTimeout: field(handshakeTimeout, { default: HANDSHAKE_TIMEOUT_DEFAULT }),
+    }),
     {
-      default: { minVersion: 'TLSv1.2' as const },
+      default: {
+        minVersion: 'TLSv1.2' as const,
+        profile: 'intermediate' as const,
+        handshakeTimeout: HANDSHAKE_TIMEOUT_DEFAULT,
+      },
     },
   ),
   inbound: field(
@@ -227,6 +257,7 @@ const SCHEMA = obj({
         forwardTo: field(url, { required: true }),
         peerIdHeader: field(str({ pattern: HEADER, what: 'a header name' }), { default: 'x-spiffe-id' }),
         authorize: field(authorizer, { required: true }),
+        tls: field(obj({ profile: field(profile), handshakeTimeout: field(handshakeTimeout) })),
       }),
     ),
     { default: [] },
@@ -264,6 +295,7 @@ const SCHEMA = obj({
         spiffe: field(authorizer),
         allowPlaintext: field(bool, { default: false }),
         caFile: field(str()),
+        tls: field(obj({ profile: field(profile) })),
       }),
       NAME,
       'a name of lower-case letters, digits and -',
@@ -378,6 +410,7 @@ export function parseConfig(
     } else if (u.url.protocol === 'https:') kind = 'https'
     else {
       kind = 'plaintext'
+      if (u.tls !== undefined) issues.add([...path, 'tls'], 'TLS settings need an https:// upstream')
       if (!u.allowPlaintext) issues.add([...path, 'url'], 'plaintext http:// needs allowPlaintext: true')
       else
         warnings.push(
@@ -390,6 +423,7 @@ export function parseConfig(
       kind,
       ...(u.spiffe === undefined ? {} : { spiffe: u.spiffe }),
       ...(u.caFile === undefined ? {} : { caFile: u.caFile }),
+      tlsProfile: u.tls?.profile ?? parsed.tls.profile,
     })
   }
   const names = new Set<string>()
@@ -399,7 +433,14 @@ export function parseConfig(
     if (l.forwardTo.protocol !== 'http:' || !isLoopback(l.forwardTo.hostname.replace(/^\[|\]$/g, ''))) {
       issues.add(['inbound', i, 'forwardTo'], 'the local app must be an http:// address on loopback')
     }
-    return { ...l, peerIdHeader: l.peerIdHeader.toLowerCase() }
+    return {
+      ...l,
+      peerIdHeader: l.peerIdHeader.toLowerCase(),
+      tls: {
+        profile: l.tls?.profile ?? parsed.tls.profile,
+        handshakeTimeout: l.tls?.handshakeTimeout ?? parsed.tls.handshakeTimeout,
+      },
+    }
   })
   const outbound: OutboundConfig[] = parsed.outbound.map((l, i) => {
     if (names.has(l.name)) issues.add(['outbound', i, 'name'], `listener name "${l.name}" is used twice`)

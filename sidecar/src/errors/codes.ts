@@ -29,6 +29,10 @@ export const ERROR_TABLE = {
   },
   SVD_ROUTE_NOT_FOUND: { status: 404, summary: 'no route matches the request' },
   SVD_PEER_REJECTED: { status: 403, summary: 'the peer failed SPIFFE verification or authorization' },
+  SVD_TLS_HANDSHAKE_FAILED: {
+    status: 400,
+    summary: 'a client did not complete a TLS handshake (timeout, version, cipher, not TLS); it was closed',
+  },
   SVD_UPSTREAM_UNAVAILABLE: {
     status: 503,
     summary: 'the upstream is unreachable (connection refused, no route, no such host); nothing was sent',

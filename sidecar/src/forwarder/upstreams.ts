@@ -7,12 +7,13 @@
  */
 import { readFileSync } from 'node:fs'
 import type { Duplex } from 'node:stream'
-import type { SecureVersion } from 'node:tls'
 import { buildConnector, Pool } from 'undici'
 import { SvidecarError } from '../errors/index.ts'
 import type { Identity } from '../identity/identity.ts'
 import { type AuthorizerSpec, authorizerFromSpec } from '../tls/authorizer.ts'
 import { ClientTls } from '../tls/client-tls.ts'
+import { httpsConnector } from '../tls/https-connector.ts'
+import { type TlsProfile, tlsParameters } from '../tls/profiles.ts'
 import { withContinueFilter } from './unsolicited-continue.ts'
 
 export type UpstreamKind = 'spiffe' | 'https' | 'plaintext'
@@ -23,6 +24,8 @@ export interface UpstreamSpec {
   kind: UpstreamKind
   spiffe?: AuthorizerSpec
   caFile?: string
+  /** Overrides PoolLimits.tlsProfile for this upstream. */
+  tlsProfile?: TlsProfile
 }
 
 export interface PoolLimits {
@@ -30,7 +33,9 @@ export interface PoolLimits {
   idleTimeoutMs: number
   /** 0 = none: streams may last for hours. */
   requestTimeoutMs: number
-  minVersion: SecureVersion
+  minVersion: 'TLSv1.2' | 'TLSv1.3'
+  /** Default intermediate. */
+  tlsProfile?: TlsProfile
 }
 
 export class Upstream {
@@ -41,6 +46,8 @@ export class Upstream {
   readonly basePath: string
   /** The mTLS connector, for upstreams that are peer sidecars. */
   readonly clientTls: ClientTls | undefined
+  // The TLS connector for pools and WebSocket clients alike: mTLS for peers, the profile's TLS for HTTPS APIs.
+  readonly #connect: buildConnector.connector | undefined
   readonly #makePool: () => Pool
   #pool: Pool
   readonly #retired = new Set<Pool>()
@@ -57,28 +64,43 @@ export class Upstream {
       this.clientTls = new ClientTls(identity, {
         upstream: spec.name,
         authorizer: authorizerFromSpec(spec.spiffe ?? { any: true }),
-        minVersion: limits.minVersion,
+        params: tlsParameters(spec.tlsProfile ?? limits.tlsProfile ?? 'intermediate', limits.minVersion),
         connectTimeoutMs: limits.connectTimeoutMs,
       })
     }
-    const tls = this.clientTls
-    this.#makePool = () => createPool(spec, limits, tls)
+    if (spec.kind === 'https') {
+      if (identity === undefined) {
+        throw new SvidecarError(
+          'SVD_CONFIG_INVALID',
+          `upstream ${spec.name} needs an identity to fail closed on`,
+        )
+      }
+      this.#connect = httpsConnector(identity, {
+        upstream: spec.name,
+        params: tlsParameters(spec.tlsProfile ?? limits.tlsProfile ?? 'intermediate', limits.minVersion),
+        ...(spec.caFile === undefined ? {} : { ca: readFileSync(spec.caFile, 'utf8') }),
+        connectTimeoutMs: limits.connectTimeoutMs,
+      })
+    } else this.#connect = this.clientTls?.connect as buildConnector.connector | undefined
+    const connect = this.#connect
+    this.#makePool = () => createPool(spec, limits, connect)
     this.#pool = this.#makePool()
   }
 
-  /** node:http's createConnection for this upstream (mTLS peers only), e.g. for a WebSocket client. */
+  /** node:http's createConnection for this upstream (TLS upstreams only), e.g. for a WebSocket client. */
   createConnection():
     | ((options: object, cb: (err: Error | null, socket: Duplex) => void) => undefined)
     | undefined {
-    const tls = this.clientTls
-    if (tls === undefined) return undefined
+    const connect = this.#connect
+    if (connect === undefined) return undefined
     return (options, cb) => {
       const o = options as { host?: string; hostname?: string; port?: number | string; servername?: string }
-      tls.connect(
+      connect(
         {
           hostname: o.hostname ?? o.host ?? this.url.hostname,
-          port: o.port ?? this.url.port,
-          servername: o.servername,
+          protocol: 'https:',
+          port: String(o.port ?? this.url.port),
+          ...(o.servername === undefined ? {} : { servername: o.servername }),
         },
         (err, socket) => cb(err, socket as Duplex),
       )
@@ -136,7 +158,11 @@ export class Upstreams {
   }
 }
 
-function createPool(spec: UpstreamSpec, limits: PoolLimits, tls: ClientTls | undefined): Pool {
+function createPool(
+  spec: UpstreamSpec,
+  limits: PoolLimits,
+  connect: buildConnector.connector | undefined,
+): Pool {
   const common = {
     keepAliveTimeout: limits.idleTimeoutMs,
     keepAliveMaxTimeout: limits.idleTimeoutMs,
@@ -147,17 +173,7 @@ function createPool(spec: UpstreamSpec, limits: PoolLimits, tls: ClientTls | und
     // A proxy must not pipeline: one request per connection at a time keeps failures attributable.
     pipelining: 1,
   }
-  if (tls !== undefined)
-    return new Pool(spec.url.origin, { ...common, connect: withContinueFilter(tls.connect) })
-  // undici's own connector, built as Pool would build it, so the 100-Continue filter can wrap it.
-  const connect = buildConnector({
-    timeout: limits.connectTimeoutMs,
-    ...(spec.kind === 'https'
-      ? {
-          minVersion: limits.minVersion,
-          ...(spec.caFile === undefined ? {} : { ca: readFileSync(spec.caFile, 'utf8') }),
-        }
-      : {}),
-  })
-  return new Pool(spec.url.origin, { ...common, connect: withContinueFilter(connect) })
+  // Every connection gets the 100-Continue filter; plaintext upstreams use undici's own connector, built as Pool would.
+  const base = connect ?? buildConnector({ timeout: limits.connectTimeoutMs })
+  return new Pool(spec.url.origin, { ...common, connect: withContinueFilter(base) })
 }

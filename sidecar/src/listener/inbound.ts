@@ -7,7 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import type { Duplex } from 'node:stream'
-import type { SecureVersion, TLSSocket } from 'node:tls'
+import type { TLSSocket } from 'node:tls'
 import type { IdMatcher } from 'workload-api-client'
 import { SvidecarError } from '../errors/index.ts'
 import { guardBody } from '../forwarder/body-guard.ts'
@@ -20,6 +20,7 @@ import { Upstream } from '../forwarder/upstreams.ts'
 import { relayWebSocket, upgradeHeaders } from '../forwarder/websocket.ts'
 import type { Identity } from '../identity/identity.ts'
 import { publishRequest } from '../observe/events.ts'
+import type { TlsParameters } from '../tls/profiles.ts'
 import { peerIdOf, ServerTls } from '../tls/server-tls.ts'
 import { checkRequest } from './http-guards.ts'
 import { normalizeTarget } from './request-target.ts'
@@ -32,7 +33,9 @@ export interface InboundOptions {
   forwardTo: URL
   peerIdHeader: string
   authorizer: IdMatcher
-  minVersion: SecureVersion
+  /** Versions and suites of the listener's TLS profile. */
+  tls: TlsParameters
+  handshakeTimeoutMs: number
   limits: ListenerLimits
   connectTimeoutMs: number
 }
@@ -56,14 +59,15 @@ export async function startInbound(identity: Identity, options: InboundOptions):
   const tls = new ServerTls(identity, {
     listener: options.name,
     authorizer: options.authorizer,
-    minVersion: options.minVersion,
+    params: options.tls,
+    handshakeTimeoutMs: options.handshakeTimeoutMs,
   })
   const appSpec = { name: `${options.name}-app`, url: options.forwardTo, kind: 'plaintext' as const }
   const app = new Upstream(appSpec, {
     connectTimeoutMs: options.connectTimeoutMs,
     idleTimeoutMs: options.limits.idleTimeoutMs,
     requestTimeoutMs: options.limits.requestTimeoutMs,
-    minVersion: options.minVersion,
+    minVersion: options.tls.minVersion,
   })
   const header = options.peerIdHeader.toLowerCase()
   const strip = new Set([header, ...CLIENT_CERT_HEADERS])

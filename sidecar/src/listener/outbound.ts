@@ -129,7 +129,8 @@ export async function startOutbound(
         `no route for ${req.method} ${req.headers.host ?? ''}${pathOf(req.url)}`,
       )
     }
-    return upstream.kind === 'spiffe' ? identityRefusal(identity) : undefined
+    // Every kind of upstream, not only mTLS peers: with no valid SVID the sidecar is not ready and sends nothing.
+    return identityRefusal(identity)
   }
 
   // An external API is addressed by its own name; a peer sidecar and its app keep the name the client used.

@@ -59,7 +59,9 @@ export class ProxyListener {
   readonly server: Server
   #draining = false
   #closing: Promise<void> | undefined
-  #open = 0
+  // Every TCP connection, including TLS handshakes in progress and upgraded (WebSocket) ones, which Node's
+  // closeAllConnections() does not know about: the drain deadline must end them too.
+  readonly #sockets = new Set<Socket>()
 
   constructor(name: string, direction: 'inbound' | 'outbound', server: Server, limits: ListenerLimits) {
     this.name = name
@@ -82,16 +84,16 @@ export class ProxyListener {
     const http = server.listeners(httpEvent) as ((socket: Duplex) => void)[]
     server.removeAllListeners(httpEvent)
     server.on('connection', (socket: Socket) => {
-      this.#open++
+      this.#sockets.add(socket)
       publishConnection({ listener: name, direction, event: 'open' })
       socket.once('close', () => {
-        this.#open--
+        this.#sockets.delete(socket)
         publishConnection({ listener: name, direction, event: 'close' })
       })
     })
     server.on(httpEvent, (socket: Duplex) => {
       if (socket.destroyed) return
-      if (this.#open > limits.maxConnections) {
+      if (this.#sockets.size > limits.maxConnections) {
         const err = new SvidecarError(
           'SVD_OVERLOADED',
           `listener ${name} is at its limit of ${limits.maxConnections} connections`,
@@ -156,7 +158,7 @@ export class ProxyListener {
     if (this.#closing) return this.#closing
     this.#draining = true
     this.#closing = new Promise<void>((resolve) => {
-      const timer = setTimeout(() => this.server.closeAllConnections(), deadlineMs)
+      const timer = setTimeout(() => this.#closeAll(), deadlineMs)
       timer.unref()
       // Connections that finish their request while draining become idle: close them as they do.
       const sweep = setInterval(() => this.server.closeIdleConnections(), 50)
@@ -175,7 +177,12 @@ export class ProxyListener {
   destroy(): void {
     this.#draining = true
     this.server.close()
+    this.#closeAll()
+  }
+
+  #closeAll(): void {
     this.server.closeAllConnections()
+    for (const socket of this.#sockets) socket.destroy()
   }
 }
 
@@ -189,7 +196,8 @@ function answerClientError(
   socket: Socket,
   lingerMs: number,
 ): SvidecarError | undefined {
-  if (err.code === 'ECONNRESET' || socket.bytesWritten > 0) {
+  // Destroyed already: a TLS handshake error, refused and counted by ServerTls (tls/server-tls.ts).
+  if (err.code === 'ECONNRESET' || socket.bytesWritten > 0 || socket.destroyed) {
     socket.destroy()
     return undefined
   }

@@ -43,8 +43,14 @@ export interface TlsHandshakeEvent {
 export interface TlsRejectedEvent {
   listener: string
   direction: Direction
+  /** The sidecar error code the refusal is counted under. */
   code: string
-  reason?: string
+  /** One of a closed set (tls/refusals.ts): safe as a metric label. */
+  reason: string
+  /** What the reason means, for people. */
+  message: string
+  /** The finer cause (OpenSSL code, SPIFFE rule): logged, never a label. */
+  detail?: string
 }
 
 export interface RequestEvent {

@@ -93,7 +93,16 @@ export function subscribeLogs(log: Logger): () => void {
           })
         : log.warn('identity unavailable: failing closed', { reason: e.reason }),
     ),
-    on('tlsRejected', (e) => log.warn('TLS peer rejected', { ...e })),
+    // A peer hanging up mid-handshake is what TCP health checks and port scans do: counted, logged at debug only.
+    on('tlsRejected', (e) =>
+      (e.reason === 'PEER_CLOSED' ? log.debug : log.warn)(`TLS handshake refused: ${e.message}`, {
+        listener: e.listener,
+        direction: e.direction,
+        code: e.code,
+        reason: e.reason,
+        ...(e.detail === undefined ? {} : { detail: e.detail }),
+      }),
+    ),
     on('lifecycle', (e) =>
       log.info(`lifecycle: ${e.event}`, e.detail === undefined ? undefined : { detail: e.detail }),
     ),

@@ -51,8 +51,8 @@ export function createMetrics(): Metrics {
   })
   const rejections = new Counter({
     name: 'svidecar_tls_rejections_total',
-    help: 'TLS peers refused, by error code',
-    labelNames: ['listener', 'direction', 'code'],
+    help: 'TLS handshakes refused, by error code and reason (a closed set, see README)',
+    labelNames: ['listener', 'direction', 'code', 'reason'],
     registers: [registry],
   })
   const requests = new Counter({
@@ -104,7 +104,7 @@ export function createMetrics(): Metrics {
           handshakes.inc({ listener: e.listener, direction: e.direction, resumed: String(e.resumed) }),
         ),
         on('tlsRejected', (e) =>
-          rejections.inc({ listener: e.listener, direction: e.direction, code: e.code }),
+          rejections.inc({ listener: e.listener, direction: e.direction, code: e.code, reason: e.reason }),
         ),
         on('request', (e) => {
           const labels = { listener: e.listener, direction: e.direction }

@@ -7,7 +7,7 @@
  */
 
 import { isIP } from 'node:net'
-import { type SecureVersion, type TLSSocket, connect as tlsConnect } from 'node:tls'
+import { type TLSSocket, connect as tlsConnect } from 'node:tls'
 import type { IdMatcher, SpiffeId } from 'workload-api-client'
 import { SvidecarError } from '../errors/index.ts'
 import { upstreamError } from '../errors/upstream-errors.ts'
@@ -15,12 +15,15 @@ import type { Identity } from '../identity/identity.ts'
 import { publishTlsHandshake, publishTlsRejected } from '../observe/events.ts'
 import { ContextCache } from './contexts.ts'
 import { peerLeafDer, peerSerial, verifyPeer } from './peer.ts'
+import type { TlsParameters } from './profiles.ts'
+import { refusalEvent, refusalOfPeerCheck, refusalOfTlsError, type TlsRefusal } from './refusals.ts'
 
 export interface ClientTlsOptions {
   /** The upstream's name, for events and errors. */
   upstream: string
   authorizer: IdMatcher
-  minVersion: SecureVersion
+  /** Versions and suites (tls/profiles.ts). */
+  params: TlsParameters
   connectTimeoutMs: number
 }
 
@@ -49,18 +52,21 @@ export class ClientTls {
   constructor(identity: Identity, options: ClientTlsOptions) {
     this.#identity = identity
     this.#options = options
-    this.#contexts = new ContextCache({ minVersion: options.minVersion })
+    this.#contexts = new ContextCache(options.params)
   }
 
   /** undici's `connect` option. */
   readonly connect = (target: ConnectTarget, callback: ConnectCallback): void => {
     const snapshot = this.#identity.current()
+    const upstream = this.#options.upstream
+    const refused = (code: SvidecarError['code'], refusal: TlsRefusal) =>
+      publishTlsRejected(refusalEvent(upstream, 'outbound', code, refusal))
     if (snapshot === undefined) {
+      refused('SVD_IDENTITY_UNAVAILABLE', { reason: 'NO_LOCAL_SVID' })
       callback(
-        new SvidecarError(
-          'SVD_IDENTITY_UNAVAILABLE',
-          `no valid X.509-SVID to present to ${this.#options.upstream}`,
-        ),
+        new SvidecarError('SVD_IDENTITY_UNAVAILABLE', `no valid X.509-SVID to present to ${upstream}`, {
+          reason: 'NO_LOCAL_SVID',
+        }),
         null,
       )
       return
@@ -83,6 +89,11 @@ export class ClientTls {
     })
     // Small request/response exchanges must not wait on Nagle's algorithm and delayed ACKs (a 40 ms tail).
     socket.setNoDelay(true)
+    // Until TCP is up a failure is about reaching the upstream; after, it is the handshake's.
+    let connected = false
+    socket.once('connect', () => {
+      connected = true
+    })
     let settled = false
     const finish = (err: Error | null) => {
       if (settled) return
@@ -95,17 +106,23 @@ export class ClientTls {
         callback(err, null)
       }
     }
-    const timer = setTimeout(
-      () =>
-        finish(
-          new SvidecarError(
-            'SVD_UPSTREAM_CONNECT_TIMEOUT',
-            `no TLS connection to upstream ${this.#options.upstream} within ${this.#options.connectTimeoutMs} ms`,
-          ),
+    const timer = setTimeout(() => {
+      if (settled) return
+      if (connected) refused('SVD_UPSTREAM_CONNECT_TIMEOUT', { reason: 'HANDSHAKE_TIMEOUT' })
+      finish(
+        new SvidecarError(
+          'SVD_UPSTREAM_CONNECT_TIMEOUT',
+          `no TLS connection to upstream ${upstream} within ${this.#options.connectTimeoutMs} ms`,
+          { reason: connected ? 'HANDSHAKE_TIMEOUT' : 'CONNECT_TIMEOUT' },
         ),
-      this.#options.connectTimeoutMs,
-    )
-    const onError = (err: Error & { code?: string }) => finish(connectError(err, this.#options.upstream))
+      )
+    }, this.#options.connectTimeoutMs)
+    const onError = (err: Error & { code?: string }) => {
+      if (settled) return
+      const e = connectError(err, upstream, connected)
+      if (connected) refused(e.code, refusalOfTlsError(err))
+      finish(e)
+    }
     socket.on('error', onError)
     let leaf: Buffer | undefined
     socket.on('session', (session: Buffer) => {
@@ -141,19 +158,22 @@ export class ClientTls {
             ? err
             : new SvidecarError('SVD_UPSTREAM_PEER_REJECTED', 'peer verification failed')
         this.#sessions.delete(key)
-        publishTlsRejected({
-          listener: this.#options.upstream,
-          direction: 'outbound',
-          code: e.code,
-          ...(e.reason === undefined ? {} : { reason: e.reason }),
-        })
+        refused(e.code, refusalOfPeerCheck(e))
         finish(e)
       }
     })
   }
 }
 
-// One mapping for every upstream failure, shared with the forwarders (errors/upstream-errors.ts).
-function connectError(err: Error & { code?: string }, upstream: string): SvidecarError {
-  return upstreamError(err, upstream, 'tls-handshake')
+// One mapping for every upstream failure, shared with the forwarders (errors/upstream-errors.ts); a TLS
+// failure gets its reason from the same table as the refusal metric (refusals.ts).
+function connectError(err: Error & { code?: string }, upstream: string, connected: boolean): SvidecarError {
+  const e = upstreamError(err, upstream, 'tls-handshake')
+  if (e.code !== 'SVD_UPSTREAM_TLS_FAILED') return e
+  const refusal = refusalOfTlsError(err)
+  return new SvidecarError(
+    'SVD_UPSTREAM_TLS_FAILED',
+    `TLS handshake with upstream ${upstream} failed: ${refusal.reason} (${err.code || 'no code'})${connected ? '' : ' before the connection was up'}`,
+    { reason: refusal.reason, cause: err },
+  )
 }

@@ -3,12 +3,11 @@
  * roots costs far more than a handshake's lookup, so every handshake of a
  * generation shares the context built once when the update arrived.
  */
-import { createSecureContext, type SecureContext, type SecureVersion } from 'node:tls'
+import { createSecureContext, type SecureContext } from 'node:tls'
 import type { IdentitySnapshot } from '../identity/identity.ts'
+import type { TlsParameters } from './profiles.ts'
 
-export interface ContextOptions {
-  minVersion: SecureVersion
-}
+export type ContextOptions = TlsParameters
 
 export function secureContextOptions(snapshot: IdentitySnapshot, options: ContextOptions) {
   return {
@@ -16,9 +15,13 @@ export function secureContextOptions(snapshot: IdentitySnapshot, options: Contex
     cert: snapshot.certChainPem,
     // The union of held roots is OpenSSL's first layer; the per-trust-domain check runs after it in peer.ts.
     ca: snapshot.allRootsPem,
-    minVersion: options.minVersion,
-    maxVersion: 'TLSv1.3' as const,
+    ...protocolOptions(options),
   }
+}
+
+/** Versions and suites of a profile, for a context with or without credentials. */
+export function protocolOptions(options: TlsParameters) {
+  return { minVersion: options.minVersion, maxVersion: options.maxVersion, ciphers: options.ciphers }
 }
 
 export class ContextCache {

@@ -8,25 +8,30 @@
  * Every connection, resumed or not, is checked by SPIFFE rules before the
  * HTTP layer reads a byte of it.
  */
-import type { SecureVersion, TLSSocket, TlsOptions, Server as TlsServer } from 'node:tls'
+import type { TLSSocket, TlsOptions, Server as TlsServer } from 'node:tls'
 import type { IdMatcher, SpiffeId } from 'workload-api-client'
 import { SvidecarError } from '../errors/index.ts'
 import type { Identity, IdentitySnapshot } from '../identity/identity.ts'
 import { publishTlsHandshake, publishTlsRejected } from '../observe/events.ts'
-import { secureContextOptions } from './contexts.ts'
+import { protocolOptions, secureContextOptions } from './contexts.ts'
 import { peerSerial, verifyPeer } from './peer.ts'
+import type { TlsParameters } from './profiles.ts'
+import { inboundCode, refusalEvent, refusalOfPeerCheck, refusalOfTlsError } from './refusals.ts'
 
 export interface ServerTlsOptions {
   listener: string
   authorizer: IdMatcher
-  minVersion: SecureVersion
+  /** Versions and suites (tls/profiles.ts). */
+  params: TlsParameters
+  /** A connection that has not finished its handshake by then is closed (Node's own default is 120 s). */
+  handshakeTimeoutMs: number
 }
 
 const peerIds = new WeakMap<TLSSocket, SpiffeId>()
 
 // `ca: []`, not an absent `ca`: without one Node would trust its bundled public roots.
 function serverContextOptions(snapshot: IdentitySnapshot, options: ServerTlsOptions) {
-  return { ...secureContextOptions(snapshot, options), ca: [] as string[] }
+  return { ...secureContextOptions(snapshot, options.params), ca: [] as string[] }
 }
 
 /** The verified SPIFFE ID of an inbound connection (set before any request is parsed). */
@@ -50,8 +55,10 @@ export class ServerTls {
   serverOptions(): TlsOptions {
     const snapshot = this.#identity.current()
     return {
-      ...(snapshot === undefined ? {} : serverContextOptions(snapshot, this.#options)),
-      minVersion: this.#options.minVersion,
+      ...(snapshot === undefined
+        ? protocolOptions(this.#options.params)
+        : serverContextOptions(snapshot, this.#options)),
+      handshakeTimeout: this.#options.handshakeTimeoutMs,
       requestCert: true,
       // OpenSSL gets no roots, so its verification never succeeds and Node leaves the client's chain readable
       // (peer.ts); every connection is verified in #check before a byte is read, and refused unless it passes.
@@ -66,13 +73,18 @@ export class ServerTls {
     server.on('close', () => this.#servers.delete(server))
     // prepend: ours must run before the HTTP layer's own secureConnection listener starts the parser.
     server.prependListener('secureConnection', (socket: TLSSocket) => this.#check(socket))
-    server.on('tlsClientError', (err: Error & { code?: string }) => {
-      publishTlsRejected({
-        listener: this.#options.listener,
-        direction: 'inbound',
-        code: 'SVD_PEER_REJECTED',
-        reason: err.code ?? 'TLS_HANDSHAKE_FAILED',
-      })
+    // prepend: https.Server's own listener answers a TLS error as an HTTP client error, and an HTTP answer
+    // written to a socket whose handshake never finished waits forever (a timed-out socket stayed in CLOSE-WAIT
+    // and held a connection slot). Close it first, whatever the error.
+    server.prependListener('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
+      socket.destroy()
+      const refusal =
+        this.#identity.current() === undefined
+          ? { reason: 'NO_LOCAL_SVID' as const }
+          : refusalOfTlsError(err, socket.authorizationError)
+      publishTlsRejected(
+        refusalEvent(this.#options.listener, 'inbound', inboundCode(refusal.reason), refusal),
+      )
     })
   }
 
@@ -102,12 +114,10 @@ export class ServerTls {
         err instanceof SvidecarError
           ? err
           : new SvidecarError('SVD_PEER_REJECTED', 'peer verification failed')
-      publishTlsRejected({
-        listener: this.#options.listener,
-        direction: 'inbound',
-        code: e.code,
-        ...(e.reason === undefined ? {} : { reason: e.reason }),
-      })
+      const refusal = refusalOfPeerCheck(e)
+      publishTlsRejected(
+        refusalEvent(this.#options.listener, 'inbound', inboundCode(refusal.reason), refusal),
+      )
       socket.destroy()
     }
   }
@@ -116,7 +126,7 @@ export class ServerTls {
     for (const server of this.#servers) {
       if (snapshot === undefined) {
         // No SVID: a context without a certificate cannot complete a handshake. Fail closed.
-        server.setSecureContext({ minVersion: this.#options.minVersion })
+        server.setSecureContext(protocolOptions(this.#options.params))
       } else {
         server.setSecureContext(serverContextOptions(snapshot, this.#options))
       }

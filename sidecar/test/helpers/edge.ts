@@ -19,6 +19,7 @@ import { parseConfig } from '../../src/config/index.ts'
 import { createLogger } from '../../src/observe/log.ts'
 import { Sidecar } from '../../src/sidecar.ts'
 import { ClientTls } from '../../src/tls/client-tls.ts'
+import { tlsParameters } from '../../src/tls/profiles.ts'
 import { AGENT, MCP } from './mesh.ts'
 
 export interface Received {
@@ -212,7 +213,7 @@ upstreams:
   const tls = new ClientTls(agent.identity, {
     upstream: 'raw-test-client',
     authorizer: matchId(MCP),
-    minVersion: 'TLSv1.2',
+    params: tlsParameters('intermediate', 'TLSv1.2'),
     connectTimeoutMs: 5000,
   })
   const sockets: Duplex[] = []

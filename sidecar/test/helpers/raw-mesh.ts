@@ -20,6 +20,7 @@ import { Identity } from '../../src/identity/identity.ts'
 import { createLogger } from '../../src/observe/log.ts'
 import { Sidecar } from '../../src/sidecar.ts'
 import { ClientTls } from '../../src/tls/client-tls.ts'
+import { tlsParameters } from '../../src/tls/profiles.ts'
 import { AGENT, MCP } from './mesh.ts'
 import { RawClient } from './raw-http.ts'
 
@@ -129,7 +130,7 @@ upstreams:
   const tls = new ClientTls(agent, {
     upstream: 'inbound-test',
     authorizer: matchId(MCP),
-    minVersion: 'TLSv1.2',
+    params: tlsParameters('intermediate', 'TLSv1.2'),
     connectTimeoutMs: 5000,
   })
 
