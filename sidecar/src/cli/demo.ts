@@ -12,6 +12,7 @@ import { startDemoApp } from '../dev/demo-app.ts'
 import { on } from '../observe/events.ts'
 import { createLogger } from '../observe/log.ts'
 import { Sidecar } from '../sidecar.ts'
+import { UsageError } from './usage.ts'
 
 const HELP = `Usage: svidecar demo [options]
 
@@ -49,11 +50,13 @@ export async function runDemo(args: string[]): Promise<number> {
   }
   const ttlSeconds = Number(values.ttl)
   if (!Number.isFinite(ttlSeconds) || ttlSeconds < 2)
-    throw new Error(`--ttl must be a number of seconds >= 2, got "${values.ttl}"`)
+    throw new UsageError('demo', `--ttl must be a number of seconds >= 2, got "${values.ttl}"`)
   const intervalMs = Number(values.interval) * 1000
   if (!Number.isFinite(intervalMs) || intervalMs < 100)
-    throw new Error(`--interval must be a number of seconds >= 0.1, got "${values.interval}"`)
+    throw new UsageError('demo', `--interval must be a number of seconds >= 0.1, got "${values.interval}"`)
   const maxRotations = values.rotations === undefined ? Number.POSITIVE_INFINITY : Number(values.rotations)
+  if (!Number.isInteger(maxRotations) && maxRotations !== Number.POSITIVE_INFINITY)
+    throw new UsageError('demo', `--rotations must be a whole number, got "${values.rotations}"`)
   const td = values['trust-domain']
   const agentId = `spiffe://${td}/demo/agent`
   const mcpId = `spiffe://${td}/demo/mcp-server`

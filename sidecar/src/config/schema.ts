@@ -70,16 +70,43 @@ export const oneOf =
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
 
-/** "500ms", "10s", "5m", "1h", or a number of milliseconds. */
+/** Node keeps timers in 32 bits: a longer one fires at once (TimeoutOverflowWarning). */
+export const MAX_DURATION_MS = 2 ** 31 - 1
+
+/** "500ms", "10s", "5m", "1h", or a number of milliseconds; at most MAX_DURATION_MS (about 24 days). */
 export const duration: Check<number> = (v, path, issues) => {
-  if (typeof v === 'number' && Number.isInteger(v) && v >= 0) return v
   const m = typeof v === 'string' ? /^(\d+)(ms|s|m|h)$/.exec(v.trim()) : null
-  if (m === null) {
+  const ms =
+    typeof v === 'number' && Number.isInteger(v) && v >= 0
+      ? v
+      : m === null
+        ? undefined
+        : Number(m[1]) * (UNITS[m[2] as string] as number)
+  if (ms === undefined) {
     issues.add(path, `expected a duration such as "500ms", "10s", "5m" or "1h", got ${typeName(v)}`)
     return undefined
   }
-  return Number(m[1]) * (UNITS[m[2] as string] as number)
+  if (ms > MAX_DURATION_MS) {
+    issues.add(
+      path,
+      `${JSON.stringify(v)} (${ms} ms) is out of range: Node timers hold at most ${MAX_DURATION_MS} ms (about 24 days)`,
+    )
+    return undefined
+  }
+  return ms
 }
+
+/** A duration where 0 would break something; `why` says what. */
+export const nonZeroDuration =
+  (why: string): Check<number> =>
+  (v, path, issues) => {
+    const ms = duration(v, path, issues)
+    if (ms === 0) {
+      issues.add(path, `must be longer than 0: ${why}`)
+      return undefined
+    }
+    return ms
+  }
 
 export const list =
   <T>(item: Check<T>): Check<T[]> =>
