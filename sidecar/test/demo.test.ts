@@ -28,5 +28,5 @@ t.test('svidecar --help and demo --help describe the commands; unknown commands 
   t.match((await svidecar('--help')).stdout, /Usage: svidecar <command>[\s\S]*demo/)
   t.match((await svidecar('demo', '--help')).stdout, /--ttl <seconds>/)
   await t.rejects(svidecar('nonsense'), { code: 2 })
-  await t.rejects(svidecar('demo', '--ttl', 'x'), { code: 1 })
+  await t.rejects(svidecar('demo', '--ttl', 'x'), { code: 2 }, 'a bad option value is a usage error')
 })
