@@ -13,6 +13,8 @@ t.test('svidecar demo: traffic over mTLS between two sidecars, through SVID rota
   t.match(stdout, /X\.509-SVID spiffe:\/\/example\.org\/demo\/agent serial [0-9A-F]+ valid until/)
   t.match(stdout, /X\.509-SVID spiffe:\/\/example\.org\/demo\/mcp-server serial [0-9A-F]+ valid until/)
   t.match(stdout, /curl http:\/\/127\.0\.0\.1:\d+\/tools\/list/, 'says how to send your own request')
+  t.match(stdout, /Metrics of the agent's sidecar: +curl http:\/\/127\.0\.0\.1:\d+\/metrics/)
+  t.match(stdout, /Metrics of the MCP server's sidecar: +curl http:\/\/127\.0\.0\.1:\d+\/metrics/)
   t.match(stdout, /export SPIFFE_ENDPOINT_SOCKET=unix:\/\/\/\S+agent\.sock/)
   t.match(stdout, /request 1: 200 from the app; it saw caller spiffe:\/\/example\.org\/demo\/agent/)
   t.match(stdout, /rotation 2: new X\.509-SVID spiffe:\/\/example\.org\/demo\/agent serial [0-9A-F]+/)

@@ -110,6 +110,7 @@ upstreams:
   await Promise.all([server.identity.waitReady(10_000), agent.identity.waitReady(10_000)])
   const outbound = `http://127.0.0.1:${agent.addresses.outbound.egress?.port}`
   const admin = agent.addresses.admin
+  const serverAdmin = server.addresses.admin
 
   log('dev Workload API up; it issues:')
   for (const s of [agent, server]) {
@@ -121,7 +122,8 @@ upstreams:
   agent → [agent sidecar ${outbound}] ══ mTLS ══> [MCP sidecar 127.0.0.1:${inbound?.port}] → app ${app.url}
 
   Send your own request through the mesh:     curl ${outbound}/tools/list
-  Metrics and readiness of the agent sidecar: curl http://${admin.host}:${admin.port}/metrics
+  Metrics of the agent's sidecar:             curl http://${admin.host}:${admin.port}/metrics
+  Metrics of the MCP server's sidecar:        curl http://${serverAdmin.host}:${serverAdmin.port}/metrics
   Point your own SPIFFE client at the dev Workload API:
     export SPIFFE_ENDPOINT_SOCKET=${api.endpoint}
 
