@@ -1,12 +1,13 @@
 // The config file: schema, meaning, line numbers, environment overrides, and the shipped examples.
-import { readdirSync, writeFileSync } from 'node:fs'
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { DevCa } from '@svidecar/certs'
 import t from 'tap'
 import { SpiffeId } from 'workload-api-client'
-import { type ConfigError, type ConfigIssue, loadConfig, parseConfig } from '../src/config/index.ts'
+import { type ConfigError, type ConfigIssue, loadConfig, parseConfig, SCHEMA } from '../src/config/index.ts'
+import { fieldPaths } from '../src/config/schema.ts'
 import { authorizerFromSpec } from '../src/tls/authorizer.ts'
 
 const MINIMAL = `inbound:
@@ -446,4 +447,12 @@ t.test('config files on disk: loadConfig reads what parseConfig checks', async (
 
 t.test('an unreadable file is its own error', async (t) => {
   t.throws(() => loadConfig('/nonexistent/svidecar.yaml', {}), { code: 'SVD_CONFIG_UNREADABLE' })
+})
+
+t.test("the README's configuration reference lists exactly the schema's fields", async (t) => {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+  const section = /### Configuration reference\n[\s\S]*?\n(\| field \|[\s\S]*?)\n\n/.exec(readme)?.[1] ?? ''
+  const documented = [...section.matchAll(/^\| `([^`]+)` \|/gm)].map((m) => m[1])
+  t.ok(documented.length > 0, 'the section exists')
+  t.same(documented, fieldPaths(SCHEMA), 'same fields, same order')
 })

@@ -230,7 +230,8 @@ const authorizer: Check<AuthorizerSpec> = (v, path, issues) => {
   return kinds
 }
 
-const SCHEMA = obj({
+/** The whole file's schema; `fieldPaths(SCHEMA)` lists its fields. */
+export const SCHEMA = obj({
   workloadApi: field(
     obj({
       socket: field(endpoint),

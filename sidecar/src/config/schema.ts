@@ -108,7 +108,7 @@ export const nonZeroDuration =
     return ms
   }
 
-export const list =
+const listCheck =
   <T>(item: Check<T>): Check<T[]> =>
   (v, path, issues) => {
     if (!Array.isArray(v)) {
@@ -148,7 +148,7 @@ export function field<T>(check: Check<T>, opts: { required?: boolean; default?: 
 }
 
 /** A mapping with exactly these keys; unknown keys are errors (a typo must never be silently ignored). */
-export const obj =
+const objCheck =
   <S extends Shape>(shape: S): Check<Parsed<S>> =>
   (v, path, issues) => {
     if (v === null || typeof v !== 'object' || Array.isArray(v)) {
@@ -180,7 +180,7 @@ export const obj =
   }
 
 /** A mapping from names to values of one shape (e.g. upstreams). */
-export const record =
+const recordCheck =
   <T>(item: Check<T>, keyPattern: RegExp, keyWhat: string): Check<Map<string, T>> =>
   (v, path, issues) => {
     if (v === null || typeof v !== 'object' || Array.isArray(v)) {
@@ -201,6 +201,39 @@ export const record =
     }
     return ok ? out : undefined
   }
+
+/** What a composite check is made of, so the schema can list its own fields (see fieldPaths). */
+type SchemaNode = { kind: 'object'; shape: Shape } | { kind: 'list' | 'record'; item: Check<unknown> }
+const NODES = new WeakMap<object, SchemaNode>()
+
+function described<T>(check: Check<T>, node: SchemaNode): Check<T> {
+  NODES.set(check, node)
+  return check
+}
+
+/** The exported combinators record what they are made of. */
+export const list = <T>(item: Check<T>): Check<T[]> =>
+  described(listCheck(item), { kind: 'list', item: item as Check<unknown> })
+
+export const obj = <S extends Shape>(shape: S): Check<Parsed<S>> =>
+  described(objCheck(shape), { kind: 'object', shape })
+
+export const record = <T>(item: Check<T>, keyPattern: RegExp, keyWhat: string): Check<Map<string, T>> =>
+  described(recordCheck(item, keyPattern, keyWhat), { kind: 'record', item: item as Check<unknown> })
+
+/**
+ * Every field a check accepts, as `a.b`, `list[].c` and `map.<name>.d`: what
+ * the README's configuration reference must list.
+ */
+export function fieldPaths(check: Check<unknown>, prefix = ''): string[] {
+  const node = NODES.get(check)
+  if (node === undefined) return prefix === '' ? [] : [prefix]
+  if (node.kind !== 'object')
+    return fieldPaths(node.item, `${prefix}${node.kind === 'list' ? '[]' : '.<name>'}`)
+  return Object.entries(node.shape).flatMap(([key, f]) =>
+    fieldPaths(f.check, prefix === '' ? key : `${prefix}.${key}`),
+  )
+}
 
 /** A mapping with exactly one of the given keys. */
 export const exactlyOne =
