@@ -456,3 +456,21 @@ t.test("the README's configuration reference lists exactly the schema's fields",
   t.ok(documented.length > 0, 'the section exists')
   t.same(documented, fieldPaths(SCHEMA), 'same fields, same order')
 })
+
+t.test('a malformed section is reported once, not again by the meaning checks', async (t) => {
+  t.same(
+    issues('inbound: { name: p }\n').map((i) => i.path),
+    ['inbound'],
+  )
+  t.same(
+    issues(
+      'outbound:\n  - name: e\n    address: "127.0.0.1:1"\n    routes: [{ upstream: a }]\nupstreams: [a]\n',
+    ).map((i) => i.path),
+    ['upstreams'],
+  )
+  t.same(
+    issues('inbound: []\n').map((i) => i.path),
+    ['(root)'],
+    'an empty list still needs a listener',
+  )
+})

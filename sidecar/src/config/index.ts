@@ -456,7 +456,11 @@ export function parseConfig(
       ...(u.caFile === undefined ? {} : { caFile: u.caFile }),
     })
   }
-  const upstreamNames = new Set(isMapping(raw.upstreams) ? Object.keys(raw.upstreams) : [])
+  // Names even of upstreams that failed the schema; with no usable upstreams mapping, routes are not checked.
+  const upstreamNames =
+    raw.upstreams === undefined || raw.upstreams === null || isMapping(raw.upstreams)
+      ? new Set(isMapping(raw.upstreams) ? Object.keys(raw.upstreams) : [])
+      : undefined
   const bound: BoundAddress[] = []
   if (view.admin !== undefined)
     bound.push({ path: ['admin', 'address'], what: 'the admin listener', address: view.admin.address })
@@ -481,7 +485,7 @@ export function parseConfig(
       )
     }
     const routes = l.routes.map((r, j) => {
-      if (!upstreamNames.has(r.upstream))
+      if (upstreamNames !== undefined && !upstreamNames.has(r.upstream))
         issues.add(['outbound', i, 'routes', j, 'upstream'], `no upstream named "${r.upstream}"`)
       return {
         upstream: r.upstream,
@@ -494,7 +498,12 @@ export function parseConfig(
     return { name: l.name, address: l.address, routes, allowNonLoopback: l.allowNonLoopback }
   })
   checkAddressConflicts(bound, issues)
-  if (view.inbound.length + view.outbound.length === 0)
+  // A section that is there but not a list has its own schema problem already.
+  const listed = (key: string) => {
+    const v = raw[key]
+    return Array.isArray(v) ? v.length : v === undefined || v === null ? 0 : 1
+  }
+  if (listed('inbound') + listed('outbound') === 0)
     issues.add([], 'at least one inbound or outbound listener is needed')
   if (view.workloadApi?.hint !== undefined && view.workloadApi.spiffeId !== undefined) {
     issues.add(['workloadApi'], 'set hint or spiffeId, not both')
