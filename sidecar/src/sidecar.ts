@@ -29,8 +29,12 @@ export interface AddressBook {
   outbound: Record<string, HostPort>
 }
 
+let instances = 0
+
 export class Sidecar {
   readonly config: SidecarConfig
+  /** Tells this sidecar's events from another's in the same process. */
+  readonly #owner = `sidecar-${++instances}`
   readonly identity: Identity
   readonly logger: Logger
   readonly #upstreams: Upstreams
@@ -115,7 +119,12 @@ export class Sidecar {
   async #start(): Promise<void> {
     const { config } = this
     this.#cleanups.push(subscribeLogs(this.logger))
-    const metrics = createMetrics()
+    // Only this sidecar's series, even when another one shares the process (svidecar demo).
+    const metrics = createMetrics({
+      owner: this.#owner,
+      inbound: new Set(config.inbound.map((l) => l.name)),
+      outbound: new Set([...config.outbound.map((l) => l.name), ...config.upstreams.keys()]),
+    })
     this.#cleanups.push(metrics.subscribe())
     publishLifecycle({ event: 'starting' })
     for (const warning of config.warnings) this.logger.warn(warning)
@@ -125,8 +134,14 @@ export class Sidecar {
         if (snap === undefined && this.#draining) return
         publishIdentity(
           snap === undefined
-            ? { status: 'not-ready', generation: -1, reason: this.identity.notReadyReason() }
+            ? {
+                status: 'not-ready',
+                generation: -1,
+                reason: this.identity.notReadyReason(),
+                owner: this.#owner,
+              }
             : {
+                owner: this.#owner,
                 status: 'ready',
                 spiffeId: snap.svid.id.toString(),
                 serial: snap.svid.serialNumber,

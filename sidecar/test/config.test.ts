@@ -1,9 +1,14 @@
 // The config file: schema, meaning, line numbers, environment overrides, and the shipped examples.
-import { readdirSync } from 'node:fs'
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:http'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { DevCa } from '@svidecar/certs'
 import t from 'tap'
-import { type ConfigError, loadConfig, parseConfig } from '../src/config/index.ts'
+import { SpiffeId } from 'workload-api-client'
+import { type ConfigError, type ConfigIssue, loadConfig, parseConfig, SCHEMA } from '../src/config/index.ts'
+import { fieldPaths } from '../src/config/schema.ts'
+import { authorizerFromSpec } from '../src/tls/authorizer.ts'
 
 const MINIMAL = `inbound:
   - name: public
@@ -12,17 +17,21 @@ const MINIMAL = `inbound:
     authorize: { any: true }
 `
 
-function issues(text: string, env: NodeJS.ProcessEnv = {}): { path: string; line?: number }[] {
+function fullIssues(text: string, env: NodeJS.ProcessEnv = {}): readonly ConfigIssue[] {
   try {
     parseConfig(text, 'test.yaml', env)
   } catch (err) {
     if ((err as ConfigError).code !== 'SVD_CONFIG_INVALID') throw err
-    return (err as ConfigError).issues.map((i) => ({
-      path: i.path,
-      ...(i.line === undefined ? {} : { line: i.line }),
-    }))
+    return (err as ConfigError).issues
   }
   throw new Error('expected a ConfigError')
+}
+
+function issues(text: string, env: NodeJS.ProcessEnv = {}): { path: string; line?: number }[] {
+  return fullIssues(text, env).map((i) => ({
+    path: i.path,
+    ...(i.line === undefined ? {} : { line: i.line }),
+  }))
 }
 
 t.test('every example in deploy/examples is valid', async (t) => {
@@ -145,8 +154,11 @@ inbound:
 })
 
 t.test('YAML problems: syntax, duplicate keys, a non-mapping root', async (t) => {
-  t.equal(issues('inbound: [\n')[0]?.path, '(yaml)')
-  t.equal(issues(`${MINIMAL}drainTimeout: 1s\ndrainTimeout: 2s\n`)[0]?.path, '(yaml)')
+  t.match(fullIssues('inbound: [\n'), [{ path: '(yaml)', line: 2, column: 1 }])
+  t.match(fullIssues('inbound:\n  - name: p\n   address: x\n'), [{ path: '(yaml)', line: 3, column: 1 }])
+  t.match(fullIssues(`${MINIMAL}drainTimeout: 1s\ndrainTimeout: 2s\n`), [
+    { path: '(yaml)', line: 7, column: 1 },
+  ])
   t.same(
     issues('- just\n- a list\n').map((i) => i.path),
     ['(root)'],
@@ -172,6 +184,295 @@ t.test('environment overrides for deployment-specific values', async (t) => {
   )
 })
 
+t.test('a bad value from an environment override names the variable, not a line of the file', async (t) => {
+  const withAdmin = `${MINIMAL}admin: { address: "127.0.0.1:15000" }\n`
+  t.same(fullIssues(withAdmin, { SVIDECAR_ADMIN_ADDRESS: 'nope' }), [
+    {
+      path: 'admin.address',
+      env: 'SVIDECAR_ADMIN_ADDRESS',
+      message: '"nope": expected host:port (an IPv6 host in brackets)',
+    },
+  ])
+  t.match(fullIssues(MINIMAL, { SVIDECAR_WORKLOAD_API_SOCKET: 'unix://tmp/agent.sock' }), [
+    { path: 'workloadApi.socket', env: 'SVIDECAR_WORKLOAD_API_SOCKET' },
+  ])
+  const [collision] = fullIssues(withAdmin, { SVIDECAR_LISTENER_PUBLIC_ADDRESS: '127.0.0.1:15000' })
+  t.match(collision, { path: 'inbound[0].address', env: 'SVIDECAR_LISTENER_PUBLIC_ADDRESS' })
+  t.equal(collision?.line, undefined, 'no file line for a value the file does not hold')
+  try {
+    parseConfig(withAdmin, 'test.yaml', { SVIDECAR_ADMIN_ADDRESS: 'nope' })
+  } catch (err) {
+    t.match((err as Error).message, /environment variable SVIDECAR_ADMIN_ADDRESS: admin\.address: "nope"/)
+  }
+  // The file's own bad value keeps its line.
+  t.match(fullIssues(`workloadApi: { socket: "unix:rel.sock" }\n${MINIMAL}`), [
+    { path: 'workloadApi.socket', line: 1 },
+  ])
+})
+
+const LISTENERS = (admin: string, inbound: string, outbound: string) => `admin: { address: "${admin}" }
+inbound:
+  - name: public
+    address: "${inbound}"
+    forwardTo: "http://127.0.0.1:8080"
+    authorize: { any: true }
+outbound:
+  - name: egress
+    address: "${outbound}"
+    allowNonLoopback: true
+    routes: [{ upstream: u }]
+upstreams:
+  u: { url: "https://u.example" }
+`
+
+t.test('two listeners on one address are refused, wildcards included', async (t) => {
+  const clash = (admin: string, inbound: string, outbound: string) =>
+    issues(LISTENERS(admin, inbound, outbound)).map((i) => `${i.path}:${i.line}`)
+  t.same(clash('127.0.0.1:15000', '127.0.0.1:15000', '127.0.0.1:15001'), ['inbound[0].address:4'])
+  t.same(clash('127.0.0.1:15000', '0.0.0.0:15443', '127.0.0.1:15443'), ['outbound[0].address:9'])
+  t.same(clash('127.0.0.1:15000', '[::]:15443', '127.0.0.1:15443'), ['outbound[0].address:9'], 'dual stack')
+  t.same(clash('[::1]:15000', '[::1]:15443', '[::]:15443'), ['outbound[0].address:9'])
+  t.same(clash('localhost:15000', '0.0.0.0:15000', '127.0.0.1:1'), ['inbound[0].address:4'])
+  const fine: Array<[string, string, string]> = [
+    ['127.0.0.1:0', '127.0.0.1:0', '127.0.0.1:0'],
+    ['127.0.0.1:15000', '0.0.0.0:15443', '127.0.0.1:15001'],
+    ['127.0.0.2:15000', '127.0.0.1:15000', '127.0.0.1:15001'],
+    ['[::1]:15000', '0.0.0.0:15000', '127.0.0.1:15001'],
+  ]
+  for (const ok of fine) {
+    t.doesNotThrow(() => parseConfig(LISTENERS(...ok), 'x.yaml', {}), ok.join(' '))
+  }
+})
+
+t.test('caFile: missing, not PEM, a broken certificate, or on an upstream that ignores it', async (t) => {
+  const dir = t.testdir({
+    'ca.pem': DevCa.create({ trustDomain: 'example.org' }).bundlePem(),
+    'not-pem.yaml': MINIMAL,
+    'broken.pem': '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n',
+  })
+  const withCa = (file: string, extra = '') =>
+    `${MINIMAL}upstreams:\n  api:\n    url: "https://api.example"\n    caFile: "${file}"\n${extra}`
+  t.equal(
+    parseConfig(withCa(join(dir, 'ca.pem')), 'x.yaml', {}).upstreams.get('api')?.caFile,
+    join(dir, 'ca.pem'),
+  )
+  for (const [file, what] of [
+    ['missing.pem', /cannot read ".*missing\.pem": ENOENT/],
+    ['not-pem.yaml', /holds no PEM certificate/],
+    ['broken.pem', /certificate 1 of 1 is not a valid X\.509 certificate/],
+  ] as const) {
+    t.match(
+      fullIssues(withCa(join(dir, file))),
+      [{ path: 'upstreams.api.caFile', line: 9, message: what }],
+      file,
+    )
+  }
+  t.match(
+    fullIssues(
+      `${MINIMAL}upstreams:\n  peer:\n    url: "https://p.example"\n    spiffe: { any: true }\n    caFile: "${join(dir, 'ca.pem')}"\n`,
+    ),
+    [{ path: 'upstreams.peer.caFile', message: /trust bundle/ }],
+  )
+})
+
+t.test('peerIdHeader must not name a header HTTP already gives a meaning', async (t) => {
+  const header = (name: string) =>
+    `inbound:\n  - name: p\n    address: "0.0.0.0:1"\n    forwardTo: "http://127.0.0.1:2"\n    peerIdHeader: ${name}\n    authorize: { any: true }\n`
+  for (const name of [
+    'Host',
+    'Content-Length',
+    'transfer-encoding',
+    'Connection',
+    'Keep-Alive',
+    'Upgrade',
+    'TE',
+    'Authorization',
+    'Cookie',
+    'Sec-WebSocket-Key',
+    'x-svidecar-error',
+  ]) {
+    t.match(fullIssues(header(name)), [{ path: 'inbound[0].peerIdHeader', line: 5, column: 5 }], name)
+  }
+  t.equal(parseConfig(header('X-Peer-Id'), 'x.yaml', {}).inbound[0]?.peerIdHeader, 'x-peer-id')
+})
+
+t.test(
+  'timeouts: zero where it breaks something, past what a Node timer holds, headers after request',
+  async (t) => {
+    for (const field of ['headersTimeout', 'idleTimeout', 'connectTimeout']) {
+      t.same(
+        issues(`${MINIMAL}limits: { ${field}: 0s }\n`),
+        [{ path: `limits.${field}`, line: 6 }],
+        `${field}: 0`,
+      )
+    }
+    t.same(issues(`${MINIMAL}drainTimeout: 0\n`), [{ path: 'drainTimeout', line: 6 }])
+    t.same(issues(`${MINIMAL}workloadApi: { startupTimeout: 0ms }\n`), [
+      { path: 'workloadApi.startupTimeout', line: 6 },
+    ])
+    t.equal(
+      parseConfig(`${MINIMAL}limits: { requestTimeout: 0 }\n`, 'x.yaml', {}).limits.requestTimeout,
+      0,
+      '0 = no limit',
+    )
+    t.same(issues(`${MINIMAL}limits: { idleTimeout: 1000h }\n`), [{ path: 'limits.idleTimeout', line: 6 }])
+    t.same(issues(`${MINIMAL}drainTimeout: 2147483648\n`), [{ path: 'drainTimeout', line: 6 }])
+    t.equal(
+      parseConfig(`${MINIMAL}limits: { idleTimeout: 24h }\n`, 'x.yaml', {}).limits.idleTimeout,
+      86_400_000,
+    )
+    t.same(issues(`${MINIMAL}limits: { headersTimeout: 20s, requestTimeout: 10s }\n`), [
+      { path: 'limits.headersTimeout', line: 6 },
+    ])
+    // What that last check guards against: node:http refuses such a server outright.
+    t.throws(() => createServer({ headersTimeout: 20_000, requestTimeout: 10_000 }), {
+      code: 'ERR_OUT_OF_RANGE',
+    })
+    t.doesNotThrow(() => createServer({ headersTimeout: 20_000, requestTimeout: 0 }).close())
+  },
+)
+
+t.test('a route that an earlier route always takes first is unreachable', async (t) => {
+  const routes = (...rs: string[]) =>
+    `outbound:\n  - name: e\n    address: "127.0.0.1:1"\n    routes:\n${rs.map((r) => `      - ${r}\n`).join('')}upstreams:\n  a: { url: "https://a.example" }\n`
+  const dead = (...rs: string[]) => issues(routes(...rs)).map((i) => `${i.path}:${i.line}`)
+  t.same(dead('{ upstream: a }', '{ match: { pathPrefix: /v1 }, upstream: a }'), ['outbound[0].routes[1]:6'])
+  t.same(dead('{ match: { pathPrefix: / }, upstream: a }', '{ match: { host: x }, upstream: a }'), [
+    'outbound[0].routes[1]:6',
+  ])
+  t.same(
+    dead('{ match: { pathPrefix: /v1/ }, upstream: a }', '{ match: { pathPrefix: /v1/chat }, upstream: a }'),
+    ['outbound[0].routes[1]:6'],
+  )
+  t.same(
+    dead(
+      '{ match: { host: X.example }, upstream: a }',
+      '{ match: { host: x.example, pathPrefix: /a }, upstream: a }',
+    ),
+    ['outbound[0].routes[1]:6'],
+  )
+  t.same(dead('{ match: { host: "mcp:8080" }, upstream: a }'), ['outbound[0].routes[0].match.host:5'])
+  for (const ok of [
+    ['{ match: { pathPrefix: /v1 }, upstream: a }', '{ match: { pathPrefix: /v10 }, upstream: a }'],
+    ['{ match: { host: x }, upstream: a }', '{ upstream: a }'],
+    ['{ match: { pathPrefix: /v1/chat }, upstream: a }', '{ match: { pathPrefix: /v1 }, upstream: a }'],
+    ['{ match: { host: x }, upstream: a }', '{ match: { host: y }, upstream: a }'],
+    ['{ match: { host: "[::1]" }, upstream: a }'],
+  ]) {
+    t.doesNotThrow(() => parseConfig(routes(...ok), 'x.yaml', {}), ok.join(' then '))
+  }
+})
+
+t.test('meaning checks still run when a schema check failed elsewhere', async (t) => {
+  const found = issues(`limits: { maxHeaderCount: 0 }
+admin: { address: "127.0.0.1:15000" }
+inbound:
+  - name: bad_name
+    address: "127.0.0.1:15000"
+    forwardTo: "http://127.0.0.1:8080"
+    authorize: { any: true }
+  - name: public
+    address: "127.0.0.1:15000"
+    forwardTo: "http://127.0.0.1:8080"
+    authorize: { any: true }
+outbound:
+  - name: egress
+    address: "127.0.0.1:15001"
+    routes: [{ upstream: tools }, { upstream: broken }, { upstream: nowhere }]
+upstreams:
+  broken: { url: "ftp://x" }
+`)
+  t.same(
+    found.map((i) => `${i.path}:${i.line}`),
+    [
+      'inbound[0].name:4',
+      'upstreams.broken.url:17',
+      'limits.maxHeaderCount:1',
+      'outbound[0].routes[0].upstream:15',
+      'outbound[0].routes[2].upstream:15',
+      'outbound[0].routes[1]:15',
+      'outbound[0].routes[2]:15',
+      'inbound[1].address:9',
+    ],
+  )
+})
+
+t.test('authorize: one kind or a list of kinds, for listeners and upstreams alike', async (t) => {
+  const c = parseConfig(
+    `inbound:
+  - name: p
+    address: "0.0.0.0:1"
+    forwardTo: "http://127.0.0.1:2"
+    authorize:
+      - pattern: spiffe://example.org/ns/agents/**
+      - trustDomain: partner.example
+outbound:
+  - name: e
+    address: "127.0.0.1:3"
+    routes: [{ upstream: peer }]
+upstreams:
+  peer:
+    url: https://peer.example
+    spiffe: [{ exact: spiffe://example.org/mcp }, { exact: spiffe://partner.example/mcp }]
+`,
+    'x.yaml',
+    {},
+  )
+  const inbound = authorizerFromSpec(c.inbound[0]?.authorize as never)
+  t.equal(inbound(SpiffeId.parse('spiffe://example.org/ns/agents/sa/a')), true)
+  t.equal(inbound(SpiffeId.parse('spiffe://partner.example/anything')), true)
+  t.equal(inbound(SpiffeId.parse('spiffe://example.org/ns/tools/sa/a')), false)
+  t.match(
+    inbound.description,
+    /^any of \(pattern spiffe:\/\/example\.org\/ns\/agents\/\*\*; member of partner\.example\)$/,
+  )
+  const upstream = authorizerFromSpec(c.upstreams.get('peer')?.spiffe as never)
+  t.equal(upstream(SpiffeId.parse('spiffe://partner.example/mcp')), true)
+  t.equal(upstream(SpiffeId.parse('spiffe://example.org/other')), false)
+  const auth = (a: string) =>
+    issues(
+      `inbound:\n  - name: p\n    address: "0.0.0.0:1"\n    forwardTo: "http://127.0.0.1:2"\n    authorize: ${a}\n`,
+    )
+  t.same(auth('[]'), [{ path: 'inbound[0].authorize', line: 5 }])
+  t.same(auth('[{ any: true }, { trustDomain: Bad_TD }]'), [
+    { path: 'inbound[0].authorize[1].trustDomain', line: 5 },
+  ])
+  t.same(auth('[[{ any: true }]]'), [{ path: 'inbound[0].authorize[0]', line: 5 }], 'no nested lists')
+})
+
+t.test('config files on disk: loadConfig reads what parseConfig checks', async (t) => {
+  const dir = t.testdir()
+  const file = join(dir, 'svidecar.yaml')
+  writeFileSync(file, `${MINIMAL}limits: { connectTimeout: 0 }\n`)
+  t.throws(() => loadConfig(file, {}), { code: 'SVD_CONFIG_INVALID' })
+})
+
 t.test('an unreadable file is its own error', async (t) => {
   t.throws(() => loadConfig('/nonexistent/svidecar.yaml', {}), { code: 'SVD_CONFIG_UNREADABLE' })
+})
+
+t.test("the README's configuration reference lists exactly the schema's fields", async (t) => {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+  const section = /### Configuration reference\n[\s\S]*?\n(\| field \|[\s\S]*?)\n\n/.exec(readme)?.[1] ?? ''
+  const documented = [...section.matchAll(/^\| `([^`]+)` \|/gm)].map((m) => m[1])
+  t.ok(documented.length > 0, 'the section exists')
+  t.same(documented, fieldPaths(SCHEMA), 'same fields, same order')
+})
+
+t.test('a malformed section is reported once, not again by the meaning checks', async (t) => {
+  t.same(
+    issues('inbound: { name: p }\n').map((i) => i.path),
+    ['inbound'],
+  )
+  t.same(
+    issues(
+      'outbound:\n  - name: e\n    address: "127.0.0.1:1"\n    routes: [{ upstream: a }]\nupstreams: [a]\n',
+    ).map((i) => i.path),
+    ['upstreams'],
+  )
+  t.same(
+    issues('inbound: []\n').map((i) => i.path),
+    ['(root)'],
+    'an empty list still needs a listener',
+  )
 })

@@ -187,6 +187,16 @@ t.test('the admin port answers /healthz, /readyz and /metrics; nothing else', as
   )
   t.match(metrics, /svidecar_tls_handshakes_total\{listener="mcp",direction="outbound",resumed="false"\} \d+/)
   t.notMatch(metrics, /spiffe:\/\//, 'no SPIFFE ID in any label')
+  // Both sidecars share this process and its event channels; each admin port shows its own series only.
+  t.notMatch(metrics, /listener="public"/, 'no series of the other sidecar’s inbound listener')
+  const server = mesh.serverSidecar.addresses.admin
+  const serverMetrics = await (await fetch(`http://${server.host}:${server.port}/metrics`)).text()
+  t.match(
+    serverMetrics,
+    /svidecar_requests_total\{listener="public",direction="inbound",status_class="2xx",code=""\} 1\n/,
+  )
+  t.notMatch(serverMetrics, /direction="outbound"/, 'the server sidecar has no outbound traffic of its own')
+  t.match(serverMetrics, /svidecar_ready 1/)
   t.equal((await fetch(`${base}/debug`)).status, 404)
   t.equal((await fetch(`${base}/metrics`, { method: 'POST' })).status, 405)
 })

@@ -2,8 +2,9 @@
  * Delays between Workload API reconnects. The default mirrors go-spiffe's
  * linear backoff (1 s, 2 s, 3 s … capped at 30 s): an agent restart is
  * usually over in seconds, so exponential growth would only delay recovery.
- * Callers reset it after a message was received and applied, never on a
- * reconnect alone (spiffe.md §6), so a flapping stream still backs off.
+ * Watches reset it once a stream has applied a message and stayed open for a
+ * while, never on a reconnect alone (spiffe.md §6), so a flapping stream, or
+ * one that ends right after each message, still backs off.
  */
 import { SpiffeError } from './errors.ts'
 
@@ -22,6 +23,8 @@ export interface LinearBackoffOptions {
 
 export const DEFAULT_BACKOFF_INITIAL_MS = 1000
 export const DEFAULT_BACKOFF_MAX_MS = 30_000
+/** A watch stream that stayed open this long after a good message resets its backoff. */
+export const DEFAULT_STREAM_STABLE_MS = 10_000
 
 export class LinearBackoff implements BackoffStrategy {
   readonly initialMs: number

@@ -27,7 +27,7 @@ import {
 } from './responses.ts'
 import { SpiffeId } from './spiffe-id.ts'
 import { fromGrpcError } from './status.ts'
-import { startWatch, type Watch, type Watcher } from './watch.ts'
+import { startWatch, type Watch, type WatchClock, type Watcher } from './watch.ts'
 import {
   type Empty,
   type JwtBundlesResponse,
@@ -49,6 +49,10 @@ export interface WorkloadApiClientOptions {
   env?: NodeJS.ProcessEnv
   /** A fresh strategy per watch; default linear 1 s … 30 s, like go-spiffe. */
   backoff?: () => BackoffStrategy
+  /** How long a watch stream must stay open after a good message before its backoff resets; default 10 s. */
+  streamStableMs?: number
+  /** Time for the watches' backoff; for tests. */
+  clock?: WatchClock
   channelOptions?: ChannelOptions
 }
 
@@ -92,6 +96,7 @@ export class WorkloadApiClient {
   readonly address: EndpointAddress
   readonly #client: Client
   readonly #backoff: () => BackoffStrategy
+  readonly #watchTiming: { stableAfterMs?: number; clock?: WatchClock }
   readonly #watches = new Set<Watch>()
   #closed = false
 
@@ -103,6 +108,14 @@ export class WorkloadApiClient {
       ...options.channelOptions,
     })
     this.#backoff = options.backoff ?? (() => new LinearBackoff())
+    const stable = options.streamStableMs
+    if (stable !== undefined && !(Number.isFinite(stable) && stable >= 0)) {
+      throw new SpiffeError('SPIFFE_ARGUMENT_INVALID', `streamStableMs must be 0 or more, got ${stable}`)
+    }
+    this.#watchTiming = {
+      ...(options.streamStableMs === undefined ? {} : { stableAfterMs: options.streamStableMs }),
+      ...(options.clock === undefined ? {} : { clock: options.clock }),
+    }
   }
 
   /** The first X.509 context the server sends: SVIDs and bundles. */
@@ -299,6 +312,7 @@ export class WorkloadApiClient {
       parse,
       watcher,
       backoff: this.#backoff(),
+      ...this.#watchTiming,
     })
     this.#watches.add(watch)
     const forget = () => this.#watches.delete(watch)

@@ -70,6 +70,31 @@ export function matchPathPrefix(prefix: SpiffeId | string): IdMatcher {
   })
 }
 
+/**
+ * Matches an ID that any of `matchers` matches: "a workload under
+ * /ns/agents, or anything from partner.example". The description lists each
+ * matcher's own, so a refusal says everything that would have been allowed.
+ * At least one matcher is required: an empty union would refuse everyone,
+ * which is never what a caller listing what to allow means.
+ */
+export function matchAnyOf(...matchers: IdMatcher[]): IdMatcher {
+  if (matchers.length === 0) {
+    throw new SpiffeError('SPIFFE_MATCHER_INVALID', 'matchAnyOf needs at least one matcher')
+  }
+  for (const m of matchers) {
+    if (typeof m !== 'function') {
+      throw new SpiffeError('SPIFFE_MATCHER_INVALID', `matchAnyOf takes matchers, got ${typeof m}`)
+    }
+  }
+  if (matchers.length === 1) return matchers[0] as IdMatcher
+  const list = [...matchers]
+  const description = `any of (${list.map((m) => m.description || m.name || 'a matcher').join('; ')})`
+  return named(description, function matchAnyOfMatchers(id) {
+    for (const m of list) if (m(id)) return true
+    return false
+  })
+}
+
 type Segment = { kind: 'literal'; value: string } | { kind: 'one' } | { kind: 'any' }
 
 /**

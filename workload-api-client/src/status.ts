@@ -43,11 +43,23 @@ export function fromGrpcError(err: unknown, rpc: string): SpiffeError {
   if (err instanceof SpiffeError) return err
   const e = err as { code?: unknown; details?: unknown; message?: unknown }
   const status = typeof e?.code === 'number' ? e.code : GrpcStatus.UNKNOWN
-  const details = typeof e?.details === 'string' && e.details !== '' ? e.details : String(e?.message ?? err)
+  const raw = typeof e?.details === 'string' && e.details !== '' ? e.details : String(e?.message ?? err)
+  const details = withoutResolutionNote(raw)
   return new SpiffeError(codeFor(status), `${rpc}: ${grpcStatusName(status)}: ${details}`, {
     reason: grpcStatusName(status),
     cause: err,
   })
+}
+
+/**
+ * grpc-js appends its name resolver's note to connection failures ("No
+ * connection established. Last error: connect ENOENT /run/agent.sock.
+ * Resolution note: "), usually empty and about DNS even for a unix socket.
+ * The last error is what a reader needs; the note is dropped.
+ */
+export function withoutResolutionNote(details: string): string {
+  const at = details.indexOf('. Resolution note:')
+  return at === -1 ? details : details.slice(0, at)
 }
 
 /** What a watch does after its stream failed with `err`. */

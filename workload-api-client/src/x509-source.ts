@@ -49,6 +49,8 @@ export class X509Source implements X509BundleSource {
   readonly #now: () => number
   readonly #watch: Watch
   readonly #listeners = new Set<Listener>()
+  /** waitReady()'s checks: woken by every change and by close(), unlike onUpdate listeners. */
+  readonly #waiters = new Set<() => void>()
   readonly #errorListeners = new Set<ErrorListener>()
   #svid: X509Svid | undefined
   #bundles = new BundleSet<X509Bundle>()
@@ -134,7 +136,10 @@ export class X509Source implements X509BundleSource {
     return this.#updates
   }
 
-  /** Called after every change of SVID, bundles or readiness. Returns an unsubscribe function. */
+  /**
+   * Called after every change of SVID, bundles or readiness, never for the
+   * caller's own close(). Returns an unsubscribe function.
+   */
   onUpdate(listener: Listener): () => void {
     this.#listeners.add(listener)
     return () => this.#listeners.delete(listener)
@@ -173,7 +178,8 @@ export class X509Source implements X509BundleSource {
             }, options.timeoutMs)
       const onAbort = () =>
         done(() => reject(new SpiffeError('SPIFFE_WLAPI_CLOSED', 'waiting aborted', { reason: 'ABORTED' })))
-      const unsubscribe = this.onUpdate(check)
+      this.#waiters.add(check)
+      const unsubscribe = () => this.#waiters.delete(check)
       const unsubscribeErr = this.onError(check)
       options.signal?.addEventListener('abort', onAbort, { once: true })
       function done(settle: () => void) {
@@ -194,7 +200,8 @@ export class X509Source implements X509BundleSource {
     clearTimeout(this.#expiryTimer)
     this.#svid = undefined
     this.#setStatus('closed')
-    this.#notify()
+    // Only pending waitReady() calls hear of it: the caller closed the source and needs no update.
+    for (const wake of [...this.#waiters]) wake()
   }
 
   #apply(ctx: X509Context): void {
@@ -293,6 +300,7 @@ export class X509Source implements X509BundleSource {
   }
 
   #notify(): void {
+    for (const wake of [...this.#waiters]) wake()
     for (const l of this.#listeners) {
       try {
         l(this)

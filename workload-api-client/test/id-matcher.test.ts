@@ -2,6 +2,7 @@ import t, { type Test } from 'tap'
 import {
   type IdMatcher,
   matchAny,
+  matchAnyOf,
   matchId,
   matchMemberOf,
   matchOneOf,
@@ -106,4 +107,34 @@ t.test('malformed patterns are refused with SPIFFE_MATCHER_INVALID', async (t) =
     t.throws(() => matchPattern(bad), { code: 'SPIFFE_MATCHER_INVALID' }, bad)
   }
   t.throws(() => matchId('spiffe://td/a/'), { code: 'SPIFFE_ID_INVALID' })
+})
+
+t.test('any-of: a union of matchers, described by its parts', async (t) => {
+  const m = matchAnyOf(matchPathPrefix('spiffe://example.org/ns/agents'), matchMemberOf('partner.example'))
+  check(
+    t,
+    m,
+    ['spiffe://example.org/ns/agents', 'spiffe://example.org/ns/agents/sa/a', 'spiffe://partner.example/x'],
+    [
+      'spiffe://example.org/ns/agents-admin',
+      'spiffe://example.org/ns/tools/sa/a',
+      'spiffe://other.example/x',
+    ],
+  )
+  t.equal(
+    m.description,
+    'any of (path prefix spiffe://example.org/ns/agents; member of partner.example)',
+    'a refusal can say everything that was allowed',
+  )
+  const nested = matchAnyOf(m, matchId('spiffe://example.org/admin'))
+  check(
+    t,
+    nested,
+    ['spiffe://example.org/admin', 'spiffe://partner.example/y'],
+    ['spiffe://example.org/other'],
+  )
+  const single = matchPattern('spiffe://td/a/*')
+  t.equal(matchAnyOf(single), single, 'one matcher is itself')
+  t.throws(() => matchAnyOf(), { code: 'SPIFFE_MATCHER_INVALID' }, 'an empty union would refuse everyone')
+  t.throws(() => matchAnyOf('spiffe://td/a' as unknown as IdMatcher), { code: 'SPIFFE_MATCHER_INVALID' })
 })

@@ -18,7 +18,7 @@ t.test('the README quick start is examples/quickstart.ts, verbatim', async (t) =
 t.test('the quick start runs against a Workload API and prints the SVID', async (t) => {
   const api = await DevWorkloadApi.start({ workloads: [{ spiffeId: 'spiffe://example.org/quickstart' }] })
   t.teardown(() => api.close())
-  const { stdout } = await run(
+  const { stdout, stderr } = await run(
     process.execPath,
     ['--conditions=svidecar-source', `${pkg}/examples/quickstart.ts`],
     {
@@ -28,4 +28,7 @@ t.test('the quick start runs against a Workload API and prints the SVID', async 
   )
   t.match(stdout, /^I am spiffe:\/\/example\.org\/quickstart, certificate valid until \d{4}-/m)
   t.match(stdout, /^peer spiffe:\/\/example\.org\/quickstart is a member of example\.org$/m)
+  // close() is the caller's own act: no "SVID now undefined" from the onUpdate listener, no warnings.
+  t.equal(stdout.trim().split('\n').length, 2, 'exactly the two lines above')
+  t.equal(stderr, '')
 })

@@ -2,12 +2,18 @@
 import { parseArgs } from 'node:util'
 import { loadConfig } from '../config/index.ts'
 import { isSvidecarError } from '../errors/index.ts'
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './usage.ts'
 
 const HELP = `Usage: svidecar config check FILE
 
-Validates a configuration file: YAML syntax, the schema (unknown keys are
-errors), and the meaning (SPIFFE IDs, addresses, routes to known upstreams).
-Prints every problem with its file, line and field; exits 1 if there is any.
+Validates a configuration file without starting anything: YAML syntax, the
+schema (unknown keys are errors), and what would break at run time (SPIFFE
+IDs, two listeners on one port, CA files, timeouts, routes to known
+upstreams that an earlier route does not already take). The environment
+overrides of \`svidecar run\` apply; a bad value from one names its variable.
+Prints every problem with its file:line:column and field.
+
+Exit codes: 0 valid, 1 invalid or unreadable, 2 usage error.
 
 Options:
   -h, --help   show this help
@@ -15,13 +21,17 @@ Options:
 
 export async function runConfig(args: string[]): Promise<number> {
   const [sub, ...rest] = args
-  if (sub === undefined || sub === '--help' || sub === '-h') {
+  if (sub === undefined) {
+    process.stderr.write(HELP)
+    return EXIT_USAGE
+  }
+  if (sub === '--help' || sub === '-h') {
     process.stdout.write(HELP)
-    return sub === undefined ? 2 : 0
+    return EXIT_OK
   }
   if (sub !== 'check') {
     process.stderr.write(`svidecar config: unknown subcommand "${sub}"\n\n${HELP}`)
-    return 2
+    return EXIT_USAGE
   }
   const { values, positionals } = parseArgs({
     args: rest,
@@ -31,23 +41,24 @@ export async function runConfig(args: string[]): Promise<number> {
   })
   if (values.help) {
     process.stdout.write(HELP)
-    return 0
+    return EXIT_OK
   }
   if (positionals.length !== 1) {
     process.stderr.write(`svidecar config check: expected one FILE\n\n${HELP}`)
-    return 2
+    return EXIT_USAGE
   }
   const file = positionals[0] as string
   try {
     const config = loadConfig(file, process.env)
     for (const warning of config.warnings) process.stdout.write(`warning: ${warning}\n`)
+    const upstreams = config.upstreams.size
     process.stdout.write(
-      `${file}: ok (${config.inbound.length} inbound, ${config.outbound.length} outbound, ${config.upstreams.size} upstreams)\n`,
+      `${file}: ok (${config.inbound.length} inbound, ${config.outbound.length} outbound, ${upstreams} upstream${upstreams === 1 ? '' : 's'})\n`,
     )
-    return 0
+    return EXIT_OK
   } catch (err) {
     printConfigError(err)
-    return 1
+    return EXIT_FAILURE
   }
 }
 

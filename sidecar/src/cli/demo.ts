@@ -12,6 +12,7 @@ import { startDemoApp } from '../dev/demo-app.ts'
 import { on } from '../observe/events.ts'
 import { createLogger } from '../observe/log.ts'
 import { Sidecar } from '../sidecar.ts'
+import { UsageError } from './usage.ts'
 
 const HELP = `Usage: svidecar demo [options]
 
@@ -49,11 +50,13 @@ export async function runDemo(args: string[]): Promise<number> {
   }
   const ttlSeconds = Number(values.ttl)
   if (!Number.isFinite(ttlSeconds) || ttlSeconds < 2)
-    throw new Error(`--ttl must be a number of seconds >= 2, got "${values.ttl}"`)
+    throw new UsageError('demo', `--ttl must be a number of seconds >= 2, got "${values.ttl}"`)
   const intervalMs = Number(values.interval) * 1000
   if (!Number.isFinite(intervalMs) || intervalMs < 100)
-    throw new Error(`--interval must be a number of seconds >= 0.1, got "${values.interval}"`)
+    throw new UsageError('demo', `--interval must be a number of seconds >= 0.1, got "${values.interval}"`)
   const maxRotations = values.rotations === undefined ? Number.POSITIVE_INFINITY : Number(values.rotations)
+  if (!Number.isInteger(maxRotations) && maxRotations !== Number.POSITIVE_INFINITY)
+    throw new UsageError('demo', `--rotations must be a whole number, got "${values.rotations}"`)
   const td = values['trust-domain']
   const agentId = `spiffe://${td}/demo/agent`
   const mcpId = `spiffe://${td}/demo/mcp-server`
@@ -107,6 +110,7 @@ upstreams:
   await Promise.all([server.identity.waitReady(10_000), agent.identity.waitReady(10_000)])
   const outbound = `http://127.0.0.1:${agent.addresses.outbound.egress?.port}`
   const admin = agent.addresses.admin
+  const serverAdmin = server.addresses.admin
 
   log('dev Workload API up; it issues:')
   for (const s of [agent, server]) {
@@ -118,7 +122,8 @@ upstreams:
   agent → [agent sidecar ${outbound}] ══ mTLS ══> [MCP sidecar 127.0.0.1:${inbound?.port}] → app ${app.url}
 
   Send your own request through the mesh:     curl ${outbound}/tools/list
-  Metrics and readiness of the agent sidecar: curl http://${admin.host}:${admin.port}/metrics
+  Metrics of the agent's sidecar:             curl http://${admin.host}:${admin.port}/metrics
+  Metrics of the MCP server's sidecar:        curl http://${serverAdmin.host}:${serverAdmin.port}/metrics
   Point your own SPIFFE client at the dev Workload API:
     export SPIFFE_ENDPOINT_SOCKET=${api.endpoint}
 

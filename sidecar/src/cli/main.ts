@@ -2,7 +2,9 @@
  * The `svidecar` command line. Each subcommand lives in its own module and
  * is loaded only when used, so `svidecar --help` starts fast.
  */
+import { readFileSync } from 'node:fs'
 import { argv, exit, stderr, stdout } from 'node:process'
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, isUsageError } from './usage.ts'
 
 interface Command {
   summary: string
@@ -50,23 +52,50 @@ export function usage(): string {
     'Commands:',
     ...lines,
     '',
+    'Options:',
+    '  -h, --help     show this help',
+    '  -V, --version  print the version',
+    '',
     'Run `svidecar <command> --help` for the options of a command.',
+    'Exit codes: 0 success, 1 failure (e.g. an invalid configuration), 2 usage error.',
     '',
   ].join('\n')
 }
 
+/** The version of the sidecar package: dist/cli/ and src/cli/ both sit two levels below package.json. */
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string
+  }
+  return pkg.version
+}
+
 export async function main(args: string[]): Promise<number> {
   const [name, ...rest] = args
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+  if (name === '--help' || name === '-h' || name === 'help') {
     stdout.write(usage())
-    return name === undefined ? 2 : 0
+    return EXIT_OK
+  }
+  if (name === '--version' || name === '-V' || name === 'version') {
+    stdout.write(`svidecar ${version()}\n`)
+    return EXIT_OK
+  }
+  if (name === undefined) {
+    stderr.write(`svidecar: no command given\n\n${usage()}`)
+    return EXIT_USAGE
   }
   const command = COMMANDS[name]
   if (command === undefined) {
     stderr.write(`svidecar: unknown command "${name}"\n\n${usage()}`)
-    return 2
+    return EXIT_USAGE
   }
-  return command.run(rest)
+  try {
+    return await command.run(rest)
+  } catch (err) {
+    if (!isUsageError(err)) throw err
+    stderr.write(`svidecar ${name}: ${err.message}\nRun \`svidecar ${name} --help\` for its options.\n`)
+    return EXIT_USAGE
+  }
 }
 
 main(argv.slice(2)).then(
@@ -75,6 +104,6 @@ main(argv.slice(2)).then(
   },
   (err: unknown) => {
     stderr.write(`svidecar: ${err instanceof Error ? err.message : String(err)}\n`)
-    exit(1)
+    exit(EXIT_FAILURE)
   },
 )

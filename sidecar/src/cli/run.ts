@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util'
 import { loadConfig } from '../config/index.ts'
 import { Sidecar } from '../sidecar.ts'
 import { printConfigError } from './config-check.ts'
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './usage.ts'
 
 const HELP = `Usage: svidecar run --config FILE
 
@@ -33,18 +34,18 @@ export async function runRun(args: string[]): Promise<number> {
   })
   if (values.help) {
     process.stdout.write(HELP)
-    return 0
+    return EXIT_OK
   }
   if (values.config === undefined) {
     process.stderr.write(`svidecar run: --config FILE is required\n\n${HELP}`)
-    return 2
+    return EXIT_USAGE
   }
   let config: ReturnType<typeof loadConfig>
   try {
     config = loadConfig(values.config, process.env)
   } catch (err) {
     printConfigError(err)
-    return 1
+    return EXIT_FAILURE
   }
   const sidecar = await Sidecar.start(config)
   const { admin, inbound, outbound } = sidecar.addresses

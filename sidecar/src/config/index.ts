@@ -6,12 +6,19 @@
  * environment (see ENV below).
  */
 import { readFileSync } from 'node:fs'
-import { matchPattern, SpiffeId, TrustDomain } from 'workload-api-client'
+import { matchPattern, resolveEndpointAddress, SpiffeId, TrustDomain } from 'workload-api-client'
 import { LineCounter, parseDocument } from 'yaml'
 import { SvidecarError } from '../errors/index.ts'
-import type { AuthorizerSpec } from '../tls/authorizer.ts'
+import type { AuthorizerKind, AuthorizerSpec } from '../tls/authorizer.ts'
 import { TLS_PROFILES, type TlsProfile } from '../tls/profiles.ts'
 import { type HostPort, isLoopback, parseHostPort } from './address.ts'
+import {
+  type BoundAddress,
+  checkAddressConflicts,
+  checkCaFile,
+  checkRoutesReachable,
+  peerIdHeader,
+} from './checks.ts'
 import {
   bool,
   type Check,
@@ -22,6 +29,7 @@ import {
   type Issues,
   int,
   list,
+  nonZeroDuration,
   obj,
   oneOf,
   type Path,
@@ -89,14 +97,18 @@ export interface ConfigIssue {
   path: string
   line?: number
   column?: number
+  /** The environment variable the value came from, when it overrode the file. */
+  env?: string
   message: string
 }
 
 export class ConfigError extends SvidecarError {
   readonly issues: readonly ConfigIssue[]
   constructor(source: string, issues: ConfigIssue[]) {
-    const lines = issues.map(
-      (i) => `${source}${i.line === undefined ? '' : `:${i.line}:${i.column}`}: ${i.path}: ${i.message}`,
+    const lines = issues.map((i) =>
+      i.env === undefined
+        ? `${source}${i.line === undefined ? '' : `:${i.line}:${i.column}`}: ${i.path}: ${i.message}`
+        : `environment variable ${i.env}: ${i.path}: ${i.message}`,
     )
     super(
       'SVD_CONFIG_INVALID',
@@ -116,7 +128,6 @@ export const ENV = {
 } as const
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
-const HEADER = /^[A-Za-z0-9-]+$/
 
 const address: Check<HostPort> = (v, path, issues) => {
   const s = str()(v, path, issues)
@@ -160,7 +171,19 @@ const spiffeId: Check<string> = (v, path, issues) => {
   return s
 }
 
-const authorizer: Check<AuthorizerSpec> = exactlyOne<AuthorizerSpec>({
+const endpoint: Check<string> = (v, path, issues) => {
+  const s = str()(v, path, issues)
+  if (s === undefined) return undefined
+  try {
+    resolveEndpointAddress(s, {})
+    return s
+  } catch (err) {
+    issues.add(path, (err as Error).message)
+    return undefined
+  }
+}
+
+const authorizerKind: Check<AuthorizerKind> = exactlyOne<AuthorizerKind>({
   any: (v, path, issues) => {
     if (v !== true) {
       issues.add(path, 'expected true')
@@ -218,10 +241,22 @@ const handshakeTimeout: Check<number> = (v, path, issues) => {
 
 const profile = oneOf(TLS_PROFILES)
 
-const SCHEMA = obj({
+/** One kind, or a list of kinds: a peer any of them allows is allowed. */
+const authorizer: Check<AuthorizerSpec> = (v, path, issues) => {
+  if (!Array.isArray(v)) return authorizerKind(v, path, issues)
+  const kinds = list(authorizerKind)(v, path, issues)
+  if (kinds !== undefined && kinds.length === 0) {
+    issues.add(path, 'needs at least one authorizer')
+    return undefined
+  }
+  return kinds
+}
+
+/** The whole file's schema; `fieldPaths(SCHEMA)` lists its fields. */
+export const SCHEMA = obj({
   workloadApi: field(
     obj({
-      socket: field(str()),
+      socket: field(endpoint),
       hint: field(str()),
       spiffeId: field(spiffeId),
       // 0 waits for ever (listeners stay up and refuse traffic); `svidecar run` exits non-zero when it passes.
@@ -232,7 +267,9 @@ const SCHEMA = obj({
   admin: field(obj({ address: field(address, { default: { host: '127.0.0.1', port: 15000 } }) }), {
     default: { address: { host: '127.0.0.1', port: 15000 } },
   }),
-  drainTimeout: field(duration, { default: 20_000 }),
+  drainTimeout: field(nonZeroDuration('in-flight requests would be cut at once on SIGTERM'), {
+    default: 20_000,
+  }),
   tls: field(
     obj({
       minVersion: field(oneOf(['TLSv1.2', 'TLSv1.3'] as const), { default: 'TLSv1.2' as const }),
@@ -255,7 +292,7 @@ const SCHEMA = obj({
         }),
         address: field(address, { required: true }),
         forwardTo: field(url, { required: true }),
-        peerIdHeader: field(str({ pattern: HEADER, what: 'a header name' }), { default: 'x-spiffe-id' }),
+        peerIdHeader: field(peerIdHeader, { default: 'x-spiffe-id' }),
         authorize: field(authorizer, { required: true }),
         tls: field(obj({ profile: field(profile), handshakeTimeout: field(handshakeTimeout) })),
       }),
@@ -306,12 +343,19 @@ const SCHEMA = obj({
     obj({
       maxHeaderBytes: field(int(1024, 1024 * 1024), { default: 16_384 }),
       maxHeaderCount: field(int(1, 10_000), { default: 100 }),
-      headersTimeout: field(duration, { default: 10_000 }),
+      headersTimeout: field(nonZeroDuration('Node would never cut off a client that sends headers slowly'), {
+        default: 10_000,
+      }),
       requestTimeout: field(duration, { default: 0 }),
-      idleTimeout: field(duration, { default: 60_000 }),
+      idleTimeout: field(nonZeroDuration('idle keep-alive connections would stay open forever'), {
+        default: 60_000,
+      }),
+      // 0 turns the body idle limit off.
       bodyIdleTimeout: field(duration, { default: 30_000 }),
       maxConnections: field(int(1, 1_000_000), { default: 4096 }),
-      connectTimeout: field(duration, { default: 5000 }),
+      connectTimeout: field(nonZeroDuration('connections to upstreams would fail or never time out'), {
+        default: 5000,
+      }),
       maxBodyBytes: field(int(0, Number.MAX_SAFE_INTEGER), { default: 0 }),
     }),
     { default: {} as never },
@@ -376,7 +420,8 @@ export function parseConfig(
     return {}
   }
   for (const e of doc.errors) {
-    const pos = e.linePos?.[0]
+    // linePos is filled only with prettyErrors, which also rewrites the message; count lines ourselves.
+    const pos = e.linePos?.[0] ?? lineCounter.linePos(e.pos[0])
     found.push({
       path: '(yaml)',
       ...(pos ? { line: pos.line, column: pos.col } : {}),
@@ -390,17 +435,33 @@ export function parseConfig(
   } catch (err) {
     throw new ConfigError(source, [{ path: '(yaml)', message: (err as Error).message }])
   }
+  const overrides: EnvOverride[] = []
   const issues: Issues = {
-    add: (path, message) => found.push({ path: formatPath(path), ...where(path), message }),
+    add: (path, message) => {
+      // A value the environment put there is reported as coming from that variable, not from a file line.
+      const from = overrides.find((o) => o.path.every((p, k) => path[k] === p))
+      found.push(
+        from === undefined
+          ? { path: formatPath(path), ...where(path), message }
+          : { path: formatPath(path), env: from.variable, message },
+      )
+    },
   }
-  applyEnv(raw, env, issues)
+  applyEnv(raw, env, issues, overrides)
   const parsed = SCHEMA(raw, [], issues)
-  if (parsed === undefined || found.length > 0)
-    throw new ConfigError(source, found.length ? found : [{ path: '(root)', message: 'invalid' }])
+  // Meaning checks run on every part that passed the schema, so one run shows every problem.
+  if (!isMapping(raw)) throw new ConfigError(source, found)
+  const view: View = parsed ?? salvage(raw)
+  // Per-listener and per-upstream TLS settings fall back to these (defaults when the tls section failed).
+  const tlsDefaults = view.tls ?? {
+    profile: 'intermediate' as const,
+    handshakeTimeout: HANDSHAKE_TIMEOUT_DEFAULT,
+  }
 
   const warnings: string[] = []
   const upstreams = new Map<string, UpstreamConfig>()
-  for (const [name, u] of parsed.upstreams) {
+  for (const [name, u] of view.upstreams) {
+    if (u === undefined) continue
     const path = ['upstreams', name]
     let kind: UpstreamConfig['kind']
     if (u.spiffe !== undefined) {
@@ -417,17 +478,36 @@ export function parseConfig(
           `upstream ${name} is plaintext (${u.url.origin}): traffic to it is neither encrypted nor authenticated`,
         )
     }
+    if (u.caFile !== undefined) {
+      if (kind === 'https') checkCaFile(u.caFile, [...path, 'caFile'], issues)
+      else
+        issues.add(
+          [...path, 'caFile'],
+          kind === 'spiffe'
+            ? 'a SPIFFE upstream is verified against the trust bundle; caFile applies to https:// upstreams without spiffe'
+            : 'caFile applies to https:// upstreams only',
+        )
+    }
     upstreams.set(name, {
       name,
       url: u.url,
       kind,
       ...(u.spiffe === undefined ? {} : { spiffe: u.spiffe }),
       ...(u.caFile === undefined ? {} : { caFile: u.caFile }),
-      tlsProfile: u.tls?.profile ?? parsed.tls.profile,
+      tlsProfile: u.tls?.profile ?? tlsDefaults.profile,
     })
   }
+  // Names even of upstreams that failed the schema; with no usable upstreams mapping, routes are not checked.
+  const upstreamNames =
+    raw.upstreams === undefined || raw.upstreams === null || isMapping(raw.upstreams)
+      ? new Set(isMapping(raw.upstreams) ? Object.keys(raw.upstreams) : [])
+      : undefined
+  const bound: BoundAddress[] = []
+  if (view.admin !== undefined)
+    bound.push({ path: ['admin', 'address'], what: 'the admin listener', address: view.admin.address })
   const names = new Set<string>()
-  const inbound: InboundConfig[] = parsed.inbound.map((l, i) => {
+  const inbound: InboundConfig[] = present(view.inbound).map(([l, i]) => {
+    bound.push({ path: ['inbound', i, 'address'], what: `inbound listener ${l.name}`, address: l.address })
     if (names.has(l.name)) issues.add(['inbound', i, 'name'], `listener name "${l.name}" is used twice`)
     names.add(l.name)
     if (l.forwardTo.protocol !== 'http:' || !isLoopback(l.forwardTo.hostname.replace(/^\[|\]$/g, ''))) {
@@ -437,12 +517,13 @@ export function parseConfig(
       ...l,
       peerIdHeader: l.peerIdHeader.toLowerCase(),
       tls: {
-        profile: l.tls?.profile ?? parsed.tls.profile,
-        handshakeTimeout: l.tls?.handshakeTimeout ?? parsed.tls.handshakeTimeout,
+        profile: l.tls?.profile ?? tlsDefaults.profile,
+        handshakeTimeout: l.tls?.handshakeTimeout ?? tlsDefaults.handshakeTimeout,
       },
     }
   })
-  const outbound: OutboundConfig[] = parsed.outbound.map((l, i) => {
+  const outbound: OutboundConfig[] = present(view.outbound).map(([l, i]) => {
+    bound.push({ path: ['outbound', i, 'address'], what: `outbound listener ${l.name}`, address: l.address })
     if (names.has(l.name)) issues.add(['outbound', i, 'name'], `listener name "${l.name}" is used twice`)
     names.add(l.name)
     if (!l.allowNonLoopback && !isLoopback(l.address.host)) {
@@ -452,7 +533,7 @@ export function parseConfig(
       )
     }
     const routes = l.routes.map((r, j) => {
-      if (!upstreams.has(r.upstream))
+      if (upstreamNames !== undefined && !upstreamNames.has(r.upstream))
         issues.add(['outbound', i, 'routes', j, 'upstream'], `no upstream named "${r.upstream}"`)
       return {
         upstream: r.upstream,
@@ -461,14 +542,30 @@ export function parseConfig(
       }
     })
     if (routes.length === 0) issues.add(['outbound', i, 'routes'], 'needs at least one route')
+    checkRoutesReachable(routes, ['outbound', i, 'routes'], issues)
     return { name: l.name, address: l.address, routes, allowNonLoopback: l.allowNonLoopback }
   })
-  if (inbound.length + outbound.length === 0)
+  checkAddressConflicts(bound, issues)
+  // A section that is there but not a list has its own schema problem already.
+  const listed = (key: string) => {
+    const v = raw[key]
+    return Array.isArray(v) ? v.length : v === undefined || v === null ? 0 : 1
+  }
+  if (listed('inbound') + listed('outbound') === 0)
     issues.add([], 'at least one inbound or outbound listener is needed')
-  if (parsed.workloadApi.hint !== undefined && parsed.workloadApi.spiffeId !== undefined) {
+  if (view.workloadApi?.hint !== undefined && view.workloadApi.spiffeId !== undefined) {
     issues.add(['workloadApi'], 'set hint or spiffeId, not both')
   }
-  if (found.length > 0) throw new ConfigError(source, found)
+  const limits = view.limits
+  if (limits !== undefined && limits.requestTimeout > 0 && limits.headersTimeout > limits.requestTimeout) {
+    // node:http refuses to create the server (ERR_OUT_OF_RANGE), so `run` would fail at start.
+    issues.add(
+      ['limits', 'headersTimeout'],
+      `${limits.headersTimeout} ms is longer than requestTimeout (${limits.requestTimeout} ms); the headers are part of the request`,
+    )
+  }
+  if (parsed === undefined || found.length > 0)
+    throw new ConfigError(source, found.length ? found : [{ path: '(root)', message: 'invalid' }])
 
   const socket = env[ENV.workloadApiSocket] || parsed.workloadApi.socket
   return {
@@ -491,21 +588,88 @@ export function parseConfig(
   }
 }
 
-/** Address overrides from the environment, applied to the raw document so errors still name the field. */
-function applyEnv(raw: unknown, env: NodeJS.ProcessEnv, issues: Issues): void {
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return
-  const doc = raw as Record<string, unknown>
+type Parsed = NonNullable<ReturnType<typeof SCHEMA>>
+
+/** What passed the schema, part by part; a part that failed is undefined (its problems are already reported). */
+interface View {
+  workloadApi: Parsed['workloadApi'] | undefined
+  admin: Parsed['admin'] | undefined
+  tls: Parsed['tls'] | undefined
+  limits: Parsed['limits'] | undefined
+  inbound: Array<Parsed['inbound'][number] | undefined>
+  outbound: Array<Parsed['outbound'][number] | undefined>
+  upstreams: Map<string, ReturnType<Parsed['upstreams']['get']>>
+}
+
+/** Each section, listener and upstream checked on its own, when the document as a whole failed. */
+function salvage(doc: Record<string, unknown>): View {
+  const quiet: Issues = { add() {} }
+  // A section left out gets its default, as in a whole document.
+  const part = (key: string, value: unknown) => SCHEMA(value === undefined ? {} : { [key]: value }, [], quiet)
+  const items = (key: string): unknown[] => (Array.isArray(doc[key]) ? (doc[key] as unknown[]) : [])
+  return {
+    workloadApi: part('workloadApi', doc.workloadApi)?.workloadApi,
+    admin: part('admin', doc.admin)?.admin,
+    tls: part('tls', doc.tls)?.tls,
+    limits: part('limits', doc.limits)?.limits,
+    inbound: items('inbound').map((l) => part('inbound', [l])?.inbound[0]),
+    outbound: items('outbound').map((l) => part('outbound', [l])?.outbound[0]),
+    upstreams: new Map(
+      Object.entries(isMapping(doc.upstreams) ? doc.upstreams : {}).map(([name, u]) => [
+        name,
+        part('upstreams', { [name]: u })?.upstreams.get(name),
+      ]),
+    ),
+  }
+}
+
+/** The parts that parsed, with their index in the file. */
+function present<T>(items: Array<T | undefined>): Array<[T, number]> {
+  const out: Array<[T, number]> = []
+  items.forEach((item, i) => {
+    if (item !== undefined) out.push([item, i])
+  })
+  return out
+}
+
+function isMapping(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v)
+}
+
+interface EnvOverride {
+  path: Path
+  variable: string
+}
+
+/**
+ * Overrides from the environment, applied to the raw document so the schema
+ * checks them like any value; `overrides` records which field each set, so a
+ * problem with it names the variable instead of a line of the file.
+ */
+function applyEnv(raw: unknown, env: NodeJS.ProcessEnv, issues: Issues, overrides: EnvOverride[]): void {
+  if (!isMapping(raw)) return
+  const doc = raw
+  const socket = env[ENV.workloadApiSocket]
+  if (socket) {
+    doc.workloadApi = { ...(isMapping(doc.workloadApi) ? doc.workloadApi : {}), socket }
+    overrides.push({ path: ['workloadApi', 'socket'], variable: ENV.workloadApiSocket })
+  }
   const admin = env[ENV.adminAddress]
-  if (admin) doc.admin = { ...(doc.admin as object | undefined), address: admin }
+  if (admin) {
+    doc.admin = { ...(isMapping(doc.admin) ? doc.admin : {}), address: admin }
+    overrides.push({ path: ['admin', 'address'], variable: ENV.adminAddress })
+  }
   for (const kind of ['inbound', 'outbound'] as const) {
     const listeners = doc[kind]
     if (!Array.isArray(listeners)) continue
-    for (const l of listeners) {
-      if (l === null || typeof l !== 'object' || typeof l.name !== 'string') continue
+    listeners.forEach((l: unknown, i) => {
+      if (!isMapping(l) || typeof l.name !== 'string') return
       const key = `${ENV.listenerAddressPrefix}${l.name.toUpperCase().replaceAll('-', '_')}_ADDRESS`
       const value = env[key]
-      if (value) l.address = value
-    }
+      if (!value) return
+      l.address = value
+      overrides.push({ path: [kind, i, 'address'], variable: key })
+    })
   }
   for (const key of Object.keys(env)) {
     if (!key.startsWith(ENV.listenerAddressPrefix) || !key.endsWith('_ADDRESS')) continue

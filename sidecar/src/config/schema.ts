@@ -70,18 +70,45 @@ export const oneOf =
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
 
-/** "500ms", "10s", "5m", "1h", or a number of milliseconds. */
+/** Node keeps timers in 32 bits: a longer one fires at once (TimeoutOverflowWarning). */
+export const MAX_DURATION_MS = 2 ** 31 - 1
+
+/** "500ms", "10s", "5m", "1h", or a number of milliseconds; at most MAX_DURATION_MS (about 24 days). */
 export const duration: Check<number> = (v, path, issues) => {
-  if (typeof v === 'number' && Number.isInteger(v) && v >= 0) return v
   const m = typeof v === 'string' ? /^(\d+)(ms|s|m|h)$/.exec(v.trim()) : null
-  if (m === null) {
+  const ms =
+    typeof v === 'number' && Number.isInteger(v) && v >= 0
+      ? v
+      : m === null
+        ? undefined
+        : Number(m[1]) * (UNITS[m[2] as string] as number)
+  if (ms === undefined) {
     issues.add(path, `expected a duration such as "500ms", "10s", "5m" or "1h", got ${typeName(v)}`)
     return undefined
   }
-  return Number(m[1]) * (UNITS[m[2] as string] as number)
+  if (ms > MAX_DURATION_MS) {
+    issues.add(
+      path,
+      `${JSON.stringify(v)} (${ms} ms) is out of range: Node timers hold at most ${MAX_DURATION_MS} ms (about 24 days)`,
+    )
+    return undefined
+  }
+  return ms
 }
 
-export const list =
+/** A duration where 0 would break something; `why` says what. */
+export const nonZeroDuration =
+  (why: string): Check<number> =>
+  (v, path, issues) => {
+    const ms = duration(v, path, issues)
+    if (ms === 0) {
+      issues.add(path, `must be longer than 0: ${why}`)
+      return undefined
+    }
+    return ms
+  }
+
+const listCheck =
   <T>(item: Check<T>): Check<T[]> =>
   (v, path, issues) => {
     if (!Array.isArray(v)) {
@@ -121,7 +148,7 @@ export function field<T>(check: Check<T>, opts: { required?: boolean; default?: 
 }
 
 /** A mapping with exactly these keys; unknown keys are errors (a typo must never be silently ignored). */
-export const obj =
+const objCheck =
   <S extends Shape>(shape: S): Check<Parsed<S>> =>
   (v, path, issues) => {
     if (v === null || typeof v !== 'object' || Array.isArray(v)) {
@@ -153,7 +180,7 @@ export const obj =
   }
 
 /** A mapping from names to values of one shape (e.g. upstreams). */
-export const record =
+const recordCheck =
   <T>(item: Check<T>, keyPattern: RegExp, keyWhat: string): Check<Map<string, T>> =>
   (v, path, issues) => {
     if (v === null || typeof v !== 'object' || Array.isArray(v)) {
@@ -174,6 +201,39 @@ export const record =
     }
     return ok ? out : undefined
   }
+
+/** What a composite check is made of, so the schema can list its own fields (see fieldPaths). */
+type SchemaNode = { kind: 'object'; shape: Shape } | { kind: 'list' | 'record'; item: Check<unknown> }
+const NODES = new WeakMap<object, SchemaNode>()
+
+function described<T>(check: Check<T>, node: SchemaNode): Check<T> {
+  NODES.set(check, node)
+  return check
+}
+
+/** The exported combinators record what they are made of. */
+export const list = <T>(item: Check<T>): Check<T[]> =>
+  described(listCheck(item), { kind: 'list', item: item as Check<unknown> })
+
+export const obj = <S extends Shape>(shape: S): Check<Parsed<S>> =>
+  described(objCheck(shape), { kind: 'object', shape })
+
+export const record = <T>(item: Check<T>, keyPattern: RegExp, keyWhat: string): Check<Map<string, T>> =>
+  described(recordCheck(item, keyPattern, keyWhat), { kind: 'record', item: item as Check<unknown> })
+
+/**
+ * Every field a check accepts, as `a.b`, `list[].c` and `map.<name>.d`: what
+ * the README's configuration reference must list.
+ */
+export function fieldPaths(check: Check<unknown>, prefix = ''): string[] {
+  const node = NODES.get(check)
+  if (node === undefined) return prefix === '' ? [] : [prefix]
+  if (node.kind !== 'object')
+    return fieldPaths(node.item, `${prefix}${node.kind === 'list' ? '[]' : '.<name>'}`)
+  return Object.entries(node.shape).flatMap(([key, f]) =>
+    fieldPaths(f.check, prefix === '' ? key : `${prefix}.${key}`),
+  )
+}
 
 /** A mapping with exactly one of the given keys. */
 export const exactlyOne =

@@ -117,6 +117,8 @@ export class Identity {
 
   close(): void {
     this.#source.close()
+    // The source does not report its own close; drop the snapshot (and its key) here.
+    this.#refresh()
   }
 
   #refresh(): void {

@@ -26,6 +26,8 @@ export interface IdentityEvent {
   notAfter?: Date
   generation: number
   reason?: string
+  /** The sidecar that published it, when several share one process (the demo, tests). */
+  owner?: string
 }
 
 export interface TlsHandshakeEvent {

@@ -25,7 +25,22 @@ export interface Metrics {
   subscribe(): () => void
 }
 
-export function createMetrics(): Metrics {
+/**
+ * What belongs to one sidecar when several share a process and so share the
+ * event channels (`svidecar demo` runs two): its identity events by owner,
+ * its listeners' and upstreams' events by name and direction.
+ */
+export interface MetricsScope {
+  owner: string
+  /** Inbound listener names. */
+  inbound: ReadonlySet<string>
+  /** Outbound listener names and upstream names (outbound TLS events carry the upstream's). */
+  outbound: ReadonlySet<string>
+}
+
+export function createMetrics(scope?: MetricsScope): Metrics {
+  const mine = (e: { listener: string; direction: 'inbound' | 'outbound' }) =>
+    scope === undefined || scope[e.direction].has(e.listener)
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   const ready = new Gauge({
@@ -94,33 +109,37 @@ export function createMetrics(): Metrics {
     subscribe() {
       const off = [
         on('identity', (e) => {
+          if (scope !== undefined && e.owner !== scope.owner) return
           ready.set(e.status === 'ready' ? 1 : 0)
           if (e.status === 'ready') {
             rotations.inc()
             if (e.notAfter) expiry.set(e.notAfter.getTime() / 1000)
           }
         }),
-        on('tlsHandshake', (e) =>
-          handshakes.inc({ listener: e.listener, direction: e.direction, resumed: String(e.resumed) }),
-        ),
-        on('tlsRejected', (e) =>
-          rejections.inc({ listener: e.listener, direction: e.direction, code: e.code, reason: e.reason }),
-        ),
+        on('tlsHandshake', (e) => {
+          if (mine(e))
+            handshakes.inc({ listener: e.listener, direction: e.direction, resumed: String(e.resumed) })
+        }),
+        on('tlsRejected', (e) => {
+          if (mine(e))
+            rejections.inc({ listener: e.listener, direction: e.direction, code: e.code, reason: e.reason })
+        }),
         on('request', (e) => {
+          if (!mine(e)) return
           const labels = { listener: e.listener, direction: e.direction }
           const cls = statusClass(e.status)
           if (e.aborted || cls === undefined) aborted.inc(labels)
           else requests.inc({ ...labels, status_class: cls, code: codeLabel(e.code) })
           duration.observe(labels, e.durationMs / 1000)
         }),
-        on('refused', (e) =>
-          refused.inc({ listener: e.listener, direction: e.direction, code: codeLabel(e.code) }),
-        ),
-        on('connection', (e) =>
-          e.event === 'open'
-            ? connections.inc({ listener: e.listener, direction: e.direction })
-            : connections.dec({ listener: e.listener, direction: e.direction }),
-        ),
+        on('refused', (e) => {
+          if (mine(e)) refused.inc({ listener: e.listener, direction: e.direction, code: codeLabel(e.code) })
+        }),
+        on('connection', (e) => {
+          if (!mine(e)) return
+          if (e.event === 'open') connections.inc({ listener: e.listener, direction: e.direction })
+          else connections.dec({ listener: e.listener, direction: e.direction })
+        }),
       ]
       return () => {
         for (const f of off) f()

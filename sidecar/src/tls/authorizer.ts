@@ -1,25 +1,39 @@
 /**
  * Turns an authorizer from the config into a library matcher. The closed set
  * mirrors go-spiffe's authorizers (any, ID, one of, member of) plus path
- * patterns; each compares parsed IDs, never strings by prefix.
+ * patterns; each compares parsed IDs, never strings by prefix. A list of
+ * them allows an ID that any one allows.
  */
 import {
   type IdMatcher,
   matchAny,
+  matchAnyOf,
   matchId,
   matchMemberOf,
   matchOneOf,
   matchPattern,
 } from 'workload-api-client'
 
-export type AuthorizerSpec =
+export type AuthorizerKind =
   | { any: true }
   | { exact: string }
   | { oneOf: readonly string[] }
   | { trustDomain: string }
   | { pattern: string }
 
+/** One kind, or a non-empty list of kinds (any of them). */
+export type AuthorizerSpec = AuthorizerKind | readonly AuthorizerKind[]
+
 export function authorizerFromSpec(spec: AuthorizerSpec): IdMatcher {
+  if (isList(spec)) return matchAnyOf(...spec.map(kindMatcher))
+  return kindMatcher(spec)
+}
+
+function isList(spec: AuthorizerSpec): spec is readonly AuthorizerKind[] {
+  return Array.isArray(spec)
+}
+
+function kindMatcher(spec: AuthorizerKind): IdMatcher {
   if ('exact' in spec) return matchId(spec.exact)
   if ('oneOf' in spec) return matchOneOf(...spec.oneOf)
   if ('trustDomain' in spec) return matchMemberOf(spec.trustDomain)

@@ -37,6 +37,8 @@ export interface SidecarsOptions {
   agentYaml?: string
   /** Who may call the server's inbound listener (default: the agent). */
   allow?: string
+  /** The server's whole `authorize:` value as YAML, instead of `allow`. */
+  authorize?: string
   /** How long to wait for the first SVIDs (SPIRE may take seconds). */
   readyTimeoutMs?: number
 }
@@ -76,7 +78,7 @@ inbound:
   - name: public
     address: "127.0.0.1:0"
     forwardTo: "${app.url}"
-    authorize: { exact: "${options.allow ?? AGENT}" }
+    authorize: ${options.authorize ?? `{ exact: "${options.allow ?? AGENT}" }`}
 ${options.serverYaml ?? ''}`,
       'server.yaml',
       {},

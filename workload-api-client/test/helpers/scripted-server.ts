@@ -98,6 +98,12 @@ export class ScriptedServer {
     this.calls.set(method, seen)
   }
 
+  /** Ends every hanging stream with status OK, as a server restarting cleanly would. */
+  endOpenStreams(): void {
+    for (const call of this.#open) call.end()
+    this.#open.clear()
+  }
+
   async close(): Promise<void> {
     this.#server.forceShutdown()
   }
