@@ -17,7 +17,7 @@ const LISTENERS = `inbound:
 outbound:
   - name: egress
     address: "127.0.0.1:15001"
-    routes: [{ upstream: peer }, { upstream: api }]
+    routes: [{ match: { host: peer }, upstream: peer }, { upstream: api }]
 upstreams:
   peer: { url: "https://peer:15443", spiffe: { any: true }, tls: { profile: modern } }
   api: { url: "https://api.example" }

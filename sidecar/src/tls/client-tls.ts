@@ -10,13 +10,18 @@ import { isIP } from 'node:net'
 import { type TLSSocket, connect as tlsConnect } from 'node:tls'
 import type { IdMatcher, SpiffeId } from 'workload-api-client'
 import { SvidecarError } from '../errors/index.ts'
-import { upstreamError } from '../errors/upstream-errors.ts'
 import type { Identity } from '../identity/identity.ts'
 import { publishTlsHandshake, publishTlsRejected } from '../observe/events.ts'
 import { ContextCache } from './contexts.ts'
 import { peerLeafDer, peerSerial, verifyPeer } from './peer.ts'
 import type { TlsParameters } from './profiles.ts'
-import { refusalEvent, refusalOfPeerCheck, refusalOfTlsError, type TlsRefusal } from './refusals.ts'
+import {
+  refusalEvent,
+  refusalOfPeerCheck,
+  refusalOfTlsError,
+  type TlsRefusal,
+  upstreamConnectError,
+} from './refusals.ts'
 
 export interface ClientTlsOptions {
   /** The upstream's name, for events and errors. */
@@ -119,7 +124,7 @@ export class ClientTls {
     }, this.#options.connectTimeoutMs)
     const onError = (err: Error & { code?: string }) => {
       if (settled) return
-      const e = connectError(err, upstream, connected)
+      const e = upstreamConnectError(err, upstream, connected)
       if (connected) refused(e.code, refusalOfTlsError(err))
       finish(e)
     }
@@ -163,17 +168,4 @@ export class ClientTls {
       }
     })
   }
-}
-
-// One mapping for every upstream failure, shared with the forwarders (errors/upstream-errors.ts); a TLS
-// failure gets its reason from the same table as the refusal metric (refusals.ts).
-function connectError(err: Error & { code?: string }, upstream: string, connected: boolean): SvidecarError {
-  const e = upstreamError(err, upstream, 'tls-handshake')
-  if (e.code !== 'SVD_UPSTREAM_TLS_FAILED') return e
-  const refusal = refusalOfTlsError(err)
-  return new SvidecarError(
-    'SVD_UPSTREAM_TLS_FAILED',
-    `TLS handshake with upstream ${upstream} failed: ${refusal.reason} (${err.code || 'no code'})${connected ? '' : ' before the connection was up'}`,
-    { reason: refusal.reason, cause: err },
-  )
 }

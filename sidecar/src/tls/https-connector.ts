@@ -13,7 +13,7 @@ import type { Identity } from '../identity/identity.ts'
 import { publishTlsRejected } from '../observe/events.ts'
 import { protocolOptions } from './contexts.ts'
 import type { TlsParameters } from './profiles.ts'
-import { isTlsErrorCode, refusalEvent, refusalOfTlsError } from './refusals.ts'
+import { isTlsErrorCode, refusalEvent, refusalOfTlsError, upstreamConnectError } from './refusals.ts'
 
 export interface HttpsConnectorOptions {
   upstream: string
@@ -46,12 +46,16 @@ export function httpsConnector(identity: Identity, options: HttpsConnectorOption
     }
     connect(target, (...args) => {
       const err = args[0] as (Error & { code?: string }) | null
-      if (err !== null && isTlsErrorCode(err.code)) {
+      if (err === null) {
+        callback(...args)
+        return
+      }
+      if (isTlsErrorCode(err.code)) {
         publishTlsRejected(
           refusalEvent(options.upstream, 'outbound', 'SVD_UPSTREAM_TLS_FAILED', refusalOfTlsError(err)),
         )
       }
-      callback(...args)
+      callback(upstreamConnectError(err, options.upstream), null)
     })
   }
 }

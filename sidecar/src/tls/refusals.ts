@@ -5,7 +5,8 @@
  * handshake, the server side's `authorizationError`, the alert a peer sent)
  * and the SPIFFE verifier's reasons; everything else works with the reason.
  */
-import type { SvidecarError, SvidecarErrorCode } from '../errors/index.ts'
+import { SvidecarError, type SvidecarErrorCode } from '../errors/index.ts'
+import { upstreamError } from '../errors/upstream-errors.ts'
 
 export const TLS_REFUSALS = {
   CERT_EXPIRED: 'the peer certificate has expired',
@@ -189,4 +190,25 @@ export function refusalEvent(
     message: describeRefusal(refusal.reason),
     ...(refusal.detail === undefined ? {} : { detail: refusal.detail }),
   }
+}
+
+/**
+ * The error a failed connection to an upstream ends its request with: TLS failures with their refusal reason,
+ * everything else (refused, unreachable, reset) by the one upstream mapping (errors/upstream-errors.ts).
+ */
+export function upstreamConnectError(
+  err: Error & { code?: string },
+  upstream: string,
+  connected = true,
+): SvidecarError {
+  if (!isTlsErrorCode(err.code)) {
+    const e = upstreamError(err, upstream, 'tls-handshake')
+    if (e.code !== 'SVD_UPSTREAM_TLS_FAILED') return e
+  }
+  const refusal = refusalOfTlsError(err)
+  return new SvidecarError(
+    'SVD_UPSTREAM_TLS_FAILED',
+    `TLS handshake with upstream ${upstream} failed: ${refusal.reason} (${err.code || 'no code'})${connected ? '' : ' before the connection was up'}`,
+    { reason: refusal.reason, cause: err },
+  )
 }
