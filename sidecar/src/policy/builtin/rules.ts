@@ -1,0 +1,200 @@
+/**
+ * Turns a validated policy document into compiled rules: SPIFFE subjects
+ * parsed with the library's matchers, resource patterns parsed into segment
+ * and name patterns, CEL conditions compiled. Every problem is reported
+ * with the field path it belongs to; nothing is compiled per request later.
+ */
+import {
+  type IdMatcher,
+  matchId,
+  matchMemberOf,
+  matchPattern,
+  SpiffeId,
+  TrustDomain,
+} from 'workload-api-client'
+import type { ResourceDoc, RuleDoc, SubjectDoc } from '../definitions.ts'
+import type { DecisionMode, ResourceKind } from '../engine.ts'
+import type { Issue, Path } from '../validate.ts'
+import { type CompiledCondition, ConditionCompileError, compileCondition } from './condition.ts'
+import { type NameGlob, nameGlob } from './names.ts'
+import { pathPattern, uriPattern } from './paths.ts'
+import type { SegmentPattern } from './segment-trie.ts'
+
+export interface CompiledSubject {
+  /** As written in the file. */
+  readonly source: string
+  readonly matcher: IdMatcher
+  readonly trustDomain: string
+  /** The path part as segment patterns; a trust domain is `[**]`. */
+  readonly segments: readonly SegmentPattern[]
+  /** Identifies equal subjects, so rules that share one share an index bucket. */
+  readonly key: string
+}
+
+export type CompiledResource =
+  | {
+      readonly kind: 'http.route'
+      readonly source: string
+      readonly methods: readonly string[] | undefined
+      readonly path: readonly SegmentPattern[]
+    }
+  | {
+      readonly kind: 'llm.model' | 'mcp.tool' | 'mcp.prompt'
+      readonly source: string
+      readonly glob: NameGlob
+    }
+  | { readonly kind: 'mcp.resource'; readonly source: string; readonly uri: readonly SegmentPattern[] }
+
+export interface CompiledRule {
+  /** Position in the file; the earlier rule wins a tie. */
+  readonly index: number
+  readonly id: string
+  readonly description: string | undefined
+  readonly effect: 'allow' | 'deny'
+  /** The rule's own mode, or the policy's. */
+  readonly mode: DecisionMode
+  readonly subjects: readonly CompiledSubject[]
+  readonly resources: readonly CompiledResource[]
+  readonly kinds: ReadonlySet<ResourceKind>
+  readonly condition: CompiledCondition | undefined
+}
+
+function subjectFromPattern(source: string, pattern: string): CompiledSubject {
+  const matcher = matchPattern(pattern)
+  const rest = pattern.slice('spiffe://'.length)
+  const slash = rest.indexOf('/')
+  const td = slash === -1 ? rest : rest.slice(0, slash)
+  const segs: SegmentPattern[] =
+    slash === -1
+      ? []
+      : rest
+          .slice(slash + 1)
+          .split('/')
+          .map((s) =>
+            s === '*' ? { kind: 'one' } : s === '**' ? { kind: 'any' } : { kind: 'literal', value: s },
+          )
+  return { source, matcher, trustDomain: td, segments: segs, key: `p ${pattern}` }
+}
+
+export function compileSubject(doc: SubjectDoc): CompiledSubject {
+  if (typeof doc === 'string') {
+    return doc.includes('*') ? subjectFromPattern(doc, doc) : compileSubject({ id: doc })
+  }
+  if ('id' in doc) {
+    const id = SpiffeId.parse(doc.id)
+    return {
+      source: doc.id,
+      matcher: matchId(id),
+      trustDomain: id.trustDomain.name,
+      segments: id.segments.map((value) => ({ kind: 'literal', value })),
+      key: `p ${id.toString()}`,
+    }
+  }
+  if ('pattern' in doc) return subjectFromPattern(doc.pattern, doc.pattern)
+  const td = TrustDomain.parse(doc.trustDomain)
+  return {
+    source: `trustDomain ${td.name}`,
+    matcher: matchMemberOf(td),
+    trustDomain: td.name,
+    segments: [{ kind: 'any' }],
+    key: `td ${td.name}`,
+  }
+}
+
+function subjectPath(doc: SubjectDoc): string | undefined {
+  if (typeof doc === 'string') return undefined
+  return Object.keys(doc)[0]
+}
+
+function compileResource(doc: ResourceDoc, path: Path, issues: Issue[]): CompiledResource | undefined {
+  try {
+    switch (doc.kind) {
+      case 'http.route': {
+        const methods =
+          doc.methods === undefined || doc.methods.includes('*') ? undefined : [...new Set(doc.methods)]
+        let p: SegmentPattern[]
+        try {
+          p = pathPattern(doc.path)
+        } catch (err) {
+          issues.push({ path: [...path, 'path'], message: `"${doc.path}": ${(err as Error).message}` })
+          return undefined
+        }
+        return { kind: 'http.route', source: doc.path, methods, path: p }
+      }
+      case 'mcp.resource': {
+        try {
+          return { kind: 'mcp.resource', source: doc.uri, uri: uriPattern(doc.uri) }
+        } catch (err) {
+          issues.push({ path: [...path, 'uri'], message: `"${doc.uri}": ${(err as Error).message}` })
+          return undefined
+        }
+      }
+      default:
+        return { kind: doc.kind, source: doc.name, glob: nameGlob(doc.name) }
+    }
+  } catch (err) {
+    issues.push({ path, message: (err as Error).message })
+    return undefined
+  }
+}
+
+/** Compiles every rule; returns undefined when any problem was reported. */
+export function compileRules(
+  rules: readonly RuleDoc[],
+  policyMode: DecisionMode,
+  issues: Issue[],
+): CompiledRule[] | undefined {
+  const before = issues.length
+  const seen = new Map<string, number>()
+  const out: CompiledRule[] = []
+  rules.forEach((rule, i) => {
+    const path: Path = ['rules', i]
+    const first = seen.get(rule.id)
+    if (first !== undefined) {
+      issues.push({
+        path: [...path, 'id'],
+        message: `duplicate rule id "${rule.id}" (first used by rules[${first}])`,
+      })
+    } else seen.set(rule.id, i)
+    const subjects: CompiledSubject[] = []
+    rule.subjects.forEach((s, j) => {
+      const key = subjectPath(s)
+      const p: Path = key === undefined ? [...path, 'subjects', j] : [...path, 'subjects', j, key]
+      try {
+        subjects.push(compileSubject(s))
+      } catch (err) {
+        issues.push({ path: p, message: (err as Error).message })
+      }
+    })
+    const resources: CompiledResource[] = []
+    rule.resources.forEach((r, j) => {
+      const c = compileResource(r, [...path, 'resources', j], issues)
+      if (c !== undefined) resources.push(c)
+    })
+    let condition: CompiledCondition | undefined
+    if (rule.when !== undefined) {
+      try {
+        condition = compileCondition(rule.when)
+      } catch (err) {
+        if (!(err instanceof ConditionCompileError)) throw err
+        issues.push({
+          path: [...path, 'when'],
+          message: err.message,
+          ...(err.column === undefined ? {} : { column: err.column }),
+        })
+      }
+    }
+    out.push({
+      index: i,
+      id: rule.id,
+      description: rule.description,
+      effect: rule.effect,
+      mode: rule.mode ?? policyMode,
+      subjects,
+      resources,
+      kinds: new Set(resources.map((r) => r.kind)),
+      condition,
+    })
+  })
+  return issues.length > before ? undefined : out
+}
