@@ -36,7 +36,7 @@ export const METHOD_PATTERN = "^([!#$%&'*+.^_`|~0-9A-Za-z-]+)$"
 
 const MODE: Def = { t: 'string', enum: ['enforce', 'audit'] }
 
-const SUBJECT: Def = {
+export const SUBJECT: Def = {
   t: 'stringOrObject',
   string: {
     t: 'string',
@@ -113,7 +113,9 @@ export const RESOURCE_VARIANTS: Readonly<Record<ResourceKind, Def>> = {
   },
 }
 
-const RULE: Def = {
+export const RESOURCE: Def = { t: 'tagged', tag: 'kind', variants: RESOURCE_VARIANTS }
+
+export const RULE: Def = {
   t: 'object',
   fields: {
     id: {
@@ -130,7 +132,7 @@ const RULE: Def = {
       description: 'who the rule is about: any of these',
     },
     resources: {
-      def: { t: 'list', items: { t: 'tagged', tag: 'kind', variants: RESOURCE_VARIANTS }, minItems: 1 },
+      def: { t: 'list', items: RESOURCE, minItems: 1 },
       required: true,
       description: 'what the rule is about: any of these',
     },

@@ -126,12 +126,26 @@ export function parsePolicy(text: string, source: string): LoadedPolicy {
     return { path: formatPath(issue.path), ...pos, message: issue.message }
   }
   const issues: Issue[] = []
-  if (!validate(POLICY_FILE, raw ?? null, [], issues)) throw new PolicyError(source, issues.map(locate))
+  const valid = validate(POLICY_FILE, raw ?? null, [], issues)
+  const rawRules = (raw as { rules?: unknown } | null)?.rules
   const document = raw as PolicyDocument
-  const mode = document.mode ?? 'enforce'
-  const rules = compileRules(document.rules, mode, issues)
-  if (rules === undefined) throw new PolicyError(source, issues.map(locate))
+  const mode = valid ? (document.mode ?? 'enforce') : 'enforce'
+  const rules = compileRules(Array.isArray(rawRules) ? rawRules : [], mode, issues)
+  if (!valid || rules === undefined) throw new PolicyError(source, sortIssues(issues.map(locate)))
   return { source, engine: new BuiltinEngine(rules, mode), document }
+}
+
+/** File order, so the list reads top to bottom. */
+function sortIssues(issues: PolicyIssue[]): PolicyIssue[] {
+  return issues
+    .map((issue, n) => ({ issue, n }))
+    .sort(
+      (a, b) =>
+        (a.issue.line ?? 0) - (b.issue.line ?? 0) ||
+        (a.issue.column ?? 0) - (b.issue.column ?? 0) ||
+        a.n - b.n,
+    )
+    .map((x) => x.issue)
 }
 
 type Ranged = Node & { range?: [number, number, number] }

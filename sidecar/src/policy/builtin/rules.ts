@@ -12,9 +12,9 @@ import {
   SpiffeId,
   TrustDomain,
 } from 'workload-api-client'
-import type { ResourceDoc, RuleDoc, SubjectDoc } from '../definitions.ts'
+import { RESOURCE, type ResourceDoc, RULE, type RuleDoc, SUBJECT, type SubjectDoc } from '../definitions.ts'
 import type { DecisionMode, ResourceKind } from '../engine.ts'
-import type { Issue, Path } from '../validate.ts'
+import { type Issue, type Path, validate } from '../validate.ts'
 import { type CompiledCondition, ConditionCompileError, compileCondition } from './condition.ts'
 import { type NameGlob, nameGlob } from './names.ts'
 import { pathPattern, uriPattern } from './paths.ts'
@@ -138,43 +138,63 @@ function compileResource(doc: ResourceDoc, path: Path, issues: Issue[]): Compile
   }
 }
 
-/** Compiles every rule; returns undefined when any problem was reported. */
+const isMapping = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v)
+
+/**
+ * Compiles the rules of a policy document; returns undefined when any
+ * problem was reported. `rules` are the raw entries: each part (id,
+ * subject, resource, condition) that passes the schema is checked for
+ * meaning even when a sibling does not, so one run reports everything.
+ * The schema's own complaints are not repeated here.
+ */
 export function compileRules(
-  rules: readonly RuleDoc[],
+  rules: readonly unknown[],
   policyMode: DecisionMode,
   issues: Issue[],
 ): CompiledRule[] | undefined {
   const before = issues.length
   const seen = new Map<string, number>()
   const out: CompiledRule[] = []
-  rules.forEach((rule, i) => {
+  rules.forEach((raw, i) => {
+    if (!isMapping(raw)) return
     const path: Path = ['rules', i]
-    const first = seen.get(rule.id)
-    if (first !== undefined) {
-      issues.push({
-        path: [...path, 'id'],
-        message: `duplicate rule id "${rule.id}" (first used by rules[${first}])`,
-      })
-    } else seen.set(rule.id, i)
+    const wholeRuleValid = validate(RULE, raw, path, [])
+    if (typeof raw.id === 'string') {
+      const first = seen.get(raw.id)
+      if (first !== undefined) {
+        issues.push({
+          path: [...path, 'id'],
+          message: `duplicate rule id "${raw.id}" (first used by rules[${first}])`,
+        })
+      } else seen.set(raw.id, i)
+    }
     const subjects: CompiledSubject[] = []
-    rule.subjects.forEach((s, j) => {
-      const key = subjectPath(s)
-      const p: Path = key === undefined ? [...path, 'subjects', j] : [...path, 'subjects', j, key]
-      try {
-        subjects.push(compileSubject(s))
-      } catch (err) {
-        issues.push({ path: p, message: (err as Error).message })
-      }
-    })
+    if (Array.isArray(raw.subjects)) {
+      raw.subjects.forEach((s: unknown, j) => {
+        if (!validate(SUBJECT, s, [], [])) return
+        const doc = s as SubjectDoc
+        const key = subjectPath(doc)
+        const p: Path = key === undefined ? [...path, 'subjects', j] : [...path, 'subjects', j, key]
+        try {
+          subjects.push(compileSubject(doc))
+        } catch (err) {
+          issues.push({ path: p, message: (err as Error).message })
+        }
+      })
+    }
     const resources: CompiledResource[] = []
-    rule.resources.forEach((r, j) => {
-      const c = compileResource(r, [...path, 'resources', j], issues)
-      if (c !== undefined) resources.push(c)
-    })
+    if (Array.isArray(raw.resources)) {
+      raw.resources.forEach((r: unknown, j) => {
+        if (!validate(RESOURCE, r, [], [])) return
+        const c = compileResource(r as ResourceDoc, [...path, 'resources', j], issues)
+        if (c !== undefined) resources.push(c)
+      })
+    }
     let condition: CompiledCondition | undefined
-    if (rule.when !== undefined) {
+    if (typeof raw.when === 'string' && raw.when !== '') {
       try {
-        condition = compileCondition(rule.when)
+        condition = compileCondition(raw.when)
       } catch (err) {
         if (!(err instanceof ConditionCompileError)) throw err
         issues.push({
@@ -184,6 +204,8 @@ export function compileRules(
         })
       }
     }
+    if (!wholeRuleValid) return
+    const rule = raw as unknown as RuleDoc
     out.push({
       index: i,
       id: rule.id,
