@@ -107,7 +107,7 @@ export function parsePolicy(text: string, source: string): LoadedPolicy {
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false, strict: true })
   const found: PolicyIssue[] = []
   for (const e of doc.errors) {
-    const pos = e.linePos?.[0]
+    const pos = e.linePos?.[0] ?? (e.pos ? lineCounter.linePos(e.pos[0]) : undefined)
     found.push({
       path: '(yaml)',
       ...(pos ? { line: pos.line, column: pos.col } : {}),

@@ -35,7 +35,8 @@ for (const group of SCENARIOS) {
       if (e.mode !== undefined) t.equal(d.mode, e.mode, `${c.name}: mode`)
       t.equal(d.wouldDeny === true, e.wouldDeny === true, `${c.name}: wouldDeny`)
       t.equal(d.conditionError?.ruleId, e.conditionError, `${c.name}: condition error`)
-      if (e.conditionError !== undefined) t.match(d.reason, /condition failed/, `${c.name}: the reason says so`)
+      if (e.conditionError !== undefined)
+        t.match(d.reason, /condition failed/, `${c.name}: the reason says so`)
       t.equal(d.engine, 'builtin')
     }
   })
