@@ -127,6 +127,32 @@ t.test('CEL semantics the conditions rely on (@bufbuild/cel as installed)', asyn
     'allow',
   )
   t.equal(decide('time.getHours() == 23').decision, 'allow', 'no zone means UTC')
+  t.equal(
+    decide('time.getHours("+05:30") == 5 && time.getMinutes("+05:30") == 0').decision,
+    'allow',
+    'a fixed offset',
+  )
+  t.equal(decide('time.getHours("-08:00") == 15 && time.getDayOfWeek("-08:00") == 0').decision, 'allow')
+  t.equal(
+    decide(
+      'time.getFullYear() == 2026 && time.getMonth() == 10 && time.getDate() == 29 && time.getDayOfMonth() == 28',
+    ).decision,
+    'allow',
+    'getMonth and getDayOfMonth are 0-based, getDate 1-based',
+  )
+  t.equal(decide('time.getDayOfYear() == 332').decision, 'allow', 'Nov 29 is day 332 counted from 0')
+  t.equal(decide('time.getDayOfYear("Asia/Tokyo") == 333').decision, 'allow', 'already Nov 30 in Tokyo')
+  t.equal(decide('time.getSeconds() == 0 && time.getMilliseconds() == 0').decision, 'allow')
+  // 01:30 UTC on 2026-03-29 is 03:30 in Berlin: the hour after the spring-forward gap.
+  t.equal(
+    decide('time.getHours("Europe/Berlin") == 3', { time: new Date('2026-03-29T01:30:00Z') }).decision,
+    'allow',
+  )
+  t.match(
+    decide('time.getHours("Mars/Olympus") == 1'),
+    { decision: 'deny', conditionError: { ruleId: 'r' } },
+    'an unknown zone fails, never allows',
+  )
   // && and || absorb an error when the other side decides (CEL's commutative logic).
   t.equal(decide('false && attributes.missing == 1').decision, 'deny')
   t.equal(decide('attributes.missing == 1 || true').decision, 'allow')

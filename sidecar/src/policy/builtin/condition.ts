@@ -12,6 +12,7 @@ import { strings } from '@bufbuild/cel/ext'
 import { timestampFromDate } from '@bufbuild/protobuf/wkt'
 import type { SpiffeId } from 'workload-api-client'
 import type { PolicyRequest } from '../engine.ts'
+import { TIME_FUNCS } from './cel-time.ts'
 
 type VarType =
   | 'string'
@@ -46,7 +47,7 @@ const PLANNER_OPERATORS = new Set([
 
 let sharedEnv: CelEnv | undefined
 function env(): CelEnv {
-  sharedEnv ??= celEnv({ funcs: strings })
+  sharedEnv ??= celEnv({ funcs: [...strings, ...TIME_FUNCS] })
   return sharedEnv
 }
 
@@ -221,32 +222,82 @@ function checkExpr(
   }
 }
 
+/** Subject and peer IDs are few and long-lived (one per connection or workload): their bindings are cached. */
+const idBindings = new WeakMap<SpiffeId, Record<string, unknown>>()
+
 function idBinding(id: SpiffeId): Record<string, unknown> {
-  return { id: id.toString(), trustDomain: id.trustDomain.name, path: id.path, segments: id.segments }
+  let b = idBindings.get(id)
+  if (b === undefined) {
+    b = { id: id.toString(), trustDomain: id.trustDomain.name, path: id.path, segments: id.segments }
+    idBindings.set(id, b)
+  }
+  return b
+}
+
+/**
+ * The variables a condition sees for one request. Each is built on first
+ * use (the CEL activation reads them as properties), so a condition that
+ * only looks at a header never pays for a timestamp.
+ */
+class RequestBindings {
+  readonly #request: PolicyRequest
+  #resource: Record<string, unknown> | undefined
+  #req: Record<string, unknown> | undefined
+  #time: unknown
+
+  constructor(request: PolicyRequest) {
+    this.#request = request
+  }
+
+  get subject(): Record<string, unknown> {
+    return idBinding(this.#request.subject)
+  }
+
+  /** No peer: an empty map, so `has(peer.id)` is false and `peer.id` is an error (which denies). */
+  get peer(): Record<string, unknown> {
+    const peer = this.#request.peer
+    return peer === undefined ? {} : idBinding(peer)
+  }
+
+  get resource(): Record<string, unknown> {
+    if (this.#resource === undefined) {
+      const r = this.#request.resource
+      const res: Record<string, unknown> = { kind: r.kind }
+      if (r.kind === 'http.route') {
+        res.method = r.method
+        res.path = r.path
+      } else if (r.kind === 'mcp.resource') res.uri = r.uri
+      else res.name = r.name
+      this.#resource = res
+    }
+    return this.#resource
+  }
+
+  get request(): Record<string, unknown> {
+    if (this.#req === undefined) {
+      const { resource, context } = this.#request
+      const req: Record<string, unknown> = { headers: context.headers ?? {} }
+      if (context.direction !== undefined) req.direction = context.direction
+      const method = context.method ?? (resource.kind === 'http.route' ? resource.method : undefined)
+      const path = context.path ?? (resource.kind === 'http.route' ? resource.path : undefined)
+      if (method !== undefined) req.method = method
+      if (path !== undefined) req.path = path
+      this.#req = req
+    }
+    return this.#req
+  }
+
+  get time(): unknown {
+    this.#time ??= timestampFromDate(this.#request.context.time)
+    return this.#time
+  }
+
+  get attributes(): Readonly<Record<string, unknown>> {
+    return this.#request.context.attributes ?? {}
+  }
 }
 
 /** The variables a condition sees for one request (built once per decision, only when a condition runs). */
 export function conditionBindings(request: PolicyRequest): Bindings {
-  const { resource, context } = request
-  const res: Record<string, unknown> = { kind: resource.kind }
-  if (resource.kind === 'http.route') {
-    res.method = resource.method
-    res.path = resource.path
-  } else if (resource.kind === 'mcp.resource') res.uri = resource.uri
-  else res.name = resource.name
-  const req: Record<string, unknown> = { headers: context.headers ?? {} }
-  if (context.direction !== undefined) req.direction = context.direction
-  const method = context.method ?? (resource.kind === 'http.route' ? resource.method : undefined)
-  const path = context.path ?? (resource.kind === 'http.route' ? resource.path : undefined)
-  if (method !== undefined) req.method = method
-  if (path !== undefined) req.path = path
-  return {
-    subject: idBinding(request.subject),
-    // No peer: an empty map, so `has(peer.id)` is false and `peer.id` is an error (which denies).
-    peer: request.peer === undefined ? {} : idBinding(request.peer),
-    resource: res,
-    request: req,
-    time: timestampFromDate(context.time),
-    attributes: context.attributes ?? {},
-  }
+  return new RequestBindings(request) as unknown as Bindings
 }

@@ -57,106 +57,113 @@ export class BuiltinEngine implements PolicyEngine {
   decide(request: PolicyRequest): PolicyDecision {
     const resource = request.resource
     if (!KINDS.has(resource.kind)) {
-      return this.#deny(undefined, `unknown resource kind "${String(resource.kind)}"`, this.mode)
+      return this.#deny(`unknown resource kind "${String(resource.kind)}"`, undefined)
     }
     const segments = resourceSegments(request)
     if (typeof segments === 'string') {
-      return this.#deny(undefined, `${describeResource(resource)} cannot be matched: ${segments}`, this.mode)
+      return this.#deny(`${describeResource(resource)} cannot be matched: ${segments}`, undefined)
     }
     const candidates = this.#index.candidates(request.subject, resource, segments)
     let bindings: Bindings | undefined
-    let auditDeny: { rule: CompiledRule; reason: string; error?: string } | undefined
-    let allowRule: CompiledRule | undefined
-    let allowError: { ruleId: string; message: string } | undefined
-    // Deny rules first: any enforced deny ends the decision.
-    for (const rule of candidates) {
+    let auditDeny: CompiledRule | undefined
+    let auditError: string | undefined
+    // Deny rules first: an enforced deny ends the decision.
+    for (let i = 0; i < candidates.length; i++) {
+      const rule = candidates[i] as CompiledRule
       if (rule.effect !== 'deny') continue
       let error: string | undefined
       if (rule.condition !== undefined) {
         bindings ??= conditionBindings(request)
         const r = rule.condition.evaluate(bindings)
         if (r === false) continue
-        if (r instanceof Error) error = r.message
+        if (r !== true) error = r.message
       }
-      const reason =
-        error === undefined
-          ? `rule ${rule.id} denies ${describeResource(resource)}`
-          : `rule ${rule.id} denies: its ${error}`
       if (rule.mode === 'enforce') {
+        if (error === undefined) {
+          return {
+            decision: 'deny',
+            ruleId: rule.id,
+            reason: `rule ${rule.id} denies ${describeResource(resource)}`,
+            mode: 'enforce',
+            engine: BUILTIN_ENGINE,
+          }
+        }
         return {
           decision: 'deny',
           ruleId: rule.id,
-          reason,
+          reason: `rule ${rule.id} denies: its ${error}`,
           mode: 'enforce',
-          engine: this.name,
-          ...(error === undefined ? {} : { conditionError: { ruleId: rule.id, message: error } }),
+          engine: BUILTIN_ENGINE,
+          conditionError: { ruleId: rule.id, message: error },
         }
       }
-      auditDeny ??= error === undefined ? { rule, reason } : { rule, reason, error }
+      if (auditDeny === undefined) {
+        auditDeny = rule
+        auditError = error
+      }
     }
-    for (const rule of candidates) {
+    let allowRule: CompiledRule | undefined
+    let allowError: { ruleId: string; message: string } | undefined
+    for (let i = 0; i < candidates.length; i++) {
+      const rule = candidates[i] as CompiledRule
       if (rule.effect !== 'allow') continue
       if (rule.condition !== undefined) {
         bindings ??= conditionBindings(request)
         const r = rule.condition.evaluate(bindings)
-        if (r instanceof Error) {
+        if (r === false) continue
+        if (r !== true) {
           allowError ??= { ruleId: rule.id, message: r.message }
           continue
         }
-        if (!r) continue
       }
       allowRule = rule
       break
     }
     if (allowRule !== undefined) {
-      if (auditDeny !== undefined) {
+      if (auditDeny === undefined) {
         return {
           decision: 'allow',
-          ruleId: auditDeny.rule.id,
-          reason: `audit: ${auditDeny.reason} (not enforced; rule ${allowRule.id} allows)`,
-          mode: 'audit',
-          engine: this.name,
-          wouldDeny: true,
-          ...(auditDeny.error === undefined
-            ? {}
-            : { conditionError: { ruleId: auditDeny.rule.id, message: auditDeny.error } }),
+          ruleId: allowRule.id,
+          reason: `rule ${allowRule.id} allows ${describeResource(resource)}`,
+          mode: 'enforce',
+          engine: BUILTIN_ENGINE,
         }
       }
-      return {
+      const what =
+        auditError === undefined
+          ? `rule ${auditDeny.id} denies ${describeResource(resource)}`
+          : `rule ${auditDeny.id} denies: its ${auditError}`
+      const d: PolicyDecision = {
         decision: 'allow',
-        ruleId: allowRule.id,
-        reason: `rule ${allowRule.id} allows ${describeResource(resource)}`,
-        mode: 'enforce',
-        engine: this.name,
+        ruleId: auditDeny.id,
+        reason: `audit: ${what} (not enforced; rule ${allowRule.id} allows)`,
+        mode: 'audit',
+        engine: BUILTIN_ENGINE,
+        wouldDeny: true,
       }
+      return auditError === undefined
+        ? d
+        : { ...d, conditionError: { ruleId: auditDeny.id, message: auditError } }
     }
-    const reason =
-      allowError === undefined
-        ? `no rule allows ${describeResource(resource)} for ${request.subject.toString()}`
-        : `no rule allows ${describeResource(resource)} for ${request.subject.toString()}: rule ${allowError.ruleId}'s ${allowError.message}`
-    return this.#deny(undefined, reason, this.mode, allowError)
+    const base = `no rule allows ${describeResource(resource)} for ${request.subject.toString()}`
+    return this.#deny(
+      allowError === undefined ? base : `${base}: rule ${allowError.ruleId}'s ${allowError.message}`,
+      allowError,
+    )
   }
 
-  #deny(
-    ruleId: string | undefined,
-    reason: string,
-    mode: DecisionMode,
-    conditionError?: { ruleId: string; message: string },
-  ): PolicyDecision {
-    const base = {
-      ...(ruleId === undefined ? {} : { ruleId }),
-      engine: this.name,
-      ...(conditionError === undefined ? {} : { conditionError }),
-    }
-    if (mode === 'audit') {
-      return {
-        ...base,
+  /** The default deny (no rule decided), enforced or audited by the policy's mode. */
+  #deny(reason: string, conditionError: { ruleId: string; message: string } | undefined): PolicyDecision {
+    let d: PolicyDecision
+    if (this.mode === 'audit') {
+      d = {
         decision: 'allow',
         reason: `audit: would deny: ${reason}`,
         mode: 'audit',
+        engine: BUILTIN_ENGINE,
         wouldDeny: true,
       }
-    }
-    return { ...base, decision: 'deny', reason, mode: 'enforce' }
+    } else d = { decision: 'deny', reason, mode: 'enforce', engine: BUILTIN_ENGINE }
+    return conditionError === undefined ? d : { ...d, conditionError }
   }
 }

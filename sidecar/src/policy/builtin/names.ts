@@ -48,12 +48,17 @@ export class NameIndex<T> {
 
   match(name: string, out: T[]): void {
     const exact = this.#exact.get(name)
-    if (exact !== undefined) for (const v of exact) out.push(v)
-    for (const len of this.#prefixLengths) {
+    if (exact !== undefined) for (let i = 0; i < exact.length; i++) out.push(exact[i] as T)
+    const lengths = this.#prefixLengths
+    for (let i = 0; i < lengths.length; i++) {
+      const len = lengths[i] as number
       if (len > name.length) break
-      const bucket = this.#byPrefix.get(name.slice(0, len))
+      const bucket = this.#byPrefix.get(len === name.length ? name : name.slice(0, len))
       if (bucket === undefined) continue
-      for (const { glob, value } of bucket) if ((glob.re as RegExp).test(name)) out.push(value)
+      for (let k = 0; k < bucket.length; k++) {
+        const entry = bucket[k] as { glob: NameGlob; value: T }
+        if ((entry.glob.re as RegExp).test(name)) out.push(entry.value)
+      }
     }
   }
 }

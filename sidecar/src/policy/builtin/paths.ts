@@ -30,12 +30,33 @@ function normalizeSegment(seg: string): string | undefined {
   return out
 }
 
+/** No escapes, query, fragment, empty or dot segments: the common case, split without a second look. */
+function isNormal(path: string): boolean {
+  if (path.charCodeAt(0) !== 0x2f) return false
+  let segStart = 1
+  let dots = 0
+  for (let i = 1; i <= path.length; i++) {
+    const c = i === path.length ? 0x2f : path.charCodeAt(i)
+    if (c === 0x25 || c === 0x3f || c === 0x23) return false // % ? #
+    if (c === 0x2f) {
+      const len = i - segStart
+      // An empty segment is fine only as the last one (a trailing slash, or "/").
+      if (len === 0 && i !== path.length) return false
+      if (len > 0 && len === dots && len <= 2) return false
+      segStart = i + 1
+      dots = 0
+    } else if (c === 0x2e) dots++
+  }
+  return true
+}
+
 /**
  * The segments of an HTTP request path (a query or fragment is cut off), or
  * a string saying why the path cannot be matched safely. `/` is `['']`; a
  * trailing slash keeps an empty last segment.
  */
 export function pathSegments(path: string): string[] | string {
+  if (isNormal(path)) return path.slice(1).split('/')
   let p = path
   const cut = p.search(/[?#]/)
   if (cut !== -1) p = p.slice(0, cut)

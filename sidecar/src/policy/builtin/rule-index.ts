@@ -69,9 +69,23 @@ class Bucket {
   }
 }
 
+/** A subject ID is long-lived (a connection's peer, the workload itself): split its path once. */
+const idSegments = new WeakMap<SpiffeId, readonly string[]>()
+
+function segmentsOf(id: SpiffeId): readonly string[] {
+  let segs = idSegments.get(id)
+  if (segs === undefined) {
+    segs = id.segments
+    idSegments.set(id, segs)
+  }
+  return segs
+}
+
 export class RuleIndex {
   readonly #byTrustDomain = new Map<string, SegmentTrie<Bucket>>()
   readonly #buckets = new Map<string, Bucket>()
+  /** Exact-ID subjects, most of a large policy: one map lookup instead of a trie walk. */
+  readonly #exact = new Map<string, Bucket>()
 
   constructor(rules: readonly CompiledRule[]) {
     for (const rule of rules) {
@@ -80,6 +94,11 @@ export class RuleIndex {
         if (bucket === undefined) {
           bucket = new Bucket()
           this.#buckets.set(s.key, bucket)
+          if (s.exact !== undefined) {
+            this.#exact.set(s.exact, bucket)
+            bucket.add(rule)
+            continue
+          }
           let trie = this.#byTrustDomain.get(s.trustDomain)
           if (trie === undefined) {
             trie = new SegmentTrie()
@@ -101,12 +120,14 @@ export class RuleIndex {
     resource: PolicyResource,
     segments: readonly string[] | undefined,
   ): CompiledRule[] {
-    const trie = this.#byTrustDomain.get(subject.trustDomain.name)
-    if (trie === undefined) return []
-    const buckets: Bucket[] = []
-    trie.match(subject.segments, buckets)
     const out: CompiledRule[] = []
-    for (const b of buckets) b.match(resource, segments, out)
+    this.#exact.get(subject.toString())?.match(resource, segments, out)
+    const trie = this.#byTrustDomain.get(subject.trustDomain.name)
+    if (trie !== undefined) {
+      const buckets: Bucket[] = []
+      trie.match(segmentsOf(subject), buckets)
+      for (let i = 0; i < buckets.length; i++) (buckets[i] as Bucket).match(resource, segments, out)
+    }
     if (out.length < 2) return out
     out.sort((a, b) => a.index - b.index)
     let w = 1

@@ -29,6 +29,8 @@ export interface CompiledSubject {
   readonly segments: readonly SegmentPattern[]
   /** Identifies equal subjects, so rules that share one share an index bucket. */
   readonly key: string
+  /** Set when the subject is one exact ID (no wildcard): the index files it in a map, not the trie. */
+  readonly exact: string | undefined
 }
 
 export type CompiledResource =
@@ -73,7 +75,9 @@ function subjectFromPattern(source: string, pattern: string): CompiledSubject {
           .map((s) =>
             s === '*' ? { kind: 'one' } : s === '**' ? { kind: 'any' } : { kind: 'literal', value: s },
           )
-  return { source, matcher, trustDomain: td, segments: segs, key: `p ${pattern}` }
+  // A pattern without wildcards is an exact ID.
+  const exact = segs.every((x) => x.kind === 'literal') ? matcher.description.replace(/^id /, '') : undefined
+  return { source, matcher, trustDomain: td, segments: segs, key: `p ${pattern}`, exact }
 }
 
 export function compileSubject(doc: SubjectDoc): CompiledSubject {
@@ -88,6 +92,7 @@ export function compileSubject(doc: SubjectDoc): CompiledSubject {
       trustDomain: id.trustDomain.name,
       segments: id.segments.map((value) => ({ kind: 'literal', value })),
       key: `p ${id.toString()}`,
+      exact: id.toString(),
     }
   }
   if ('pattern' in doc) return subjectFromPattern(doc.pattern, doc.pattern)
@@ -98,6 +103,7 @@ export function compileSubject(doc: SubjectDoc): CompiledSubject {
     trustDomain: td.name,
     segments: [{ kind: 'any' }],
     key: `td ${td.name}`,
+    exact: undefined,
   }
 }
 

@@ -15,12 +15,13 @@ export type SegmentPattern =
   | { readonly kind: 'any' }
   | { readonly kind: 'glob'; readonly source: string; readonly re: RegExp }
 
-interface Node<T> {
-  literal?: Map<string, Node<T>>
-  one?: Node<T>
-  any?: Node<T>
-  globs?: { source: string; re: RegExp; node: Node<T> }[]
-  values?: T[]
+/** A class with every field set in the constructor, so all nodes share one shape and lookups stay monomorphic. */
+class Node<T> {
+  literal: Map<string, Node<T>> | undefined = undefined
+  one: Node<T> | undefined = undefined
+  any: Node<T> | undefined = undefined
+  globs: { source: string; re: RegExp; node: Node<T> }[] | undefined = undefined
+  values: T[] | undefined = undefined
 }
 
 /** Parses one segment of a pattern; throws on a `**` that is not a whole segment. */
@@ -38,7 +39,7 @@ export function escapeRegExp(s: string): string {
 }
 
 export class SegmentTrie<T> {
-  readonly #root: Node<T> = {}
+  readonly #root: Node<T> = new Node()
   #size = 0
 
   get size(): number {
@@ -53,25 +54,25 @@ export class SegmentTrie<T> {
           node.literal ??= new Map()
           let next = node.literal.get(seg.value)
           if (next === undefined) {
-            next = {}
+            next = new Node()
             node.literal.set(seg.value, next)
           }
           node = next
           break
         }
         case 'one':
-          node.one ??= {}
+          node.one ??= new Node()
           node = node.one
           break
         case 'any':
-          node.any ??= {}
+          node.any ??= new Node()
           node = node.any
           break
         case 'glob': {
           node.globs ??= []
           let entry = node.globs.find((g) => g.source === seg.source)
           if (entry === undefined) {
-            entry = { source: seg.source, re: seg.re, node: {} }
+            entry = { source: seg.source, re: seg.re, node: new Node() }
             node.globs.push(entry)
           }
           node = entry.node
@@ -91,12 +92,25 @@ export class SegmentTrie<T> {
 }
 
 function walk<T>(node: Node<T>, segs: readonly string[], i: number, out: T[]): void {
-  if (node.any !== undefined) {
-    // `**` takes zero or more segments: try every split point.
-    for (let k = i; k <= segs.length; k++) walk(node.any, segs, k, out)
+  const any = node.any
+  if (any !== undefined) {
+    if (
+      any.literal === undefined &&
+      any.one === undefined &&
+      any.any === undefined &&
+      any.globs === undefined
+    ) {
+      // A trailing `**` matches whatever is left: no need to try every split point.
+      const values = any.values
+      if (values !== undefined) for (let k = 0; k < values.length; k++) out.push(values[k] as T)
+    } else {
+      // `**` takes zero or more segments: try every split point.
+      for (let k = i; k <= segs.length; k++) walk(any, segs, k, out)
+    }
   }
   if (i === segs.length) {
-    if (node.values !== undefined) for (const v of node.values) out.push(v)
+    const values = node.values
+    if (values !== undefined) for (let k = 0; k < values.length; k++) out.push(values[k] as T)
     return
   }
   const seg = segs[i] as string
@@ -104,7 +118,11 @@ function walk<T>(node: Node<T>, segs: readonly string[], i: number, out: T[]): v
   if (lit !== undefined) walk(lit, segs, i + 1, out)
   if (node.one !== undefined && seg !== '') walk(node.one, segs, i + 1, out)
   if (node.globs !== undefined) {
-    for (const g of node.globs) if (g.re.test(seg)) walk(g.node, segs, i + 1, out)
+    const globs = node.globs
+    for (let k = 0; k < globs.length; k++) {
+      const g = globs[k] as { re: RegExp; node: Node<T> }
+      if (g.re.test(seg)) walk(g.node, segs, i + 1, out)
+    }
   }
 }
 
