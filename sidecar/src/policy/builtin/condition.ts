@@ -222,16 +222,32 @@ function checkExpr(
   }
 }
 
-/** Subject and peer IDs are few and long-lived (one per connection or workload): their bindings are cached. */
-const idBindings = new WeakMap<SpiffeId, Record<string, unknown>>()
+// Bindings are Maps: @bufbuild/cel reads a Map about three times faster than a plain object.
+type Bound = ReadonlyMap<string, unknown>
+const EMPTY: Bound = new Map()
 
-function idBinding(id: SpiffeId): Record<string, unknown> {
+/** Subject and peer IDs are few and long-lived (one per connection or workload): their bindings are cached. */
+const idBindings = new WeakMap<SpiffeId, Bound>()
+
+function idBinding(id: SpiffeId): Bound {
   let b = idBindings.get(id)
   if (b === undefined) {
-    b = { id: id.toString(), trustDomain: id.trustDomain.name, path: id.path, segments: id.segments }
+    b = new Map<string, unknown>([
+      ['id', id.toString()],
+      ['trustDomain', id.trustDomain.name],
+      ['path', id.path],
+      ['segments', id.segments],
+    ])
     idBindings.set(id, b)
   }
   return b
+}
+
+function toMap(record: Readonly<Record<string, unknown>> | undefined): Bound {
+  if (record === undefined) return EMPTY
+  const m = new Map<string, unknown>()
+  for (const k in record) if (Object.hasOwn(record, k)) m.set(k, record[k])
+  return m
 }
 
 /**
@@ -241,47 +257,48 @@ function idBinding(id: SpiffeId): Record<string, unknown> {
  */
 class RequestBindings {
   readonly #request: PolicyRequest
-  #resource: Record<string, unknown> | undefined
-  #req: Record<string, unknown> | undefined
+  #resource: Bound | undefined
+  #req: Bound | undefined
+  #attributes: Bound | undefined
   #time: unknown
 
   constructor(request: PolicyRequest) {
     this.#request = request
   }
 
-  get subject(): Record<string, unknown> {
+  get subject(): Bound {
     return idBinding(this.#request.subject)
   }
 
   /** No peer: an empty map, so `has(peer.id)` is false and `peer.id` is an error (which denies). */
-  get peer(): Record<string, unknown> {
+  get peer(): Bound {
     const peer = this.#request.peer
-    return peer === undefined ? {} : idBinding(peer)
+    return peer === undefined ? EMPTY : idBinding(peer)
   }
 
-  get resource(): Record<string, unknown> {
+  get resource(): Bound {
     if (this.#resource === undefined) {
       const r = this.#request.resource
-      const res: Record<string, unknown> = { kind: r.kind }
+      const res = new Map<string, unknown>([['kind', r.kind]])
       if (r.kind === 'http.route') {
-        res.method = r.method
-        res.path = r.path
-      } else if (r.kind === 'mcp.resource') res.uri = r.uri
-      else res.name = r.name
+        res.set('method', r.method)
+        res.set('path', r.path)
+      } else if (r.kind === 'mcp.resource') res.set('uri', r.uri)
+      else res.set('name', r.name)
       this.#resource = res
     }
     return this.#resource
   }
 
-  get request(): Record<string, unknown> {
+  get request(): Bound {
     if (this.#req === undefined) {
       const { resource, context } = this.#request
-      const req: Record<string, unknown> = { headers: context.headers ?? {} }
-      if (context.direction !== undefined) req.direction = context.direction
+      const req = new Map<string, unknown>([['headers', toMap(context.headers)]])
+      if (context.direction !== undefined) req.set('direction', context.direction)
       const method = context.method ?? (resource.kind === 'http.route' ? resource.method : undefined)
       const path = context.path ?? (resource.kind === 'http.route' ? resource.path : undefined)
-      if (method !== undefined) req.method = method
-      if (path !== undefined) req.path = path
+      if (method !== undefined) req.set('method', method)
+      if (path !== undefined) req.set('path', path)
       this.#req = req
     }
     return this.#req
@@ -292,8 +309,9 @@ class RequestBindings {
     return this.#time
   }
 
-  get attributes(): Readonly<Record<string, unknown>> {
-    return this.#request.context.attributes ?? {}
+  get attributes(): Bound {
+    this.#attributes ??= toMap(this.#request.context.attributes)
+    return this.#attributes
   }
 }
 
