@@ -122,7 +122,7 @@ export function formatExplanation(x: Explanation): string {
       : d.decision.toUpperCase()
   const lines = [
     `request:  ${x.request}`,
-    `decision: ${verdict}${d.ruleId === undefined ? ' (no rule matched: default deny)' : ` by rule ${d.ruleId}`}`,
+    `decision: ${verdict}${d.ruleId === undefined ? ' (default deny: no rule allows it)' : ` by rule ${d.ruleId}`}`,
     `reason:   ${d.reason}`,
     `mode:     ${d.mode}    engine: ${d.engine}`,
   ]

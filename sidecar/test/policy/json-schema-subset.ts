@@ -56,8 +56,10 @@ export function validateJsonSchema(s: Schema, v: unknown, at = '$'): string[] {
   }
   if (Array.isArray(v)) {
     if (typeof s.minItems === 'number' && v.length < s.minItems) out.push(`${at}: too few items`)
-    if (s.items !== undefined)
-      v.forEach((x, i) => out.push(...validateJsonSchema(s.items as Schema, x, `${at}[${i}]`)))
+    if (s.items !== undefined) {
+      for (let i = 0; i < v.length; i++)
+        out.push(...validateJsonSchema(s.items as Schema, v[i], `${at}[${i}]`))
+    }
   }
   if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
     const o = v as Record<string, unknown>
