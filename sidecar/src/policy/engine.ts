@@ -67,14 +67,27 @@ export function actionOf(resource: PolicyResource): ResourceKind {
   return resource.kind
 }
 
-/** A one-line description of a resource, for reasons and explanations. */
+const MAX_DESCRIBED = 200
+
+/** At most MAX_DESCRIBED characters, so a reason stays one readable line whatever a client sent. */
+function clip(s: string): string {
+  return s.length <= MAX_DESCRIBED ? s : `${s.slice(0, MAX_DESCRIBED)}…`
+}
+
+/**
+ * A one-line description of a resource, for reasons and explanations (and so
+ * for audit lines): a path loses its query and fragment, which can carry
+ * tokens, and long names are clipped.
+ */
 export function describeResource(resource: PolicyResource): string {
   switch (resource.kind) {
-    case 'http.route':
-      return `http.route ${resource.method} ${resource.path}`
+    case 'http.route': {
+      const cut = resource.path.search(/[?#]/)
+      return `http.route ${clip(resource.method)} ${clip(cut === -1 ? resource.path : resource.path.slice(0, cut))}`
+    }
     case 'mcp.resource':
-      return `mcp.resource ${resource.uri}`
+      return `mcp.resource ${clip(resource.uri)}`
     default:
-      return `${resource.kind} ${resource.name}`
+      return `${String(resource.kind)} ${clip(String(resource.name))}`
   }
 }

@@ -93,7 +93,12 @@ export class PolicyStore implements PolicyEngine {
   reload(): boolean {
     let hash: string
     try {
-      hash = createHash('sha256').update(readFileSync(this.path)).digest('hex')
+      // A file over the cap is not read (the loader refuses it from its size); its identity is enough here.
+      const st = statSync(this.path)
+      hash =
+        st.size > this.#options.maxBytes
+          ? `too-large:${st.ino}:${st.size}:${st.mtimeMs}`
+          : createHash('sha256').update(readFileSync(this.path)).digest('hex')
     } catch {
       hash = 'unreadable'
     }

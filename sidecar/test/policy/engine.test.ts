@@ -100,6 +100,28 @@ t.test('10,000 rules: each subject gets its own rule, deny-overrides across the 
   t.match(ask(9998, { kind: 'llm.model', name: 'model-9998' }), { decision: 'allow', ruleId: 'r9998' })
 })
 
+t.test('reasons never carry a query string and stay short', async (t) => {
+  const { engine } = parsePolicy(
+    `version: 1\nrules:\n  - { id: r, effect: allow, subjects: ["spiffe://td/a"], resources: [{ kind: http.route, path: "/x" }] }\n`,
+    'p.yaml',
+  )
+  const ask = (path: string) =>
+    engine.decide({
+      subject: SpiffeId.parse('spiffe://td/a'),
+      resource: { kind: 'http.route', method: 'GET', path },
+      context: { time: new Date() },
+    })
+  const allowed = ask('/x?api_key=sk-secret-123#frag')
+  t.equal(allowed.decision, 'allow')
+  t.notMatch(allowed.reason, /sk-secret|api_key|frag/)
+  const denied = ask('/y?token=sk-secret-456')
+  t.equal(denied.decision, 'deny')
+  t.notMatch(denied.reason, /sk-secret|token/)
+  const refused = ask('/../y?token=sk-secret-789')
+  t.notMatch(refused.reason, /sk-secret/)
+  t.ok(ask(`/${'a'.repeat(10_000)}`).reason.length < 400, 'a long path is clipped')
+})
+
 t.test('an engine with no rules denies everything', async (t) => {
   const d = BuiltinEngine.denyAll().decide({
     subject: SpiffeId.parse('spiffe://td/a'),

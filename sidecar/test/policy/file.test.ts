@@ -118,6 +118,7 @@ rules:
       - { kind: http.route, methods: ["GET /x"], path: "/v1" }
       - { kind: mcp.resource, uri: "no-scheme/x" }
       - { kind: mcp.widget, name: x }
+      - { kind: http.route, methods: [POST, get], path: "/v1" }
 `)
   t.same(
     issues.map((i) => [i.path, i.line]),
@@ -128,8 +129,10 @@ rules:
       ['rules[0].resources[3].methods[0]', 10],
       ['rules[0].resources[4].uri', 11],
       ['rules[0].resources[5].kind', 12],
+      ['rules[0].resources[6].methods[1]', 13],
     ],
   )
+  t.match(issues[6]?.message, /case-sensitive: "get" never matches; write "GET"/)
 })
 
 t.test(

@@ -1,5 +1,5 @@
 // PolicyStore: reload on change, the last good policy kept when a reload fails, counts and events.
-import { renameSync, rmSync, writeFileSync } from 'node:fs'
+import { renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { SpiffeId } from 'workload-api-client'
@@ -78,6 +78,17 @@ t.test('a deleted file keeps the last good policy', async (t) => {
   t.match(store.lastError, { code: 'SVD_POLICY_UNREADABLE' })
   t.equal(store.decide(ask('search')).decision, 'allow')
 })
+
+t.test(
+  'a file grown over the size cap is refused without being read; the last good policy stays',
+  async (t) => {
+    const { file, store } = setup(t, policy('search'), { maxBytes: 64 * 1024 })
+    truncateSync(file, 100 * 1024 * 1024)
+    await waitFor(() => store.counts.failure === 1, 'the failed reload')
+    t.match(store.lastError, { code: 'SVD_POLICY_UNREADABLE', reason: 'TOO_LARGE' })
+    t.equal(store.decide(ask('search')).decision, 'allow')
+  },
+)
 
 t.test('the poll notices a change even without a watch event', async (t) => {
   const { file, store } = setup(t, policy('search'), { pollMs: 10 })

@@ -61,6 +61,18 @@ export interface CompiledRule {
   readonly condition: CompiledCondition | undefined
 }
 
+const STANDARD_METHODS = new Set([
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'DELETE',
+  'CONNECT',
+  'OPTIONS',
+  'TRACE',
+  'PATCH',
+])
+
 function subjectFromPattern(source: string, pattern: string): CompiledSubject {
   const matcher = matchPattern(pattern)
   const rest = pattern.slice('spiffe://'.length)
@@ -118,6 +130,18 @@ function compileResource(doc: ResourceDoc, path: Path, issues: Issue[]): Compile
       case 'http.route': {
         const methods =
           doc.methods === undefined || doc.methods.includes('*') ? undefined : [...new Set(doc.methods)]
+        // Methods are case-sensitive (RFC 9110 §9.1): "get" would never match a GET, so it is a mistake.
+        const lower = doc.methods?.findIndex(
+          (m) => m !== m.toUpperCase() && STANDARD_METHODS.has(m.toUpperCase()),
+        )
+        if (lower !== undefined && lower !== -1) {
+          const m = doc.methods?.[lower] as string
+          issues.push({
+            path: [...path, 'methods', lower],
+            message: `methods are case-sensitive: "${m}" never matches; write "${m.toUpperCase()}"`,
+          })
+          return undefined
+        }
         let p: SegmentPattern[]
         try {
           p = pathPattern(doc.path)
