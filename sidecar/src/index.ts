@@ -2,4 +2,7 @@
 export { type ConfigError, loadConfig, parseConfig, type SidecarConfig } from './config/index.ts'
 export { ERROR_TABLE, isSvidecarError, SvidecarError, type SvidecarErrorCode } from './errors/index.ts'
 export { createLogger, type Logger } from './observe/log.ts'
+export type { PolicyDecision, PolicyEngine, PolicyRequest, PolicyResource } from './policy/engine.ts'
+export { loadPolicyFile, PolicyError, parsePolicy } from './policy/file.ts'
+export { PolicyStore } from './policy/store.ts'
 export { Sidecar, type SidecarOptions } from './sidecar.ts'

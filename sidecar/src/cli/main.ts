@@ -20,6 +20,10 @@ const COMMANDS: Record<string, Command> = {
     summary: 'validate a configuration: svidecar config check FILE',
     run: async (args) => (await import('./config-check.ts')).runConfig(args),
   },
+  policy: {
+    summary: 'check a policy file or explain a decision: svidecar policy check FILE | explain ...',
+    run: async (args) => (await import('./policy.ts')).runPolicy(args),
+  },
   demo: {
     summary: 'run a dev Workload API and watch an SVID rotate (no SPIRE needed)',
     run: async (args) => (await loadDemo()).runDemo(args),

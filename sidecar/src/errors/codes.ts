@@ -6,6 +6,8 @@
 export const ERROR_TABLE = {
   SVD_CONFIG_INVALID: { status: 500, summary: 'the configuration is invalid' },
   SVD_CONFIG_UNREADABLE: { status: 500, summary: 'the configuration file cannot be read' },
+  SVD_POLICY_INVALID: { status: 500, summary: 'the policy file is invalid' },
+  SVD_POLICY_UNREADABLE: { status: 500, summary: 'the policy file cannot be read or is too large' },
   SVD_IDENTITY_UNAVAILABLE: { status: 503, summary: 'no valid X.509-SVID is held; the sidecar fails closed' },
   SVD_REQUEST_INVALID: { status: 400, summary: 'the request is malformed or ambiguous' },
   SVD_REQUEST_HEADERS_TOO_LARGE: { status: 431, summary: 'the request headers exceed the configured limits' },

@@ -1,0 +1,169 @@
+/**
+ * The built-in policy engine. Semantics, in this order:
+ *
+ * 1. Only rules whose subject, resource and condition all match count.
+ * 2. A matching deny rule denies (the first in file order names the rule);
+ *    a deny rule whose condition fails to evaluate counts as matching.
+ * 3. Otherwise a matching allow rule allows; an allow rule whose condition
+ *    fails does not allow (and the default denial says why).
+ * 4. Otherwise the request is denied by default.
+ *
+ * A deny in `audit` mode (the rule's own, or the policy's) is not enforced:
+ * the decision is allow with `mode: 'audit'` and `wouldDeny`, naming the
+ * rule and the reason it would have denied.
+ */
+import { RESOURCE_KINDS } from '../definitions.ts'
+import {
+  type DecisionMode,
+  describeResource,
+  type PolicyDecision,
+  type PolicyEngine,
+  type PolicyRequest,
+} from '../engine.ts'
+import { type Bindings, conditionBindings } from './condition.ts'
+import { pathSegments, uriSegments } from './paths.ts'
+import { RuleIndex } from './rule-index.ts'
+import type { CompiledRule } from './rules.ts'
+
+export const BUILTIN_ENGINE = 'builtin'
+
+const KINDS: ReadonlySet<string> = new Set(RESOURCE_KINDS)
+
+/** The segments a resource is matched on, or why it cannot be matched. */
+export function resourceSegments(request: PolicyRequest): readonly string[] | string | undefined {
+  const r = request.resource
+  if (r.kind === 'http.route') return pathSegments(r.path)
+  if (r.kind === 'mcp.resource') return uriSegments(r.uri)
+  return undefined
+}
+
+export class BuiltinEngine implements PolicyEngine {
+  readonly name = BUILTIN_ENGINE
+  readonly mode: DecisionMode
+  readonly rules: readonly CompiledRule[]
+  readonly #index: RuleIndex
+
+  constructor(rules: readonly CompiledRule[], mode: DecisionMode) {
+    this.rules = rules
+    this.mode = mode
+    this.#index = new RuleIndex(rules)
+  }
+
+  /** A policy with no rules: everything is denied (what an unloadable policy means). */
+  static denyAll(): BuiltinEngine {
+    return new BuiltinEngine([], 'enforce')
+  }
+
+  decide(request: PolicyRequest): PolicyDecision {
+    const resource = request.resource
+    if (!KINDS.has(resource.kind)) {
+      return this.#deny(`unknown resource kind "${String(resource.kind)}"`, undefined)
+    }
+    const segments = resourceSegments(request)
+    if (typeof segments === 'string') {
+      return this.#deny(`${describeResource(resource)} cannot be matched: ${segments}`, undefined)
+    }
+    const candidates = this.#index.candidates(request.subject, resource, segments)
+    let bindings: Bindings | undefined
+    let auditDeny: CompiledRule | undefined
+    let auditError: string | undefined
+    // Deny rules first: an enforced deny ends the decision.
+    for (let i = 0; i < candidates.length; i++) {
+      const rule = candidates[i] as CompiledRule
+      if (rule.effect !== 'deny') continue
+      let error: string | undefined
+      if (rule.condition !== undefined) {
+        bindings ??= conditionBindings(request)
+        const r = rule.condition.evaluate(bindings)
+        if (r === false) continue
+        if (r !== true) error = r.message
+      }
+      if (rule.mode === 'enforce') {
+        if (error === undefined) {
+          return {
+            decision: 'deny',
+            ruleId: rule.id,
+            reason: `rule ${rule.id} denies ${describeResource(resource)}`,
+            mode: 'enforce',
+            engine: BUILTIN_ENGINE,
+          }
+        }
+        return {
+          decision: 'deny',
+          ruleId: rule.id,
+          reason: `rule ${rule.id} denies: its ${error}`,
+          mode: 'enforce',
+          engine: BUILTIN_ENGINE,
+          conditionError: { ruleId: rule.id, message: error },
+        }
+      }
+      if (auditDeny === undefined) {
+        auditDeny = rule
+        auditError = error
+      }
+    }
+    let allowRule: CompiledRule | undefined
+    let allowError: { ruleId: string; message: string } | undefined
+    for (let i = 0; i < candidates.length; i++) {
+      const rule = candidates[i] as CompiledRule
+      if (rule.effect !== 'allow') continue
+      if (rule.condition !== undefined) {
+        bindings ??= conditionBindings(request)
+        const r = rule.condition.evaluate(bindings)
+        if (r === false) continue
+        if (r !== true) {
+          allowError ??= { ruleId: rule.id, message: r.message }
+          continue
+        }
+      }
+      allowRule = rule
+      break
+    }
+    if (allowRule !== undefined) {
+      if (auditDeny === undefined) {
+        return {
+          decision: 'allow',
+          ruleId: allowRule.id,
+          reason: `rule ${allowRule.id} allows ${describeResource(resource)}`,
+          mode: 'enforce',
+          engine: BUILTIN_ENGINE,
+        }
+      }
+      const what =
+        auditError === undefined
+          ? `rule ${auditDeny.id} denies ${describeResource(resource)}`
+          : `rule ${auditDeny.id} denies: its ${auditError}`
+      const d: PolicyDecision = {
+        decision: 'allow',
+        ruleId: auditDeny.id,
+        reason: `audit: ${what} (not enforced; rule ${allowRule.id} allows)`,
+        mode: 'audit',
+        engine: BUILTIN_ENGINE,
+        wouldDeny: true,
+      }
+      return auditError === undefined
+        ? d
+        : { ...d, conditionError: { ruleId: auditDeny.id, message: auditError } }
+    }
+    const base = `no rule allows ${describeResource(resource)} for ${request.subject.toString()}`
+    return this.#deny(
+      allowError === undefined ? base : `${base}: rule ${allowError.ruleId}'s ${allowError.message}`,
+      allowError,
+    )
+  }
+
+  /** The default deny (no rule decided), enforced or audited by the policy's mode. */
+  #deny(reason: string, conditionError: { ruleId: string; message: string } | undefined): PolicyDecision {
+    let d: PolicyDecision
+    if (this.mode === 'audit') {
+      d = {
+        decision: 'allow',
+        reason: `audit: would deny: ${reason}`,
+        mode: 'audit',
+        engine: BUILTIN_ENGINE,
+        wouldDeny: true,
+      }
+    } else d = { decision: 'deny', reason, mode: 'enforce', engine: BUILTIN_ENGINE }
+    return conditionError === undefined ? d : { ...d, conditionError }
+  }
+}

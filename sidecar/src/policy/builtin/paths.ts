@@ -1,0 +1,112 @@
+/**
+ * HTTP paths and MCP resource URIs as segment lists, for matching. Policy
+ * matches parsed structures, never substrings: a path is split at `/`,
+ * percent-encoded unreserved characters are decoded (RFC 3986 §6.2.2.2, so
+ * `/%61dmin` is `/admin`), and a path a server could resolve differently
+ * from its text (dot segments, empty segments) is refused instead of
+ * matched.
+ */
+import { type SegmentPattern, segmentPattern } from './segment-trie.ts'
+
+const UNRESERVED = /[A-Za-z0-9\-._~]/
+const HEX = /^[0-9A-Fa-f]{2}$/
+
+/** Decodes escapes of unreserved characters and upper-cases the rest; undefined for a bad escape. */
+function normalizeSegment(seg: string): string | undefined {
+  if (!seg.includes('%')) return seg
+  let out = ''
+  for (let i = 0; i < seg.length; i++) {
+    const c = seg[i] as string
+    if (c !== '%') {
+      out += c
+      continue
+    }
+    const hex = seg.slice(i + 1, i + 3)
+    if (!HEX.test(hex)) return undefined
+    const ch = String.fromCharCode(Number.parseInt(hex, 16))
+    out += UNRESERVED.test(ch) ? ch : `%${hex.toUpperCase()}`
+    i += 2
+  }
+  return out
+}
+
+/** No escapes, query, fragment, empty or dot segments: the common case, split without a second look. */
+function isNormal(path: string): boolean {
+  if (path.charCodeAt(0) !== 0x2f) return false
+  let segStart = 1
+  let dots = 0
+  for (let i = 1; i <= path.length; i++) {
+    const c = i === path.length ? 0x2f : path.charCodeAt(i)
+    if (c === 0x25 || c === 0x3f || c === 0x23) return false // % ? #
+    if (c === 0x2f) {
+      const len = i - segStart
+      // An empty segment is fine only as the last one (a trailing slash, or "/").
+      if (len === 0 && i !== path.length) return false
+      if (len > 0 && len === dots && len <= 2) return false
+      segStart = i + 1
+      dots = 0
+    } else if (c === 0x2e) dots++
+  }
+  return true
+}
+
+/**
+ * The segments of an HTTP request path (a query or fragment is cut off), or
+ * a string saying why the path cannot be matched safely. `/` is `['']`; a
+ * trailing slash keeps an empty last segment.
+ */
+export function pathSegments(path: string): string[] | string {
+  if (isNormal(path)) return path.slice(1).split('/')
+  let p = path
+  const cut = p.search(/[?#]/)
+  if (cut !== -1) p = p.slice(0, cut)
+  if (!p.startsWith('/')) return 'the path does not start with "/"'
+  const raw = p.slice(1).split('/')
+  const out: string[] = []
+  for (let i = 0; i < raw.length; i++) {
+    const seg = normalizeSegment(raw[i] as string)
+    if (seg === undefined) return 'the path has a malformed percent-escape'
+    if (seg === '' && i < raw.length - 1) return 'the path has an empty segment ("//")'
+    if (seg === '.' || seg === '..') return 'the path has a dot segment'
+    out.push(seg)
+  }
+  return out
+}
+
+/** Parses a route path pattern (`/v1/models/*`, `/v1/**`, `/files/*.json`); throws with the problem. */
+export function pathPattern(pattern: string): SegmentPattern[] {
+  if (!pattern.startsWith('/')) throw new Error('must start with "/"')
+  if (/[?#]/.test(pattern)) throw new Error('a path pattern has no query or fragment')
+  const raw = pattern.slice(1).split('/')
+  return raw.map((s, i) => {
+    const seg = normalizeSegment(s)
+    if (seg === undefined) throw new Error('malformed percent-escape')
+    if (seg === '' && i < raw.length - 1) throw new Error('empty segment ("//")')
+    if (seg === '.' || seg === '..') throw new Error('dot segment')
+    return segmentPattern(seg)
+  })
+}
+
+/**
+ * The segments of an MCP resource URI, split at `/` after the scheme
+ * (`file:///a/b` is `file:`, ``, ``, `a`, `b`), or why it cannot be matched.
+ */
+export function uriSegments(uri: string): string[] | string {
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*:/.test(uri)) return 'the URI has no scheme'
+  const segs = uri.split('/')
+  for (const s of segs) {
+    if (s === '.' || s === '..') return 'the URI has a dot segment'
+  }
+  return segs
+}
+
+/** Parses a resource URI pattern (`file:///repo/**`, `db://customers/*`); throws with the problem. */
+export function uriPattern(pattern: string): SegmentPattern[] {
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*:/.test(pattern))
+    throw new Error('must start with a URI scheme ("file:", "db:", ...)')
+  if (pattern.slice(0, pattern.indexOf(':')).includes('*')) throw new Error('the scheme must be literal')
+  return pattern.split('/').map((s) => {
+    if (s === '.' || s === '..') throw new Error('dot segment')
+    return segmentPattern(s)
+  })
+}

@@ -1,0 +1,93 @@
+/**
+ * The one decision interface every policy engine implements (built-in,
+ * Cedar, OPA): a pure function from a request to allow or deny, with the
+ * rule that decided and why. No I/O happens behind `decide`; an engine that
+ * must ask a remote service wraps that in its own module and still answers
+ * through this shape.
+ */
+import type { SpiffeId } from 'workload-api-client'
+
+/** The kinds of resource a rule can name; the action of a request is its resource's kind. */
+export const RESOURCE_KINDS = ['http.route', 'llm.model', 'mcp.tool', 'mcp.resource', 'mcp.prompt'] as const
+export type ResourceKind = (typeof RESOURCE_KINDS)[number]
+
+export type PolicyResource =
+  | { readonly kind: 'http.route'; readonly method: string; readonly path: string }
+  | { readonly kind: 'llm.model'; readonly name: string }
+  | { readonly kind: 'mcp.tool'; readonly name: string }
+  | { readonly kind: 'mcp.resource'; readonly uri: string }
+  | { readonly kind: 'mcp.prompt'; readonly name: string }
+
+export interface PolicyContext {
+  /** The time of the request; conditions see it as a CEL timestamp. */
+  readonly time: Date
+  readonly direction?: 'inbound' | 'outbound'
+  /** The HTTP method and path of the request that carries the action (for http.route, the same as the resource). */
+  readonly method?: string
+  readonly path?: string
+  /** Only the headers the pipeline chose to expose, lower-case names; never credentials. */
+  readonly headers?: Readonly<Record<string, string>>
+  /** What lenses learned about the request (model, max tokens, MCP method, ...). */
+  readonly attributes?: Readonly<Record<string, unknown>>
+}
+
+export interface PolicyRequest {
+  /** Who acts: inbound, the verified peer; outbound, this workload. */
+  readonly subject: SpiffeId
+  /** The other end when it is known and not the subject (outbound: the upstream's verified ID). */
+  readonly peer?: SpiffeId
+  readonly resource: PolicyResource
+  readonly context: PolicyContext
+}
+
+export type DecisionMode = 'enforce' | 'audit'
+
+export interface PolicyDecision {
+  /** What the caller must do. In audit mode a denial is reported here as allow. */
+  readonly decision: 'allow' | 'deny'
+  /** The rule that decided (or, in audit mode, would have denied); absent for the default deny. */
+  readonly ruleId?: string
+  readonly reason: string
+  /** `audit`: the request was let through although the policy denies it (`wouldDeny`). */
+  readonly mode: DecisionMode
+  readonly engine: string
+  /** Set when the policy denies but the denial was not enforced (audit mode). */
+  readonly wouldDeny?: true
+  /** Set when a condition failed to evaluate; such a failure never allows. */
+  readonly conditionError?: { readonly ruleId: string; readonly message: string }
+}
+
+export interface PolicyEngine {
+  readonly name: string
+  decide(request: PolicyRequest): PolicyDecision
+}
+
+/** The action named by a request (the kind of its resource). */
+export function actionOf(resource: PolicyResource): ResourceKind {
+  return resource.kind
+}
+
+const MAX_DESCRIBED = 200
+
+/** At most MAX_DESCRIBED characters, so a reason stays one readable line whatever a client sent. */
+function clip(s: string): string {
+  return s.length <= MAX_DESCRIBED ? s : `${s.slice(0, MAX_DESCRIBED)}…`
+}
+
+/**
+ * A one-line description of a resource, for reasons and explanations (and so
+ * for audit lines): a path loses its query and fragment, which can carry
+ * tokens, and long names are clipped.
+ */
+export function describeResource(resource: PolicyResource): string {
+  switch (resource.kind) {
+    case 'http.route': {
+      const cut = resource.path.search(/[?#]/)
+      return `http.route ${clip(resource.method)} ${clip(cut === -1 ? resource.path : resource.path.slice(0, cut))}`
+    }
+    case 'mcp.resource':
+      return `mcp.resource ${clip(resource.uri)}`
+    default:
+      return `${String(resource.kind)} ${clip(String(resource.name))}`
+  }
+}

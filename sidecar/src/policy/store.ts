@@ -1,0 +1,181 @@
+/**
+ * The policy in force, kept current from its file. The directory is
+ * watched (editors and Kubernetes ConfigMaps replace files by rename, which
+ * a watch on the file itself would miss) and stat-polled as a fallback; a
+ * changed file is reloaded whole. A reload that fails keeps the last good
+ * policy, counts the failure and reports why on diagnostics_channel. Until
+ * a policy has loaded, everything is denied.
+ */
+import { createHash } from 'node:crypto'
+import { type FSWatcher, readFileSync, statSync, watch } from 'node:fs'
+import { basename, dirname } from 'node:path'
+import { isSvidecarError } from '../errors/index.ts'
+import { BuiltinEngine } from './builtin/engine.ts'
+import type { PolicyDecision, PolicyEngine, PolicyRequest } from './engine.ts'
+import { publishPolicyReload } from './events.ts'
+import { DEFAULT_MAX_POLICY_BYTES, type LoadedPolicy, loadPolicyFile } from './file.ts'
+
+export interface PolicyStoreOptions {
+  maxBytes?: number
+  /** Coalesces the burst of events one save produces. */
+  debounceMs?: number
+  /** Stat-polls the file this often as well (0: never); covers file systems without change events. */
+  pollMs?: number
+  /** What to do when the first load fails: throw (default) or start denying everything. */
+  onInitialFailure?: 'throw' | 'deny-all'
+}
+
+export interface ReloadCounts {
+  readonly success: number
+  readonly failure: number
+}
+
+export class PolicyStore implements PolicyEngine {
+  readonly path: string
+  readonly #options: Required<Omit<PolicyStoreOptions, 'onInitialFailure'>>
+  #current: LoadedPolicy | undefined
+  #engine: PolicyEngine = BuiltinEngine.denyAll()
+  #success = 0
+  #failure = 0
+  #lastError: Error | undefined
+  /** Hash of the last content tried, good or bad: an unchanged file is not reloaded. */
+  #lastHash: string | undefined
+  #lastStat = ''
+  #watcher: FSWatcher | undefined
+  #timer: NodeJS.Timeout | undefined
+  #poll: NodeJS.Timeout | undefined
+  #closed = false
+
+  private constructor(path: string, options: PolicyStoreOptions) {
+    this.path = path
+    this.#options = {
+      maxBytes: options.maxBytes ?? DEFAULT_MAX_POLICY_BYTES,
+      debounceMs: options.debounceMs ?? 50,
+      pollMs: options.pollMs ?? 2000,
+    }
+  }
+
+  /** Loads the file and starts watching it. */
+  static open(path: string, options: PolicyStoreOptions = {}): PolicyStore {
+    const store = new PolicyStore(path, options)
+    const ok = store.reload()
+    if (!ok && (options.onInitialFailure ?? 'throw') === 'throw') throw store.#lastError
+    store.#watch()
+    return store
+  }
+
+  get name(): string {
+    return this.#engine.name
+  }
+
+  /** The policy in force, or undefined when none has loaded (everything is denied). */
+  get current(): LoadedPolicy | undefined {
+    return this.#current
+  }
+
+  get counts(): ReloadCounts {
+    return { success: this.#success, failure: this.#failure }
+  }
+
+  /** Why the last load failed, if the last load failed. */
+  get lastError(): Error | undefined {
+    return this.#lastError
+  }
+
+  decide(request: PolicyRequest): PolicyDecision {
+    return this.#engine.decide(request)
+  }
+
+  /**
+   * Loads the file now. Returns true when the policy in force was replaced or
+   * is unchanged, false when the file is bad (the old policy stays).
+   */
+  reload(): boolean {
+    let hash: string
+    try {
+      // A file over the cap is not read (the loader refuses it from its size); its identity is enough here.
+      const st = statSync(this.path)
+      hash =
+        st.size > this.#options.maxBytes
+          ? `too-large:${st.ino}:${st.size}:${st.mtimeMs}`
+          : createHash('sha256').update(readFileSync(this.path)).digest('hex')
+    } catch {
+      hash = 'unreadable'
+    }
+    if (hash === this.#lastHash && hash !== 'unreadable') return this.#lastError === undefined
+    this.#lastHash = hash
+    try {
+      const loaded = loadPolicyFile(this.path, { maxBytes: this.#options.maxBytes })
+      this.#current = loaded
+      this.#engine = loaded.engine
+      this.#lastError = undefined
+      this.#success++
+      publishPolicyReload({ source: this.path, result: 'success', rules: loaded.engine.rules.length })
+      return true
+    } catch (err) {
+      if (!(err instanceof Error)) throw err
+      this.#lastError = err
+      this.#failure++
+      publishPolicyReload({
+        source: this.path,
+        result: 'failure',
+        rules: this.#current?.engine.rules.length ?? 0,
+        code: isSvidecarError(err) ? err.code : 'SVD_INTERNAL',
+        message: err.message,
+      })
+      return false
+    }
+  }
+
+  close(): void {
+    this.#closed = true
+    this.#watcher?.close()
+    if (this.#timer) clearTimeout(this.#timer)
+    if (this.#poll) clearInterval(this.#poll)
+  }
+
+  #schedule(): void {
+    if (this.#closed) return
+    if (this.#timer) clearTimeout(this.#timer)
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined
+      if (!this.#closed) this.reload()
+    }, this.#options.debounceMs)
+    this.#timer.unref()
+  }
+
+  #statKey(): string {
+    try {
+      const s = statSync(this.path)
+      return `${s.ino}:${s.size}:${s.mtimeMs}`
+    } catch {
+      return 'missing'
+    }
+  }
+
+  #watch(): void {
+    const name = basename(this.path)
+    try {
+      this.#watcher = watch(dirname(this.path), { persistent: false }, (_event, file) => {
+        // Kubernetes swaps a `..data` symlink, so a change to any entry may be ours.
+        if (file === null || file === name || file.startsWith('..')) this.#schedule()
+      })
+      this.#watcher.on('error', () => {
+        // The directory went away; the poll below still notices when it returns.
+      })
+    } catch {
+      this.#watcher = undefined
+    }
+    if (this.#options.pollMs > 0) {
+      this.#lastStat = this.#statKey()
+      this.#poll = setInterval(() => {
+        const key = this.#statKey()
+        if (key !== this.#lastStat) {
+          this.#lastStat = key
+          this.#schedule()
+        }
+      }, this.#options.pollMs)
+      this.#poll.unref()
+    }
+  }
+}
