@@ -1,16 +1,23 @@
 /**
- * tap's `before` hook: makes sure the SPIRE binaries exist before any test
- * file starts, so the one slow build happens once and outside the tests'
- * timeouts. A failure never stops the run here; it is written down, and each
+ * tap's `before` hook: makes sure the SPIRE binaries and the Debian tools the
+ * suites drive exist before any test file starts, so the one slow build
+ * happens once and outside the tests' timeouts. A failure never stops the run here; it is written down, and each
  * real-SPIRE test file then fails (CI=true) or skips loudly (spire-available.ts).
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
+import { ensureDebianTools } from './debian.ts'
 import { ensureGhostunnel } from './ghostunnel-install.ts'
 import { UNAVAILABLE_MARKER } from './spire-available.ts'
 import { ensureSpire } from './spire-install.ts'
 
 rmSync(UNAVAILABLE_MARKER, { force: true })
+try {
+  ensureDebianTools()
+} catch (err) {
+  // The tests that drive these tools fail with their own message; the rest of the run goes on.
+  process.stderr.write(`\n!!! ${err instanceof Error ? err.message : String(err)}\n\n`)
+}
 try {
   await ensureSpire()
   await ensureGhostunnel()
