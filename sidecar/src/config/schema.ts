@@ -71,7 +71,7 @@ export const oneOf =
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
 
 /** Node keeps timers in 32 bits: a longer one fires at once (TimeoutOverflowWarning). */
-export const MAX_DURATION_MS = 2 ** 31 - 1
+const MAX_DURATION_MS = 2 ** 31 - 1
 
 /** "500ms", "10s", "5m", "1h", or a number of milliseconds; at most MAX_DURATION_MS (about 24 days). */
 export const duration: Check<number> = (v, path, issues) => {

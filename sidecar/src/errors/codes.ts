@@ -60,7 +60,3 @@ export const ERROR_TABLE = {
 } as const satisfies Record<string, { status: number; summary: string }>
 
 export type SvidecarErrorCode = keyof typeof ERROR_TABLE
-
-export function statusOf(code: SvidecarErrorCode): number {
-  return ERROR_TABLE[code].status
-}

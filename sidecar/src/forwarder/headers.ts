@@ -16,7 +16,7 @@
  */
 import { ERROR_HEADER } from './respond.ts'
 
-export const UPSTREAM_ERROR_HEADER = 'x-svidecar-upstream-error'
+const UPSTREAM_ERROR_HEADER = 'x-svidecar-upstream-error'
 
 const HOP_BY_HOP = new Set([
   'connection',

@@ -34,7 +34,7 @@ function invalid(reason: string, message: string): SvidecarError {
  * Transfer-Encoding, to a streamed body), so a request that passes one sidecar with N counted fields reaches
  * the next one with N, not N + what the first proxy added.
  */
-export const UNCOUNTED_FIELDS_ALLOWED = 16
+const UNCOUNTED_FIELDS_ALLOWED = 16
 const UNCOUNTED = new Set(['host', 'content-length'])
 
 /** server.maxHeadersCount: Node's parser refuses more, so it must allow every field a valid request may carry. */

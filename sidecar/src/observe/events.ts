@@ -6,7 +6,7 @@
  */
 import { channel } from 'node:diagnostics_channel'
 
-export const CHANNELS = {
+const CHANNELS = {
   identity: 'svidecar:identity',
   tlsHandshake: 'svidecar:tls:handshake',
   tlsRejected: 'svidecar:tls:rejected',

@@ -29,11 +29,11 @@ const SECRET_VALUE =
   /\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*|\b[Bb]earer\s+[A-Za-z0-9._~+/=-]+|\bsk-[A-Za-z0-9_-]{8,}/g
 const REDACTED = '[redacted]'
 
-export function redactString(s: string): string {
+function redactString(s: string): string {
   return s.replace(SECRET_VALUE, REDACTED)
 }
 
-export function redact(value: unknown, showStack = false, depth = 0): unknown {
+function redact(value: unknown, showStack = false, depth = 0): unknown {
   if (depth > 8) return '[deep]'
   if (typeof value === 'string') return redactString(value)
   if (value instanceof Error) {

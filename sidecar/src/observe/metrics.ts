@@ -8,7 +8,7 @@ import { ERROR_TABLE } from '../errors/codes.ts'
 import { on } from './events.ts'
 
 /** `2xx` and friends; anything outside 100–599 is not a status a client was sent. */
-export function statusClass(status: number): string | undefined {
+function statusClass(status: number): string | undefined {
   return Number.isInteger(status) && status >= 100 && status <= 599
     ? `${Math.floor(status / 100)}xx`
     : undefined

@@ -30,9 +30,9 @@ export type Def =
   /** Mappings told apart by one key (`kind`). */
   | { readonly t: 'tagged'; readonly tag: string; readonly variants: Readonly<Record<string, Def>> }
 
-export const RULE_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$'
+const RULE_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$'
 /** Method tokens (RFC 9110 §9.1) or `*`. */
-export const METHOD_PATTERN = "^([!#$%&'*+.^_`|~0-9A-Za-z-]+)$"
+const METHOD_PATTERN = "^([!#$%&'*+.^_`|~0-9A-Za-z-]+)$"
 
 const MODE: Def = { t: 'string', enum: ['enforce', 'audit'] }
 
@@ -62,7 +62,7 @@ const NAME_GLOB: FieldDef = {
   description: 'a name or a glob (* stands for any characters)',
 }
 
-export const RESOURCE_VARIANTS: Readonly<Record<ResourceKind, Def>> = {
+const RESOURCE_VARIANTS: Readonly<Record<ResourceKind, Def>> = {
   'http.route': {
     t: 'object',
     fields: {

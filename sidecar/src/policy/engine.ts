@@ -62,11 +62,6 @@ export interface PolicyEngine {
   decide(request: PolicyRequest): PolicyDecision
 }
 
-/** The action named by a request (the kind of its resource). */
-export function actionOf(resource: PolicyResource): ResourceKind {
-  return resource.kind
-}
-
 const MAX_DESCRIBED = 200
 
 /** At most MAX_DESCRIBED characters, so a reason stays one readable line whatever a client sent. */

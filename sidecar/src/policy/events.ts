@@ -5,7 +5,7 @@
  */
 import { channel } from 'node:diagnostics_channel'
 
-export const POLICY_RELOAD_CHANNEL = 'svidecar:policy:reload'
+const POLICY_RELOAD_CHANNEL = 'svidecar:policy:reload'
 
 export interface PolicyReloadEvent {
   readonly source: string

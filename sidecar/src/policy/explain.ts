@@ -65,7 +65,7 @@ function describeRuleResource(r: CompiledResource): string {
   return `${r.kind} ${r.source}`
 }
 
-export function checkRule(rule: CompiledRule, request: PolicyRequest): RuleCheck {
+function checkRule(rule: CompiledRule, request: PolicyRequest): RuleCheck {
   const lacks: string[] = []
   const met: string[] = []
   const subject = rule.subjects.find((s) => s.matcher(request.subject))

@@ -5,7 +5,7 @@
  */
 import { type Def, POLICY_FILE } from './definitions.ts'
 
-export const POLICY_SCHEMA_ID = 'https://svidecar.dev/schema/policy.schema.json'
+const POLICY_SCHEMA_ID = 'https://svidecar.dev/schema/policy.schema.json'
 
 type Json = { [key: string]: unknown }
 

@@ -8,7 +8,7 @@
 
 import { isIP } from 'node:net'
 import { type TLSSocket, connect as tlsConnect } from 'node:tls'
-import type { IdMatcher, SpiffeId } from 'workload-api-client'
+import type { IdMatcher } from 'workload-api-client'
 import { SvidecarError } from '../errors/index.ts'
 import type { Identity } from '../identity/identity.ts'
 import { publishTlsHandshake, publishTlsRejected } from '../observe/events.ts'
@@ -40,12 +40,6 @@ export interface ConnectTarget {
 
 /** undici's connector callback shape. */
 export type ConnectCallback = (...args: [null, TLSSocket] | [Error, null]) => void
-
-const peerIds = new WeakMap<TLSSocket, SpiffeId>()
-
-export function upstreamPeerIdOf(socket: TLSSocket): SpiffeId | undefined {
-  return peerIds.get(socket)
-}
 
 export class ClientTls {
   readonly #identity: Identity
@@ -147,7 +141,6 @@ export class ClientTls {
           resumed,
         )
         leaf = peerLeafDer(socket) ?? resumed
-        peerIds.set(socket, id)
         publishTlsHandshake({
           listener: this.#options.upstream,
           direction: 'outbound',

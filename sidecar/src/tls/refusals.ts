@@ -164,7 +164,7 @@ export function inboundCode(reason: TlsRefusalReason): SvidecarErrorCode {
   return PEER_REASONS.has(reason) ? 'SVD_PEER_REJECTED' : 'SVD_TLS_HANDSHAKE_FAILED'
 }
 
-export function describeRefusal(reason: TlsRefusalReason): string {
+function describeRefusal(reason: TlsRefusalReason): string {
   return TLS_REFUSALS[reason]
 }
 

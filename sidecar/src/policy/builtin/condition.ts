@@ -24,7 +24,7 @@ type VarType =
 const ID_FIELDS = { id: 'string', trustDomain: 'string', path: 'string', segments: 'list' } as const
 
 /** Every variable a condition may use, and the fields of each; documented in the README. */
-export const CONDITION_VARIABLES: Readonly<Record<string, VarType>> = {
+const CONDITION_VARIABLES: Readonly<Record<string, VarType>> = {
   subject: { fields: ID_FIELDS },
   peer: { fields: ID_FIELDS },
   resource: { fields: { kind: 'string', method: 'string', path: 'string', name: 'string', uri: 'string' } },

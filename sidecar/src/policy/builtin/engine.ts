@@ -25,7 +25,7 @@ import { pathSegments, uriSegments } from './paths.ts'
 import { RuleIndex } from './rule-index.ts'
 import type { CompiledRule } from './rules.ts'
 
-export const BUILTIN_ENGINE = 'builtin'
+const BUILTIN_ENGINE = 'builtin'
 
 const KINDS: ReadonlySet<string> = new Set(RESOURCE_KINDS)
 
