@@ -15,6 +15,7 @@ const CHANNELS = {
   connection: 'svidecar:connection',
   lifecycle: 'svidecar:lifecycle',
   upstreamFailed: 'svidecar:upstream:failed',
+  policyDecision: 'svidecar:policy:decision',
 } as const
 
 export type Direction = 'inbound' | 'outbound'
@@ -103,6 +104,35 @@ export interface UpstreamFailedEvent {
   cause?: unknown
 }
 
+/**
+ * One policy decision on a request (the pipeline's policy stage publishes it; the audit log and the decision
+ * metrics subscribe). Never a key, a token or a body; `resource` is the canonical name of what was asked for.
+ */
+export interface PolicyDecisionEvent {
+  time: Date
+  listener: string
+  direction: Direction
+  /** Who acts (verified): inbound, the peer; outbound, this workload. */
+  subject: string
+  /** The other end when known and verified (outbound to a peer sidecar: its SPIFFE ID). */
+  peer?: string
+  /** The resource kind: http.route, llm.model, mcp.tool, mcp.resource, mcp.prompt. */
+  action: string
+  /** `GET /path` for http.route; the name or URI otherwise. */
+  resource: string
+  decision: 'allow' | 'deny'
+  ruleId?: string
+  reason: string
+  mode: 'enforce' | 'audit'
+  engine: string
+  /** The policy denies, but audit mode let the request through. */
+  wouldDeny?: boolean
+  /** How long the engine took to decide. */
+  latencyMs: number
+  /** W3C traceparent of the request (passed through, or created by the sidecar when absent). */
+  traceparent: string
+}
+
 export interface LifecycleEvent {
   event: 'starting' | 'ready' | 'draining' | 'stopped'
   detail?: string
@@ -116,6 +146,7 @@ const connection = channel(CHANNELS.connection)
 const refused = channel(CHANNELS.refused)
 const lifecycle = channel(CHANNELS.lifecycle)
 const upstreamFailed = channel(CHANNELS.upstreamFailed)
+const policyDecision = channel(CHANNELS.policyDecision)
 
 export function publishIdentity(e: IdentityEvent): void {
   if (identity.hasSubscribers) identity.publish(e)
@@ -141,6 +172,9 @@ export function publishLifecycle(e: LifecycleEvent): void {
 export function publishUpstreamFailed(e: UpstreamFailedEvent): void {
   if (upstreamFailed.hasSubscribers) upstreamFailed.publish(e)
 }
+export function publishPolicyDecision(e: PolicyDecisionEvent): void {
+  if (policyDecision.hasSubscribers) policyDecision.publish(e)
+}
 
 /** Subscribes to one channel with a typed handler; returns the unsubscribe function. */
 export function on<K extends keyof EventMap>(name: K, handler: (e: EventMap[K]) => void): () => void {
@@ -159,4 +193,5 @@ export interface EventMap {
   connection: ConnectionEvent
   lifecycle: LifecycleEvent
   upstreamFailed: UpstreamFailedEvent
+  policyDecision: PolicyDecisionEvent
 }

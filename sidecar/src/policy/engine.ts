@@ -1,9 +1,8 @@
 /**
  * The one decision interface every policy engine implements (built-in,
- * Cedar, OPA): a pure function from a request to allow or deny, with the
- * rule that decided and why. No I/O happens behind `decide`; an engine that
- * must ask a remote service wraps that in its own module and still answers
- * through this shape.
+ * Cedar, OPA): from a request to allow or deny, with the rule that decided
+ * and why. In-process engines are pure functions; an engine that asks a
+ * remote service answers through the same shape, as a promise.
  */
 import type { SpiffeId } from 'workload-api-client'
 
@@ -57,9 +56,13 @@ export interface PolicyDecision {
   readonly conditionError?: { readonly ruleId: string; readonly message: string }
 }
 
+/**
+ * In-process engines (built-in, Cedar) answer synchronously; an engine that asks a decision service (OPA)
+ * answers with a promise, and the policy stage awaits only when it gets one.
+ */
 export interface PolicyEngine {
   readonly name: string
-  decide(request: PolicyRequest): PolicyDecision
+  decide(request: PolicyRequest): PolicyDecision | Promise<PolicyDecision>
 }
 
 const MAX_DESCRIBED = 200

@@ -34,7 +34,7 @@ export class PolicyStore implements PolicyEngine {
   readonly path: string
   readonly #options: Required<Omit<PolicyStoreOptions, 'onInitialFailure'>>
   #current: LoadedPolicy | undefined
-  #engine: PolicyEngine = BuiltinEngine.denyAll()
+  #engine: BuiltinEngine = BuiltinEngine.denyAll()
   #success = 0
   #failure = 0
   #lastError: Error | undefined
