@@ -4,6 +4,7 @@
  * neighbours. Metrics and logs attach here as subscribers of the events the
  * stages publish, never on the request path.
  */
+import type { Writable } from 'node:stream'
 import type { SidecarConfig } from './config/index.ts'
 import { Upstreams } from './forwarder/upstreams.ts'
 import { Identity, type IdentityOptions } from './identity/identity.ts'
@@ -11,6 +12,7 @@ import { startAdmin } from './listener/admin.ts'
 import { type InboundListener, startInbound } from './listener/inbound.ts'
 import { type OutboundListener, startOutbound } from './listener/outbound.ts'
 import type { HostPort, ListenerLimits } from './listener/server.ts'
+import { type AuditLog, createAuditLog } from './observe/audit.ts'
 import { publishIdentity, publishLifecycle } from './observe/events.ts'
 import { createLogger, type Logger, subscribeLogs } from './observe/log.ts'
 import { createMetrics } from './observe/metrics.ts'
@@ -21,6 +23,8 @@ export interface SidecarOptions {
   /** Overrides for tests: a quicker Workload API reconnect. */
   identity?: Pick<IdentityOptions, 'backoff' | 'env'>
   logger?: Logger
+  /** Where `audit.output: stdout` writes (tests capture it); process.stdout by default. */
+  auditStdout?: Writable
 }
 
 export interface AddressBook {
@@ -42,11 +46,15 @@ export class Sidecar {
   readonly #outbound: OutboundListener[] = []
   readonly #cleanups: Array<() => void> = []
   #admin: Awaited<ReturnType<typeof startAdmin>> | undefined
+  #audit: AuditLog | undefined
   #draining = false
   #closed: Promise<void> | undefined
 
+  readonly #options: SidecarOptions
+
   private constructor(config: SidecarConfig, options: SidecarOptions) {
     this.config = config
+    this.#options = options
     this.logger = options.logger ?? createLogger({ level: config.log.level })
     this.identity = Identity.start({
       ...(config.workloadApi.socket === undefined ? {} : { socket: config.workloadApi.socket }),
@@ -102,6 +110,7 @@ export class Sidecar {
       await this.#admin?.close()
       publishLifecycle({ event: 'stopped' })
       for (const cleanup of this.#cleanups) cleanup()
+      await this.#closeAudit(deadlineMs)
     })()
     return this.#closed
   }
@@ -114,18 +123,42 @@ export class Sidecar {
     this.identity.close()
     await this.#admin?.close()
     for (const cleanup of this.#cleanups) cleanup()
+    await this.#closeAudit(0)
+  }
+
+  /** Writes what the audit log still holds, for at most `deadlineMs` (a stuck stdout must not hold up exit). */
+  async #closeAudit(deadlineMs: number): Promise<void> {
+    const audit = this.#audit
+    this.#audit = undefined
+    if (audit === undefined) return
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([
+      audit.close(),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, Math.max(deadlineMs, 1000))
+        timer.unref()
+      }),
+    ])
+    clearTimeout(timer)
   }
 
   async #start(): Promise<void> {
     const { config } = this
     this.#cleanups.push(subscribeLogs(this.logger))
     // Only this sidecar's series, even when another one shares the process (svidecar demo).
-    const metrics = createMetrics({
+    const scope = {
       owner: this.#owner,
       inbound: new Set(config.inbound.map((l) => l.name)),
       outbound: new Set([...config.outbound.map((l) => l.name), ...config.upstreams.keys()]),
-    })
+    }
+    const metrics = createMetrics(scope, { policyRuleLabel: config.metrics.policyRuleLabel })
     this.#cleanups.push(metrics.subscribe())
+    this.#audit = createAuditLog(config.audit, {
+      logger: this.logger,
+      onLost: (lines) => metrics.auditLinesLost(lines),
+      ...(this.#options.auditStdout === undefined ? {} : { stdout: this.#options.auditStdout }),
+    })
+    this.#cleanups.push(this.#audit.subscribe((e) => scope[e.direction].has(e.listener)))
     publishLifecycle({ event: 'starting' })
     for (const warning of config.warnings) this.logger.warn(warning)
     this.#cleanups.push(

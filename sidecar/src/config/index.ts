@@ -90,6 +90,8 @@ export interface SidecarConfig {
   upstreams: Map<string, UpstreamConfig>
   limits: LimitsConfig
   log: { level: 'debug' | 'info' | 'warn' | 'error' }
+  audit: { output: 'stdout' | 'file'; path?: string; maxBytes: number; maxFiles: number }
+  metrics: { policyRuleLabel: boolean }
   warnings: string[]
 }
 
@@ -252,6 +254,13 @@ const authorizer: Check<AuthorizerSpec> = (v, path, issues) => {
   return kinds
 }
 
+const AUDIT_DEFAULTS = {
+  output: 'stdout' as const,
+  path: undefined,
+  maxBytes: 100 * 1024 * 1024,
+  maxFiles: 5,
+}
+
 /** The whole file's schema; `fieldPaths(SCHEMA)` lists its fields. */
 export const SCHEMA = obj({
   workloadApi: field(
@@ -366,6 +375,18 @@ export const SCHEMA = obj({
       default: { level: 'info' as const },
     },
   ),
+  audit: field(
+    obj({
+      output: field(oneOf(['stdout', 'file'] as const), { default: 'stdout' as const }),
+      path: field(str()),
+      maxBytes: field(int(4096, Number.MAX_SAFE_INTEGER), { default: AUDIT_DEFAULTS.maxBytes }),
+      maxFiles: field(int(0, 1000), { default: AUDIT_DEFAULTS.maxFiles }),
+    }),
+    { default: AUDIT_DEFAULTS },
+  ),
+  metrics: field(obj({ policyRuleLabel: field(bool, { default: false }) }), {
+    default: { policyRuleLabel: false },
+  }),
 })
 
 const LIMIT_DEFAULTS: LimitsConfig = {
@@ -564,6 +585,11 @@ export function parseConfig(
       `${limits.headersTimeout} ms is longer than requestTimeout (${limits.requestTimeout} ms); the headers are part of the request`,
     )
   }
+  const audit = view.audit
+  if (audit?.output === 'file' && audit.path === undefined)
+    issues.add(['audit', 'path'], 'is required with output: file')
+  if (audit?.output === 'stdout' && audit.path !== undefined)
+    issues.add(['audit', 'path'], 'applies to output: file only')
   if (parsed === undefined || found.length > 0)
     throw new ConfigError(source, found.length ? found : [{ path: '(root)', message: 'invalid' }])
 
@@ -584,6 +610,13 @@ export function parseConfig(
     upstreams,
     limits: { ...LIMIT_DEFAULTS, ...parsed.limits },
     log: parsed.log,
+    audit: {
+      output: parsed.audit.output,
+      ...(parsed.audit.path === undefined ? {} : { path: parsed.audit.path }),
+      maxBytes: parsed.audit.maxBytes,
+      maxFiles: parsed.audit.maxFiles,
+    },
+    metrics: parsed.metrics,
     warnings,
   }
 }
@@ -596,6 +629,7 @@ interface View {
   admin: Parsed['admin'] | undefined
   tls: Parsed['tls'] | undefined
   limits: Parsed['limits'] | undefined
+  audit: Parsed['audit'] | undefined
   inbound: Array<Parsed['inbound'][number] | undefined>
   outbound: Array<Parsed['outbound'][number] | undefined>
   upstreams: Map<string, ReturnType<Parsed['upstreams']['get']>>
@@ -612,6 +646,7 @@ function salvage(doc: Record<string, unknown>): View {
     admin: part('admin', doc.admin)?.admin,
     tls: part('tls', doc.tls)?.tls,
     limits: part('limits', doc.limits)?.limits,
+    audit: part('audit', doc.audit)?.audit,
     inbound: items('inbound').map((l) => part('inbound', [l])?.inbound[0]),
     outbound: items('outbound').map((l) => part('outbound', [l])?.outbound[0]),
     upstreams: new Map(

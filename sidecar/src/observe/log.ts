@@ -27,10 +27,14 @@ const SECRET_KEY = /authorization|api[-_]?key|token|secret|password|passwd|cooki
 // A JWT (three base64url parts), a bearer credential, or a provider key (sk-…, sk-ant-…).
 const SECRET_VALUE =
   /\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*|\b[Bb]earer\s+[A-Za-z0-9._~+/=-]+|\bsk-[A-Za-z0-9_-]{8,}/g
+// A query parameter whose name says it holds a credential (`?access_token=…`, `&api_key=…`): its value goes.
+const SECRET_PARAM =
+  /([?&;][^=&#\s]*(?:token|key|secret|password|passwd|auth|session|sig)[^=&#\s]*=)[^&#\s]*/gi
 const REDACTED = '[redacted]'
 
-function redactString(s: string): string {
-  return s.replace(SECRET_VALUE, REDACTED)
+/** The value-based redaction of the logger, for any text that leaves the process (log and audit lines). */
+export function redactString(s: string): string {
+  return s.replace(SECRET_VALUE, REDACTED).replace(SECRET_PARAM, `$1${REDACTED}`)
 }
 
 function redact(value: unknown, showStack = false, depth = 0): unknown {

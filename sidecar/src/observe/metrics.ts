@@ -5,7 +5,8 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import { ERROR_TABLE } from '../errors/codes.ts'
-import { on } from './events.ts'
+import { onPolicyReload } from '../policy/events.ts'
+import { on, type PolicyDecisionEvent } from './events.ts'
 
 /** `2xx` and friends; anything outside 100–599 is not a status a client was sent. */
 function statusClass(status: number): string | undefined {
@@ -19,10 +20,34 @@ function codeLabel(code: string | undefined): string {
   return code !== undefined && Object.hasOwn(ERROR_TABLE, code) ? code : ''
 }
 
+const ACTIONS = new Set(['http.route', 'llm.model', 'mcp.tool', 'mcp.resource', 'mcp.prompt'])
+const ENGINE_NAME = /^[a-z][a-z0-9_-]{0,31}$/
+const RULE_LABEL_MAX = 128
+
+/** A closed set each: anything else is counted as `other`, never copied into a label. */
+function decisionLabels(e: PolicyDecisionEvent): Record<string, string> {
+  return {
+    action: ACTIONS.has(e.action) ? e.action : 'other',
+    // Audit mode lets a denial through as allow; counting it as allow would hide what enforcing would do.
+    decision: e.wouldDeny === true ? 'would_deny' : e.decision === 'allow' ? 'allow' : 'deny',
+    engine: ENGINE_NAME.test(e.engine) ? e.engine : 'other',
+    mode: e.mode === 'audit' ? 'audit' : 'enforce',
+  }
+}
+
 export interface Metrics {
   registry: Registry
   /** Starts listening to events; returns the function that stops it. */
   subscribe(): () => void
+  /** Audit lines that were never written (the audit log reports them here). */
+  auditLinesLost(lines: number): void
+}
+
+export interface MetricsOptions {
+  /** Add the deciding rule's id as a `rule` label on decisions (bounded by the policy file; off by default). */
+  policyRuleLabel?: boolean
+  /** Count only the reloads of this policy file (another sidecar in the process has its own). */
+  policySource?: string
 }
 
 /**
@@ -38,7 +63,7 @@ export interface MetricsScope {
   outbound: ReadonlySet<string>
 }
 
-export function createMetrics(scope?: MetricsScope): Metrics {
+export function createMetrics(scope?: MetricsScope, options: MetricsOptions = {}): Metrics {
   const mine = (e: { listener: string; direction: 'inbound' | 'outbound' }) =>
     scope === undefined || scope[e.direction].has(e.listener)
   const registry = new Registry()
@@ -102,6 +127,37 @@ export function createMetrics(scope?: MetricsScope): Metrics {
     labelNames: ['listener', 'direction'],
     registers: [registry],
   })
+  const ruleLabel = options.policyRuleLabel === true
+  const decisions = new Counter({
+    name: 'svidecar_policy_decisions_total',
+    help: 'Policy decisions, by action (resource kind), decision (allow, deny, would_deny in audit mode), engine and mode',
+    labelNames: ['action', 'decision', 'engine', 'mode', ...(ruleLabel ? ['rule'] : [])],
+    registers: [registry],
+  })
+  const decisionDuration = new Histogram({
+    name: 'svidecar_policy_decision_duration_seconds',
+    help: 'Time the policy engine took to decide',
+    labelNames: ['engine'],
+    // In-process engines decide in microseconds; a decision service over HTTP in milliseconds.
+    buckets: [
+      0.000001, 0.0000025, 0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+      0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
+    ],
+    registers: [registry],
+  })
+  const reloads = new Counter({
+    name: 'svidecar_policy_reloads_total',
+    help: 'Policy file loads and reloads, by result (success, failure: the last good policy stays in force)',
+    labelNames: ['result'],
+    registers: [registry],
+  })
+  const auditErrors = new Counter({
+    name: 'svidecar_audit_write_errors_total',
+    help: 'Audit lines that could not be written (disk or stream error, full queue)',
+    registers: [registry],
+  })
+  for (const result of ['success', 'failure']) reloads.inc({ result }, 0)
+  auditErrors.inc(0)
   ready.set(0)
 
   return {
@@ -135,6 +191,17 @@ export function createMetrics(scope?: MetricsScope): Metrics {
         on('refused', (e) => {
           if (mine(e)) refused.inc({ listener: e.listener, direction: e.direction, code: codeLabel(e.code) })
         }),
+        on('policyDecision', (e) => {
+          if (!mine(e)) return
+          const labels = decisionLabels(e)
+          decisions.inc(ruleLabel ? { ...labels, rule: (e.ruleId ?? '').slice(0, RULE_LABEL_MAX) } : labels)
+          if (Number.isFinite(e.latencyMs) && e.latencyMs >= 0)
+            decisionDuration.observe({ engine: labels.engine as string }, e.latencyMs / 1000)
+        }),
+        onPolicyReload((e) => {
+          if (options.policySource !== undefined && e.source !== options.policySource) return
+          reloads.inc({ result: e.result === 'success' ? 'success' : 'failure' })
+        }),
         on('connection', (e) => {
           if (!mine(e)) return
           if (e.event === 'open') connections.inc({ listener: e.listener, direction: e.direction })
@@ -144,6 +211,9 @@ export function createMetrics(scope?: MetricsScope): Metrics {
       return () => {
         for (const f of off) f()
       }
+    },
+    auditLinesLost(lines) {
+      if (lines > 0) auditErrors.inc(lines)
     },
   }
 }

@@ -1,0 +1,91 @@
+/**
+ * The audit log: one JSON line per policy decision (audit-line.ts), to
+ * stdout or to a size-rotated file (audit-file.ts). It subscribes to the
+ * policyDecision channel like metrics and logs do, so a slow or failing disk
+ * costs the request path nothing: lines that cannot be written are counted
+ * and the first failure is logged, the process carries on.
+ */
+import type { Writable } from 'node:stream'
+import { RotatingFile } from './audit-file.ts'
+import { formatAuditLine } from './audit-line.ts'
+import { type AuditSink, type LostLines, StreamSink } from './audit-sink.ts'
+import { type Direction, on, type PolicyDecisionEvent } from './events.ts'
+import type { Logger } from './log.ts'
+
+export type { AuditSink }
+
+export interface AuditConfig {
+  output: 'stdout' | 'file'
+  /** Required when output is file. */
+  path?: string
+  maxBytes: number
+  maxFiles: number
+}
+
+export interface AuditOptions {
+  logger: Logger
+  /** Lines that were never written (disk or stream error, full queue). */
+  onLost?: (lines: number) => void
+  /** Where `output: stdout` writes; process.stdout unless a test gives another stream. */
+  stdout?: Writable
+  maxQueueBytes?: number
+}
+
+export interface AuditLog {
+  /** Starts writing this scope's decisions; returns the function that stops it. */
+  subscribe(mine?: (e: { listener: string; direction: Direction }) => boolean): () => void
+  /** Writes one decision now (the subscription's handler; tests call it directly). */
+  record(e: PolicyDecisionEvent): void
+  flush(): Promise<void>
+  close(): Promise<void>
+}
+
+export function createAuditLog(config: AuditConfig, options: AuditOptions): AuditLog {
+  let failing = false
+  const onLost: LostLines = (lines, cause) => {
+    options.onLost?.(lines)
+    // Once: a full disk would otherwise log a line per decision; the metric keeps counting.
+    if (failing) return
+    failing = true
+    options.logger.error(
+      'audit log write failed: decisions are being lost (counted in svidecar_audit_write_errors_total, logged once)',
+      {
+        output: config.output,
+        ...(config.path === undefined ? {} : { path: config.path }),
+        lines,
+        error: cause,
+      },
+    )
+  }
+  const sink: AuditSink =
+    config.output === 'file'
+      ? new RotatingFile({
+          path: config.path ?? 'audit.log',
+          maxBytes: config.maxBytes,
+          maxFiles: config.maxFiles,
+          onLost,
+          ...(options.maxQueueBytes === undefined ? {} : { maxQueueBytes: options.maxQueueBytes }),
+        })
+      : new StreamSink(options.stdout ?? process.stdout, onLost, options.maxQueueBytes)
+  const record = (e: PolicyDecisionEvent) => {
+    let line: string
+    try {
+      line = formatAuditLine(e)
+    } catch (err) {
+      // A subscriber that throws would take the process down (diagnostics_channel rethrows on the next tick).
+      onLost(1, err)
+      return
+    }
+    sink.write(line)
+  }
+  return {
+    record,
+    subscribe(mine) {
+      return on('policyDecision', (e) => {
+        if (mine === undefined || mine(e)) record(e)
+      })
+    },
+    flush: () => sink.flush(),
+    close: () => sink.close(),
+  }
+}
