@@ -1,0 +1,335 @@
+// The audit log: line shape, redaction, rotation by size, back-pressure and write failures.
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { PassThrough, Writable } from 'node:stream'
+import t from 'tap'
+import { createAuditLog } from '../src/observe/audit.ts'
+import { RotatingFile } from '../src/observe/audit-file.ts'
+import { StreamSink } from '../src/observe/audit-sink.ts'
+import { type PolicyDecisionEvent, publishPolicyDecision } from '../src/observe/events.ts'
+import { createLogger } from '../src/observe/log.ts'
+
+const AGENT = 'spiffe://example.org/agent'
+const MCP = 'spiffe://example.org/mcp'
+const TRACE = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+
+function decision(over: Partial<PolicyDecisionEvent> = {}): PolicyDecisionEvent {
+  return {
+    time: new Date('2026-11-30T01:02:03.456Z'),
+    listener: 'public',
+    direction: 'inbound',
+    subject: AGENT,
+    action: 'http.route',
+    resource: 'GET /tools/list',
+    decision: 'allow',
+    ruleId: 'agents-list-tools',
+    reason: 'rule agents-list-tools allows GET /tools/list',
+    mode: 'enforce',
+    engine: 'builtin',
+    latencyMs: 0.0042,
+    traceparent: TRACE,
+    ...over,
+  }
+}
+
+function capture(): { stream: PassThrough; lines: () => Record<string, unknown>[]; text: () => string } {
+  const stream = new PassThrough()
+  let text = ''
+  stream.setEncoding('utf8')
+  stream.on('data', (d: string) => {
+    text += d
+  })
+  return {
+    stream,
+    text: () => text,
+    lines: () =>
+      text
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+  }
+}
+
+const silent = createLogger({ level: 'error', stream: { write: () => true } })
+const STDOUT = { output: 'stdout' as const, maxBytes: 1 << 20, maxFiles: 2 }
+
+t.test('one line per decision: allow, deny, and a denial audit mode let through', async (t) => {
+  const out = capture()
+  const audit = createAuditLog(STDOUT, { logger: silent, stdout: out.stream })
+  t.teardown(audit.subscribe())
+  publishPolicyDecision(decision())
+  publishPolicyDecision(
+    decision({
+      direction: 'outbound',
+      listener: 'egress',
+      peer: MCP,
+      resource: 'POST /admin',
+      decision: 'deny',
+      ruleId: 'no-admin',
+      reason: 'rule no-admin denies POST /admin',
+    }),
+  )
+  publishPolicyDecision(
+    decision({
+      action: 'mcp.tool',
+      resource: 'delete_repo',
+      decision: 'allow',
+      wouldDeny: true,
+      mode: 'audit',
+      ruleId: undefined,
+      reason: 'no rule allows mcp.tool delete_repo (default deny)',
+      engine: 'cedar',
+      latencyMs: 0.0123456,
+    }),
+  )
+  await audit.close()
+  const text = out.text()
+  t.equal(text.split('\n').length, 4, 'three lines, each ending in a newline')
+  const [allow, deny, audited] = out.lines()
+  t.same(Object.keys(allow ?? {}), [
+    'time',
+    'direction',
+    'listener',
+    'subject',
+    'action',
+    'resource',
+    'decision',
+    'rule',
+    'reason',
+    'mode',
+    'engine',
+    'latencyMs',
+    'traceparent',
+  ])
+  t.same(allow, {
+    time: '2026-11-30T01:02:03.456Z',
+    direction: 'inbound',
+    listener: 'public',
+    subject: AGENT,
+    action: 'http.route',
+    resource: 'GET /tools/list',
+    decision: 'allow',
+    rule: 'agents-list-tools',
+    reason: 'rule agents-list-tools allows GET /tools/list',
+    mode: 'enforce',
+    engine: 'builtin',
+    latencyMs: 0.004,
+    traceparent: TRACE,
+  })
+  t.match(allow?.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/, 'RFC 3339 in UTC')
+  t.equal(deny?.decision, 'deny')
+  t.equal(deny?.peer, MCP)
+  t.equal(deny?.rule, 'no-admin')
+  t.equal(deny?.direction, 'outbound')
+  t.notOk('wouldDeny' in (deny ?? {}), 'wouldDeny only when audit mode let a denial through')
+  t.equal(audited?.decision, 'allow')
+  t.equal(audited?.wouldDeny, true)
+  t.equal(audited?.mode, 'audit')
+  t.equal(audited?.engine, 'cedar')
+  t.notOk('rule' in (audited ?? {}), 'the default deny names no rule')
+  t.equal(audited?.latencyMs, 0.012, 'microsecond resolution')
+})
+
+t.test('reasons and resources go through the redaction; a malformed traceparent is left out', async (t) => {
+  const out = capture()
+  const audit = createAuditLog(STDOUT, { logger: silent, stdout: out.stream })
+  const jwt = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJzcGlmZmUifQ.c2lnbmF0dXJl'
+  audit.record(
+    decision({
+      decision: 'deny',
+      resource: 'GET /search?q=x&access_token=tok-fixture-1&page=2',
+      reason: `condition of rule r1 failed: no such overload: "Bearer tok-fixture-2" == ${jwt} (sk-fixture-3333333)`,
+      traceparent: 'Bearer tok-fixture-4',
+    }),
+  )
+  await audit.close()
+  const text = out.text()
+  for (const secret of ['tok-fixture-1', 'tok-fixture-2', 'tok-fixture-4', jwt, 'sk-fixture-3333333'])
+    t.notOk(text.includes(secret), `${secret.slice(0, 9)}… is not in the line`)
+  const [line] = out.lines()
+  t.equal(line?.resource, 'GET /search?q=x&access_token=[redacted]&page=2')
+  t.match(line?.reason, /^condition of rule r1 failed: no such overload: "\[redacted\]" == \[redacted\]/)
+  t.notOk('traceparent' in (line ?? {}), 'a value that is not a traceparent is not copied')
+})
+
+t.test('an event that breaks the contract is counted as lost, never thrown at the publisher', async (t) => {
+  const out = capture()
+  let lost = 0
+  const audit = createAuditLog(STDOUT, { logger: silent, stdout: out.stream, onLost: (n) => (lost += n) })
+  t.teardown(audit.subscribe())
+  publishPolicyDecision(decision({ time: new Date(Number.NaN) }))
+  publishPolicyDecision(decision())
+  await audit.close()
+  t.equal(lost, 1)
+  t.equal(out.lines().length, 1, 'the next decision is written')
+  // diagnostics_channel rethrows a subscriber's error on the next tick: give it that tick.
+  await new Promise((resolve) => setImmediate(resolve))
+})
+
+t.test('a subscription scoped to one sidecar writes only its listeners’ decisions', async (t) => {
+  const out = capture()
+  const audit = createAuditLog(STDOUT, { logger: silent, stdout: out.stream })
+  const off = audit.subscribe((e) => e.direction === 'inbound' && e.listener === 'public')
+  publishPolicyDecision(decision())
+  publishPolicyDecision(decision({ listener: 'other' }))
+  publishPolicyDecision(decision({ direction: 'outbound' }))
+  off()
+  publishPolicyDecision(decision())
+  await audit.close()
+  t.equal(out.lines().length, 1)
+})
+
+function numbered(i: number): string {
+  return `${JSON.stringify({ n: i, pad: 'x'.repeat(60 + (i % 7)) })}\n`
+}
+
+function readRotated(dir: string, name: string): { files: string[]; sizes: number[]; numbers: number[] } {
+  const files = readdirSync(dir)
+    .filter((f) => f === name || f.startsWith(`${name}.`))
+    .sort((a, b) => Number(b.slice(name.length + 1) || 0) - Number(a.slice(name.length + 1) || 0))
+  const numbers: number[] = []
+  const sizes: number[] = []
+  for (const f of files) {
+    const text = readFileSync(join(dir, f), 'utf8')
+    sizes.push(Buffer.byteLength(text))
+    if (text !== '' && !text.endsWith('\n')) throw new Error(`${f} ends mid-line`)
+    for (const line of text.split('\n').filter((l) => l !== ''))
+      numbers.push((JSON.parse(line) as { n: number }).n)
+  }
+  return { files, sizes, numbers }
+}
+
+t.test('the file rotates by size: N old files, no line split, nothing reordered', async (t) => {
+  const dir = t.testdir()
+  const path = join(dir, 'audit.log')
+  let lost = 0
+  const file = new RotatingFile({ path, maxBytes: 1000, maxFiles: 3, onLost: (n) => (lost += n) })
+  for (let i = 0; i < 200; i++) file.write(numbered(i))
+  await file.flush()
+  // More after a pause: a second burst goes through the same rotation.
+  for (let i = 200; i < 260; i++) file.write(numbered(i))
+  await file.close()
+  t.equal(lost, 0)
+  const { files, sizes, numbers } = readRotated(dir, 'audit.log')
+  t.same(
+    files,
+    ['audit.log.3', 'audit.log.2', 'audit.log.1', 'audit.log'],
+    'three old files and the current one',
+  )
+  for (const [k, size] of sizes.entries()) t.ok(size <= 1000, `${files[k]}: ${size} bytes, within maxBytes`)
+  t.ok((sizes[0] ?? 0) > 1000 - 80, 'a rotated file was filled until the next line would not fit')
+  t.equal(numbers.at(-1), 259, 'the newest line is in audit.log')
+  t.same(
+    numbers,
+    numbers.map((_, k) => (numbers[0] ?? 0) + k),
+    'oldest to newest, contiguous: whole lines, none lost or reordered',
+  )
+})
+
+t.test('a line longer than maxBytes gets a file of its own; maxFiles 0 keeps no old file', async (t) => {
+  const dir = t.testdir()
+  const path = join(dir, 'audit.log')
+  const file = new RotatingFile({ path, maxBytes: 100, maxFiles: 0, onLost: () => t.fail('lost') })
+  file.write('{"short":1}\n')
+  const long = `${JSON.stringify({ long: 'y'.repeat(300) })}\n`
+  file.write(long)
+  await file.flush()
+  t.same(readdirSync(dir), ['audit.log'])
+  t.equal(readFileSync(path, 'utf8'), long, 'the long line whole, alone')
+  file.write('{"short":2}\n')
+  await file.close()
+  t.equal(readFileSync(path, 'utf8'), '{"short":2}\n')
+})
+
+t.test('an existing file is appended to, and its size counts toward the next rotation', async (t) => {
+  const dir = t.testdir()
+  const path = join(dir, 'audit.log')
+  writeFileSync(path, `${'{"old":true}\n'.repeat(75)}`) // 975 bytes
+  const file = new RotatingFile({ path, maxBytes: 1000, maxFiles: 2, onLost: () => t.fail('lost') })
+  file.write(numbered(0))
+  await file.close()
+  t.equal(readFileSync(`${path}.1`, 'utf8'), '{"old":true}\n'.repeat(75), 'the old content rotated whole')
+  t.equal(readFileSync(path, 'utf8'), numbered(0))
+})
+
+t.test('an unwritable path: lines are counted as lost, logged once, the process carries on', async (t) => {
+  const dir = t.testdir()
+  mkdirSync(join(dir, 'is-a-directory'))
+  for (const path of [join(dir, 'missing', 'audit.log'), join(dir, 'is-a-directory')]) {
+    let lost = 0
+    let logged = ''
+    const logger = createLogger({ level: 'info', stream: { write: (l: string) => (logged += l) } })
+    const audit = createAuditLog(
+      { output: 'file', path, maxBytes: 4096, maxFiles: 2 },
+      { logger, onLost: (n) => (lost += n) },
+    )
+    const off = audit.subscribe()
+    for (let i = 0; i < 5; i++) publishPolicyDecision(decision())
+    await audit.flush()
+    for (let i = 0; i < 3; i++) publishPolicyDecision(decision())
+    await audit.close()
+    off()
+    t.equal(lost, 8, `${path}: every line counted`)
+    const lines = logged.split('\n').filter((l) => l !== '')
+    t.equal(lines.length, 1, 'logged once')
+    const record = JSON.parse(lines[0] ?? '{}') as { level?: string; error?: { code?: string } }
+    t.equal(record.level, 'error')
+    t.match(record.error?.code, /^E(NOENT|ISDIR)$/, 'with the cause')
+  }
+})
+
+t.test(
+  'stdout back-pressure: lines wait in a bounded queue, overflow is counted, order is kept',
+  async (t) => {
+    const received: string[] = []
+    let release: (() => void) | undefined
+    // A reader that takes one chunk and then holds the next until released.
+    const slow = new Writable({
+      highWaterMark: 64,
+      write(chunk: Buffer, _enc, done) {
+        received.push(chunk.toString())
+        if (release === undefined) release = done
+        else done()
+      },
+    })
+    let lost = 0
+    const sink = new StreamSink(slow, (n) => (lost += n), 1000)
+    const lines = Array.from({ length: 40 }, (_, i) => numbered(i))
+    for (const line of lines) sink.write(line)
+    const flushed = sink.flush()
+    let done = false
+    void flushed.then(() => (done = true))
+    await new Promise((resolve) => setImmediate(resolve))
+    t.notOk(done, 'flush waits for the reader')
+    t.ok(lost > 0, 'what did not fit in 1000 bytes was dropped')
+    release?.()
+    await flushed
+    await sink.close()
+    const text = received.join('')
+    const got = text
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => (JSON.parse(l) as { n: number }).n)
+    t.equal(got.length + lost, 40, 'every line written or counted')
+    t.same(
+      got,
+      got.map((_, k) => k),
+      'the first lines, in order, whole',
+    )
+  },
+)
+
+t.test('a stream that fails (EPIPE) is reported, never thrown', async (t) => {
+  let lost = 0
+  const broken = new Writable({
+    write(_chunk, _enc, done) {
+      done(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }))
+    },
+  })
+  const sink = new StreamSink(broken, (n) => (lost += n))
+  sink.write(numbered(0))
+  await new Promise((resolve) => broken.once('error', resolve))
+  sink.write(numbered(1))
+  await sink.close()
+  t.equal(lost, 1, 'the line after the failure; the failed one was already with the stream')
+})
