@@ -8,7 +8,11 @@
 import { execFileSync } from 'node:child_process'
 
 /** Command on PATH → Debian package that provides it. */
-export const DEBIAN_TOOLS: Readonly<Record<string, string>> = { curl: 'curl', openssl: 'openssl' }
+export const DEBIAN_TOOLS: Readonly<Record<string, string>> = {
+  curl: 'curl',
+  openssl: 'openssl',
+  promtool: 'prometheus',
+}
 
 function onPath(command: string): boolean {
   try {
