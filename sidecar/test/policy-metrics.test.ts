@@ -12,8 +12,11 @@ import { Sidecar } from '../src/sidecar.ts'
 const AGENT = 'spiffe://example.org/agent'
 const MCP = 'spiffe://example.org/mcp'
 
-function decision(over: Partial<PolicyDecisionEvent> = {}): PolicyDecisionEvent {
-  return {
+type Overrides = { [K in keyof PolicyDecisionEvent]?: PolicyDecisionEvent[K] | undefined }
+
+/** A decision as the policy stage publishes it; an override of `undefined` leaves the field out. */
+function decision(over: Overrides = {}): PolicyDecisionEvent {
+  const e: Record<string, unknown> = {
     time: new Date(),
     listener: 'public',
     direction: 'inbound',
@@ -30,6 +33,8 @@ function decision(over: Partial<PolicyDecisionEvent> = {}): PolicyDecisionEvent 
     traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
     ...over,
   }
+  for (const [k, v] of Object.entries(e)) if (v === undefined) delete e[k]
+  return e as unknown as PolicyDecisionEvent
 }
 
 const scope = { owner: 'test', inbound: new Set(['public']), outbound: new Set(['egress']) }
