@@ -4,10 +4,11 @@
  * outbound traffic over mTLS to sidecar B (the server's), which hands it to
  * the echo app. Everything binds to 127.0.0.1:0.
  */
+import { Writable } from 'node:stream'
 import { DevWorkloadApi, type DevWorkloadApiOptions } from '@svidecar/certs'
 import type { Test } from 'tap'
 import { parseConfig } from '../../src/config/index.ts'
-import { createLogger } from '../../src/observe/log.ts'
+import { createLogger, type Logger } from '../../src/observe/log.ts'
 import { Sidecar } from '../../src/sidecar.ts'
 import { EchoApp } from './echo-app.ts'
 
@@ -17,6 +18,13 @@ export const MCP = 'spiffe://example.org/mcp'
 const quick = () => ({ next: () => 50, reset() {} })
 // Several sidecars share this process and its event channels; their logs would repeat each other.
 const quiet = createLogger({ level: 'error', stream: { write: () => true } })
+// Audit lines on process.stdout would land in the TAP stream.
+const discard = () =>
+  new Writable({
+    write(_chunk, _encoding, done) {
+      done()
+    },
+  })
 
 export interface Sidecars {
   app: EchoApp
@@ -41,10 +49,22 @@ export interface SidecarsOptions {
   authorize?: string
   /** How long to wait for the first SVIDs (SPIRE may take seconds). */
   readyTimeoutMs?: number
+  /** Both sidecars' logger (default: errors only, discarded). */
+  logger?: Logger
+  /** Where both sidecars write `audit.output: stdout` lines (default: nowhere). */
+  auditStdout?: Writable
 }
 
 export interface MeshOptions extends SidecarsOptions {
   api?: DevWorkloadApiOptions
+}
+
+function sidecarOptions(options: SidecarsOptions) {
+  return {
+    identity: { backoff: quick },
+    logger: options.logger ?? quiet,
+    auditStdout: options.auditStdout ?? discard(),
+  }
 }
 
 export async function startMesh(t: Test, options: MeshOptions = {}): Promise<Mesh> {
@@ -83,7 +103,7 @@ ${options.serverYaml ?? ''}`,
       'server.yaml',
       {},
     ),
-    { identity: { backoff: quick }, logger: quiet },
+    sidecarOptions(options),
   )
   t.teardown(() => serverSidecar.destroy())
   const inboundPort = serverSidecar.addresses.inbound.public?.port ?? 0
@@ -107,7 +127,7 @@ ${options.agentYaml ?? ''}`,
       'agent.yaml',
       {},
     ),
-    { identity: { backoff: quick }, logger: quiet },
+    sidecarOptions(options),
   )
   t.teardown(() => agentSidecar.destroy())
   await serverSidecar.identity.waitReady(options.readyTimeoutMs ?? 5000)
