@@ -3,6 +3,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { PassThrough, Writable } from 'node:stream'
 import t from 'tap'
+import { type ConfigError, parseConfig } from '../src/config/index.ts'
 import { createAuditLog } from '../src/observe/audit.ts'
 import { RotatingFile } from '../src/observe/audit-file.ts'
 import { StreamSink } from '../src/observe/audit-sink.ts'
@@ -337,4 +338,45 @@ t.test('a stream that fails (EPIPE) is reported, never thrown', async (t) => {
   sink.write(numbered(1))
   await sink.close()
   t.equal(lost, 1, 'the line after the failure; the failed one was already with the stream')
+})
+
+const LISTENER = `inbound:
+  - name: public
+    address: "127.0.0.1:15443"
+    forwardTo: "http://127.0.0.1:8080"
+    authorize: { any: true }
+`
+
+function configIssues(yaml: string): { path: string; line?: number }[] {
+  try {
+    parseConfig(LISTENER + yaml, 'audit.yaml', {})
+  } catch (err) {
+    return (err as ConfigError).issues.map((i) => ({
+      path: i.path,
+      ...(i.line === undefined ? {} : { line: i.line }),
+    }))
+  }
+  return []
+}
+
+t.test('the audit config: defaults, a file needs a path, bounds', async (t) => {
+  const defaults = parseConfig(LISTENER, 'audit.yaml', {})
+  t.same(defaults.audit, { output: 'stdout', maxBytes: 100 * 1024 * 1024, maxFiles: 5 })
+  t.same(defaults.metrics, { policyRuleLabel: false })
+  const file = parseConfig(
+    `${LISTENER}audit: { output: file, path: /var/log/svidecar/audit.log, maxBytes: 4096, maxFiles: 0 }\nmetrics: { policyRuleLabel: true }\n`,
+    'audit.yaml',
+    {},
+  )
+  t.same(file.audit, { output: 'file', path: '/var/log/svidecar/audit.log', maxBytes: 4096, maxFiles: 0 })
+  t.same(file.metrics, { policyRuleLabel: true })
+  t.same(configIssues('audit: { output: file }\n'), [{ path: 'audit.path', line: 6 }])
+  t.same(configIssues('audit: { path: /tmp/a.log }\n'), [{ path: 'audit.path', line: 6 }])
+  t.same(
+    configIssues('audit: { output: syslog, maxBytes: 10, maxFiles: -1, rotate: daily }\n').map((i) => i.path),
+    ['audit.rotate', 'audit.output', 'audit.maxBytes', 'audit.maxFiles'],
+  )
+  t.same(configIssues('metrics: { policyRuleLabel: "yes" }\n'), [
+    { path: 'metrics.policyRuleLabel', line: 6 },
+  ])
 })
