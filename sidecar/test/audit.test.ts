@@ -158,6 +158,16 @@ t.test('reasons and resources go through the redaction; a malformed traceparent 
   t.notOk('traceparent' in (line ?? {}), 'a value that is not a traceparent is not copied')
 })
 
+t.test('a long reason is clipped: one decision stays one modest line', async (t) => {
+  const out = capture()
+  const audit = createAuditLog(STDOUT, { logger: silent, stdout: out.stream })
+  audit.record(decision({ reason: 'r'.repeat(100_000), resource: `GET /${'p'.repeat(100_000)}` }))
+  await audit.close()
+  const [line] = out.lines()
+  t.equal(line?.reason, `${'r'.repeat(2048)}…`)
+  t.equal(String(line?.resource).length, 2049)
+})
+
 t.test('an event that breaks the contract is counted as lost, never thrown at the publisher', async (t) => {
   const out = capture()
   let lost = 0

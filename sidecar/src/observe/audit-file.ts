@@ -46,7 +46,10 @@ export class RotatingFile implements AuditSink {
   }
 
   write(line: string): void {
-    if (this.#closed) return
+    if (this.#closed) {
+      this.#options.onLost(1, new Error('the audit file is closed'))
+      return
+    }
     const bytes = Buffer.byteLength(line)
     if (this.#queuedBytes + bytes > this.#maxQueue) {
       this.#options.onLost(1, new Error(`audit queue full (${this.#maxQueue} bytes waiting for the disk)`))
@@ -71,10 +74,13 @@ export class RotatingFile implements AuditSink {
 
   #kick(): void {
     if (this.#running) return
-    this.#running = this.#drain().finally(() => {
-      this.#running = undefined
-      if (this.#queue.length > 0) this.#kick()
-    })
+    // #drain reports its own failures; a throwing onLost must still not become an unhandled rejection.
+    this.#running = this.#drain()
+      .catch(() => {})
+      .finally(() => {
+        this.#running = undefined
+        if (this.#queue.length > 0) this.#kick()
+      })
   }
 
   async #drain(): Promise<void> {

@@ -30,19 +30,27 @@ export interface AuditRecord {
   traceparent?: string
 }
 
+const MAX_FIELD = 2048
+
+/** Redacted, and clipped so one line stays one line's worth whatever a decision service answered. */
+function text(s: string): string {
+  const r = redactString(s)
+  return r.length <= MAX_FIELD ? r : `${r.slice(0, MAX_FIELD)}…`
+}
+
 export function auditRecord(e: PolicyDecisionEvent): AuditRecord {
   return {
     time: e.time.toISOString(),
     direction: e.direction,
     listener: e.listener,
-    subject: redactString(e.subject),
-    ...(e.peer === undefined ? {} : { peer: redactString(e.peer) }),
+    subject: text(e.subject),
+    ...(e.peer === undefined ? {} : { peer: text(e.peer) }),
     action: e.action,
-    resource: redactString(e.resource),
+    resource: text(e.resource),
     decision: e.decision,
     ...(e.wouldDeny === true ? { wouldDeny: true as const } : {}),
-    ...(e.ruleId === undefined ? {} : { rule: redactString(e.ruleId) }),
-    reason: redactString(e.reason),
+    ...(e.ruleId === undefined ? {} : { rule: text(e.ruleId) }),
+    reason: text(e.reason),
     mode: e.mode,
     engine: e.engine,
     // Microsecond resolution: the built-in engine decides in a few of them.

@@ -43,19 +43,23 @@ export interface AuditLog {
 export function createAuditLog(config: AuditConfig, options: AuditOptions): AuditLog {
   let failing = false
   const onLost: LostLines = (lines, cause) => {
-    options.onLost?.(lines)
-    // Once: a full disk would otherwise log a line per decision; the metric keeps counting.
-    if (failing) return
-    failing = true
-    options.logger.error(
-      'audit log write failed: decisions are being lost (counted in svidecar_audit_write_errors_total, logged once)',
-      {
-        output: config.output,
-        ...(config.path === undefined ? {} : { path: config.path }),
-        lines,
-        error: cause,
-      },
-    )
+    try {
+      options.onLost?.(lines)
+      // Once: a full disk would otherwise log a line per decision; the metric keeps counting.
+      if (failing) return
+      failing = true
+      options.logger.error(
+        'audit log write failed: decisions are being lost (counted in svidecar_audit_write_errors_total, logged once)',
+        {
+          output: config.output,
+          ...(config.path === undefined ? {} : { path: config.path }),
+          lines,
+          error: cause,
+        },
+      )
+    } catch {
+      // Reached from a diagnostics_channel subscriber, where a throw would end the process.
+    }
   }
   const sink: AuditSink =
     config.output === 'file'
