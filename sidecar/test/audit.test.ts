@@ -1,4 +1,5 @@
 // The audit log: line shape, redaction, rotation by size, back-pressure and write failures.
+import { execFileSync } from 'node:child_process'
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { PassThrough, Writable } from 'node:stream'
@@ -181,6 +182,30 @@ t.test('an event that breaks the contract is counted as lost, never thrown at th
   // diagnostics_channel rethrows a subscriber's error on the next tick: give it that tick.
   await new Promise((resolve) => setImmediate(resolve))
 })
+
+t.test(
+  'Node fact: a diagnostics_channel subscriber that throws ends the process (hence no throw from record)',
+  async (t) => {
+    const script = `
+    const dc = require('node:diagnostics_channel')
+    dc.subscribe('fact', () => { throw new Error('subscriber failed') })
+    dc.channel('fact').publish({})
+    console.log('publish returned')`
+    let status = 0
+    let stdout = ''
+    try {
+      stdout = execFileSync(process.execPath, ['-e', script], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      })
+    } catch (err) {
+      status = (err as { status: number }).status
+      stdout = (err as { stdout: string }).stdout
+    }
+    t.equal(stdout.trim(), 'publish returned', 'publish itself does not throw')
+    t.equal(status, 1, 'but the error is rethrown as an uncaught exception')
+  },
+)
 
 t.test('a subscription scoped to one sidecar writes only its listeners’ decisions', async (t) => {
   const out = capture()
