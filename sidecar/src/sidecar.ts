@@ -49,7 +49,6 @@ export class Sidecar {
   #audit: AuditLog | undefined
   #draining = false
   #closed: Promise<void> | undefined
-
   readonly #options: SidecarOptions
 
   private constructor(config: SidecarConfig, options: SidecarOptions) {
