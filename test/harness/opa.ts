@@ -49,6 +49,7 @@ export async function startOpa(t: Test, modules: Record<string, string>): Promis
     const url = `http://127.0.0.1:${port}`
     let count = 0
     let out = ''
+    let tail = ''
     const child: ChildProcess = spawn(
       opaBin(),
       ['run', '--server', '--addr', `127.0.0.1:${port}`, '--set', 'decision_logs.console=true', ...files],
@@ -62,7 +63,9 @@ export async function startOpa(t: Test, modules: Record<string, string>): Promis
       }),
     )
     const onData = (chunk: Buffer) => {
-      out += chunk.toString('utf8')
+      const text = chunk.toString('utf8')
+      tail = (tail + text).slice(-2000)
+      out += text
       const lines = out.split('\n')
       out = lines.pop() as string
       for (const l of lines) if (l.includes('"decision_id"')) count++
@@ -80,6 +83,6 @@ export async function startOpa(t: Test, modules: Record<string, string>): Promis
     }
     if (!exited && (await healthy(url))) return { url, decisions: () => count, stop }
     await stop()
-    if (attempt >= 3) throw new Error(`opa did not become healthy at ${url}: ${out.slice(-2000)}`)
+    if (attempt >= 3) throw new Error(`opa did not become healthy at ${url}: ${tail}`)
   }
 }
