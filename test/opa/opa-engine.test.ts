@@ -3,7 +3,7 @@
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { createServer as createNetServer, type Socket } from 'node:net'
 import { createOpaEngine, isSvidecarError, type PolicyDecision, type PolicyRequest } from 'svidecar'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { SpiffeId } from 'workload-api-client'
 import { startOpa } from '../harness/opa.ts'
 import { requireOpa } from '../harness/opa-available.ts'
@@ -44,8 +44,6 @@ async function rawServer(
   })
   return { url: `http://127.0.0.1:${(srv.address() as { port: number }).port}`, bodies, headers }
 }
-
-type Test = Parameters<Parameters<typeof t.test>[1]>[0]
 
 function json(res: ServerResponse, status: number, body: unknown): void {
   const text = typeof body === 'string' ? body : JSON.stringify(body)
