@@ -2,6 +2,7 @@
  * A real OPA server for one test file: `opa run --server` on a free
  * 127.0.0.1 port with the given Rego modules, decision logs on the console
  * (so a test can count the decisions OPA really made), killed in teardown.
+ * The benchmark launches one without decision logs.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
@@ -36,8 +37,20 @@ async function healthy(url: string): Promise<boolean> {
   }
 }
 
+/** An OPA server for a test file, killed in its teardown. */
 export async function startOpa(t: Test, modules: Record<string, string>): Promise<OpaServer> {
-  const dir = t.testdir()
+  const opa = await launchOpa(t.testdir(), modules)
+  t.teardown(opa.stop)
+  return opa
+}
+
+/** An OPA server with the modules written into `dir`; the caller stops it. */
+export async function launchOpa(
+  dir: string,
+  modules: Record<string, string>,
+  options: { decisionLogs?: boolean } = {},
+): Promise<OpaServer> {
+  const logs = options.decisionLogs === false ? [] : ['--set', 'decision_logs.console=true']
   const files = Object.entries(modules).map(([name, text]) => {
     const file = join(dir, name)
     writeFileSync(file, text)
@@ -52,7 +65,7 @@ export async function startOpa(t: Test, modules: Record<string, string>): Promis
     let tail = ''
     const child: ChildProcess = spawn(
       opaBin(),
-      ['run', '--server', '--addr', `127.0.0.1:${port}`, '--set', 'decision_logs.console=true', ...files],
+      ['run', '--server', '--addr', `127.0.0.1:${port}`, ...logs, ...files],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     )
     let exited = false
@@ -76,7 +89,6 @@ export async function startOpa(t: Test, modules: Record<string, string>): Promis
       if (!exited) child.kill('SIGKILL')
       await exit
     }
-    t.teardown(stop)
     const deadline = Date.now() + 30_000
     while (!exited && Date.now() < deadline && !(await healthy(url))) {
       await new Promise((r) => setTimeout(r, 50))
