@@ -147,6 +147,13 @@ t.test('a request the sidecar cannot match is denied without asking', async (t) 
     t.equal(d.engine, 'opa')
     t.match(d.reason, /denied before asking OPA/)
   }
+  const big = request()
+  const d = engine.decide({
+    ...big,
+    context: { ...big.context, attributes: { tokens: 10n } },
+  }) as PolicyDecision
+  t.equal(d.decision, 'deny', 'an attribute JSON cannot carry (a BigInt) denies instead of throwing')
+  t.match(d.reason, /cannot be sent as JSON/)
   t.equal(srv.bodies.length, 0, 'the decision service was never asked')
 })
 

@@ -97,15 +97,20 @@ export class OpaEngine implements PolicyEngine {
   decide(request: PolicyRequest): PolicyDecision | Promise<PolicyDecision> {
     const input = opaInput(request)
     if (typeof input === 'string') return refusedLocally(input)
-    const key = JSON.stringify(input)
+    let key: string
+    try {
+      key = JSON.stringify(input)
+    } catch {
+      // A BigInt or a cycle among the attributes a lens set: nothing OPA could be asked about.
+      return refusedLocally('the request attributes cannot be sent as JSON')
+    }
     const cached = this.#cache.get(key)
     if (cached !== undefined) return cached
     const pending = this.#inflight.get(key)
     if (pending !== undefined) return pending
-    const p = this.#ask(key, request).then((d) => {
-      this.#inflight.delete(key)
-      return d
-    })
+    const p = this.#ask(key, request)
+      .catch(() => failClosed(`the request to ${this.endpoint} failed`))
+      .finally(() => this.#inflight.delete(key))
     this.#inflight.set(key, p)
     return p
   }
