@@ -13,8 +13,8 @@ import { opaBin } from './opa-install.ts'
 
 export interface OpaServer {
   readonly url: string
-  /** Decisions OPA has logged so far. */
-  decisions(): number
+  /** Decisions OPA has logged so far; with `containing`, only those whose log line (input included) contains it. */
+  decisions(containing?: string): number
   /** Kills the server (teardown does it too) and waits for it to exit. */
   stop(): Promise<void>
 }
@@ -60,7 +60,7 @@ export async function launchOpa(
   for (let attempt = 1; ; attempt++) {
     const port = await freePort()
     const url = `http://127.0.0.1:${port}`
-    let count = 0
+    const logged: string[] = []
     let out = ''
     let tail = ''
     const child: ChildProcess = spawn(
@@ -81,7 +81,7 @@ export async function launchOpa(
       out += text
       const lines = out.split('\n')
       out = lines.pop() as string
-      for (const l of lines) if (l.includes('"decision_id"')) count++
+      for (const l of lines) if (l.includes('"decision_id"')) logged.push(l)
     }
     child.stdout?.on('data', onData)
     child.stderr?.on('data', onData)
@@ -93,7 +93,13 @@ export async function launchOpa(
     while (!exited && Date.now() < deadline && !(await healthy(url))) {
       await new Promise((r) => setTimeout(r, 50))
     }
-    if (!exited && (await healthy(url))) return { url, decisions: () => count, stop }
+    if (!exited && (await healthy(url)))
+      return {
+        url,
+        decisions: (containing) =>
+          containing === undefined ? logged.length : logged.filter((l) => l.includes(containing)).length,
+        stop,
+      }
     await stop()
     if (attempt >= 3) throw new Error(`opa did not become healthy at ${url}: ${tail}`)
   }

@@ -14,7 +14,9 @@
  * refuses to match (dot segments, `//`, a bad escape), and a kind it does not
  * know, are denied before OPA is asked: the decision service never sees an
  * ambiguous request. The time is given to the second (RFC 3339, UTC), so
- * identical requests within a second share a cache entry.
+ * identical requests within a second share a cache entry. Paths go without
+ * their query and fragment: those can carry tokens, and OPA's decision logs
+ * record every input (often shipping them elsewhere).
  */
 import type { SpiffeId } from 'workload-api-client'
 import { pathSegments, uriSegments } from '../builtin/paths.ts'
@@ -49,6 +51,11 @@ function idInput(id: SpiffeId): OpaIdInput {
   return { id: id.toString(), trustDomain: id.trustDomain.name, path: id.path, segments: id.segments }
 }
 
+function withoutQuery(path: string): string {
+  const cut = path.search(/[?#]/)
+  return cut === -1 ? path : path.slice(0, cut)
+}
+
 /** RFC 3339 in UTC, whole seconds. */
 function rfc3339Seconds(time: Date): string {
   return `${time.toISOString().slice(0, 19)}Z`
@@ -62,7 +69,7 @@ export function opaInput(request: PolicyRequest): OpaInput | string {
   if (r.kind === 'http.route') {
     const segments = pathSegments(r.path)
     if (typeof segments === 'string') return `${describeResource(r)} cannot be matched: ${segments}`
-    resource = { kind: r.kind, method: r.method, path: r.path, segments }
+    resource = { kind: r.kind, method: r.method, path: withoutQuery(r.path), segments }
   } else if (r.kind === 'mcp.resource') {
     const segments = uriSegments(r.uri)
     if (typeof segments === 'string') return `${describeResource(r)} cannot be matched: ${segments}`
@@ -79,7 +86,7 @@ export function opaInput(request: PolicyRequest): OpaInput | string {
       time: rfc3339Seconds(c.time),
       ...(c.direction === undefined ? {} : { direction: c.direction }),
       ...(method === undefined ? {} : { method }),
-      ...(path === undefined ? {} : { path }),
+      ...(path === undefined ? {} : { path: withoutQuery(path) }),
       headers: { ...c.headers },
       attributes: { ...c.attributes },
     },
