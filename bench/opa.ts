@@ -84,7 +84,10 @@ export async function opaBench(
 ): Promise<OpaBench> {
   await ensureOpa()
   const dir = mkdtempSync(join(tmpdir(), 'svidecar-opa-bench-'))
-  const lib = readFileSync(new URL('../test/opa/rego/lib.rego', import.meta.url), 'utf8')
+  const lib = readFileSync(
+    new URL('../deploy/examples/policies/opa/svidecar_lib.rego', import.meta.url),
+    'utf8',
+  )
   const opa = await launchOpa(dir, { 'lib.rego': lib, 'bench.rego': bigRego(true) }, { decisionLogs: false })
   // The deadline is generous: a benchmark measures the tail rather than cutting it off.
   const uncached = createOpaEngine({

@@ -9,6 +9,9 @@ import { DEFAULT_TIME, SCENARIOS, type ScenarioCase } from '../../sidecar/test/h
 import { startOpa } from '../harness/opa.ts'
 import { requireOpa } from '../harness/opa-available.ts'
 
+/** The Rego library the scenario policies are written on, the one the examples ship. */
+const LIB = '../../deploy/examples/policies/opa/svidecar_lib.rego'
+
 /** The Rego package of each scenario group. */
 const PACKAGES: Record<string, string> = {
   'allow, deny and the default': 'svidecar.scenarios.basic',
@@ -38,7 +41,9 @@ function toRequest(c: ScenarioCase): PolicyRequest {
 
 if (requireOpa(t)) {
   const regoDir = join(import.meta.dirname, 'rego')
-  const modules: Record<string, string> = {}
+  const modules: Record<string, string> = {
+    'svidecar_lib.rego': readFileSync(join(import.meta.dirname, LIB), 'utf8'),
+  }
   for (const f of readdirSync(regoDir))
     if (f.endsWith('.rego')) modules[f] = readFileSync(join(regoDir, f), 'utf8')
   const opa = await startOpa(t, modules)
