@@ -67,6 +67,10 @@ t.test('options are checked when the engine is made', async (t) => {
     ['a path in the URL', { url: 'http://127.0.0.1:1/v1/data', package: 'a.b' }],
     ['a package that is no Rego path', { url: 'http://127.0.0.1:1', package: 'a..b' }],
     ['a package with a slash trick', { url: 'http://127.0.0.1:1', package: '../v1/policies' }],
+    [
+      'a token that cannot be a header value',
+      { url: 'http://127.0.0.1:1', package: 'a', token: 'a\r\nx: y' },
+    ],
     ['a zero deadline', { url: 'http://127.0.0.1:1', package: 'a', timeoutMs: 0 }],
     ['a negative cache size', { url: 'http://127.0.0.1:1', package: 'a', cache: { maxEntries: -1 } }],
   ]

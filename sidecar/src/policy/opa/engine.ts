@@ -89,7 +89,11 @@ export class OpaEngine implements PolicyEngine {
     this.#path = `/v1/data/${options.package.replaceAll('.', '/')}`
     this.endpoint = `${url.origin}${this.#path}`
     this.#headers = { 'content-type': 'application/json', accept: 'application/json' }
-    if (options.token !== undefined) this.#headers.authorization = `Bearer ${options.token}`
+    if (options.token !== undefined) {
+      // A header value cannot hold CR, LF or non-ASCII; say so now, not per request.
+      if (!/^[\x21-\x7e]+$/.test(options.token)) throw invalid('token must be printable ASCII without spaces')
+      this.#headers.authorization = `Bearer ${options.token}`
+    }
     this.#cache = new DecisionCache(entries, ttl, options.now ?? Date.now)
     this.#pool = new Pool(url.origin, { connections, pipelining: 1 })
   }
