@@ -4,5 +4,6 @@ export { ERROR_TABLE, isSvidecarError, SvidecarError, type SvidecarErrorCode } f
 export { createLogger, type Logger } from './observe/log.ts'
 export type { PolicyDecision, PolicyEngine, PolicyRequest, PolicyResource } from './policy/engine.ts'
 export { loadPolicyFile, PolicyError, parsePolicy } from './policy/file.ts'
+export { createOpaEngine, OpaEngine, type OpaEngineOptions } from './policy/opa/engine.ts'
 export { PolicyStore } from './policy/store.ts'
 export { Sidecar, type SidecarOptions } from './sidecar.ts'

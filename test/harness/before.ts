@@ -1,17 +1,21 @@
 /**
- * tap's `before` hook: makes sure the SPIRE binaries and the Debian tools the
- * suites drive exist before any test file starts, so the one slow build
+ * tap's `before` hook: makes sure the SPIRE binaries, the OPA server and the
+ * Debian tools the suites drive exist before any test file starts, so the one slow build
  * happens once and outside the tests' timeouts. A failure never stops the run here; it is written down, and each
- * real-SPIRE test file then fails (CI=true) or skips loudly (spire-available.ts).
+ * real-SPIRE test file then fails (CI=true) or skips loudly (spire-available.ts), and
+ * so does each real-OPA one (opa-available.ts).
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { ensureDebianTools } from './debian.ts'
 import { ensureGhostunnel } from './ghostunnel-install.ts'
+import { OPA_UNAVAILABLE_MARKER } from './opa-available.ts'
+import { ensureOpa } from './opa-install.ts'
 import { UNAVAILABLE_MARKER } from './spire-available.ts'
 import { ensureSpire } from './spire-install.ts'
 
 rmSync(UNAVAILABLE_MARKER, { force: true })
+rmSync(OPA_UNAVAILABLE_MARKER, { force: true })
 try {
   ensureDebianTools()
 } catch (err) {
@@ -32,5 +36,18 @@ try {
         ? '!!! CI=true: every spire: test file will FAIL.\n'
         : '!!! the spire: tests will be SKIPPED on this machine (they fail under CI=true).\n') +
       `${banner}\n\n`,
+  )
+}
+try {
+  await ensureOpa()
+} catch (err) {
+  const reason = err instanceof Error ? err.message : String(err)
+  mkdirSync(dirname(OPA_UNAVAILABLE_MARKER), { recursive: true })
+  writeFileSync(OPA_UNAVAILABLE_MARKER, `${reason}\n`)
+  process.stderr.write(
+    `\n!!! the OPA server is unavailable: ${reason}\n` +
+      (process.env.CI === 'true'
+        ? '!!! CI=true: every real-OPA test file will FAIL.\n\n'
+        : '!!! the real-OPA tests will be SKIPPED on this machine (they fail under CI=true).\n\n'),
   )
 }
