@@ -90,6 +90,8 @@ export interface SidecarConfig {
   upstreams: Map<string, UpstreamConfig>
   limits: LimitsConfig
   log: { level: 'debug' | 'info' | 'warn' | 'error' }
+  /** The policy file; without it the listeners' authorizers alone decide. */
+  policy?: { file: string }
   warnings: string[]
 }
 
@@ -366,6 +368,7 @@ export const SCHEMA = obj({
       default: { level: 'info' as const },
     },
   ),
+  policy: field(obj({ file: field(str(), { required: true }) })),
 })
 
 const LIMIT_DEFAULTS: LimitsConfig = {
@@ -584,6 +587,7 @@ export function parseConfig(
     upstreams,
     limits: { ...LIMIT_DEFAULTS, ...parsed.limits },
     log: parsed.log,
+    ...(parsed.policy === undefined ? {} : { policy: { file: parsed.policy.file } }),
     warnings,
   }
 }

@@ -5,6 +5,7 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import { ERROR_TABLE } from '../errors/codes.ts'
+import { onPolicyReload } from '../policy/events.ts'
 import { on } from './events.ts'
 
 /** `2xx` and friends; anything outside 100–599 is not a status a client was sent. */
@@ -36,6 +37,8 @@ export interface MetricsScope {
   inbound: ReadonlySet<string>
   /** Outbound listener names and upstream names (outbound TLS events carry the upstream's). */
   outbound: ReadonlySet<string>
+  /** The sidecar's policy store: its reloads are counted, with the counts it has kept since it opened. */
+  policy?: { readonly path: string; readonly counts: { success: number; failure: number } }
 }
 
 export function createMetrics(scope?: MetricsScope): Metrics {
@@ -102,7 +105,18 @@ export function createMetrics(scope?: MetricsScope): Metrics {
     labelNames: ['listener', 'direction'],
     registers: [registry],
   })
+  const reloads = new Counter({
+    name: 'svidecar_policy_reloads_total',
+    help: 'Policy file loads, by result; a failed one keeps the last good policy',
+    labelNames: ['result'],
+    registers: [registry],
+  })
   ready.set(0)
+  // The first load happened before metrics existed.
+  if (scope?.policy !== undefined) {
+    reloads.inc({ result: 'success' }, scope.policy.counts.success)
+    reloads.inc({ result: 'failure' }, scope.policy.counts.failure)
+  }
 
   return {
     registry,
@@ -139,6 +153,9 @@ export function createMetrics(scope?: MetricsScope): Metrics {
           if (!mine(e)) return
           if (e.event === 'open') connections.inc({ listener: e.listener, direction: e.direction })
           else connections.dec({ listener: e.listener, direction: e.direction })
+        }),
+        onPolicyReload((e) => {
+          if (scope === undefined || e.source === scope.policy?.path) reloads.inc({ result: e.result })
         }),
       ]
       return () => {
