@@ -133,14 +133,14 @@ t.test('a stage that needs the body reads it under its cap; the upstream gets th
 t.test('readCappedBody: counts a chunked body as it arrives and stops at the cap', async (t) => {
   const results: Array<string | Error> = []
   const server = createServer((req, res) => {
-    readCappedBody(req, res, 8).then(
+    readCappedBody(req, res, { maxBytes: 8, idleTimeoutMs: 200 }).then(
       (b) => {
         results.push(b.toString())
         res.end('ok')
       },
       (err: Error) => {
         results.push(err)
-        res.writeHead(413, { connection: 'close' }).end()
+        res.writeHead((err as { status?: number }).status ?? 500, { connection: 'close' }).end()
       },
     )
   })
@@ -157,6 +157,14 @@ t.test('readCappedBody: counts a chunked body as it arrives and stops at the cap
   t.equal(await chunked(['abcd', 'efgh', 'i']), 413)
   t.equal(results[0], 'abcdefgh')
   t.match(results[1], { code: 'SVD_REQUEST_BODY_TOO_LARGE', reason: 'BODY_OVER_STAGE_LIMIT' })
+  // A body that stops arriving is cut after the idle limit, not held for as long as the client likes.
+  const stalled = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/' })
+  stalled.write('abc')
+  const [res] = (await once(stalled, 'response')) as [IncomingMessage]
+  res.resume()
+  t.equal(res.statusCode, 408)
+  t.match(results[2], { code: 'SVD_REQUEST_BODY_TIMEOUT', reason: 'BODY_IDLE' })
+  stalled.destroy()
 })
 
 t.test('response wrappers see and may rewrite each chunk, and the end', async (t) => {

@@ -8,7 +8,19 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { SvidecarError } from '../errors/index.ts'
 import { sendContinue } from '../forwarder/expect.ts'
 
-export function readCappedBody(req: IncomingMessage, res: ServerResponse, maxBytes: number): Promise<Buffer> {
+export interface BodyReadLimits {
+  maxBytes: number
+  /** A body that sends nothing this long is cut (0: no limit), as body-guard.ts does for streamed bodies. */
+  idleTimeoutMs?: number
+}
+
+export function readCappedBody(
+  req: IncomingMessage,
+  res: ServerResponse,
+  limits: BodyReadLimits,
+): Promise<Buffer> {
+  const { maxBytes } = limits
+  const idleMs = limits.idleTimeoutMs ?? 0
   return new Promise((resolve, reject) => {
     const declared = req.headers['content-length']
     if (declared !== undefined && Number(declared) > maxBytes) {
@@ -18,7 +30,21 @@ export function readCappedBody(req: IncomingMessage, res: ServerResponse, maxByt
     sendContinue(req, res)
     const chunks: Buffer[] = []
     let received = 0
+    let timer: NodeJS.Timeout | undefined
+    if (idleMs > 0) {
+      timer = setTimeout(() => {
+        cleanup()
+        req.pause()
+        reject(
+          new SvidecarError('SVD_REQUEST_BODY_TIMEOUT', `the request body sent nothing for ${idleMs} ms`, {
+            reason: 'BODY_IDLE',
+          }),
+        )
+      }, idleMs)
+      timer.unref()
+    }
     const onData = (chunk: Buffer) => {
+      timer?.refresh()
       received += chunk.length
       if (received > maxBytes) {
         cleanup()
@@ -41,6 +67,7 @@ export function readCappedBody(req: IncomingMessage, res: ServerResponse, maxByt
       )
     }
     const cleanup = () => {
+      if (timer !== undefined) clearTimeout(timer)
       req.off('data', onData)
       req.off('end', onEnd)
       req.off('close', onClose)

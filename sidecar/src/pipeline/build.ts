@@ -43,6 +43,7 @@ function run(
   at: Body,
   from: number,
   done: (refusal: StageResult) => void,
+  limits: PipelineOptions['limits'],
 ): void {
   for (let i = from; i < stages.length; i++) {
     const stage = stages[i] as Stage
@@ -50,10 +51,12 @@ function run(
     if (stage.bodyLimit !== undefined && at.kind === 'request' && exchange.body === undefined) {
       if (!hasBody(exchange.req)) exchange.body = Buffer.alloc(0)
       else {
-        readCappedBody(exchange.req, at.res, stage.bodyLimit).then(
+        // Never more than the listener itself lets through, and under the same idle limit.
+        const max = limits.maxBodyBytes > 0 ? Math.min(limits.maxBodyBytes, stage.bodyLimit) : stage.bodyLimit
+        readCappedBody(exchange.req, at.res, { maxBytes: max, idleTimeoutMs: limits.bodyIdleTimeoutMs }).then(
           (body) => {
             exchange.body = body
-            run(stages, exchange, at, i, done)
+            run(stages, exchange, at, i, done, limits)
           },
           (err: unknown) => done(asRefusal(err)),
         )
@@ -68,7 +71,7 @@ function run(
     }
     if (result instanceof Promise) {
       result.then(
-        (refusal) => (refusal === undefined ? run(stages, exchange, at, i + 1, done) : done(refusal)),
+        (refusal) => (refusal === undefined ? run(stages, exchange, at, i + 1, done, limits) : done(refusal)),
         (err: unknown) => done(asRefusal(err)),
       )
       return
@@ -93,62 +96,81 @@ export function buildPipeline(stages: readonly Stage[], options: PipelineOptions
   return {
     stages,
     request(exchange, res) {
-      run(stages, exchange, { kind: 'request', res }, 0, (refusal) => {
-        const upstream = exchange.upstream
-        if (refusal !== undefined || upstream === undefined) {
-          const err = refusal ?? new SvidecarError('SVD_ROUTE_NOT_FOUND', 'no route')
-          sendError(res, err)
-          exchange.end(err.status, err.code, err)
-          return
-        }
-        const req = exchange.req
-        const body =
-          exchange.body !== undefined
-            ? { body: exchange.body }
-            : hasBody(req)
-              ? { body: guardBody(req, res, options.limits) }
-              : {}
-        forwardHttp(req, res, upstream, {
-          headers: outgoing(exchange, false),
-          onEnd: exchange.end,
-          ...body,
-          ...(wrapping.length === 0
-            ? {}
-            : {
-                wrap: (head) =>
-                  wrapping
-                    .map((s) => s.wrapResponse?.(exchange, head))
-                    .filter((w): w is ResponseWrapper => w !== undefined),
-              }),
-        })
-      })
+      run(
+        stages,
+        exchange,
+        { kind: 'request', res },
+        0,
+        (refusal) => {
+          // The client left while a stage was deciding (a decision service, a body read): nothing to answer.
+          if (res.destroyed) {
+            exchange.end(499, 'CLIENT_ABORTED')
+            return
+          }
+          const upstream = exchange.upstream
+          if (refusal !== undefined || upstream === undefined) {
+            const err = refusal ?? new SvidecarError('SVD_ROUTE_NOT_FOUND', 'no route')
+            sendError(res, err)
+            exchange.end(err.status, err.code, err)
+            return
+          }
+          const req = exchange.req
+          const body =
+            exchange.body !== undefined
+              ? { body: exchange.body }
+              : hasBody(req)
+                ? { body: guardBody(req, res, options.limits) }
+                : {}
+          forwardHttp(req, res, upstream, {
+            headers: outgoing(exchange, false),
+            onEnd: exchange.end,
+            ...body,
+            ...(wrapping.length === 0
+              ? {}
+              : {
+                  wrap: (head) =>
+                    wrapping
+                      .map((s) => s.wrapResponse?.(exchange, head))
+                      .filter((w): w is ResponseWrapper => w !== undefined),
+                }),
+          })
+        },
+        options.limits,
+      )
     },
     upgrade(exchange, socket, head) {
-      run(stages, exchange, { kind: 'upgrade' }, 0, (refusal) => {
-        const upstream = exchange.upstream
-        if (refusal !== undefined || upstream === undefined) {
-          const err = refusal ?? new SvidecarError('SVD_ROUTE_NOT_FOUND', 'no route')
-          writeRawError(socket, err)
-          exchange.end(err.status, err.code, err)
-          return
-        }
-        const createConnection = upstream.createConnection()
-        const scheme = upstream.url.protocol === 'http:' ? 'ws' : 'wss'
-        relayWebSocket(
-          exchange.req,
-          socket,
-          head,
-          {
-            url: `${scheme}://${upstream.url.host}${upstream.basePath}${exchange.req.url ?? '/'}`,
-            upstream: upstream.name,
-            headers: upgradeHeaders(outgoing(exchange, true)),
-            ...(createConnection === undefined ? {} : { createConnection }),
-            maxPayload: MAX_WEBSOCKET_MESSAGE_BYTES,
-            handshakeTimeoutMs: options.connectTimeoutMs,
-          },
-          exchange.end,
-        )
-      })
+      run(
+        stages,
+        exchange,
+        { kind: 'upgrade' },
+        0,
+        (refusal) => {
+          const upstream = exchange.upstream
+          if (refusal !== undefined || upstream === undefined) {
+            const err = refusal ?? new SvidecarError('SVD_ROUTE_NOT_FOUND', 'no route')
+            writeRawError(socket, err)
+            exchange.end(err.status, err.code, err)
+            return
+          }
+          const createConnection = upstream.createConnection()
+          const scheme = upstream.url.protocol === 'http:' ? 'ws' : 'wss'
+          relayWebSocket(
+            exchange.req,
+            socket,
+            head,
+            {
+              url: `${scheme}://${upstream.url.host}${upstream.basePath}${exchange.req.url ?? '/'}`,
+              upstream: upstream.name,
+              headers: upgradeHeaders(outgoing(exchange, true)),
+              ...(createConnection === undefined ? {} : { createConnection }),
+              maxPayload: MAX_WEBSOCKET_MESSAGE_BYTES,
+              handshakeTimeoutMs: options.connectTimeoutMs,
+            },
+            exchange.end,
+          )
+        },
+        options.limits,
+      )
     },
   }
 }
