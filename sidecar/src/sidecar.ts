@@ -16,6 +16,8 @@ import { type AuditLog, createAuditLog } from './observe/audit.ts'
 import { publishIdentity, publishLifecycle } from './observe/events.ts'
 import { createLogger, type Logger, subscribeLogs } from './observe/log.ts'
 import { createMetrics } from './observe/metrics.ts'
+import { onPolicyReload } from './policy/events.ts'
+import { PolicyStore } from './policy/store.ts'
 import { authorizerFromSpec } from './tls/authorizer.ts'
 import { tlsParameters } from './tls/profiles.ts'
 
@@ -45,6 +47,8 @@ export class Sidecar {
   readonly #inbound: InboundListener[] = []
   readonly #outbound: OutboundListener[] = []
   readonly #cleanups: Array<() => void> = []
+  /** The policy in force when the config names one; reloaded when its file changes. */
+  readonly policy: PolicyStore | undefined
   #admin: Awaited<ReturnType<typeof startAdmin>> | undefined
   #audit: AuditLog | undefined
   #draining = false
@@ -55,6 +59,8 @@ export class Sidecar {
     this.config = config
     this.#options = options
     this.logger = options.logger ?? createLogger({ level: config.log.level })
+    // A policy that cannot load at start is an error, never a silent deny-all: the caller says why and exits.
+    this.policy = config.policy === undefined ? undefined : PolicyStore.open(config.policy.file)
     this.identity = Identity.start({
       ...(config.workloadApi.socket === undefined ? {} : { socket: config.workloadApi.socket }),
       ...(config.workloadApi.hint === undefined ? {} : { hint: config.workloadApi.hint }),
@@ -144,11 +150,29 @@ export class Sidecar {
   async #start(): Promise<void> {
     const { config } = this
     this.#cleanups.push(subscribeLogs(this.logger))
+    const policy = this.policy
+    if (policy !== undefined) {
+      this.#cleanups.push(
+        onPolicyReload((e) => {
+          if (e.source !== policy.path) return
+          if (e.result === 'success') this.logger.info('policy loaded', { file: e.source, rules: e.rules })
+          else
+            this.logger.warn('policy reload rejected: the last good policy stays in force', {
+              file: e.source,
+              code: e.code,
+              problems: e.message,
+              rules: e.rules,
+            })
+        }),
+        () => policy.close(),
+      )
+    }
     // Only this sidecar's series, even when another one shares the process (svidecar demo).
     const scope = {
       owner: this.#owner,
       inbound: new Set(config.inbound.map((l) => l.name)),
       outbound: new Set([...config.outbound.map((l) => l.name), ...config.upstreams.keys()]),
+      ...(policy === undefined ? {} : { policy }),
     }
     const metrics = createMetrics(scope, { policyRuleLabel: config.metrics.policyRuleLabel })
     this.#cleanups.push(metrics.subscribe())
@@ -213,6 +237,7 @@ export class Sidecar {
           handshakeTimeoutMs: inbound.tls.handshakeTimeout,
           limits,
           connectTimeoutMs: config.limits.connectTimeout,
+          ...(policy === undefined ? {} : { policy }),
         }),
       )
     }
@@ -226,6 +251,7 @@ export class Sidecar {
           limits,
           connectTimeoutMs: config.limits.connectTimeout,
           strip: peerHeaders,
+          ...(policy === undefined ? {} : { policy }),
         }),
       )
     }

@@ -174,3 +174,44 @@ t.test('run: an unreadable or invalid config exits 1 with its code, before anyth
   t.equal(bad.code, 1)
   t.match(bad.stderr, /:8:5: upstreams\.api\.caFile: cannot read ".*missing\.pem": ENOENT/)
 })
+
+t.test('a policy file that does not load: config check and run both exit 1 and say why', async (t) => {
+  const dir = t.testdir()
+  const policy = join(dir, 'policy.yaml')
+  writeFileSync(policy, 'version: 1\nrules:\n  - id: a\n    efect: allow\n')
+  const file = join(dir, 'svidecar.yaml')
+  writeFileSync(
+    file,
+    `admin: { address: "127.0.0.1:0" }
+outbound:
+  - name: egress
+    address: 127.0.0.1:0
+    routes: [{ upstream: api }]
+upstreams:
+  api: { url: "https://api.example" }
+policy: { file: "${policy}" }
+`,
+  )
+  const check = await svidecar(['config', 'check', file])
+  t.equal(check.code, 1)
+  t.match(check.stderr, /^SVD_POLICY_INVALID: /)
+  t.match(check.stderr, /policy\.yaml:4:5: rules\[0\]\.efect/)
+  // No Workload API is needed to see it: the policy loads before anything starts.
+  const run = await svidecar(['run', '--config', file])
+  t.equal(run.code, 1, 'not a sidecar that silently denies everything')
+  t.match(run.stderr, /^SVD_POLICY_INVALID: /)
+  t.match(run.stderr, /rules\[0\]\.efect/)
+
+  writeFileSync(
+    policy,
+    'version: 1\nrules:\n  - id: a\n    effect: allow\n    subjects: [spiffe://example.org/a]\n    resources: [{ kind: http.route, path: /x }]\n',
+  )
+  const ok = await svidecar(['config', 'check', file])
+  t.equal(ok.code, 0)
+  t.match(ok.stdout, /ok \(0 inbound, 1 outbound, 1 upstream, policy .*policy\.yaml with 1 rule\)/)
+  const missing = join(dir, 'absent.yaml')
+  writeFileSync(file, readFileSync(file, 'utf8').replace(policy, missing))
+  const gone = await svidecar(['config', 'check', file])
+  t.equal(gone.code, 1)
+  t.match(gone.stderr, /^SVD_POLICY_UNREADABLE: /)
+})

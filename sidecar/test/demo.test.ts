@@ -17,6 +17,17 @@ t.test('svidecar demo: traffic over mTLS between two sidecars, through SVID rota
   t.match(stdout, /Metrics of the MCP server's sidecar: +curl http:\/\/127\.0\.0\.1:\d+\/metrics/)
   t.match(stdout, /export SPIFFE_ENDPOINT_SOCKET=unix:\/\/\/\S+agent\.sock/)
   t.match(stdout, /request 1: 200 from the app; it saw caller spiffe:\/\/example\.org\/demo\/agent/)
+  t.match(
+    stdout,
+    /policy: ALLOW POST \/tools\/call\/1 for spiffe:\/\/example\.org\/demo\/agent by rule agent-calls-tools \(.*; traceparent 00-[0-9a-f]{32}-[0-9a-f]{16}-01\)/,
+  )
+  t.match(
+    stdout,
+    /policy: DENY POST \/admin\/reset for spiffe:\/\/example\.org\/demo\/agent by rule no-admin/,
+  )
+  t.match(stdout, /denied route: POST \/admin\/reset: 403 SVD_POLICY_DENIED: /)
+  t.notMatch(stdout, /denied route: .*no-admin/, 'the response does not name the rule')
+  t.equal(stdout.match(/policy: ALLOW/g)?.length, 1, 'one allowed decision shown, not one per request')
   t.match(stdout, /rotation 2: new X\.509-SVID spiffe:\/\/example\.org\/demo\/agent serial [0-9A-F]+/)
   const serverSerials = new Set(
     [...stdout.matchAll(/server certificate serial ([0-9A-F]+)/g)].map((m) => m[1]),

@@ -100,7 +100,10 @@ t.test('rule ids become a label only when the config asks for it', async (t) => 
 })
 
 t.test('policy reloads by result, from the store’s channel; audit write errors', async (t) => {
-  const metrics = createMetrics(scope, { policySource: '/etc/svidecar/policy.yaml' })
+  const metrics = createMetrics({
+    ...scope,
+    policy: { path: '/etc/svidecar/policy.yaml', counts: { success: 0, failure: 0 } },
+  })
   t.teardown(metrics.subscribe())
   const before = samples(await metrics.registry.metrics(), 'svidecar_policy_reloads_total')
   t.same(

@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util'
 import { loadConfig } from '../config/index.ts'
 import { isSvidecarError } from '../errors/index.ts'
+import { loadPolicyFile } from '../policy/file.ts'
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './usage.ts'
 
 const HELP = `Usage: svidecar config check FILE
@@ -9,7 +10,8 @@ const HELP = `Usage: svidecar config check FILE
 Validates a configuration file without starting anything: YAML syntax, the
 schema (unknown keys are errors), and what would break at run time (SPIFFE
 IDs, two listeners on one port, CA files, timeouts, routes to known
-upstreams that an earlier route does not already take). The environment
+upstreams that an earlier route does not already take), and the policy
+file that \`policy.file\` names. The environment
 overrides of \`svidecar run\` apply; a bad value from one names its variable.
 Prints every problem with its file:line:column and field.
 
@@ -50,10 +52,11 @@ export async function runConfig(args: string[]): Promise<number> {
   const file = positionals[0] as string
   try {
     const config = loadConfig(file, process.env)
+    const policy = config.policy === undefined ? undefined : loadPolicyFile(config.policy.file)
     for (const warning of config.warnings) process.stdout.write(`warning: ${warning}\n`)
     const upstreams = config.upstreams.size
     process.stdout.write(
-      `${file}: ok (${config.inbound.length} inbound, ${config.outbound.length} outbound, ${upstreams} upstream${upstreams === 1 ? '' : 's'})\n`,
+      `${file}: ok (${config.inbound.length} inbound, ${config.outbound.length} outbound, ${upstreams} upstream${upstreams === 1 ? '' : 's'}${policy === undefined ? '' : `, policy ${config.policy?.file} with ${policy.engine.rules.length} rule${policy.engine.rules.length === 1 ? '' : 's'}`})\n`,
     )
     return EXIT_OK
   } catch (err) {

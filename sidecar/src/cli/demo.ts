@@ -3,8 +3,13 @@
  * Workload API (the real gRPC protocol on a unix socket) issues two
  * identities; an agent's sidecar sends traffic over mTLS to an MCP server's
  * sidecar, which hands it to a local app with the caller's verified SPIFFE
- * ID. It prints each request, each rotation, and how to send your own.
+ * ID. The MCP server's sidecar enforces a small policy; the demo shows one
+ * route it allows and one it denies, with the decisions. It prints each
+ * request, each rotation, and how to send your own.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { DevWorkloadApi } from '@svidecar/certs'
 import { parseConfig } from '../config/index.ts'
@@ -18,7 +23,10 @@ const HELP = `Usage: svidecar demo [options]
 
 Runs a dev SPIFFE Workload API (no SPIRE needed), an agent's sidecar and an
 MCP server's sidecar with a local app behind it, and sends a request from the
-agent side over mTLS every few seconds. SVIDs rotate at half their lifetime.
+agent side over mTLS every few seconds. The MCP server's sidecar enforces a
+demo policy: the agent may call /tools/**, nobody may call /admin/**; the demo
+sends one request of each and prints the decisions. SVIDs rotate at half their
+lifetime.
 Stop with Ctrl-C.
 
 Options:
@@ -71,6 +79,9 @@ export async function runDemo(args: string[]): Promise<number> {
     ],
   })
   const app = await startDemoApp('x-spiffe-id')
+  const policyDir = mkdtempSync(join(tmpdir(), 'svidecar-demo-'))
+  const policyFile = join(policyDir, 'policy.yaml')
+  writeFileSync(policyFile, demoPolicy(agentId, td))
   const server = await Sidecar.start(
     parseConfig(
       `workloadApi: { socket: "${api.endpoint}", hint: mcp }
@@ -81,6 +92,7 @@ inbound:
     address: "127.0.0.1:0"
     forwardTo: "${app.url}"
     authorize: { exact: "${agentId}" }
+policy: { file: "${policyFile}" }
 `,
       'demo (MCP server side)',
       {},
@@ -122,6 +134,8 @@ upstreams:
   agent → [agent sidecar ${outbound}] ══ mTLS ══> [MCP sidecar 127.0.0.1:${inbound?.port}] → app ${app.url}
 
   Send your own request through the mesh:     curl ${outbound}/tools/list
+  One the MCP server's policy denies (403):    curl ${outbound}/admin/reset
+  The policy it enforces:                     ${policyFile}
   Metrics of the agent's sidecar:             curl http://${admin.host}:${admin.port}/metrics
   Metrics of the MCP server's sidecar:        curl http://${serverAdmin.host}:${serverAdmin.port}/metrics
   Point your own SPIFFE client at the dev Workload API:
@@ -148,6 +162,22 @@ upstreams:
   const offHandshake = on('tlsHandshake', (e) => {
     if (e.direction === 'outbound' && e.peerSerial) lastServerSerial = e.peerSerial
   })
+  // The policy decisions of the MCP server's sidecar, for the first allowed request and every denied one.
+  let shownAllow = false
+  const offDecision = on('policyDecision', (e) => {
+    if (e.listener !== 'mcp' || (e.decision === 'allow' && shownAllow)) return
+    if (e.decision === 'allow') shownAllow = true
+    log(
+      `policy: ${e.decision.toUpperCase()} ${e.resource} for ${e.subject} by ${e.ruleId === undefined ? 'default deny' : `rule ${e.ruleId}`} (${e.reason}; traceparent ${e.traceparent})`,
+    )
+  })
+  {
+    const res = await fetch(`${outbound}/admin/reset`, { method: 'POST' })
+    const body = (await res.json()) as { error?: { code: string; message: string } }
+    log(
+      `denied route: POST /admin/reset: ${res.status} ${body.error?.code ?? ''}: ${body.error?.message ?? ''}`,
+    )
+  }
   let n = 0
   const send = async () => {
     n++
@@ -175,9 +205,33 @@ upstreams:
   process.off('SIGTERM', onSignal)
   offRotation()
   offHandshake()
+  offDecision()
   await Promise.all([agent.close(2000), server.close(2000)])
   app.server.close()
   await api.close()
+  rmSync(policyDir, { recursive: true, force: true })
   log('stopped')
   return code
+}
+
+function demoPolicy(agentId: string, td: string): string {
+  return `version: 1
+mode: enforce
+rules:
+  - id: agent-calls-tools
+    description: the demo agent may list and call tools
+    effect: allow
+    subjects: ["${agentId}"]
+    resources:
+      - kind: http.route
+        methods: [GET, POST]
+        path: /tools/**
+  - id: no-admin
+    description: nobody reaches the admin routes through the mesh
+    effect: deny
+    subjects: [{ trustDomain: ${td} }]
+    resources:
+      - kind: http.route
+        path: /admin/**
+`
 }

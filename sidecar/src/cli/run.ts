@@ -47,7 +47,14 @@ export async function runRun(args: string[]): Promise<number> {
     printConfigError(err)
     return EXIT_FAILURE
   }
-  const sidecar = await Sidecar.start(config)
+  let sidecar: Sidecar
+  try {
+    sidecar = await Sidecar.start(config)
+  } catch (err) {
+    // A policy file that does not load, for one: say why and stop, rather than deny everything silently.
+    printConfigError(err)
+    return EXIT_FAILURE
+  }
   const { admin, inbound, outbound } = sidecar.addresses
   sidecar.logger.info('svidecar started', {
     config: values.config,

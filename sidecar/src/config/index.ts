@@ -90,6 +90,8 @@ export interface SidecarConfig {
   upstreams: Map<string, UpstreamConfig>
   limits: LimitsConfig
   log: { level: 'debug' | 'info' | 'warn' | 'error' }
+  /** The policy file; without it the listeners' authorizers alone decide. */
+  policy?: { file: string }
   audit: { output: 'stdout' | 'file'; path?: string; maxBytes: number; maxFiles: number }
   metrics: { policyRuleLabel: boolean }
   warnings: string[]
@@ -375,6 +377,7 @@ export const SCHEMA = obj({
       default: { level: 'info' as const },
     },
   ),
+  policy: field(obj({ file: field(str(), { required: true }) })),
   audit: field(
     obj({
       output: field(oneOf(['stdout', 'file'] as const), { default: 'stdout' as const }),
@@ -610,6 +613,7 @@ export function parseConfig(
     upstreams,
     limits: { ...LIMIT_DEFAULTS, ...parsed.limits },
     log: parsed.log,
+    ...(parsed.policy === undefined ? {} : { policy: { file: parsed.policy.file } }),
     audit: {
       output: parsed.audit.output,
       ...(parsed.audit.path === undefined ? {} : { path: parsed.audit.path }),

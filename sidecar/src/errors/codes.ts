@@ -31,6 +31,10 @@ export const ERROR_TABLE = {
   },
   SVD_ROUTE_NOT_FOUND: { status: 404, summary: 'no route matches the request' },
   SVD_PEER_REJECTED: { status: 403, summary: 'the peer failed SPIFFE verification or authorization' },
+  SVD_POLICY_DENIED: {
+    status: 403,
+    summary: 'the policy does not allow this subject this request (the rule is named in the audit line only)',
+  },
   SVD_TLS_HANDSHAKE_FAILED: {
     status: 400,
     summary: 'a client did not complete a TLS handshake (timeout, version, cipher, not TLS); it was closed',

@@ -22,8 +22,24 @@ export interface ForwardOptions {
   headers: string[]
   /** Called once when the exchange ends, however it ends; with the error when the sidecar ended it. */
   onEnd?: EndCallback
-  /** The body to send instead of `req` itself (a guarded copy, see body-guard.ts). */
-  body?: Readable
+  /** The body to send instead of `req` itself (a guarded copy, see body-guard.ts, or one a stage read whole). */
+  body?: Readable | Buffer
+  /** Response wrappers of the pipeline's stages, asked once the response head is known. */
+  wrap?: (head: ResponseHead) => ResponseWrapper[]
+}
+
+export interface ResponseHead {
+  readonly status: number
+  readonly headers: IncomingHttpHeaders
+}
+
+/**
+ * Sees a response on its way to the client (lenses that count tokens or filter lists). `data` returns the
+ * chunk to write, possibly rewritten; it must not hold a chunk it does not need.
+ */
+export interface ResponseWrapper {
+  data?(chunk: Buffer): Buffer
+  end?(): void
 }
 
 export type EndCallback = (status: number, code: string | undefined, err?: SvidecarError) => void
@@ -41,7 +57,7 @@ export function forwardHttp(
   options: ForwardOptions,
 ): void {
   // req.url is origin-form here: the listener normalised it (listener/request-target.ts).
-  const handler = new ProxyHandler(req, res, upstream.name, options.onEnd)
+  const handler = new ProxyHandler(req, res, upstream.name, options.onEnd, options.wrap)
   upstream.pool.dispatch(
     {
       origin: upstream.url.origin,
@@ -78,15 +94,24 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   readonly #res: ServerResponse
   readonly #upstream: string
   readonly #onEnd: EndCallback | undefined
+  readonly #wrap: ((head: ResponseHead) => ResponseWrapper[]) | undefined
+  #wrappers: ResponseWrapper[] | undefined
   #controller: Dispatcher.DispatchController | undefined
   #done = false
   #headPending = false
 
-  constructor(req: IncomingMessage, res: ServerResponse, upstream: string, onEnd?: EndCallback) {
+  constructor(
+    req: IncomingMessage,
+    res: ServerResponse,
+    upstream: string,
+    onEnd?: EndCallback,
+    wrap?: (head: ResponseHead) => ResponseWrapper[],
+  ) {
     this.#req = req
     this.#res = res
     this.#upstream = upstream
     this.#onEnd = onEnd
+    this.#wrap = wrap
     // 'close' before the response finished: the client went away. Tell the upstream.
     res.on('close', () => {
       if (this.#done) return
@@ -151,6 +176,10 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       this.#fail(controller, upstreamError(err, this.#upstream))
       return
     }
+    if (this.#wrap !== undefined) {
+      const wrappers = this.#wrap({ status: statusCode, headers })
+      if (wrappers.length > 0) this.#wrappers = wrappers
+    }
     // The head goes out with the first body chunk, in one write, when that chunk is already here; when it is not
     // (an SSE stream, a slow upstream), the head goes out on its own before the loop waits for more.
     this.#headPending = true
@@ -164,7 +193,9 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#done) return
     this.#headPending = false
-    if (!this.#res.write(chunk)) controller.pause()
+    let out = chunk
+    if (this.#wrappers !== undefined) for (const w of this.#wrappers) if (w.data) out = w.data(out)
+    if (!this.#res.write(out)) controller.pause()
   }
 
   onResponseEnd(controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
@@ -181,6 +212,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       }
     }
     this.#headPending = false
+    if (this.#wrappers !== undefined) for (const w of this.#wrappers) w.end?.()
     this.#res.end()
     this.#finish(this.#res.statusCode, undefined)
   }

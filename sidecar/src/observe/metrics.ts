@@ -46,8 +46,6 @@ export interface Metrics {
 export interface MetricsOptions {
   /** Add the deciding rule's id as a `rule` label on decisions (bounded by the policy file; off by default). */
   policyRuleLabel?: boolean
-  /** Count only the reloads of this policy file (another sidecar in the process has its own). */
-  policySource?: string
 }
 
 /**
@@ -61,6 +59,8 @@ export interface MetricsScope {
   inbound: ReadonlySet<string>
   /** Outbound listener names and upstream names (outbound TLS events carry the upstream's). */
   outbound: ReadonlySet<string>
+  /** The sidecar's policy store: its reloads are counted, with the counts it has kept since it opened. */
+  policy?: { readonly path: string; readonly counts: { success: number; failure: number } }
 }
 
 export function createMetrics(scope?: MetricsScope, options: MetricsOptions = {}): Metrics {
@@ -159,6 +159,11 @@ export function createMetrics(scope?: MetricsScope, options: MetricsOptions = {}
   for (const result of ['success', 'failure']) reloads.inc({ result }, 0)
   auditErrors.inc(0)
   ready.set(0)
+  // The first load happened before metrics existed.
+  if (scope?.policy !== undefined) {
+    reloads.inc({ result: 'success' }, scope.policy.counts.success)
+    reloads.inc({ result: 'failure' }, scope.policy.counts.failure)
+  }
 
   return {
     registry,
@@ -198,14 +203,15 @@ export function createMetrics(scope?: MetricsScope, options: MetricsOptions = {}
           if (Number.isFinite(e.latencyMs) && e.latencyMs >= 0)
             decisionDuration.observe({ engine: labels.engine as string }, e.latencyMs / 1000)
         }),
-        onPolicyReload((e) => {
-          if (options.policySource !== undefined && e.source !== options.policySource) return
-          reloads.inc({ result: e.result === 'success' ? 'success' : 'failure' })
-        }),
         on('connection', (e) => {
           if (!mine(e)) return
           if (e.event === 'open') connections.inc({ listener: e.listener, direction: e.direction })
           else connections.dec({ listener: e.listener, direction: e.direction })
+        }),
+        onPolicyReload((e) => {
+          // Only this sidecar's policy file: another sidecar in the process has its own.
+          if (scope === undefined || e.source === scope.policy?.path)
+            reloads.inc({ result: e.result === 'success' ? 'success' : 'failure' })
         }),
       ]
       return () => {

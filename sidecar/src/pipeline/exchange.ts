@@ -1,0 +1,102 @@
+/**
+ * One request on its way through the pipeline: what the listener knew when
+ * it accepted it, and what stages learned since. Stages never call each
+ * other; they read and fill this object (subject, route, upstream,
+ * outgoing headers, attributes) and the forwarder sends what it says.
+ */
+import type { IncomingMessage } from 'node:http'
+import type { SpiffeId } from 'workload-api-client'
+import type { EndCallback } from '../forwarder/http.ts'
+import type { Upstream } from '../forwarder/upstreams.ts'
+import { publishRequest } from '../observe/events.ts'
+
+export type Direction = 'inbound' | 'outbound'
+
+/** What the listener reads from the client and what it has already decided about the outgoing headers. */
+export interface OutgoingHeaders {
+  /** Lower-case names never forwarded. */
+  readonly strip: Set<string>
+  /** Fields the sidecar sets; each replaces every copy the client sent. */
+  readonly set: Record<string, string>
+}
+
+export interface ExchangeInit {
+  direction: Direction
+  listener: string
+  req: IncomingMessage
+  upgrade: boolean
+  strip?: Iterable<string>
+  /** Inbound: the peer the TLS layer verified, which is also the subject. */
+  peer?: SpiffeId
+}
+
+export class Exchange {
+  readonly direction: Direction
+  /** The listener's name from the config. */
+  readonly listener: string
+  readonly req: IncomingMessage
+  /** A WebSocket (or other) upgrade rather than a plain request. */
+  readonly upgrade: boolean
+  readonly started = performance.now()
+  /** Who acts: inbound, the verified peer; outbound, this workload. Set by the identity stage. */
+  subject: SpiffeId | undefined
+  /** The verified client at the other end of an inbound connection. */
+  peer: SpiffeId | undefined
+  /** The route's name (outbound: the upstream it names), for events and policy. */
+  route: string | undefined
+  upstream: Upstream | undefined
+  readonly headers: OutgoingHeaders
+  /** What lenses learned about the request (model, MCP method, tool, ...), for policy to read. */
+  readonly attributes: Record<string, unknown> = {}
+  /** W3C traceparent of the request (the client's when valid, else the sidecar's); set by the trace stage. */
+  traceparent: string | undefined
+  /** The whole body, when a stage asked for it (under that stage's cap); otherwise it streams. */
+  body: Buffer | undefined
+  #ended = false
+
+  constructor(init: ExchangeInit) {
+    this.direction = init.direction
+    this.listener = init.listener
+    this.req = init.req
+    this.upgrade = init.upgrade
+    this.headers = { strip: new Set(init.strip), set: {} }
+    this.peer = init.peer
+    this.subject = init.peer
+  }
+
+  get method(): string {
+    return this.req.method ?? ''
+  }
+
+  /** The request path without its query; origin-form once the target stage ran. */
+  get path(): string {
+    const url = this.req.url ?? '/'
+    const q = url.indexOf('?')
+    return q === -1 ? url : url.slice(0, q)
+  }
+
+  /**
+   * The one report per request, whichever way it ends. A client that left is reported as aborted, not under
+   * a made-up status; a code that is not the sidecar's (CLIENT_ABORTED) becomes the reason.
+   */
+  readonly end: EndCallback = (status, code, err) => {
+    if (this.#ended) return
+    this.#ended = true
+    const own = err !== undefined || (code?.startsWith('SVD_') ?? false)
+    const reason = err?.reason ?? (own ? undefined : code)
+    const aborted = code === 'CLIENT_ABORTED'
+    const peerId = this.peer?.toString()
+    publishRequest({
+      listener: this.listener,
+      direction: this.direction,
+      method: this.method,
+      ...(this.route === undefined ? {} : { route: this.route, upstream: this.route }),
+      status: aborted ? 0 : status,
+      ...(own && code !== undefined ? { code } : {}),
+      ...(reason === undefined ? {} : { reason }),
+      ...(aborted ? { aborted } : {}),
+      durationMs: performance.now() - this.started,
+      ...(peerId === undefined ? {} : { peerId }),
+    })
+  }
+}

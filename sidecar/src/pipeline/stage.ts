@@ -1,0 +1,26 @@
+/**
+ * What a pipeline stage is. `onRequest` looks at the exchange and either
+ * lets it go on (undefined) or refuses it with an SvidecarError, which the
+ * pipeline turns into the one refusal response. A stage may answer with a
+ * promise (a decision service); the pipeline waits only when it gets one.
+ */
+import type { SvidecarError } from '../errors/index.ts'
+import type { ResponseHead, ResponseWrapper } from '../forwarder/http.ts'
+import type { Exchange } from './exchange.ts'
+
+export type { ResponseHead, ResponseWrapper }
+
+export type StageResult = SvidecarError | undefined
+
+export interface Stage {
+  /** For logs and tests. */
+  readonly name: string
+  /**
+   * The stage reads the whole request body before `onRequest`, up to this many bytes (larger bodies are
+   * refused with 413); the body is then in `exchange.body` and is what the upstream gets.
+   */
+  readonly bodyLimit?: number
+  onRequest(exchange: Exchange): StageResult | Promise<StageResult>
+  /** Called when the upstream's response head arrives (plain requests only). */
+  wrapResponse?(exchange: Exchange, head: ResponseHead): ResponseWrapper | undefined
+}

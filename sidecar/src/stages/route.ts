@@ -1,0 +1,46 @@
+/**
+ * Where the exchange goes. Inbound: always the local app. Outbound: the
+ * first route of the listener's table that takes the Host and path; an
+ * external API is addressed by its own name, a peer sidecar and its app keep
+ * the name the client used.
+ */
+import { SvidecarError } from '../errors/index.ts'
+import type { Upstream, Upstreams } from '../forwarder/upstreams.ts'
+import { type Route, RouteTable } from '../listener/routes.ts'
+import type { Stage } from '../pipeline/stage.ts'
+
+export function fixedRouteStage(upstream: Upstream): Stage {
+  return {
+    name: 'route',
+    onRequest(exchange) {
+      exchange.upstream = upstream
+      return undefined
+    },
+  }
+}
+
+export function routeTableStage(routes: readonly Route[], upstreams: Upstreams): Stage {
+  const table = new RouteTable(routes)
+  return {
+    name: 'route',
+    onRequest(exchange) {
+      const req = exchange.req
+      const route = table.match(req.headers.host, req.url ?? '/')
+      const upstream = route === undefined ? undefined : upstreams.get(route.upstream)
+      if (route !== undefined) exchange.route = route.upstream
+      if (upstream === undefined) {
+        // The path only: a query string may carry secrets and does not belong in an error message.
+        return new SvidecarError(
+          'SVD_ROUTE_NOT_FOUND',
+          `no route for ${req.method} ${req.headers.host ?? ''}${exchange.path}`,
+        )
+      }
+      exchange.upstream = upstream
+      if (upstream.kind === 'https') {
+        exchange.headers.strip.add('host')
+        exchange.headers.set.host = upstream.url.host
+      }
+      return undefined
+    },
+  }
+}
