@@ -1,0 +1,225 @@
+/**
+ * The Cedar engine: a Cedar policy set, parsed once into cedar-wasm's cache
+ * and asked per request. Cedar decides permit/forbid (forbid overrides
+ * permit, default deny, a policy whose condition errors is skipped); this
+ * engine maps its answer to the same decisions the built-in engine gives:
+ *
+ * - a satisfied forbid denies and names the policy; a forbid whose
+ *   condition errors also denies (Cedar would skip it: fail closed), with
+ *   the error as the reason; the first such policy in file order names it;
+ * - otherwise a satisfied permit allows (the first in file order);
+ * - otherwise the default deny, saying which permit failed to evaluate.
+ *
+ * Audit: a forbid annotated `@mode("audit")` (or every forbid without
+ * `@mode`, when the engine's mode is audit) is not enforced. Such forbids
+ * live in a second prepared set, asked only when the first one allows, so
+ * an audited denial is reported as allow with `wouldDeny`, as the built-in
+ * engine does. In an audit-mode engine the default deny is not enforced
+ * either.
+ */
+import { createHash } from 'node:crypto'
+import {
+  type AuthorizationAnswer,
+  type AuthorizationError,
+  preparsePolicySet,
+  statefulIsAuthorized,
+} from '@cedar-policy/cedar-wasm/nodejs'
+import { pathSegments, uriSegments } from '../builtin/paths.ts'
+import { RESOURCE_KINDS } from '../definitions.ts'
+import {
+  type DecisionMode,
+  describeResource,
+  type PolicyDecision,
+  type PolicyEngine,
+  type PolicyRequest,
+} from '../engine.ts'
+import { cedarRequest } from './entities.ts'
+import { type CedarLoadOptions, type CedarPolicy, type CedarPolicyEntry, loadCedarPolicy } from './load.ts'
+
+const CEDAR_ENGINE = 'cedar'
+const KINDS: ReadonlySet<string> = new Set(RESOURCE_KINDS)
+
+export interface CedarEngineOptions extends CedarLoadOptions {
+  /** The mode of every policy without a `@mode` annotation, and of the default deny. */
+  mode?: DecisionMode
+}
+
+interface Indexed extends CedarPolicyEntry {
+  readonly index: number
+  /** This policy's mode, or the engine's. */
+  readonly effectiveMode: DecisionMode
+}
+
+/**
+ * Prepares a policy set in cedar-wasm's cache under a name derived from its
+ * content: cedar-wasm offers no way to drop a prepared set, so equal sets
+ * (a reload of an unchanged file, two engines on one file) share one entry.
+ */
+function prepare(policies: readonly Indexed[]): string | undefined {
+  if (policies.length === 0) return undefined
+  const set: Record<string, string> = {}
+  for (const p of policies) set[p.id] = p.text
+  const id = `svidecar-${createHash('sha256').update(JSON.stringify(set)).digest('hex')}`
+  const r = preparsePolicySet(id, { staticPolicies: set })
+  // The set was parsed already when it loaded; failing here is a bug, not a bad file.
+  if (r.type === 'failure') throw new Error(`cedar: cannot prepare a checked policy set: ${r.errors[0]?.message}`)
+  return id
+}
+
+export class CedarEngine implements PolicyEngine {
+  readonly name = CEDAR_ENGINE
+  readonly mode: DecisionMode
+  readonly source: string
+  readonly #byId = new Map<string, Indexed>()
+  /** Permits and enforced forbids. */
+  readonly #main: string | undefined
+  /** Forbids in audit mode. */
+  readonly #audit: string | undefined
+
+  constructor(policy: CedarPolicy, mode: DecisionMode = 'enforce') {
+    this.mode = mode
+    this.source = policy.source
+    const main: Indexed[] = []
+    const audit: Indexed[] = []
+    policy.policies.forEach((p, index) => {
+      const entry: Indexed = { ...p, index, effectiveMode: p.mode ?? mode }
+      this.#byId.set(p.id, entry)
+      if (p.effect === 'forbid' && entry.effectiveMode === 'audit') audit.push(entry)
+      else main.push(entry)
+    })
+    this.#main = prepare(main)
+    this.#audit = prepare(audit)
+  }
+
+  decide(request: PolicyRequest): PolicyDecision {
+    const resource = request.resource
+    if (!KINDS.has(resource.kind)) {
+      return this.#deny(`unknown resource kind "${String(resource.kind)}"`, undefined)
+    }
+    let segments: readonly string[] | string | undefined
+    if (resource.kind === 'http.route') segments = pathSegments(resource.path)
+    else if (resource.kind === 'mcp.resource') segments = uriSegments(resource.uri)
+    if (typeof segments === 'string') {
+      return this.#deny(`${describeResource(resource)} cannot be matched: ${segments}`, undefined)
+    }
+    if (this.#main === undefined && this.#audit === undefined) {
+      return this.#deny(`no rule allows ${describeResource(resource)} for ${request.subject.toString()}`, undefined)
+    }
+    const call = cedarRequest(request, segments)
+    let permit: Indexed | undefined
+    let permitError: { policy: Indexed; message: string } | undefined
+    if (this.#main !== undefined) {
+      const answer = statefulIsAuthorized({ ...call, preparsedPolicySetId: this.#main })
+      if (answer.type === 'failure') return this.#failed(answer)
+      const { reason, errors } = answer.response.diagnostics
+      const forbid = this.#first(reason, errors, 'forbid')
+      if (forbid !== undefined) {
+        if (forbid.message === undefined) {
+          return {
+            decision: 'deny',
+            ruleId: forbid.policy.id,
+            reason: `rule ${forbid.policy.id} denies ${describeResource(resource)}`,
+            mode: 'enforce',
+            engine: CEDAR_ENGINE,
+          }
+        }
+        return {
+          decision: 'deny',
+          ruleId: forbid.policy.id,
+          reason: `rule ${forbid.policy.id} denies: its ${forbid.message}`,
+          mode: 'enforce',
+          engine: CEDAR_ENGINE,
+          conditionError: { ruleId: forbid.policy.id, message: forbid.message },
+        }
+      }
+      if (answer.response.decision === 'allow') permit = this.#first(reason, [], 'permit')?.policy
+      else {
+        const e = this.#first([], errors, 'permit')
+        if (e !== undefined) permitError = { policy: e.policy, message: e.message as string }
+      }
+    }
+    if (permit === undefined) {
+      const base = `no rule allows ${describeResource(resource)} for ${request.subject.toString()}`
+      if (permitError === undefined) return this.#deny(base, undefined)
+      return this.#deny(`${base}: rule ${permitError.policy.id}'s ${permitError.message}`, {
+        ruleId: permitError.policy.id,
+        message: permitError.message,
+      })
+    }
+    const allowed: PolicyDecision = {
+      decision: 'allow',
+      ruleId: permit.id,
+      reason: `rule ${permit.id} allows ${describeResource(resource)}`,
+      mode: 'enforce',
+      engine: CEDAR_ENGINE,
+    }
+    if (this.#audit === undefined) return allowed
+    const answer = statefulIsAuthorized({ ...call, preparsedPolicySetId: this.#audit })
+    if (answer.type === 'failure') return this.#failed(answer)
+    const { reason, errors } = answer.response.diagnostics
+    const forbid = this.#first(reason, errors, 'forbid')
+    if (forbid === undefined) return allowed
+    const what =
+      forbid.message === undefined
+        ? `rule ${forbid.policy.id} denies ${describeResource(resource)}`
+        : `rule ${forbid.policy.id} denies: its ${forbid.message}`
+    const d: PolicyDecision = {
+      decision: 'allow',
+      ruleId: forbid.policy.id,
+      reason: `audit: ${what} (not enforced; rule ${permit.id} allows)`,
+      mode: 'audit',
+      engine: CEDAR_ENGINE,
+      wouldDeny: true,
+    }
+    return forbid.message === undefined
+      ? d
+      : { ...d, conditionError: { ruleId: forbid.policy.id, message: forbid.message } }
+  }
+
+  /**
+   * The earliest policy (file order) of one effect that Cedar found
+   * satisfied (`reason`) or that failed to evaluate (`errors`, with the
+   * message, so a caller can tell the two apart).
+   */
+  #first(
+    reason: readonly string[],
+    errors: readonly AuthorizationError[],
+    effect: 'permit' | 'forbid',
+  ): { policy: Indexed; message: string | undefined } | undefined {
+    let best: { policy: Indexed; message: string | undefined } | undefined
+    for (const id of reason) {
+      const p = this.#byId.get(id)
+      if (p === undefined || p.effect !== effect) continue
+      if (best === undefined || p.index < best.policy.index) best = { policy: p, message: undefined }
+    }
+    for (const e of errors) {
+      const p = this.#byId.get(e.policyId)
+      if (p === undefined || p.effect !== effect) continue
+      if (best === undefined || p.index < best.policy.index) {
+        best = { policy: p, message: `condition failed: ${e.error.message}` }
+      }
+    }
+    return best
+  }
+
+  /** Cedar refused the request itself (not a policy's condition): deny, whatever the mode. */
+  #failed(answer: Extract<AuthorizationAnswer, { type: 'failure' }>): PolicyDecision {
+    const message = answer.errors.map((e) => e.message).join('; ')
+    return { decision: 'deny', reason: `cedar could not evaluate the request: ${message}`, mode: 'enforce', engine: CEDAR_ENGINE }
+  }
+
+  /** The default deny (no policy decided), enforced or audited by the engine's mode. */
+  #deny(reason: string, conditionError: { ruleId: string; message: string } | undefined): PolicyDecision {
+    let d: PolicyDecision
+    if (this.mode === 'audit') {
+      d = { decision: 'allow', reason: `audit: would deny: ${reason}`, mode: 'audit', engine: CEDAR_ENGINE, wouldDeny: true }
+    } else d = { decision: 'deny', reason, mode: 'enforce', engine: CEDAR_ENGINE }
+    return conditionError === undefined ? d : { ...d, conditionError }
+  }
+}
+
+/** Loads a Cedar policy file (validated against `options.schema` when given) into an engine. */
+export function createCedarEngine(file: string, options: CedarEngineOptions = {}): CedarEngine {
+  const { mode, ...load } = options
+  return new CedarEngine(loadCedarPolicy(file, load), mode)
+}
