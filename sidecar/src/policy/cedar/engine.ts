@@ -62,7 +62,8 @@ function prepare(policies: readonly Indexed[]): string | undefined {
   const id = `svidecar-${createHash('sha256').update(JSON.stringify(set)).digest('hex')}`
   const r = preparsePolicySet(id, { staticPolicies: set })
   // The set was parsed already when it loaded; failing here is a bug, not a bad file.
-  if (r.type === 'failure') throw new Error(`cedar: cannot prepare a checked policy set: ${r.errors[0]?.message}`)
+  if (r.type === 'failure')
+    throw new Error(`cedar: cannot prepare a checked policy set: ${r.errors[0]?.message}`)
   return id
 }
 
@@ -103,7 +104,10 @@ export class CedarEngine implements PolicyEngine {
       return this.#deny(`${describeResource(resource)} cannot be matched: ${segments}`, undefined)
     }
     if (this.#main === undefined && this.#audit === undefined) {
-      return this.#deny(`no rule allows ${describeResource(resource)} for ${request.subject.toString()}`, undefined)
+      return this.#deny(
+        `no rule allows ${describeResource(resource)} for ${request.subject.toString()}`,
+        undefined,
+      )
     }
     const call = cedarRequest(request, segments)
     let permit: Indexed | undefined
@@ -205,14 +209,25 @@ export class CedarEngine implements PolicyEngine {
   /** Cedar refused the request itself (not a policy's condition): deny, whatever the mode. */
   #failed(answer: Extract<AuthorizationAnswer, { type: 'failure' }>): PolicyDecision {
     const message = answer.errors.map((e) => e.message).join('; ')
-    return { decision: 'deny', reason: `cedar could not evaluate the request: ${message}`, mode: 'enforce', engine: CEDAR_ENGINE }
+    return {
+      decision: 'deny',
+      reason: `cedar could not evaluate the request: ${message}`,
+      mode: 'enforce',
+      engine: CEDAR_ENGINE,
+    }
   }
 
   /** The default deny (no policy decided), enforced or audited by the engine's mode. */
   #deny(reason: string, conditionError: { ruleId: string; message: string } | undefined): PolicyDecision {
     let d: PolicyDecision
     if (this.mode === 'audit') {
-      d = { decision: 'allow', reason: `audit: would deny: ${reason}`, mode: 'audit', engine: CEDAR_ENGINE, wouldDeny: true }
+      d = {
+        decision: 'allow',
+        reason: `audit: would deny: ${reason}`,
+        mode: 'audit',
+        engine: CEDAR_ENGINE,
+        wouldDeny: true,
+      }
     } else d = { decision: 'deny', reason, mode: 'enforce', engine: CEDAR_ENGINE }
     return conditionError === undefined ? d : { ...d, conditionError }
   }

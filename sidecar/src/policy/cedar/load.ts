@@ -57,10 +57,14 @@ function readCapped(path: string, max: number): string {
       n += r
     }
     if (n > max) {
-      throw new SvidecarError('SVD_POLICY_UNREADABLE', `${path}: over the ${max}-byte limit for a policy file`, {
-        where: path,
-        reason: 'TOO_LARGE',
-      })
+      throw new SvidecarError(
+        'SVD_POLICY_UNREADABLE',
+        `${path}: over the ${max}-byte limit for a policy file`,
+        {
+          where: path,
+          reason: 'TOO_LARGE',
+        },
+      )
     }
     return buf.subarray(0, n).toString('utf8')
   } catch (err) {

@@ -16,9 +16,9 @@
  * `/` in a whole path) never sees more than one segment.
  */
 import { SvidecarError } from '../../errors/index.ts'
+import { pathPattern, uriPattern } from '../builtin/paths.ts'
 import { compileSubject } from '../builtin/rules.ts'
 import type { SegmentPattern } from '../builtin/segment-trie.ts'
-import { pathPattern, uriPattern } from '../builtin/paths.ts'
 import type { PolicyDocument, ResourceDoc, RuleDoc, SubjectDoc } from '../definitions.ts'
 import type { DecisionMode } from '../engine.ts'
 import { ACTION_TYPE, RESOURCE_TYPES, WORKLOAD_TYPE } from './entities.ts'
@@ -100,7 +100,9 @@ function subjectCondition(doc: SubjectDoc): string {
 }
 
 function nameCondition(name: string): string {
-  return name.includes('*') ? `resource.name like ${likePattern(name)}` : `resource.name == ${cedarString(name)}`
+  return name.includes('*')
+    ? `resource.name like ${likePattern(name)}`
+    : `resource.name == ${cedarString(name)}`
 }
 
 function resourceCondition(doc: ResourceDoc): string {
