@@ -125,13 +125,6 @@ export function parseCedarPolicy(
   source: string,
   schema?: { text: string; source: string },
 ): CedarPolicy {
-  const parsed = checkParsePolicySet({ staticPolicies: text })
-  if (parsed.type === 'failure') {
-    throw new PolicyError(
-      source,
-      parsed.errors.map((e) => issueOf(text, '(cedar)', e)),
-    )
-  }
   const split = policySetTextToParts(text)
   if (split.type === 'failure') {
     throw new PolicyError(
@@ -139,15 +132,25 @@ export function parseCedarPolicy(
       split.errors.map((e) => issueOf(text, '(cedar)', e)),
     )
   }
-  const issues: PolicyIssue[] = []
   if (split.policy_templates.length > 0) {
     const at = partOffsets(text, split.policy_templates)[0]
-    issues.push({
-      path: '(cedar)',
-      ...(at === undefined ? {} : lineColumn(text, at)),
-      message: 'templates are not supported: svidecar links none, write static policies',
-    })
+    throw new PolicyError(source, [
+      {
+        path: '(cedar)',
+        ...(at === undefined ? {} : lineColumn(text, at)),
+        message: 'templates are not supported: svidecar links none, write static policies',
+      },
+    ])
   }
+  // The parts parsed; the whole must parse as one static set too (what the engine will prepare).
+  const parsed = checkParsePolicySet({ staticPolicies: text })
+  if (parsed.type === 'failure') {
+    throw new PolicyError(
+      source,
+      parsed.errors.map((e) => issueOf(text, '(cedar)', e)),
+    )
+  }
+  const issues: PolicyIssue[] = []
   const offsets = partOffsets(text, split.policies)
   const policies: CedarPolicyEntry[] = []
   const seen = new Map<string, number>()
