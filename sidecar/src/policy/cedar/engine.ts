@@ -33,8 +33,16 @@ import {
   type PolicyEngine,
   type PolicyRequest,
 } from '../engine.ts'
-import { cedarRequest } from './entities.ts'
-import { type CedarLoadOptions, type CedarPolicy, type CedarPolicyEntry, loadCedarPolicy } from './load.ts'
+import { type CedarRequest, cedarRequest } from './entities.ts'
+import {
+  type CedarLoadOptions,
+  type CedarPolicy,
+  type CedarPolicyEntry,
+  entityKey,
+  loadCedarPolicy,
+} from './load.ts'
+
+type AuthorizationFailure = Extract<AuthorizationAnswer, { type: 'failure' }>
 
 const CEDAR_ENGINE = 'cedar'
 const KINDS: ReadonlySet<string> = new Set(RESOURCE_KINDS)
@@ -55,8 +63,7 @@ interface Indexed extends CedarPolicyEntry {
  * content: cedar-wasm offers no way to drop a prepared set, so equal sets
  * (a reload of an unchanged file, two engines on one file) share one entry.
  */
-function prepare(policies: readonly Indexed[]): string | undefined {
-  if (policies.length === 0) return undefined
+function prepare(policies: readonly Indexed[]): string {
   const set: Record<string, string> = {}
   for (const p of policies) set[p.id] = p.text
   const id = `svidecar-${createHash('sha256').update(JSON.stringify(set)).digest('hex')}`
@@ -67,15 +74,39 @@ function prepare(policies: readonly Indexed[]): string | undefined {
   return id
 }
 
+const ANY = '*'
+
+/**
+ * Cedar evaluates every policy of a set on every request. Policies are
+ * therefore sliced by their scope: one prepared set per (principal, action)
+ * pair that policies name with `==`, `*` for any other scope, so a request
+ * is asked of at most four small sets (its principal and action, its
+ * principal with any action, any principal with its action, the rest).
+ * Cedar's answers combine exactly: a satisfied or failing forbid in any
+ * slice denies, otherwise a satisfied permit in any slice allows.
+ */
+function slices(policies: readonly Indexed[]): Map<string, string> {
+  const groups = new Map<string, Indexed[]>()
+  for (const p of policies) {
+    const key = `${p.principal ?? ANY}\n${p.action ?? ANY}`
+    const list = groups.get(key)
+    if (list === undefined) groups.set(key, [p])
+    else list.push(p)
+  }
+  const out = new Map<string, string>()
+  for (const [key, list] of groups) out.set(key, prepare(list))
+  return out
+}
+
 export class CedarEngine implements PolicyEngine {
   readonly name = CEDAR_ENGINE
   readonly mode: DecisionMode
   readonly source: string
   readonly #byId = new Map<string, Indexed>()
-  /** Permits and enforced forbids. */
-  readonly #main: string | undefined
-  /** Forbids in audit mode. */
-  readonly #audit: string | undefined
+  /** Permits and enforced forbids, by slice. */
+  readonly #main: Map<string, string>
+  /** Forbids in audit mode, by slice. */
+  readonly #audit: Map<string, string>
 
   constructor(policy: CedarPolicy, mode: DecisionMode = 'enforce') {
     this.mode = mode
@@ -88,8 +119,30 @@ export class CedarEngine implements PolicyEngine {
       if (p.effect === 'forbid' && entry.effectiveMode === 'audit') audit.push(entry)
       else main.push(entry)
     })
-    this.#main = prepare(main)
-    this.#audit = prepare(audit)
+    this.#main = slices(main)
+    this.#audit = slices(audit)
+  }
+
+  /** Asks every slice that can apply to the request; undefined when none exists. */
+  #ask(
+    sets: Map<string, string>,
+    call: CedarRequest,
+  ): { reason: string[]; errors: AuthorizationError[] } | AuthorizationFailure | undefined {
+    if (sets.size === 0) return undefined
+    const p = entityKey(call.principal.type, call.principal.id)
+    const a = entityKey(call.action.type, call.action.id)
+    let reason: string[] | undefined
+    let errors: AuthorizationError[] | undefined
+    for (const key of [`${p}\n${a}`, `${p}\n${ANY}`, `${ANY}\n${a}`, `${ANY}\n${ANY}`]) {
+      const id = sets.get(key)
+      if (id === undefined) continue
+      const answer = statefulIsAuthorized({ ...call, preparsedPolicySetId: id })
+      if (answer.type === 'failure') return answer
+      const d = answer.response.diagnostics
+      reason = reason === undefined ? d.reason : reason.concat(d.reason)
+      errors = errors === undefined ? d.errors : errors.concat(d.errors)
+    }
+    return reason === undefined ? undefined : { reason, errors: errors ?? [] }
   }
 
   decide(request: PolicyRequest): PolicyDecision {
@@ -103,20 +156,13 @@ export class CedarEngine implements PolicyEngine {
     if (typeof segments === 'string') {
       return this.#deny(`${describeResource(resource)} cannot be matched: ${segments}`, undefined)
     }
-    if (this.#main === undefined && this.#audit === undefined) {
-      return this.#deny(
-        `no rule allows ${describeResource(resource)} for ${request.subject.toString()}`,
-        undefined,
-      )
-    }
     const call = cedarRequest(request, segments)
     let permit: Indexed | undefined
     let permitError: { policy: Indexed; message: string } | undefined
-    if (this.#main !== undefined) {
-      const answer = statefulIsAuthorized({ ...call, preparsedPolicySetId: this.#main })
-      if (answer.type === 'failure') return this.#failed(answer)
-      const { reason, errors } = answer.response.diagnostics
-      const forbid = this.#first(reason, errors, 'forbid')
+    const main = this.#ask(this.#main, call)
+    if (main !== undefined) {
+      if ('type' in main) return this.#failed(main)
+      const forbid = this.#first(main.reason, main.errors, 'forbid')
       if (forbid !== undefined) {
         if (forbid.message === undefined) {
           return {
@@ -136,9 +182,9 @@ export class CedarEngine implements PolicyEngine {
           conditionError: { ruleId: forbid.policy.id, message: forbid.message },
         }
       }
-      if (answer.response.decision === 'allow') permit = this.#first(reason, [], 'permit')?.policy
-      else {
-        const e = this.#first([], errors, 'permit')
+      permit = this.#first(main.reason, [], 'permit')?.policy
+      if (permit === undefined) {
+        const e = this.#first([], main.errors, 'permit')
         if (e !== undefined) permitError = { policy: e.policy, message: e.message as string }
       }
     }
@@ -157,11 +203,10 @@ export class CedarEngine implements PolicyEngine {
       mode: 'enforce',
       engine: CEDAR_ENGINE,
     }
-    if (this.#audit === undefined) return allowed
-    const answer = statefulIsAuthorized({ ...call, preparsedPolicySetId: this.#audit })
-    if (answer.type === 'failure') return this.#failed(answer)
-    const { reason, errors } = answer.response.diagnostics
-    const forbid = this.#first(reason, errors, 'forbid')
+    const audit = this.#ask(this.#audit, call)
+    if (audit === undefined) return allowed
+    if ('type' in audit) return this.#failed(audit)
+    const forbid = this.#first(audit.reason, audit.errors, 'forbid')
     if (forbid === undefined) return allowed
     const what =
       forbid.message === undefined
@@ -207,7 +252,7 @@ export class CedarEngine implements PolicyEngine {
   }
 
   /** Cedar refused the request itself (not a policy's condition): deny, whatever the mode. */
-  #failed(answer: Extract<AuthorizationAnswer, { type: 'failure' }>): PolicyDecision {
+  #failed(answer: AuthorizationFailure): PolicyDecision {
     const message = answer.errors.map((e) => e.message).join('; ')
     return {
       decision: 'deny',

@@ -8,9 +8,11 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import {
+  type ActionConstraint,
   checkParsePolicySet,
   checkParseSchema,
   type DetailedError,
+  type PrincipalConstraint,
   policySetTextToParts,
   policyToJson,
   type Schema,
@@ -28,6 +30,10 @@ export interface CedarPolicyEntry {
   readonly mode: DecisionMode | undefined
   /** The policy's text, annotations included. */
   readonly text: string
+  /** The entity in a `principal == ...` scope, as `Type::"id"` text; undefined for any other scope. */
+  readonly principal: string | undefined
+  /** The entity in an `action == ...` scope, likewise. */
+  readonly action: string | undefined
 }
 
 export interface CedarPolicy {
@@ -90,11 +96,19 @@ export function loadCedarPolicy(file: string, options: CedarLoadOptions = {}): C
   return parseCedarPolicy(text, file, schema)
 }
 
+/** Line and column (1-based) of a character index. */
+function positionAt(text: string, index: number): { line: number; column: number } {
+  const before = text.slice(0, index)
+  const lineStart = before.lastIndexOf('\n') + 1
+  let line = 1
+  for (let i = before.indexOf('\n'); i !== -1; i = before.indexOf('\n', i + 1)) line++
+  return { line, column: [...before.slice(lineStart)].length + 1 }
+}
+
 /** Line and column (1-based) of a UTF-8 byte offset, the unit Cedar's source locations count in. */
 export function lineColumn(text: string, byteOffset: number): { line: number; column: number } {
   const before = Buffer.from(text, 'utf8').subarray(0, byteOffset).toString('utf8')
-  const lines = before.split('\n')
-  return { line: lines.length, column: [...(lines[lines.length - 1] as string)].length + 1 }
+  return positionAt(before, before.length)
 }
 
 function issueOf(text: string, path: string, e: DetailedError): PolicyIssue {
@@ -108,15 +122,27 @@ function issueOf(text: string, path: string, e: DetailedError): PolicyIssue {
   }
 }
 
-/** Where a part starts in the text, as a byte offset, when it appears there verbatim. */
+/** Where each part starts in the text (a character index), when it appears there verbatim. */
 function partOffsets(text: string, parts: readonly string[]): (number | undefined)[] {
   let from = 0
   return parts.map((p) => {
     const at = text.indexOf(p, from)
     if (at === -1) return undefined
     from = at + p.length
-    return Buffer.byteLength(text.slice(0, at), 'utf8')
+    return at
   })
+}
+
+/** The entity of an `==` scope constraint, as `Type::"id"`; undefined for `in`, `is`, slots or none. */
+function scopeEntity(c: PrincipalConstraint | ActionConstraint): string | undefined {
+  if (c.op !== '==' || !('entity' in c)) return undefined
+  const uid = '__entity' in c.entity ? c.entity.__entity : c.entity
+  return entityKey(uid.type, uid.id)
+}
+
+/** One text for an entity UID, shared by policies' scopes and requests. */
+export function entityKey(type: string, id: string): string {
+  return `${type}::${JSON.stringify(id)}`
 }
 
 /** Checks Cedar policy text; `source` names it in errors, `schema` validates it when given. */
@@ -137,7 +163,7 @@ export function parseCedarPolicy(
     throw new PolicyError(source, [
       {
         path: '(cedar)',
-        ...(at === undefined ? {} : lineColumn(text, at)),
+        ...(at === undefined ? {} : positionAt(text, at)),
         message: 'templates are not supported: svidecar links none, write static policies',
       },
     ])
@@ -156,10 +182,11 @@ export function parseCedarPolicy(
   const seen = new Map<string, number>()
   split.policies.forEach((policyText, i) => {
     const at = offsets[i]
-    const where = at === undefined ? {} : lineColumn(text, at)
+    // Only located when something is wrong: a position costs a scan of the text before it.
+    const where = () => (at === undefined ? {} : positionAt(text, at))
     const json = policyToJson(policyText)
     if (json.type === 'failure') {
-      for (const e of json.errors) issues.push({ path: `policy${i}`, ...where, message: e.message })
+      for (const e of json.errors) issues.push({ path: `policy${i}`, ...where(), message: e.message })
       return
     }
     const annotations = json.json.annotations ?? {}
@@ -168,19 +195,25 @@ export function parseCedarPolicy(
     if (first !== undefined) {
       issues.push({
         path: `policy ${id}`,
-        ...where,
+        ...where(),
         message: `duplicate policy id "${id}" (first used by policy number ${first + 1} in the file)`,
       })
     } else seen.set(id, i)
     const mode = annotations.mode
     if (mode !== undefined && mode !== 'enforce' && mode !== 'audit') {
-      issues.push({ path: `policy ${id}`, ...where, message: `@mode("${mode}"): write "enforce" or "audit"` })
+      issues.push({
+        path: `policy ${id}`,
+        ...where(),
+        message: `@mode("${mode}"): write "enforce" or "audit"`,
+      })
     }
     policies.push({
       id,
       effect: json.json.effect,
       mode: mode === 'enforce' || mode === 'audit' ? mode : undefined,
       text: policyText,
+      principal: scopeEntity(json.json.principal),
+      action: scopeEntity(json.json.action),
     })
   })
   if (issues.length > 0) throw new PolicyError(source, issues)

@@ -105,9 +105,13 @@ function nameCondition(name: string): string {
     : `resource.name == ${cedarString(name)}`
 }
 
-function resourceCondition(doc: ResourceDoc): string {
-  const head = `action == ${ACTION_TYPE}::${cedarString(doc.kind)} && resource is ${RESOURCE_TYPES[doc.kind]}`
-  const parts = [head]
+/** What a resource entry requires; `head` (action and type) is left out when the policy's scope says it. */
+function resourceCondition(doc: ResourceDoc, head: boolean): string {
+  const parts: string[] = []
+  if (head)
+    parts.push(
+      `action == ${ACTION_TYPE}::${cedarString(doc.kind)} && resource is ${RESOURCE_TYPES[doc.kind]}`,
+    )
   switch (doc.kind) {
     case 'http.route': {
       if (doc.methods !== undefined && !doc.methods.includes('*')) {
@@ -130,7 +134,7 @@ function resourceCondition(doc: ResourceDoc): string {
     default:
       parts.push(nameCondition(doc.name))
   }
-  return parts.join(' && ')
+  return parts.length === 0 ? 'true' : parts.join(' && ')
 }
 
 function anyOf(conditions: readonly string[]): string {
@@ -147,10 +151,22 @@ function translateRule(rule: RuleDoc): string {
   }
   lines.push(`@id(${cedarString(rule.id)})`)
   if (rule.mode !== undefined) lines.push(`@mode(${cedarString(rule.mode)})`)
-  const subjects = anyOf(rule.subjects.map(subjectCondition))
-  const resources = anyOf(rule.resources.map(resourceCondition))
-  lines.push(`${rule.effect === 'allow' ? 'permit' : 'forbid'} (principal, action, resource)`)
-  lines.push(`when { (${subjects}) && (${resources}) };`)
+  // One exact subject and one kind go in the policy's scope, where the engine slices policies by them.
+  const only = rule.subjects.length === 1 ? compileSubject(rule.subjects[0] as SubjectDoc).exact : undefined
+  const kinds = new Set(rule.resources.map((r) => r.kind))
+  const kind = kinds.size === 1 ? rule.resources[0]?.kind : undefined
+  const principal = only === undefined ? 'principal' : `principal == ${WORKLOAD_TYPE}::${cedarString(only)}`
+  const scope =
+    kind === undefined
+      ? 'action, resource'
+      : `action == ${ACTION_TYPE}::${cedarString(kind)}, resource is ${RESOURCE_TYPES[kind]}`
+  const conditions: string[] = []
+  if (only === undefined) conditions.push(anyOf(rule.subjects.map(subjectCondition)))
+  const resources = anyOf(rule.resources.map((r) => resourceCondition(r, kind === undefined)))
+  if (resources !== 'true') conditions.push(resources)
+  lines.push(`${rule.effect === 'allow' ? 'permit' : 'forbid'} (${principal}, ${scope})`)
+  if (conditions.length > 0) lines.push(`when { ${conditions.map((c) => `(${c})`).join(' && ')} }`)
+  lines[lines.length - 1] += ';'
   return lines.join('\n')
 }
 
