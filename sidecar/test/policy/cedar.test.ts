@@ -8,7 +8,7 @@ import { type CedarEngineOptions, createCedarEngine } from '../../src/policy/ced
 import { loadCedarPolicy } from '../../src/policy/cedar/load.ts'
 import { translateToCedar } from '../../src/policy/cedar/translate.ts'
 import type { PolicyRequest, PolicyResource } from '../../src/policy/engine.ts'
-import { PolicyError, type PolicyIssue, parsePolicy } from '../../src/policy/file.ts'
+import { loadPolicyFile, PolicyError, type PolicyIssue, parsePolicy } from '../../src/policy/file.ts'
 
 /** One directory per test: t.testdir() empties it on every call. */
 const dirs = new WeakMap<Test, string>()
@@ -412,4 +412,43 @@ t.test('translated patterns decide exactly as the built-in engine (generated cas
   t.equal(mismatches, 0, `no mismatch in ${compared} decisions`)
   t.ok(compared > 1000, `enough decisions compared (${compared})`)
   t.ok(allowed > compared / 10, `both outcomes are exercised (${allowed} allowed)`)
+})
+
+t.test('the example mesh.cedar decides like mesh.yaml, its built-in twin', async (t) => {
+  const dir = new URL('../../../deploy/examples/policies/', import.meta.url).pathname
+  const cedar = createCedarEngine(join(dir, 'mesh.cedar'))
+  const builtin = loadPolicyFile(join(dir, 'mesh.yaml')).engine
+  const agent = 'spiffe://example.org/ns/agents/sa/planner'
+  const cases: [string, PolicyResource, string?][] = [
+    [agent, { kind: 'http.route', method: 'POST', path: '/mcp' }],
+    [agent, { kind: 'http.route', method: 'DELETE', path: '/mcp' }],
+    [agent, { kind: 'http.route', method: 'POST', path: '/mcp/' }],
+    [agent, { kind: 'http.route', method: 'PATCH', path: '/mcp' }],
+    [agent, TOOL('search_web')],
+    [agent, TOOL('admin_reset')],
+    [agent, { kind: 'mcp.resource', uri: 'file:///docs/a/b.md' }],
+    [agent, { kind: 'mcp.resource', uri: 'file:///docsx' }],
+    [agent, { kind: 'mcp.prompt', name: 'summarize' }],
+    [agent, { kind: 'llm.model', name: 'gpt-4o-mini' }],
+    ['spiffe://example.org/ns/agents', { kind: 'llm.model', name: 'gpt-4o' }],
+    ['spiffe://example.org/ns/agents-x/y', { kind: 'llm.model', name: 'gpt-4o' }],
+    ['spiffe://example.org/ns/agents/sa/planner/x', TOOL('search_web')],
+    ['spiffe://partner.example/billing', { kind: 'http.route', method: 'GET', path: '/v1/catalog/items' }],
+    [
+      'spiffe://partner.example/billing',
+      { kind: 'http.route', method: 'GET', path: '/v1/catalog/items' },
+      '2026-11-30T20:00:00Z',
+    ],
+    ['spiffe://partner.example/billing', { kind: 'http.route', method: 'GET', path: '/admin' }],
+  ]
+  for (const [subject, resource, time] of cases) {
+    const req = request(subject, resource, { context: { time: new Date(time ?? '2026-11-30T10:00:00Z') } })
+    const a = builtin.decide(req)
+    const b = cedar.decide(req)
+    t.same(
+      { decision: b.decision, ruleId: b.ruleId, wouldDeny: b.wouldDeny },
+      { decision: a.decision, ruleId: a.ruleId, wouldDeny: a.wouldDeny },
+      `${subject} ${JSON.stringify(resource)}: ${a.reason}`,
+    )
+  }
 })
