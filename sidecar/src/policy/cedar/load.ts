@@ -21,6 +21,7 @@ import {
 import { SvidecarError } from '../../errors/index.ts'
 import type { DecisionMode } from '../engine.ts'
 import { DEFAULT_MAX_POLICY_BYTES, PolicyError, type PolicyIssue } from '../file.ts'
+import { type PolicyHead, readPolicyHead } from './head.ts'
 
 export interface CedarPolicyEntry {
   /** The `@id` annotation, or Cedar's own name for the policy (`policy0`, `policy1`, ... in file order). */
@@ -133,6 +134,23 @@ function partOffsets(text: string, parts: readonly string[]): (number | undefine
   })
 }
 
+/** What svidecar needs of a policy: read from its text, or from Cedar when the reader gives up; a string is an error. */
+export function policyHead(text: string): PolicyHead | string {
+  return readPolicyHead(text) ?? cedarPolicyHead(text)
+}
+
+/** The same as Cedar tells it (`policyToJson`): slow, exact. */
+export function cedarPolicyHead(text: string): PolicyHead | string {
+  const json = policyToJson(text)
+  if (json.type === 'failure') return json.errors.map((e) => e.message).join('; ')
+  return {
+    annotations: (json.json.annotations ?? {}) as Record<string, string | null>,
+    effect: json.json.effect,
+    principal: scopeEntity(json.json.principal),
+    action: scopeEntity(json.json.action),
+  }
+}
+
 /** The entity of an `==` scope constraint, as `Type::"id"`; undefined for `in`, `is`, slots or none. */
 function scopeEntity(c: PrincipalConstraint | ActionConstraint): string | undefined {
   if (c.op !== '==' || !('entity' in c)) return undefined
@@ -184,12 +202,12 @@ export function parseCedarPolicy(
     const at = offsets[i]
     // Only located when something is wrong: a position costs a scan of the text before it.
     const where = () => (at === undefined ? {} : positionAt(text, at))
-    const json = policyToJson(policyText)
-    if (json.type === 'failure') {
-      for (const e of json.errors) issues.push({ path: `policy${i}`, ...where(), message: e.message })
+    const head = policyHead(policyText)
+    if (typeof head === 'string') {
+      issues.push({ path: `policy${i}`, ...where(), message: head })
       return
     }
-    const annotations = json.json.annotations ?? {}
+    const annotations = head.annotations
     const id = annotations.id ?? `policy${i}`
     const first = seen.get(id)
     if (first !== undefined) {
@@ -199,7 +217,7 @@ export function parseCedarPolicy(
         message: `duplicate policy id "${id}" (first used by policy number ${first + 1} in the file)`,
       })
     } else seen.set(id, i)
-    const mode = annotations.mode
+    const mode = annotations.mode ?? undefined
     if (mode !== undefined && mode !== 'enforce' && mode !== 'audit') {
       issues.push({
         path: `policy ${id}`,
@@ -209,11 +227,11 @@ export function parseCedarPolicy(
     }
     policies.push({
       id,
-      effect: json.json.effect,
+      effect: head.effect,
       mode: mode === 'enforce' || mode === 'audit' ? mode : undefined,
       text: policyText,
-      principal: scopeEntity(json.json.principal),
-      action: scopeEntity(json.json.action),
+      principal: head.principal,
+      action: head.action,
     })
   })
   if (issues.length > 0) throw new PolicyError(source, issues)
