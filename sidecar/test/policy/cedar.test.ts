@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { SpiffeId } from 'workload-api-client'
 import { type CedarEngineOptions, createCedarEngine } from '../../src/policy/cedar/engine.ts'
+import { attributeFilter } from '../../src/policy/cedar/entities.ts'
 import { loadCedarPolicy } from '../../src/policy/cedar/load.ts'
 import { translateToCedar } from '../../src/policy/cedar/translate.ts'
 import type { PolicyRequest, PolicyResource } from '../../src/policy/engine.ts'
@@ -451,4 +452,24 @@ t.test('the example mesh.cedar decides like mesh.yaml, its built-in twin', async
       `${subject} ${JSON.stringify(resource)}: ${a.reason}`,
     )
   }
+})
+
+t.test('requests carry only the attributes a policy set can read', async (t) => {
+  const plain = attributeFilter([
+    'permit (principal, action, resource) when { principal.trustDomain == "x" };',
+  ])
+  t.ok(plain.entity('trustDomain'))
+  t.notOk(plain.entity('segments'), 'an attribute named nowhere is left out')
+  t.notOk(plain.context('time'), 'so is a context key')
+  const whole = attributeFilter(['permit (principal, action, resource) when { context == {} };'])
+  t.ok(whole.context('time'), 'a context compared as a whole record keeps every key')
+  const escaped = attributeFilter([
+    'permit (principal, action, resource) when { principal["\\u{74}rustDomain"] == "x" };',
+  ])
+  t.ok(escaped.entity('trustDomain') && escaped.context('time'), 'names spelled with escapes keep everything')
+  const e = engine(
+    t,
+    '@id("td")\npermit (principal, action, resource) when { principal["\\u{74}rustDomain"] == "example.org" };\n',
+  )
+  t.equal(e.decide(request('spiffe://example.org/a', TOOL('x'))).ruleId, 'td')
 })

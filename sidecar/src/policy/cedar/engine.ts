@@ -33,7 +33,7 @@ import {
   type PolicyEngine,
   type PolicyRequest,
 } from '../engine.ts'
-import { type CedarRequest, cedarRequest } from './entities.ts'
+import { type AttributeFilter, attributeFilter, type CedarRequest, cedarRequest } from './entities.ts'
 import {
   type CedarLoadOptions,
   type CedarPolicy,
@@ -107,6 +107,7 @@ export class CedarEngine implements PolicyEngine {
   readonly #main: Map<string, string>
   /** Forbids in audit mode, by slice. */
   readonly #audit: Map<string, string>
+  readonly #attributes: AttributeFilter
 
   constructor(policy: CedarPolicy, mode: DecisionMode = 'enforce') {
     this.mode = mode
@@ -119,6 +120,7 @@ export class CedarEngine implements PolicyEngine {
       if (p.effect === 'forbid' && entry.effectiveMode === 'audit') audit.push(entry)
       else main.push(entry)
     })
+    this.#attributes = attributeFilter(policy.policies.map((p) => p.text))
     this.#main = slices(main)
     this.#audit = slices(audit)
   }
@@ -156,7 +158,7 @@ export class CedarEngine implements PolicyEngine {
     if (typeof segments === 'string') {
       return this.#deny(`${describeResource(resource)} cannot be matched: ${segments}`, undefined)
     }
-    const call = cedarRequest(request, segments)
+    const call = cedarRequest(request, segments, this.#attributes)
     let permit: Indexed | undefined
     let permitError: { policy: Indexed; message: string } | undefined
     const main = this.#ask(this.#main, call)

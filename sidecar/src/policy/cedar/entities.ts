@@ -80,23 +80,65 @@ export function segmentAttrs(segs: readonly string[]): Record<string, CedarValue
   return { depth: n, segments: fromStart, segmentsFromEnd: fromEnd }
 }
 
-/** Workloads are few and long-lived: their entities are built once. */
-const workloads = new WeakMap<SpiffeId, CedarEntity>()
+/**
+ * Which attribute names a request carries. Every attribute costs Cedar time
+ * on every call (a `datetime` in the context about as much as the whole
+ * rest), and a Cedar policy can only read an attribute whose name it spells
+ * out (`.name`, `["name"]`, `has name`): names that appear nowhere in the
+ * policy set are left out. A set that spells names with escapes (`\u{..}`,
+ * `\x..`) gets everything; so does a context that a policy uses as a whole
+ * record (`context == ...`), where a missing key would change the answer.
+ */
+export interface AttributeFilter {
+  readonly entity: (name: string) => boolean
+  readonly context: (name: string) => boolean
+  /** Workloads are few and long-lived: their entities are built once per filter. */
+  readonly workloads: WeakMap<SpiffeId, CedarEntity>
+}
 
-export function workloadEntity(id: SpiffeId): CedarEntity {
-  let e = workloads.get(id)
+const KEEP_ALL = (): boolean => true
+
+export function attributeFilter(policyTexts: readonly string[]): AttributeFilter {
+  const all = policyTexts.join('\n')
+  if (/\\[ux]/.test(all)) return { entity: KEEP_ALL, context: KEEP_ALL, workloads: new WeakMap() }
+  const mentioned = (name: string): boolean => all.includes(name)
+  const wholeContext = /\bcontext\b(?!\s*(?:\.|\[|has\b))/.test(all)
+  return { entity: mentioned, context: wholeContext ? KEEP_ALL : mentioned, workloads: new WeakMap() }
+}
+
+/** Every attribute, for callers without a policy set at hand. */
+export const ALL_ATTRIBUTES: AttributeFilter = {
+  entity: KEEP_ALL,
+  context: KEEP_ALL,
+  workloads: new WeakMap(),
+}
+
+function pick(
+  attrs: Record<string, CedarValue>,
+  keep: (name: string) => boolean,
+): Record<string, CedarValue> {
+  const out: Record<string, CedarValue> = {}
+  for (const k of Object.keys(attrs)) if (keep(k)) out[k] = attrs[k] as CedarValue
+  return out
+}
+
+export function workloadEntity(id: SpiffeId, filter: AttributeFilter = ALL_ATTRIBUTES): CedarEntity {
+  let e = filter.workloads.get(id)
   if (e === undefined) {
     e = {
       uid: { type: WORKLOAD_TYPE, id: id.toString() },
-      attrs: {
-        id: id.toString(),
-        trustDomain: id.trustDomain.name,
-        path: id.path,
-        ...segmentAttrs(id.segments),
-      },
+      attrs: pick(
+        {
+          id: id.toString(),
+          trustDomain: id.trustDomain.name,
+          path: id.path,
+          ...segmentAttrs(id.segments),
+        },
+        filter.entity,
+      ),
       parents: [],
     }
-    workloads.set(id, e)
+    filter.workloads.set(id, e)
   }
   return e
 }
@@ -144,8 +186,12 @@ export function toCedarValue(v: unknown, depth = 0): CedarValue | undefined {
  * The Cedar request for a policy request whose resource is known and whose
  * segments (for routes and resource URIs) the caller already computed.
  */
-export function cedarRequest(request: PolicyRequest, segments: readonly string[] | undefined): CedarRequest {
-  const principal = workloadEntity(request.subject)
+export function cedarRequest(
+  request: PolicyRequest,
+  segments: readonly string[] | undefined,
+  filter: AttributeFilter = ALL_ATTRIBUTES,
+): CedarRequest {
+  const principal = workloadEntity(request.subject, filter)
   const entities: CedarEntity[] = [principal]
   const r = request.resource
   const type = RESOURCE_TYPES[r.kind]
@@ -170,6 +216,7 @@ export function cedarRequest(request: PolicyRequest, segments: readonly string[]
     default:
       resource = { uid: { type, id: r.name }, attrs: { name: r.name }, parents: [] }
   }
+  if (filter.entity !== KEEP_ALL) resource.attrs = pick(resource.attrs, filter.entity)
   entities.push(resource)
   const ctx = request.context
   const context: Record<string, CedarValue> = {
@@ -179,7 +226,7 @@ export function cedarRequest(request: PolicyRequest, segments: readonly string[]
   if (ctx.method !== undefined) context.method = ctx.method
   if (ctx.path !== undefined) context.path = ctx.path
   if (request.peer !== undefined) {
-    const peer = workloadEntity(request.peer)
+    const peer = workloadEntity(request.peer, filter)
     if (peer.uid.id !== principal.uid.id) entities.push(peer)
     context.peer = { __entity: peer.uid }
   }
@@ -191,7 +238,7 @@ export function cedarRequest(request: PolicyRequest, segments: readonly string[]
     principal: principal.uid,
     action: { type: ACTION_TYPE, id: r.kind },
     resource: resource.uid,
-    context,
+    context: filter.context === KEEP_ALL ? context : pick(context, filter.context),
     entities,
   }
 }
