@@ -76,16 +76,29 @@ function prepare(policies: readonly Indexed[]): string {
 
 const ANY = '*'
 
+/** At most this many wildcard-scope policies are copied into a (principal, action) slice. */
+const MERGE_LIMIT = 16
+
+interface Slices {
+  /** By `principal\naction` (either may be `*`). */
+  readonly parts: Map<string, string>
+  /** A slice that holds every policy that can apply to its (principal, action): one call decides. */
+  readonly whole: Map<string, string>
+}
+
 /**
- * Cedar evaluates every policy of a set on every request. Policies are
+ * Cedar evaluates every policy of a set on every request, and each call
+ * into cedar-wasm costs tens of microseconds whatever it holds. Policies are
  * therefore sliced by their scope: one prepared set per (principal, action)
  * pair that policies name with `==`, `*` for any other scope, so a request
  * is asked of at most four small sets (its principal and action, its
  * principal with any action, any principal with its action, the rest).
- * Cedar's answers combine exactly: a satisfied or failing forbid in any
- * slice denies, otherwise a satisfied permit in any slice allows.
+ * When the three wildcard slices of a pair hold few policies, they are
+ * copied into the pair's own slice, so that request takes one call. Cedar's
+ * answers combine exactly: a satisfied or failing forbid in any slice
+ * denies, otherwise a satisfied permit in any slice allows.
  */
-function slices(policies: readonly Indexed[]): Map<string, string> {
+function slices(policies: readonly Indexed[]): Slices {
   const groups = new Map<string, Indexed[]>()
   for (const p of policies) {
     const key = `${p.principal ?? ANY}\n${p.action ?? ANY}`
@@ -93,9 +106,23 @@ function slices(policies: readonly Indexed[]): Map<string, string> {
     if (list === undefined) groups.set(key, [p])
     else list.push(p)
   }
-  const out = new Map<string, string>()
-  for (const [key, list] of groups) out.set(key, prepare(list))
-  return out
+  const parts = new Map<string, string>()
+  const whole = new Map<string, string>()
+  const none: Indexed[] = []
+  const anyAny = groups.get(`${ANY}\n${ANY}`) ?? none
+  for (const [key, list] of groups) {
+    parts.set(key, prepare(list))
+    const [p, a] = key.split('\n') as [string, string]
+    if (p === ANY || a === ANY) continue
+    const extra = [
+      ...(groups.get(`${p}\n${ANY}`) ?? none),
+      ...(groups.get(`${ANY}\n${a}`) ?? none),
+      ...anyAny,
+    ]
+    if (extra.length > MERGE_LIMIT) continue
+    whole.set(key, extra.length === 0 ? (parts.get(key) as string) : prepare([...list, ...extra]))
+  }
+  return { parts, whole }
 }
 
 export class CedarEngine implements PolicyEngine {
@@ -104,9 +131,9 @@ export class CedarEngine implements PolicyEngine {
   readonly source: string
   readonly #byId = new Map<string, Indexed>()
   /** Permits and enforced forbids, by slice. */
-  readonly #main: Map<string, string>
+  readonly #main: Slices
   /** Forbids in audit mode, by slice. */
-  readonly #audit: Map<string, string>
+  readonly #audit: Slices
   readonly #attributes: AttributeFilter
 
   constructor(policy: CedarPolicy, mode: DecisionMode = 'enforce') {
@@ -127,16 +154,18 @@ export class CedarEngine implements PolicyEngine {
 
   /** Asks every slice that can apply to the request; undefined when none exists. */
   #ask(
-    sets: Map<string, string>,
+    sets: Slices,
     call: CedarRequest,
   ): { reason: string[]; errors: AuthorizationError[] } | AuthorizationFailure | undefined {
-    if (sets.size === 0) return undefined
+    if (sets.parts.size === 0) return undefined
     const p = entityKey(call.principal.type, call.principal.id)
     const a = entityKey(call.action.type, call.action.id)
+    const one = sets.whole.get(`${p}\n${a}`)
+    const keys = one === undefined ? [`${p}\n${a}`, `${p}\n${ANY}`, `${ANY}\n${a}`, `${ANY}\n${ANY}`] : []
     let reason: string[] | undefined
     let errors: AuthorizationError[] | undefined
-    for (const key of [`${p}\n${a}`, `${p}\n${ANY}`, `${ANY}\n${a}`, `${ANY}\n${ANY}`]) {
-      const id = sets.get(key)
+    for (let k = -1; k < keys.length; k++) {
+      const id = k === -1 ? one : sets.parts.get(keys[k] as string)
       if (id === undefined) continue
       const answer = statefulIsAuthorized({ ...call, preparsedPolicySetId: id })
       if (answer.type === 'failure') return answer

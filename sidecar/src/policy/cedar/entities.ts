@@ -98,10 +98,30 @@ export interface AttributeFilter {
 
 const KEEP_ALL = (): boolean => true
 
+/** Every attribute and context key this module sets. */
+const ATTRIBUTE_NAMES = [
+  'id',
+  'trustDomain',
+  'path',
+  'depth',
+  'segments',
+  'segmentsFromEnd',
+  'method',
+  'name',
+  'uri',
+  'time',
+  'direction',
+  'peer',
+  'headers',
+  'attributes',
+]
+
 export function attributeFilter(policyTexts: readonly string[]): AttributeFilter {
   const all = policyTexts.join('\n')
   if (/\\[ux]/.test(all)) return { entity: KEEP_ALL, context: KEEP_ALL, workloads: new WeakMap() }
-  const mentioned = (name: string): boolean => all.includes(name)
+  // Decided once per name here: a request must not search the policy text.
+  const names = new Set(ATTRIBUTE_NAMES.filter((n) => all.includes(n)))
+  const mentioned = (name: string): boolean => names.has(name)
   const wholeContext = /\bcontext\b(?!\s*(?:\.|\[|has\b))/.test(all)
   return { entity: mentioned, context: wholeContext ? KEEP_ALL : mentioned, workloads: new WeakMap() }
 }
