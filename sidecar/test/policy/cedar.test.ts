@@ -473,3 +473,51 @@ t.test('requests carry only the attributes a policy set can read', async (t) => 
   )
   t.equal(e.decide(request('spiffe://example.org/a', TOOL('x'))).ruleId, 'td')
 })
+
+t.test(
+  'slices: the same decisions whether wildcard policies are merged into a slice or asked apart',
+  async (t) => {
+    const core = `@id("own")
+permit (principal == Spiffe::Workload::"spiffe://example.org/a", action == Spiffe::Action::"mcp.tool", resource);
+@id("no-rm")
+forbid (principal, action == Spiffe::Action::"mcp.tool", resource == Spiffe::Tool::"rm");
+@id("broken")
+forbid (principal == Spiffe::Workload::"spiffe://example.org/a", action, resource == Spiffe::Tool::"x") when { context.attributes.nope };
+@id("all-prompts")
+permit (principal, action == Spiffe::Action::"mcp.prompt", resource);
+`
+    // More wildcard-scope policies than a slice takes in: the (principal, action) slice is asked with the others.
+    const many = Array.from(
+      { length: 20 },
+      (_, i) => `@id("z${i}")\npermit (principal, action, resource == Spiffe::Tool::"z${i}");`,
+    ).join('\n')
+    for (const [name, text] of [
+      ['merged', core],
+      ['apart', `${core}\n${many}\n`],
+    ] as const) {
+      const e = engine(t, text)
+      const a = 'spiffe://example.org/a'
+      t.match(e.decide(request(a, TOOL('ls'))), { decision: 'allow', ruleId: 'own' }, `${name}: own slice`)
+      t.match(
+        e.decide(request(a, TOOL('rm'))),
+        { decision: 'deny', ruleId: 'no-rm' },
+        `${name}: wildcard forbid`,
+      )
+      t.match(
+        e.decide(request(a, TOOL('x'))),
+        { decision: 'deny', ruleId: 'broken', conditionError: { ruleId: 'broken' } },
+        `${name}: a failing forbid of the principal's any-action slice`,
+      )
+      t.match(
+        e.decide(request(a, { kind: 'mcp.prompt', name: 'p' })),
+        { decision: 'allow', ruleId: 'all-prompts' },
+        `${name}: another action`,
+      )
+      t.match(
+        e.decide(request('spiffe://example.org/b', TOOL('ls'))),
+        { decision: 'deny' },
+        `${name}: other principal`,
+      )
+    }
+  },
+)
