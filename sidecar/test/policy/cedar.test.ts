@@ -521,3 +521,15 @@ permit (principal, action == Spiffe::Action::"mcp.prompt", resource);
     }
   },
 )
+
+t.test('input cedar-wasm refuses (a lone surrogate) is a denial, not an exception', async (t) => {
+  const e = engine(t, '@id("all")\npermit (principal, action, resource) when { context.attributes has a };\n')
+  const d = e.decide(
+    request('spiffe://example.org/a', TOOL('x'), {
+      context: { time: new Date(), attributes: { a: '\uD800' } },
+    }),
+  )
+  t.equal(d.decision, 'deny')
+  t.equal(d.mode, 'enforce')
+  t.match(d.reason, /^cedar could not evaluate the request/)
+})

@@ -44,6 +44,16 @@ import {
 
 type AuthorizationFailure = Extract<AuthorizationAnswer, { type: 'failure' }>
 
+function cedarError(err: unknown): AuthorizationFailure['errors'][number] {
+  return {
+    message: err instanceof Error ? err.message : String(err),
+    help: null,
+    code: null,
+    url: null,
+    severity: null,
+  }
+}
+
 const CEDAR_ENGINE = 'cedar'
 const KINDS: ReadonlySet<string> = new Set(RESOURCE_KINDS)
 
@@ -167,7 +177,13 @@ export class CedarEngine implements PolicyEngine {
     for (let k = -1; k < keys.length; k++) {
       const id = k === -1 ? one : sets.parts.get(keys[k] as string)
       if (id === undefined) continue
-      const answer = statefulIsAuthorized({ ...call, preparsedPolicySetId: id })
+      let answer: AuthorizationAnswer
+      try {
+        answer = statefulIsAuthorized({ ...call, preparsedPolicySetId: id })
+      } catch (err) {
+        // cedar-wasm throws on input its bindings refuse; a decision must still come back, and deny.
+        return { type: 'failure', errors: [cedarError(err)], warnings: [] }
+      }
       if (answer.type === 'failure') return answer
       const d = answer.response.diagnostics
       reason = reason === undefined ? d.reason : reason.concat(d.reason)
