@@ -131,10 +131,16 @@ interface Latency {
   p50: number
   p99: number
   p999: number
-  targetP99: number
+  /** Absent where the issue sets no target (Cedar is reported beside the built-in engine). */
+  targetP99?: number
 }
 
-function latency(name: string, fn: (i: number) => unknown, targetP99: number, samples = 500_000): Latency {
+function latency(
+  name: string,
+  fn: (i: number) => unknown,
+  targetP99: number | undefined,
+  samples = 500_000,
+): Latency {
   const warmEnd = performance.now() + 1000
   let i = 0
   while (performance.now() < warmEnd) for (let k = 0; k < 100; k++) fn(i++)
@@ -146,7 +152,13 @@ function latency(name: string, fn: (i: number) => unknown, targetP99: number, sa
   }
   ns.sort()
   const at = (q: number) => (ns[Math.min(samples - 1, Math.floor(q * samples))] as number) / 1000
-  return { name, p50: at(0.5), p99: at(0.99), p999: at(0.999), targetP99 }
+  return {
+    name,
+    p50: at(0.5),
+    p99: at(0.99),
+    p999: at(0.999),
+    ...(targetP99 === undefined ? {} : { targetP99 }),
+  }
 }
 
 /**
@@ -229,7 +241,7 @@ latencies.push(
   latency(
     `policy decision, Cedar engine (cedar-wasm), the same rules as 10,002 Cedar policies (${disagree} of ${requests.length} decisions differ from the built-in engine; loaded in ${(cedarLoadMs / 1000).toFixed(1)} s)`,
     (i) => cedarPolicy.decide(requests[i % requests.length] as PolicyRequest),
-    5,
+    undefined,
     100_000,
   ),
 )
@@ -253,8 +265,8 @@ lines.push(
   '| --- | ---: | ---: | ---: | ---: | --- |',
   ...latencies.map(
     (l) =>
-      `| ${l.name} | ${l.p50.toFixed(2)} | ${l.p99.toFixed(2)} | ${l.p999.toFixed(2)} | ${l.targetP99} | ${
-        l.p99 <= l.targetP99 ? 'met' : '**missed**'
+      `| ${l.name} | ${l.p50.toFixed(2)} | ${l.p99.toFixed(2)} | ${l.p999.toFixed(2)} | ${l.targetP99 ?? ''} | ${
+        l.targetP99 === undefined ? '' : l.p99 <= l.targetP99 ? 'met' : '**missed**'
       } |`,
   ),
 )
