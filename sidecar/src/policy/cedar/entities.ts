@@ -26,7 +26,7 @@
 import type { SpiffeId } from 'workload-api-client'
 import type { PolicyRequest } from '../engine.ts'
 
-export const NAMESPACE = 'Spiffe'
+const NAMESPACE = 'Spiffe'
 export const WORKLOAD_TYPE = `${NAMESPACE}::Workload`
 export const ACTION_TYPE = `${NAMESPACE}::Action`
 
@@ -40,7 +40,7 @@ export const RESOURCE_TYPES = {
 } as const
 
 /** Cedar's JSON value shapes, as far as this module builds them. */
-export type CedarValue =
+type CedarValue =
   | boolean
   | number
   | string
@@ -49,12 +49,12 @@ export type CedarValue =
   | { __entity: { type: string; id: string } }
   | { __extn: { fn: string; arg: string } }
 
-export interface CedarUid {
+interface CedarUid {
   type: string
   id: string
 }
 
-export interface CedarEntity {
+interface CedarEntity {
   uid: CedarUid
   attrs: Record<string, CedarValue>
   parents: CedarUid[]
@@ -69,7 +69,7 @@ export interface CedarRequest {
 }
 
 /** `depth`, `segments` and `segmentsFromEnd` of a segment list. */
-export function segmentAttrs(segs: readonly string[]): Record<string, CedarValue> {
+function segmentAttrs(segs: readonly string[]): Record<string, CedarValue> {
   const fromStart: Record<string, CedarValue> = {}
   const fromEnd: Record<string, CedarValue> = {}
   const n = segs.length
@@ -127,7 +127,7 @@ export function attributeFilter(policyTexts: readonly string[]): AttributeFilter
 }
 
 /** Every attribute, for callers without a policy set at hand. */
-export const ALL_ATTRIBUTES: AttributeFilter = {
+const ALL_ATTRIBUTES: AttributeFilter = {
   entity: KEEP_ALL,
   context: KEEP_ALL,
   workloads: new WeakMap(),
@@ -142,7 +142,7 @@ function pick(
   return out
 }
 
-export function workloadEntity(id: SpiffeId, filter: AttributeFilter = ALL_ATTRIBUTES): CedarEntity {
+function workloadEntity(id: SpiffeId, filter: AttributeFilter = ALL_ATTRIBUTES): CedarEntity {
   let e = filter.workloads.get(id)
   if (e === undefined) {
     e = {
@@ -169,7 +169,7 @@ export function workloadEntity(id: SpiffeId, filter: AttributeFilter = ALL_ATTRI
  * extension escape (`__entity`, `__extn`, `__expr`) are dropped, so a
  * request can never smuggle an entity reference into the context.
  */
-export function toCedarValue(v: unknown, depth = 0): CedarValue | undefined {
+function toCedarValue(v: unknown, depth = 0): CedarValue | undefined {
   if (depth > 16) return undefined
   switch (typeof v) {
     case 'string':

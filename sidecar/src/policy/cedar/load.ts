@@ -107,7 +107,7 @@ function positionAt(text: string, index: number): { line: number; column: number
 }
 
 /** Line and column (1-based) of a UTF-8 byte offset, the unit Cedar's source locations count in. */
-export function lineColumn(text: string, byteOffset: number): { line: number; column: number } {
+function lineColumn(text: string, byteOffset: number): { line: number; column: number } {
   const before = Buffer.from(text, 'utf8').subarray(0, byteOffset).toString('utf8')
   return positionAt(before, before.length)
 }
@@ -135,7 +135,7 @@ function partOffsets(text: string, parts: readonly string[]): (number | undefine
 }
 
 /** What svidecar needs of a policy: read from its text, or from Cedar when the reader gives up; a string is an error. */
-export function policyHead(text: string): PolicyHead | string {
+function policyHead(text: string): PolicyHead | string {
   return readPolicyHead(text) ?? cedarPolicyHead(text)
 }
 

@@ -31,7 +31,7 @@ export interface TranslatedPolicy {
 }
 
 /** A Cedar string literal. */
-export function cedarString(s: string): string {
+function cedarString(s: string): string {
   let out = '"'
   for (const ch of s) {
     const c = ch.codePointAt(0) as number
