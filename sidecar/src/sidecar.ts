@@ -17,7 +17,7 @@ import { publishIdentity, publishLifecycle } from './observe/events.ts'
 import { createLogger, type Logger, subscribeLogs } from './observe/log.ts'
 import { createMetrics } from './observe/metrics.ts'
 import { onPolicyReload } from './policy/events.ts'
-import { PolicyStore } from './policy/store.ts'
+import { type OpenedPolicy, openPolicy } from './policy/open.ts'
 import { authorizerFromSpec } from './tls/authorizer.ts'
 import { tlsParameters } from './tls/profiles.ts'
 
@@ -47,8 +47,8 @@ export class Sidecar {
   readonly #inbound: InboundListener[] = []
   readonly #outbound: OutboundListener[] = []
   readonly #cleanups: Array<() => void> = []
-  /** The policy in force when the config names one; reloaded when its file changes. */
-  readonly policy: PolicyStore | undefined
+  /** The policy engine in force when the config names one (the built-in one reloads its file). */
+  readonly policy: OpenedPolicy | undefined
   #admin: Awaited<ReturnType<typeof startAdmin>> | undefined
   #audit: AuditLog | undefined
   #draining = false
@@ -60,7 +60,7 @@ export class Sidecar {
     this.#options = options
     this.logger = options.logger ?? createLogger({ level: config.log.level })
     // A policy that cannot load at start is an error, never a silent deny-all: the caller says why and exits.
-    this.policy = config.policy === undefined ? undefined : PolicyStore.open(config.policy.file)
+    this.policy = config.policy === undefined ? undefined : openPolicy(config.policy)
     this.identity = Identity.start({
       ...(config.workloadApi.socket === undefined ? {} : { socket: config.workloadApi.socket }),
       ...(config.workloadApi.hint === undefined ? {} : { hint: config.workloadApi.hint }),
@@ -150,11 +150,19 @@ export class Sidecar {
   async #start(): Promise<void> {
     const { config } = this
     this.#cleanups.push(subscribeLogs(this.logger))
-    const policy = this.policy
-    if (policy !== undefined) {
+    const opened = this.policy
+    const policy = opened?.engine
+    const store = opened?.store
+    if (opened !== undefined) {
+      this.logger.info('policy engine', { engine: opened.engine.name, source: opened.description })
+      this.#cleanups.push(() => {
+        opened.close().catch(() => {})
+      })
+    }
+    if (store !== undefined) {
       this.#cleanups.push(
         onPolicyReload((e) => {
-          if (e.source !== policy.path) return
+          if (e.source !== store.path) return
           if (e.result === 'success') this.logger.info('policy loaded', { file: e.source, rules: e.rules })
           else
             this.logger.warn('policy reload rejected: the last good policy stays in force', {
@@ -164,7 +172,6 @@ export class Sidecar {
               rules: e.rules,
             })
         }),
-        () => policy.close(),
       )
     }
     // Only this sidecar's series, even when another one shares the process (svidecar demo).
@@ -172,7 +179,7 @@ export class Sidecar {
       owner: this.#owner,
       inbound: new Set(config.inbound.map((l) => l.name)),
       outbound: new Set([...config.outbound.map((l) => l.name), ...config.upstreams.keys()]),
-      ...(policy === undefined ? {} : { policy }),
+      ...(store === undefined ? {} : { policy: store }),
     }
     const metrics = createMetrics(scope, { policyRuleLabel: config.metrics.policyRuleLabel })
     this.#cleanups.push(metrics.subscribe())

@@ -479,3 +479,45 @@ t.test('a malformed section is reported once, not again by the meaning checks', 
     'an empty list still needs a listener',
   )
 })
+
+t.test('policy: each engine takes its own settings, and only those', async (t) => {
+  const paths = (yaml: string) => issues(`${MINIMAL}${yaml}\n`).map((i) => i.path)
+  t.same(parseConfig(`${MINIMAL}policy: { file: p.yaml }\n`, 'x.yaml', {}).policy, {
+    engine: 'builtin',
+    file: 'p.yaml',
+  })
+  t.same(
+    parseConfig(
+      `${MINIMAL}policy: { engine: opa, opa: { url: "http://127.0.0.1:8181", package: a.b } }\n`,
+      'x.yaml',
+      {},
+    ).policy,
+    {
+      engine: 'opa',
+      opa: {
+        url: 'http://127.0.0.1:8181',
+        package: 'a.b',
+        timeoutMs: 50,
+        cacheEntries: 10_000,
+        cacheTtlMs: 1000,
+      },
+    },
+  )
+  t.same(paths('policy: { engine: cedar }'), ['policy.file'], 'cedar needs its file')
+  t.same(paths('policy: { engine: opa }'), ['policy.opa'], 'opa needs its server')
+  t.same(
+    paths('policy: { engine: opa, file: p.yaml, opa: { url: "http://o:1", package: p } }'),
+    ['policy.file'],
+    'opa decides in the server, from no file',
+  )
+  t.same(paths('policy: { file: p.yaml, schema: s.cedarschema, mode: audit }'), [
+    'policy.schema',
+    'policy.mode',
+  ])
+  t.same(paths('policy: { file: p.yaml, opa: { url: "http://o:1", package: p } }'), ['policy.opa'])
+  t.same(paths('policy: { engine: rego, file: p.yaml }'), ['policy.engine'])
+  t.same(paths('policy: { engine: opa, opa: { url: "http://u:p@o:1", package: "a..b" } }'), [
+    'policy.opa.url',
+    'policy.opa.package',
+  ])
+})

@@ -190,7 +190,7 @@ t.test('audit mode lets a denied request through and says it would have denied i
 t.test('a policy file replaced at run time takes effect; garbage keeps the last good one', async (t) => {
   const file = policyFile(t, SERVER_POLICY)
   const mesh = await startMesh(t, { serverYaml: `policy: { file: "${file}" }` })
-  const store = mesh.serverSidecar.policy
+  const store = mesh.serverSidecar.policy?.store
   if (store === undefined) throw new Error('the server sidecar has no policy')
   const status = async (path: string) => {
     const res = await fetch(`${mesh.outboundUrl}${path}`)
@@ -222,4 +222,40 @@ t.test('without a policy section nothing is decided and every authorized request
   await res.text()
   t.equal(events.length, 0)
   t.equal(mesh.app.seen.at(-1)?.headers.traceparent, undefined, 'no trace header is added')
+})
+
+t.test('engine: cedar decides through the same stage, with its own rule ids', async (t) => {
+  const file = join(t.testdir(), 'policy.cedar')
+  writeFileSync(
+    file,
+    `@id("agent-echo")
+permit (principal == Spiffe::Workload::"${AGENT}", action == Spiffe::Action::"http.route", resource is Spiffe::Route)
+when { ["GET", "POST"].contains(resource.method) && resource.path == "/echo" };
+
+@id("no-admin")
+forbid (principal, action == Spiffe::Action::"http.route", resource is Spiffe::Route)
+when { principal.trustDomain == "example.org" && resource.path like "/admin/*" };
+`,
+  )
+  const mesh = await startMesh(t, { serverYaml: `policy: { engine: cedar, file: "${file}" }` })
+  const events = decisions(t)
+  const ok = await fetch(`${mesh.outboundUrl}/echo`, { method: 'POST', body: 'hi' })
+  t.equal(ok.status, 200)
+  t.equal(await ok.text(), 'hi')
+  const before = mesh.app.seen.length
+  for (const path of ['/admin/users', '/unlisted']) {
+    const res = await fetch(`${mesh.outboundUrl}${path}`)
+    await res.text()
+    t.equal(res.status, 403, path)
+    t.equal(res.headers.get('x-svidecar-upstream-error'), 'SVD_POLICY_DENIED', path)
+  }
+  t.equal(mesh.app.seen.length, before, 'nothing denied reached the app')
+  t.same(
+    events.filter((e) => e.listener === 'public').map((e) => [e.engine, e.decision, e.ruleId]),
+    [
+      ['cedar', 'allow', 'agent-echo'],
+      ['cedar', 'deny', 'no-admin'],
+      ['cedar', 'deny', undefined],
+    ],
+  )
 })

@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util'
 import { loadConfig } from '../config/index.ts'
 import { isSvidecarError } from '../errors/index.ts'
-import { loadPolicyFile } from '../policy/file.ts'
+import { openPolicy } from '../policy/open.ts'
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './usage.ts'
 
 const HELP = `Usage: svidecar config check FILE
@@ -52,11 +52,13 @@ export async function runConfig(args: string[]): Promise<number> {
   const file = positionals[0] as string
   try {
     const config = loadConfig(file, process.env)
-    const policy = config.policy === undefined ? undefined : loadPolicyFile(config.policy.file)
+    // The policy source must load too: what `run` would refuse at start, `config check` refuses now.
+    const opened = config.policy === undefined ? undefined : openPolicy(config.policy)
+    await opened?.close()
     for (const warning of config.warnings) process.stdout.write(`warning: ${warning}\n`)
     const upstreams = config.upstreams.size
     process.stdout.write(
-      `${file}: ok (${config.inbound.length} inbound, ${config.outbound.length} outbound, ${upstreams} upstream${upstreams === 1 ? '' : 's'}${policy === undefined ? '' : `, policy ${config.policy?.file} with ${policy.engine.rules.length} rule${policy.engine.rules.length === 1 ? '' : 's'}`})\n`,
+      `${file}: ok (${config.inbound.length} inbound, ${config.outbound.length} outbound, ${upstreams} upstream${upstreams === 1 ? '' : 's'}${opened === undefined ? '' : `, ${opened.description}${opened.store === undefined ? '' : ` with ${plural(opened.store.rules, 'rule')}`}`})\n`,
     )
     return EXIT_OK
   } catch (err) {
@@ -71,4 +73,8 @@ export function printConfigError(err: unknown): void {
     return
   }
   throw err
+}
+
+function plural(n: number, what: string): string {
+  return `${n} ${what}${n === 1 ? '' : 's'}`
 }

@@ -79,6 +79,20 @@ export interface LimitsConfig {
   connectTimeout: number
   maxBodyBytes: number
 }
+export type PolicyEngineName = 'builtin' | 'cedar' | 'opa'
+
+export interface PolicyConfig {
+  engine: PolicyEngineName
+  /** The policy file (built-in format or Cedar); not with OPA. */
+  file?: string
+  /** Cedar only: a schema to validate the policies against. */
+  schema?: string
+  /** Cedar only: `audit` lets every denial through and reports it. */
+  mode?: 'enforce' | 'audit'
+  /** OPA only: the decision service. */
+  opa?: { url: string; package: string; timeoutMs: number; cacheEntries: number; cacheTtlMs: number }
+}
+
 export interface SidecarConfig {
   source: string
   workloadApi: { socket?: string; hint?: string; spiffeId?: string; startupTimeout: number }
@@ -90,8 +104,8 @@ export interface SidecarConfig {
   upstreams: Map<string, UpstreamConfig>
   limits: LimitsConfig
   log: { level: 'debug' | 'info' | 'warn' | 'error' }
-  /** The policy file; without it the listeners' authorizers alone decide. */
-  policy?: { file: string }
+  /** The policy engine and its source; without it the listeners' authorizers alone decide. */
+  policy?: PolicyConfig
   audit: { output: 'stdout' | 'file'; path?: string; maxBytes: number; maxFiles: number }
   metrics: { policyRuleLabel: boolean }
   warnings: string[]
@@ -377,7 +391,30 @@ export const SCHEMA = obj({
       default: { level: 'info' as const },
     },
   ),
-  policy: field(obj({ file: field(str(), { required: true }) })),
+  policy: field(
+    obj({
+      engine: field(oneOf(['builtin', 'cedar', 'opa'] as const), { default: 'builtin' as const }),
+      file: field(str()),
+      schema: field(str()),
+      mode: field(oneOf(['enforce', 'audit'] as const)),
+      opa: field(
+        obj({
+          url: field(str({ pattern: /^https?:\/\/[^/?#@]+\/?$/, what: 'an http(s):// origin' }), {
+            required: true,
+          }),
+          package: field(
+            str({ pattern: /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/, what: 'a Rego package' }),
+            {
+              required: true,
+            },
+          ),
+          timeout: field(nonZeroDuration('every decision would time out and deny'), { default: 50 }),
+          cacheEntries: field(int(0, 1_000_000), { default: 10_000 }),
+          cacheTtl: field(duration, { default: 1000 }),
+        }),
+      ),
+    }),
+  ),
   audit: field(
     obj({
       output: field(oneOf(['stdout', 'file'] as const), { default: 'stdout' as const }),
@@ -593,6 +630,23 @@ export function parseConfig(
     issues.add(['audit', 'path'], 'is required with output: file')
   if (audit?.output === 'stdout' && audit.path !== undefined)
     issues.add(['audit', 'path'], 'applies to output: file only')
+  const policy = parsed?.policy
+  if (policy !== undefined) {
+    if (policy.engine === 'opa') {
+      if (policy.opa === undefined) issues.add(['policy', 'opa'], 'is required with engine: opa')
+      if (policy.file !== undefined)
+        issues.add(['policy', 'file'], 'engine: opa decides in the OPA server; no file')
+    } else {
+      if (policy.file === undefined)
+        issues.add(['policy', 'file'], `is required with engine: ${policy.engine}`)
+      if (policy.opa !== undefined) issues.add(['policy', 'opa'], 'applies to engine: opa only')
+    }
+    if (policy.engine !== 'cedar') {
+      if (policy.schema !== undefined) issues.add(['policy', 'schema'], 'applies to engine: cedar only')
+      // The built-in format and OPA say audit per rule (or per policy) in the policy itself.
+      if (policy.mode !== undefined) issues.add(['policy', 'mode'], 'applies to engine: cedar only')
+    }
+  }
   if (parsed === undefined || found.length > 0)
     throw new ConfigError(source, found.length ? found : [{ path: '(root)', message: 'invalid' }])
 
@@ -613,7 +667,7 @@ export function parseConfig(
     upstreams,
     limits: { ...LIMIT_DEFAULTS, ...parsed.limits },
     log: parsed.log,
-    ...(parsed.policy === undefined ? {} : { policy: { file: parsed.policy.file } }),
+    ...(policy === undefined ? {} : { policy: policyConfig(policy) }),
     audit: {
       output: parsed.audit.output,
       ...(parsed.audit.path === undefined ? {} : { path: parsed.audit.path }),
@@ -733,4 +787,24 @@ function findKeyNode(
   const last = path[path.length - 1]
   if (typeof last !== 'string' || !parent?.items) return undefined
   return parent.items.find((p) => p.key?.value === last)?.key
+}
+
+function policyConfig(p: NonNullable<Parsed['policy']>): PolicyConfig {
+  return {
+    engine: p.engine,
+    ...(p.file === undefined ? {} : { file: p.file }),
+    ...(p.schema === undefined ? {} : { schema: p.schema }),
+    ...(p.mode === undefined ? {} : { mode: p.mode }),
+    ...(p.opa === undefined
+      ? {}
+      : {
+          opa: {
+            url: p.opa.url,
+            package: p.opa.package,
+            timeoutMs: p.opa.timeout,
+            cacheEntries: p.opa.cacheEntries,
+            cacheTtlMs: p.opa.cacheTtl,
+          },
+        }),
+  }
 }

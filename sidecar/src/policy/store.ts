@@ -73,6 +73,11 @@ export class PolicyStore implements PolicyEngine {
     return this.#current
   }
 
+  /** How many rules the policy in force has. */
+  get rules(): number {
+    return this.#current?.engine.rules.length ?? 0
+  }
+
   get counts(): ReloadCounts {
     return { success: this.#success, failure: this.#failure }
   }
