@@ -534,6 +534,12 @@ rules:
         expect: { decision: 'allow', mode: 'audit', wouldDeny: true },
       },
       {
+        name: 'with no rule allowing it, the audited deny rule that matched is the one named',
+        subject: 'spiffe://example.org/a',
+        resource: route('POST', '/admin/x'),
+        expect: { decision: 'allow', ruleId: 'no-admin', mode: 'audit', wouldDeny: true },
+      },
+      {
         name: 'a rule marked enforce is enforced in an audit policy',
         subject: 'spiffe://example.org/a',
         resource: route('DELETE', '/x'),

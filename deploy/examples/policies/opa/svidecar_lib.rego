@@ -88,6 +88,10 @@ decide(order, denies, allows, audit, mode) := {"allow": false, "rule_id": id} if
 	id := first(order, denies)
 } else := {"allow": true, "rule_id": id} if {
 	id := first(order, allows)
+} else := {"allow": false, "rule_id": id, "mode": "audit"} if {
+	# Nothing allows it in an audit policy: the audited deny rule that matched names the decision.
+	mode == "audit"
+	id := first(order, denies)
 } else := {"allow": false, "mode": "audit"} if {
 	mode == "audit"
 } else := {"allow": false}

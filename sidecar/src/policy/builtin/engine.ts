@@ -146,6 +146,24 @@ export class BuiltinEngine implements PolicyEngine {
         : { ...d, conditionError: { ruleId: auditDeny.id, message: auditError } }
     }
     const base = `no rule allows ${describeResource(resource)} for ${request.subject.toString()}`
+    if (auditDeny !== undefined && this.mode === 'audit') {
+      // Nothing allows it and an audited deny rule matched: that rule is the one that would have denied it.
+      const what =
+        auditError === undefined
+          ? `rule ${auditDeny.id} denies ${describeResource(resource)}`
+          : `rule ${auditDeny.id} denies: its ${auditError}`
+      const d: PolicyDecision = {
+        decision: 'allow',
+        ruleId: auditDeny.id,
+        reason: `audit: ${what} (not enforced; ${base})`,
+        mode: 'audit',
+        engine: BUILTIN_ENGINE,
+        wouldDeny: true,
+      }
+      return auditError === undefined
+        ? d
+        : { ...d, conditionError: { ruleId: auditDeny.id, message: auditError } }
+    }
     return this.#deny(
       allowError === undefined ? base : `${base}: rule ${allowError.ruleId}'s ${allowError.message}`,
       allowError,

@@ -237,6 +237,13 @@ export class CedarEngine implements PolicyEngine {
     }
     if (permit === undefined) {
       const base = `no rule allows ${describeResource(resource)} for ${request.subject.toString()}`
+      if (this.mode === 'audit') {
+        // Nothing allows it in an audit engine: the audited forbid that matched is the one that would deny it.
+        const audit = this.#ask(this.#audit, call)
+        if (audit !== undefined && 'type' in audit) return this.#failed(audit)
+        const forbid = audit === undefined ? undefined : this.#first(audit.reason, audit.errors, 'forbid')
+        if (forbid !== undefined) return this.#audited(forbid, resource, base)
+      }
       if (permitError === undefined) return this.#deny(base, undefined)
       return this.#deny(`${base}: rule ${permitError.policy.id}'s ${permitError.message}`, {
         ruleId: permitError.policy.id,
@@ -255,6 +262,15 @@ export class CedarEngine implements PolicyEngine {
     if ('type' in audit) return this.#failed(audit)
     const forbid = this.#first(audit.reason, audit.errors, 'forbid')
     if (forbid === undefined) return allowed
+    return this.#audited(forbid, resource, `rule ${permit.id} allows`)
+  }
+
+  /** An audited forbid that would have denied: let through, reported with the rule and why it went through. */
+  #audited(
+    forbid: { policy: Indexed; message: string | undefined },
+    resource: PolicyRequest['resource'],
+    because: string,
+  ): PolicyDecision {
     const what =
       forbid.message === undefined
         ? `rule ${forbid.policy.id} denies ${describeResource(resource)}`
@@ -262,7 +278,7 @@ export class CedarEngine implements PolicyEngine {
     const d: PolicyDecision = {
       decision: 'allow',
       ruleId: forbid.policy.id,
-      reason: `audit: ${what} (not enforced; rule ${permit.id} allows)`,
+      reason: `audit: ${what} (not enforced; ${because})`,
       mode: 'audit',
       engine: CEDAR_ENGINE,
       wouldDeny: true,
