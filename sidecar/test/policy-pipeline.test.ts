@@ -180,7 +180,8 @@ t.test('audit mode lets a denied request through and says it would have denied i
     events.find((e) => e.listener === 'public'),
     {
       decision: 'allow',
-      reason: /would deny/,
+      ruleId: 'no-admin',
+      reason: /^audit: rule no-admin denies http\.route GET \/admin\/users \(not enforced/,
       wouldDeny: true,
       mode: 'audit',
     },
