@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { matchPattern, resolveEndpointAddress, SpiffeId, TrustDomain } from 'workload-api-client'
-import { LineCounter, parseDocument } from 'yaml'
+import type { Document } from 'yaml'
 import { SvidecarError } from '../errors/index.ts'
 import type { AuthorizerKind, AuthorizerSpec } from '../tls/authorizer.ts'
 import { TLS_PROFILES, type TlsProfile } from '../tls/profiles.ts'
@@ -36,6 +36,7 @@ import {
   record,
   str,
 } from './schema.ts'
+import { parseYaml } from './yaml.ts'
 
 export type { AuthorizerSpec, HostPort, TlsProfile }
 
@@ -464,9 +465,8 @@ export function parseConfig(
   source: string,
   env: NodeJS.ProcessEnv = process.env,
 ): SidecarConfig {
-  const lineCounter = new LineCounter()
-  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false, strict: true })
-  const found: ConfigIssue[] = []
+  const { doc, lineCounter, syntaxIssues } = parseYaml(text)
+  const found: ConfigIssue[] = [...syntaxIssues]
   const where = (path: Path): { line?: number; column?: number } => {
     // The deepest node of the path that exists in the file.
     for (let n = path.length; n >= 0; n--) {
@@ -479,15 +479,6 @@ export function parseConfig(
       }
     }
     return {}
-  }
-  for (const e of doc.errors) {
-    // linePos is filled only with prettyErrors, which also rewrites the message; count lines ourselves.
-    const pos = e.linePos?.[0] ?? lineCounter.linePos(e.pos[0])
-    found.push({
-      path: '(yaml)',
-      ...(pos ? { line: pos.line, column: pos.col } : {}),
-      message: e.message.split('\n')[0] ?? e.message,
-    })
   }
   if (found.length > 0) throw new ConfigError(source, found)
   let raw: unknown
@@ -777,10 +768,7 @@ function applyEnv(raw: unknown, env: NodeJS.ProcessEnv, issues: Issues, override
   }
 }
 
-function findKeyNode(
-  doc: ReturnType<typeof parseDocument>,
-  path: Path,
-): { range?: [number, number, number] } | undefined {
+function findKeyNode(doc: Document, path: Path): { range?: [number, number, number] } | undefined {
   const parent = doc.getIn(path.slice(0, -1), true) as
     | { items?: { key?: { value?: unknown; range?: [number, number, number] } }[] }
     | undefined

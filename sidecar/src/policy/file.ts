@@ -6,12 +6,14 @@
  * unknown variable, duplicate rule ids, and a file over the size cap.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
-import { isMap, isScalar, LineCounter, type Node, parseDocument } from 'yaml'
+import { type Document, isMap, isScalar, type LineCounter, type Node } from 'yaml'
+import { formatPath, type Path } from '../config/schema.ts'
+import { parseYaml } from '../config/yaml.ts'
 import { SvidecarError } from '../errors/index.ts'
 import { BuiltinEngine } from './builtin/engine.ts'
 import { compileRules } from './builtin/rules.ts'
 import { POLICY_FILE, type PolicyDocument } from './definitions.ts'
-import { formatPath, type Issue, type Path, validate } from './validate.ts'
+import { type Issue, validate } from './validate.ts'
 
 /** Far above 10,000 rules (about 2 MB); far below what would stall the process on a reload. */
 export const DEFAULT_MAX_POLICY_BYTES = 8 * 1024 * 1024
@@ -103,18 +105,8 @@ export function loadPolicyFile(path: string, options: LoadOptions = {}): LoadedP
 
 /** Validates and compiles policy text; `source` names it in errors. */
 export function parsePolicy(text: string, source: string): LoadedPolicy {
-  const lineCounter = new LineCounter()
-  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false, strict: true })
-  const found: PolicyIssue[] = []
-  for (const e of doc.errors) {
-    const pos = e.linePos?.[0] ?? (e.pos ? lineCounter.linePos(e.pos[0]) : undefined)
-    found.push({
-      path: '(yaml)',
-      ...(pos ? { line: pos.line, column: pos.col } : {}),
-      message: e.message.split('\n')[0] ?? e.message,
-    })
-  }
-  if (found.length > 0) throw new PolicyError(source, found)
+  const { doc, lineCounter, syntaxIssues } = parseYaml(text)
+  if (syntaxIssues.length > 0) throw new PolicyError(source, syntaxIssues)
   let raw: unknown
   try {
     raw = doc.toJS({ maxAliasCount: 20 })
@@ -152,7 +144,7 @@ type Ranged = Node & { range?: [number, number, number] }
 
 /** Where a field is: its key for a mapping entry, else its value; the deepest existing ancestor otherwise. */
 function position(
-  doc: ReturnType<typeof parseDocument>,
+  doc: Document,
   text: string,
   lc: LineCounter,
   path: Path,
@@ -179,7 +171,7 @@ function position(
   return {}
 }
 
-function keyNode(doc: ReturnType<typeof parseDocument>, path: Path): Ranged | undefined {
+function keyNode(doc: Document, path: Path): Ranged | undefined {
   const parent = doc.getIn(path.slice(0, -1), true)
   const last = path[path.length - 1]
   if (typeof last !== 'string' || !isMap(parent)) return undefined

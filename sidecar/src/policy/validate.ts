@@ -4,21 +4,14 @@
  * first issue). Unknown fields are errors: a typo in a deny rule must never
  * be silently ignored.
  */
+import type { Path } from '../config/schema.ts'
 import type { Def } from './definitions.ts'
-
-export type Path = ReadonlyArray<string | number>
 
 export interface Issue {
   readonly path: Path
   readonly message: string
   /** 1-based column inside the field's value (CEL positions), when known. */
   readonly column?: number
-}
-
-export function formatPath(path: Path): string {
-  let out = ''
-  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? p : `.${p}`
-  return out === '' ? '(root)' : out
 }
 
 function typeName(v: unknown): string {

@@ -12,9 +12,10 @@ import {
   SpiffeId,
   TrustDomain,
 } from 'workload-api-client'
+import type { Path } from '../../config/schema.ts'
 import { RESOURCE, type ResourceDoc, RULE, type RuleDoc, SUBJECT, type SubjectDoc } from '../definitions.ts'
 import type { DecisionMode, ResourceKind } from '../engine.ts'
-import { type Issue, type Path, validate } from '../validate.ts'
+import { type Issue, validate } from '../validate.ts'
 import { type CompiledCondition, ConditionCompileError, compileCondition } from './condition.ts'
 import { type NameGlob, nameGlob } from './names.ts'
 import { pathPattern, uriPattern } from './paths.ts'
