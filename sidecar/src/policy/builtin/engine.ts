@@ -129,40 +129,12 @@ export class BuiltinEngine implements PolicyEngine {
           engine: BUILTIN_ENGINE,
         }
       }
-      const what =
-        auditError === undefined
-          ? `rule ${auditDeny.id} denies ${describeResource(resource)}`
-          : `rule ${auditDeny.id} denies: its ${auditError}`
-      const d: PolicyDecision = {
-        decision: 'allow',
-        ruleId: auditDeny.id,
-        reason: `audit: ${what} (not enforced; rule ${allowRule.id} allows)`,
-        mode: 'audit',
-        engine: BUILTIN_ENGINE,
-        wouldDeny: true,
-      }
-      return auditError === undefined
-        ? d
-        : { ...d, conditionError: { ruleId: auditDeny.id, message: auditError } }
+      return audited(auditDeny, auditError, resource, `rule ${allowRule.id} allows`)
     }
     const base = `no rule allows ${describeResource(resource)} for ${request.subject.toString()}`
     if (auditDeny !== undefined && this.mode === 'audit') {
       // Nothing allows it and an audited deny rule matched: that rule is the one that would have denied it.
-      const what =
-        auditError === undefined
-          ? `rule ${auditDeny.id} denies ${describeResource(resource)}`
-          : `rule ${auditDeny.id} denies: its ${auditError}`
-      const d: PolicyDecision = {
-        decision: 'allow',
-        ruleId: auditDeny.id,
-        reason: `audit: ${what} (not enforced; ${base})`,
-        mode: 'audit',
-        engine: BUILTIN_ENGINE,
-        wouldDeny: true,
-      }
-      return auditError === undefined
-        ? d
-        : { ...d, conditionError: { ruleId: auditDeny.id, message: auditError } }
+      return audited(auditDeny, auditError, resource, base)
     }
     return this.#deny(
       allowError === undefined ? base : `${base}: rule ${allowError.ruleId}'s ${allowError.message}`,
@@ -184,4 +156,26 @@ export class BuiltinEngine implements PolicyEngine {
     } else d = { decision: 'deny', reason, mode: 'enforce', engine: BUILTIN_ENGINE }
     return conditionError === undefined ? d : { ...d, conditionError }
   }
+}
+
+/** An audited deny rule that would have denied: let through, reported with the rule and why it went through. */
+function audited(
+  rule: CompiledRule,
+  error: string | undefined,
+  resource: PolicyRequest['resource'],
+  because: string,
+): PolicyDecision {
+  const what =
+    error === undefined
+      ? `rule ${rule.id} denies ${describeResource(resource)}`
+      : `rule ${rule.id} denies: its ${error}`
+  const d: PolicyDecision = {
+    decision: 'allow',
+    ruleId: rule.id,
+    reason: `audit: ${what} (not enforced; ${because})`,
+    mode: 'audit',
+    engine: BUILTIN_ENGINE,
+    wouldDeny: true,
+  }
+  return error === undefined ? d : { ...d, conditionError: { ruleId: rule.id, message: error } }
 }
