@@ -12,6 +12,7 @@
  * the decision is allow with `mode: 'audit'` and `wouldDeny`, naming the
  * rule and the reason it would have denied.
  */
+import { auditedDeny, defaultDeny } from '../decisions.ts'
 import { RESOURCE_KINDS } from '../definitions.ts'
 import {
   type DecisionMode,
@@ -57,11 +58,21 @@ export class BuiltinEngine implements PolicyEngine {
   decide(request: PolicyRequest): PolicyDecision {
     const resource = request.resource
     if (!KINDS.has(resource.kind)) {
-      return this.#deny(`unknown resource kind "${String(resource.kind)}"`, undefined)
+      return defaultDeny(
+        BUILTIN_ENGINE,
+        this.mode,
+        `unknown resource kind "${String(resource.kind)}"`,
+        undefined,
+      )
     }
     const segments = resourceSegments(request)
     if (typeof segments === 'string') {
-      return this.#deny(`${describeResource(resource)} cannot be matched: ${segments}`, undefined)
+      return defaultDeny(
+        BUILTIN_ENGINE,
+        this.mode,
+        `${describeResource(resource)} cannot be matched: ${segments}`,
+        undefined,
+      )
     }
     const candidates = this.#index.candidates(request.subject, resource, segments)
     let bindings: Bindings | undefined
@@ -129,53 +140,18 @@ export class BuiltinEngine implements PolicyEngine {
           engine: BUILTIN_ENGINE,
         }
       }
-      return audited(auditDeny, auditError, resource, `rule ${allowRule.id} allows`)
+      return auditedDeny(BUILTIN_ENGINE, auditDeny.id, auditError, resource, `rule ${allowRule.id} allows`)
     }
     const base = `no rule allows ${describeResource(resource)} for ${request.subject.toString()}`
     if (auditDeny !== undefined && this.mode === 'audit') {
       // Nothing allows it and an audited deny rule matched: that rule is the one that would have denied it.
-      return audited(auditDeny, auditError, resource, base)
+      return auditedDeny(BUILTIN_ENGINE, auditDeny.id, auditError, resource, base)
     }
-    return this.#deny(
+    return defaultDeny(
+      BUILTIN_ENGINE,
+      this.mode,
       allowError === undefined ? base : `${base}: rule ${allowError.ruleId}'s ${allowError.message}`,
       allowError,
     )
   }
-
-  /** The default deny (no rule decided), enforced or audited by the policy's mode. */
-  #deny(reason: string, conditionError: { ruleId: string; message: string } | undefined): PolicyDecision {
-    let d: PolicyDecision
-    if (this.mode === 'audit') {
-      d = {
-        decision: 'allow',
-        reason: `audit: would deny: ${reason}`,
-        mode: 'audit',
-        engine: BUILTIN_ENGINE,
-        wouldDeny: true,
-      }
-    } else d = { decision: 'deny', reason, mode: 'enforce', engine: BUILTIN_ENGINE }
-    return conditionError === undefined ? d : { ...d, conditionError }
-  }
-}
-
-/** An audited deny rule that would have denied: let through, reported with the rule and why it went through. */
-function audited(
-  rule: CompiledRule,
-  error: string | undefined,
-  resource: PolicyRequest['resource'],
-  because: string,
-): PolicyDecision {
-  const what =
-    error === undefined
-      ? `rule ${rule.id} denies ${describeResource(resource)}`
-      : `rule ${rule.id} denies: its ${error}`
-  const d: PolicyDecision = {
-    decision: 'allow',
-    ruleId: rule.id,
-    reason: `audit: ${what} (not enforced; ${because})`,
-    mode: 'audit',
-    engine: BUILTIN_ENGINE,
-    wouldDeny: true,
-  }
-  return error === undefined ? d : { ...d, conditionError: { ruleId: rule.id, message: error } }
 }

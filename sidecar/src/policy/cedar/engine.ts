@@ -25,6 +25,7 @@ import {
   statefulIsAuthorized,
 } from '@cedar-policy/cedar-wasm/nodejs'
 import { pathSegments, uriSegments } from '../builtin/paths.ts'
+import { auditedDeny, defaultDeny } from '../decisions.ts'
 import { RESOURCE_KINDS } from '../definitions.ts'
 import {
   type DecisionMode,
@@ -195,13 +196,23 @@ export class CedarEngine implements PolicyEngine {
   decide(request: PolicyRequest): PolicyDecision {
     const resource = request.resource
     if (!KINDS.has(resource.kind)) {
-      return this.#deny(`unknown resource kind "${String(resource.kind)}"`, undefined)
+      return defaultDeny(
+        CEDAR_ENGINE,
+        this.mode,
+        `unknown resource kind "${String(resource.kind)}"`,
+        undefined,
+      )
     }
     let segments: readonly string[] | string | undefined
     if (resource.kind === 'http.route') segments = pathSegments(resource.path)
     else if (resource.kind === 'mcp.resource') segments = uriSegments(resource.uri)
     if (typeof segments === 'string') {
-      return this.#deny(`${describeResource(resource)} cannot be matched: ${segments}`, undefined)
+      return defaultDeny(
+        CEDAR_ENGINE,
+        this.mode,
+        `${describeResource(resource)} cannot be matched: ${segments}`,
+        undefined,
+      )
     }
     const call = cedarRequest(request, segments, this.#attributes)
     let permit: Indexed | undefined
@@ -242,13 +253,19 @@ export class CedarEngine implements PolicyEngine {
         const audit = this.#ask(this.#audit, call)
         if (audit !== undefined && 'type' in audit) return this.#failed(audit)
         const forbid = audit === undefined ? undefined : this.#first(audit.reason, audit.errors, 'forbid')
-        if (forbid !== undefined) return this.#audited(forbid, resource, base)
+        if (forbid !== undefined)
+          return auditedDeny(CEDAR_ENGINE, forbid.policy.id, forbid.message, resource, base)
       }
-      if (permitError === undefined) return this.#deny(base, undefined)
-      return this.#deny(`${base}: rule ${permitError.policy.id}'s ${permitError.message}`, {
-        ruleId: permitError.policy.id,
-        message: permitError.message,
-      })
+      if (permitError === undefined) return defaultDeny(CEDAR_ENGINE, this.mode, base, undefined)
+      return defaultDeny(
+        CEDAR_ENGINE,
+        this.mode,
+        `${base}: rule ${permitError.policy.id}'s ${permitError.message}`,
+        {
+          ruleId: permitError.policy.id,
+          message: permitError.message,
+        },
+      )
     }
     const allowed: PolicyDecision = {
       decision: 'allow',
@@ -262,30 +279,7 @@ export class CedarEngine implements PolicyEngine {
     if ('type' in audit) return this.#failed(audit)
     const forbid = this.#first(audit.reason, audit.errors, 'forbid')
     if (forbid === undefined) return allowed
-    return this.#audited(forbid, resource, `rule ${permit.id} allows`)
-  }
-
-  /** An audited forbid that would have denied: let through, reported with the rule and why it went through. */
-  #audited(
-    forbid: { policy: Indexed; message: string | undefined },
-    resource: PolicyRequest['resource'],
-    because: string,
-  ): PolicyDecision {
-    const what =
-      forbid.message === undefined
-        ? `rule ${forbid.policy.id} denies ${describeResource(resource)}`
-        : `rule ${forbid.policy.id} denies: its ${forbid.message}`
-    const d: PolicyDecision = {
-      decision: 'allow',
-      ruleId: forbid.policy.id,
-      reason: `audit: ${what} (not enforced; ${because})`,
-      mode: 'audit',
-      engine: CEDAR_ENGINE,
-      wouldDeny: true,
-    }
-    return forbid.message === undefined
-      ? d
-      : { ...d, conditionError: { ruleId: forbid.policy.id, message: forbid.message } }
+    return auditedDeny(CEDAR_ENGINE, forbid.policy.id, forbid.message, resource, `rule ${permit.id} allows`)
   }
 
   /**
@@ -323,21 +317,6 @@ export class CedarEngine implements PolicyEngine {
       mode: 'enforce',
       engine: CEDAR_ENGINE,
     }
-  }
-
-  /** The default deny (no policy decided), enforced or audited by the engine's mode. */
-  #deny(reason: string, conditionError: { ruleId: string; message: string } | undefined): PolicyDecision {
-    let d: PolicyDecision
-    if (this.mode === 'audit') {
-      d = {
-        decision: 'allow',
-        reason: `audit: would deny: ${reason}`,
-        mode: 'audit',
-        engine: CEDAR_ENGINE,
-        wouldDeny: true,
-      }
-    } else d = { decision: 'deny', reason, mode: 'enforce', engine: CEDAR_ENGINE }
-    return conditionError === undefined ? d : { ...d, conditionError }
   }
 }
 
