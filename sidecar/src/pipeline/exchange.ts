@@ -9,6 +9,7 @@ import type { SpiffeId } from 'workload-api-client'
 import type { EndCallback } from '../forwarder/http.ts'
 import type { Upstream } from '../forwarder/upstreams.ts'
 import { publishRequest } from '../observe/events.ts'
+import type { PolicyResource } from '../policy/engine.ts'
 
 export type Direction = 'inbound' | 'outbound'
 
@@ -48,6 +49,13 @@ export class Exchange {
   readonly headers: OutgoingHeaders
   /** What lenses learned about the request (model, MCP method, tool, ...), for policy to read. */
   readonly attributes: Record<string, unknown> = {}
+  /**
+   * What the request asks for, when a lens named it (`llm.model`); the policy stage decides it instead of
+   * the request's `http.route`.
+   */
+  resource: PolicyResource | undefined
+  /** A lens made every policy decision the request needs (one per MCP message); the policy stage adds none. */
+  decided = false
   /** W3C traceparent of the request (the client's when valid, else the sidecar's); set by the trace stage. */
   traceparent: string | undefined
   /** The whole body, when a stage asked for it (under that stage's cap); otherwise it streams. */

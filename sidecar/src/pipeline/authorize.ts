@@ -1,0 +1,111 @@
+/**
+ * One policy decision for one resource of an exchange, reported once. The
+ * policy stage decides the request's resource with it; a lens that must
+ * decide several resources of one request (each message of an MCP batch) or
+ * filter a response (a tool list) calls it per resource. Either way the
+ * decision event (audit log, decision metrics) has the same shape, and an
+ * engine that throws or rejects denies.
+ */
+import { publishPolicyDecision } from '../observe/events.ts'
+import {
+  describeResource,
+  type PolicyDecision,
+  type PolicyEngine,
+  type PolicyRequest,
+  type PolicyResource,
+} from '../policy/engine.ts'
+import type { Exchange } from './exchange.ts'
+
+export interface AuthorizeOptions {
+  /** Publish the decision event (default true). A list filter that asks per item may report only denials. */
+  report?: boolean
+}
+
+/**
+ * Decides `resource` for the exchange's subject. Synchronous engines answer synchronously; the caller
+ * awaits only when it gets a promise. The exchange must have a subject (the identity stage ran).
+ */
+export function authorize(
+  engine: PolicyEngine,
+  exchange: Exchange,
+  resource: PolicyResource,
+  options: AuthorizeOptions = {},
+): PolicyDecision | Promise<PolicyDecision> {
+  const subject = exchange.subject
+  if (subject === undefined) {
+    // The identity stage runs first; without a subject there is nobody to decide for.
+    return failed(engine, new Error('the request has no subject'))
+  }
+  const request: PolicyRequest = {
+    subject,
+    ...(exchange.peer === undefined || exchange.peer === subject ? {} : { peer: exchange.peer }),
+    resource,
+    context: {
+      time: new Date(),
+      direction: exchange.direction,
+      method: exchange.method,
+      path: exchange.path,
+      attributes: exchange.attributes,
+    },
+  }
+  const report = options.report !== false
+  const started = performance.now()
+  let answer: PolicyDecision | Promise<PolicyDecision>
+  try {
+    answer = engine.decide(request)
+  } catch (err) {
+    return concluded(exchange, request, failed(engine, err), started, report)
+  }
+  if (answer instanceof Promise) {
+    return answer.then(
+      (decision) => concluded(exchange, request, decision, started, report),
+      (err: unknown) => concluded(exchange, request, failed(engine, err), started, report),
+    )
+  }
+  return concluded(exchange, request, answer, started, report)
+}
+
+function failed(engine: PolicyEngine, err: unknown): PolicyDecision {
+  const why = err instanceof Error ? err.message : 'unknown error'
+  return {
+    decision: 'deny',
+    reason: `the policy engine failed: ${why}`,
+    mode: 'enforce',
+    engine: engine.name,
+  }
+}
+
+function concluded(
+  exchange: Exchange,
+  request: PolicyRequest,
+  decision: PolicyDecision,
+  started: number,
+  report: boolean,
+): PolicyDecision {
+  if (!report && decision.decision === 'allow' && decision.wouldDeny !== true) return decision
+  const action = request.resource.kind
+  publishPolicyDecision({
+    time: request.context.time,
+    listener: exchange.listener,
+    direction: exchange.direction,
+    subject: request.subject.toString(),
+    ...(request.peer === undefined ? {} : { peer: request.peer.toString() }),
+    action,
+    // "GET /path" or the name: the resource as describeResource clips it, without the kind.
+    resource: resourceText(request.resource),
+    decision: decision.decision,
+    ...(decision.ruleId === undefined ? {} : { ruleId: decision.ruleId }),
+    reason: decision.reason,
+    mode: decision.mode,
+    engine: decision.engine,
+    wouldDeny: decision.wouldDeny === true,
+    latencyMs: performance.now() - started,
+    traceparent: exchange.traceparent ?? '',
+  })
+  return decision
+}
+
+/** The resource as describeResource writes it, without the leading kind. */
+export function resourceText(resource: PolicyResource): string {
+  return describeResource(resource).slice(resource.kind.length + 1)
+}
