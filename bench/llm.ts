@@ -36,6 +36,7 @@ const PROXY_CORE = 1
 const REST_CORE = 0
 const TOKENS = 20
 const INTERVAL_MS = 2
+const LITELLM_MASTER_KEY = `sk-bench-${Math.random().toString(36).slice(2)}`
 const dir = mkdtempSync(join(tmpdir(), 'svidecar-bench-llm-'))
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
 spawnSync('taskset', ['-pc', String(REST_CORE), String(process.pid)])
@@ -48,6 +49,8 @@ interface Target {
   prefix: string
   /** Processes whose CPU and memory are the contender's cost. */
   pids: () => number[]
+  /** What the agent sends as its credential (svidecar strips it; LiteLLM checks its master key). */
+  authorization: string
 }
 
 interface Sample {
@@ -67,7 +70,7 @@ async function one(pool: Pool, target: Target, stream: boolean, scheduled: numbe
   const res = await pool.request({
     method: 'POST',
     path: `${target.prefix}/chat/completions`,
-    headers: { 'content-type': 'application/json', authorization: 'Bearer sk-agent-has-no-key' },
+    headers: { 'content-type': 'application/json', authorization: target.authorization },
     body: JSON.stringify(stream ? { ...CHAT, stream: true } : CHAT),
   })
   if (res.statusCode !== 200) {
@@ -126,7 +129,10 @@ async function measure(target: Target, stream: boolean): Promise<Cell> {
   await load(target, stream, WARMUP)
   const pids = target.pids()
   const cpu0 = pids.reduce((s, p) => s + cpuMs(p), 0)
+  const t0 = performance.now()
   const samples = await load(target, stream, SECONDS)
+  // The window ends with the last answer: a contender that fell behind worked longer than SECONDS.
+  const wallS = (performance.now() - t0) / 1000
   const cpu = pids.reduce((s, p) => s + cpuMs(p), 0) - cpu0
   const totals = samples.map((s) => s.total)
   const ttfts = samples.flatMap((s) => (s.ttft === undefined ? [] : [s.ttft]))
@@ -134,8 +140,8 @@ async function measure(target: Target, stream: boolean): Promise<Cell> {
     p50: pct(totals, 50),
     p99: pct(totals, 99),
     ...(stream ? { ttft50: pct(ttfts, 50), ttft99: pct(ttfts, 99) } : {}),
-    // CPU per second of load, scaled to 100 requests/s.
-    cpuMsPer100: (cpu / SECONDS) * (100 / RATE),
+    // CPU per second of the window, scaled to 100 requests/s.
+    cpuMsPer100: (cpu / wallS) * (100 / RATE),
     rssMb: pids.reduce((s, p) => s + rssMb(p), 0),
     ok: samples.length,
   }
@@ -149,13 +155,13 @@ async function startUpstream(): Promise<number> {
   return Number(await firstLine(child, /^\d+$/))
 }
 
-async function waitHttp(url: string, what: string, tries = 600): Promise<void> {
+async function waitHttp(url: string, what: () => string, tries = 1200): Promise<void> {
   for (let i = 0; i < tries; i++) {
     const status = (await fetch(url).catch(() => undefined))?.status
     if (status !== undefined && status < 500) return
     await sleep(100)
   }
-  throw new Error(`${what} did not answer ${url}`)
+  throw new Error(`${what()} did not answer ${url}`)
 }
 
 async function startLiteLlm(upstreamPort: number): Promise<Target> {
@@ -170,6 +176,9 @@ async function startLiteLlm(upstreamPort: number): Promise<Target> {
       model: openai/gpt-4o
       api_base: http://127.0.0.1:${upstreamPort}/v1
       api_key: sk-bench-provider-key
+general_settings:
+  # LiteLLM refuses to start without one; with no database it is the one key it checks.
+  master_key: ${LITELLM_MASTER_KEY}
 litellm_settings:
   telemetry: false
 `,
@@ -186,9 +195,15 @@ litellm_settings:
     if (log.length < 65_536) log += d
   })
   child.stdout?.resume()
-  await waitHttp(`http://127.0.0.1:${port}/health/liveliness`, `LiteLLM (${log.slice(-2000)})`)
+  await waitHttp(`http://127.0.0.1:${port}/health/liveliness`, () => `LiteLLM (${log.slice(-2000)})`)
   const pid = child.pid as number
-  return { name: 'litellm', origin: `http://127.0.0.1:${port}`, prefix: '/v1', pids: () => processTree(pid) }
+  return {
+    name: 'litellm',
+    origin: `http://127.0.0.1:${port}`,
+    prefix: '/v1',
+    pids: () => processTree(pid),
+    authorization: `Bearer ${LITELLM_MASTER_KEY}`,
+  }
 }
 
 async function startSvidecar(upstreamPort: number): Promise<Target> {
@@ -211,9 +226,15 @@ async function startSvidecar(upstreamPort: number): Promise<Target> {
   const line = log.split('\n').find((l) => l.includes('svidecar started'))
   if (!line) throw new Error(`svidecar did not start:\n${log}`)
   const started = JSON.parse(line) as { admin: string; outbound: Record<string, string> }
-  await waitHttp(`http://${started.admin}/readyz`, 'svidecar')
+  await waitHttp(`http://${started.admin}/readyz`, () => 'svidecar')
   const pid = child.pid as number
-  return { name: 'svidecar', origin: `http://${started.outbound.egress}`, prefix: '/v1', pids: () => [pid] }
+  return {
+    name: 'svidecar',
+    origin: `http://${started.outbound.egress}`,
+    prefix: '/v1',
+    pids: () => [pid],
+    authorization: 'Bearer sk-the-agent-holds-no-real-key',
+  }
 }
 
 /** The sidecar as an LLM egress: a plain outbound route to the model server until the LLM lens is wired. */
@@ -236,6 +257,7 @@ const direct: Target = {
   origin: `http://127.0.0.1:${upstreamPort}`,
   prefix: '/v1',
   pids: () => [],
+  authorization: 'Bearer sk-bench-provider-key',
 }
 const targets: Target[] = [direct]
 if (ONLY === undefined || ONLY.includes('svidecar')) targets.push(await startSvidecar(upstreamPort))
