@@ -1,0 +1,82 @@
+/**
+ * The pieces the stdio bridge tests share: the real server-everything as a
+ * stdio command, a bridge in this process, and an SDK client over Streamable
+ * HTTP.
+ */
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { Writable } from 'node:stream'
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+import type { Test } from 'tap'
+import { DEFAULT_MAX_LINE_BYTES } from '../../src/mcp-bridge/lines.ts'
+import { type ServeStdioOptions, StdioBridgeServer } from '../../src/mcp-bridge/serve-stdio.ts'
+import { createLogger, type Logger } from '../../src/observe/log.ts'
+
+const require = createRequire(import.meta.url)
+
+/** `node <server-everything> stdio`: the official everything server over stdio. */
+export const EVERYTHING: readonly string[] = [
+  join(dirname(require.resolve('@modelcontextprotocol/server-everything/package.json')), 'dist', 'index.js'),
+  'stdio',
+]
+
+export const sink = () =>
+  new Writable({
+    write(_chunk, _encoding, done) {
+      done()
+    },
+  })
+
+/** A logger whose records a test can read back. */
+export function recordingLogger(): { logger: Logger; records: Array<Record<string, unknown>> } {
+  const records: Array<Record<string, unknown>> = []
+  const logger = createLogger({
+    level: 'debug',
+    stream: { write: (line: string) => records.push(JSON.parse(line) as Record<string, unknown>) },
+  })
+  return { logger, records }
+}
+
+export async function startBridge(
+  t: Test,
+  options: Partial<ServeStdioOptions> & { command?: string; args?: readonly string[] } = {},
+): Promise<StdioBridgeServer> {
+  const bridge = await StdioBridgeServer.start({
+    command: process.execPath,
+    args: EVERYTHING,
+    host: '127.0.0.1',
+    port: 0,
+    path: '/mcp',
+    maxLineBytes: DEFAULT_MAX_LINE_BYTES,
+    requestTimeoutMs: 30_000,
+    maxSessions: 16,
+    sessionIdleTimeoutMs: 0,
+    logger: createLogger({ level: 'error', stream: { write: () => true } }),
+    childStderr: sink(),
+    ...options,
+  })
+  t.teardown(() => bridge.close())
+  return bridge
+}
+
+export async function sdkClient(
+  t: Test,
+  url: string,
+  capabilities: ConstructorParameters<typeof Client>[1] = {},
+): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+  const client = new Client({ name: 'svidecar-test', version: '1.0.0' }, capabilities)
+  const transport = new StreamableHTTPClientTransport(new URL(url))
+  await client.connect(transport)
+  t.teardown(() => client.close())
+  return { client, transport }
+}
+
+/** Polls `check` until it holds or the deadline passes (no sleeps standing in for a wait). */
+export async function until(check: () => boolean, what: string, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
