@@ -2,7 +2,7 @@
 // by the official SDK client over Streamable HTTP.
 import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js'
 import t from 'tap'
-import { sdkClient, startBridge, until } from './helpers/mcp-bridge.ts'
+import { sdkClient, startBridge } from './helpers/mcp-bridge.ts'
 
 t.test('the SDK client lists tools and calls echo through the bridge', async (t) => {
   const bridge = await startBridge(t)

@@ -80,3 +80,39 @@ export async function until(check: () => boolean, what: string, ms = 15_000): Pr
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
 }
+
+/**
+ * A deliberately misbehaving stdio MCP server. It is a fake on purpose: it
+ * stands in for servers that hang, crash, print junk or send huge answers,
+ * which no real server does on request. It answers `initialize`, echoes
+ * `echo`, and misbehaves on `slow` (never answers), `crash` (exits 3), `big`
+ * (an answer of params.bytes bytes), `noise` (a non-JSON line, then the
+ * answer), `notify` (a log notification, then the answer). Every line it
+ * reads is copied to stderr, so a test can see what reached it.
+ */
+export const MISBEHAVING_SERVER = `
+import { createInterface } from 'node:readline'
+const send = (m) => process.stdout.write(JSON.stringify(m) + '\\n')
+createInterface({ input: process.stdin }).on('line', (line) => {
+  process.stderr.write('got ' + line + '\\n')
+  const m = JSON.parse(line)
+  if (m.id === undefined) return
+  const answer = (result) => send({ result, jsonrpc: '2.0', id: m.id })
+  switch (m.method) {
+    case 'initialize':
+      return answer({ protocolVersion: m.params.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: 'misbehaving', version: '0' } })
+    case 'echo': return answer(m.params)
+    case 'slow': return
+    case 'crash': process.exit(3)
+    case 'big': return answer({ blob: 'x'.repeat(m.params.bytes) })
+    case 'noise':
+      process.stdout.write('this is not JSON\\n')
+      return answer({ ok: true })
+    case 'notify':
+      send({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: 'hello' } })
+      return answer({ ok: true })
+    default:
+      return send({ jsonrpc: '2.0', id: m.id, error: { code: -32601, message: 'Method not found' } })
+  }
+})
+`
