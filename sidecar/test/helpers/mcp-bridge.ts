@@ -3,9 +3,12 @@
  * stdio command, a bridge in this process, and an SDK client over Streamable
  * HTTP.
  */
+import { spawn } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
+import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
+import { fileURLToPath } from 'node:url'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import type { Test } from 'tap'
@@ -116,3 +119,60 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   }
 })
 `
+
+const SVIDECAR_BIN = fileURLToPath(new URL('../../bin/svidecar.js', import.meta.url))
+
+/** The argv of `svidecar mcp connect URL ...args` from the checkout, for StdioClientTransport or spawn. */
+export function connectCommand(url: string, args: string[] = []): { command: string; args: string[] } {
+  return {
+    command: process.execPath,
+    args: ['--conditions=svidecar-source', SVIDECAR_BIN, 'mcp', 'connect', url, ...args],
+  }
+}
+
+/** `svidecar mcp connect` as a process a test talks to line by line. */
+export interface ConnectProcess {
+  send(line: string): void
+  /** Every stdout line so far, parsed (a line that is not JSON fails the test through `stdoutJunk`). */
+  readonly lines: Array<Record<string, unknown>>
+  readonly stdoutJunk: string[]
+  readonly stderr: () => string
+  next(match: (m: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>>
+  closeStdin(): void
+  readonly exited: Promise<number | null>
+}
+
+export function spawnConnect(t: Test, url: string, args: string[] = []): ConnectProcess {
+  const cmd = connectCommand(url, args)
+  const child = spawn(cmd.command, cmd.args, { stdio: ['pipe', 'pipe', 'pipe'] })
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    await exited
+  })
+  const lines: Array<Record<string, unknown>> = []
+  const stdoutJunk: string[] = []
+  let stderr = ''
+  child.stderr.on('data', (c: Buffer) => {
+    stderr += String(c)
+  })
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    try {
+      lines.push(JSON.parse(line) as Record<string, unknown>)
+    } catch {
+      stdoutJunk.push(line)
+    }
+  })
+  return {
+    send: (line) => child.stdin.write(`${line}\n`),
+    lines,
+    stdoutJunk,
+    stderr: () => stderr,
+    async next(match, what) {
+      await until(() => lines.some(match), what)
+      return lines.find(match) as Record<string, unknown>
+    },
+    closeStdin: () => child.stdin.end(),
+    exited,
+  }
+}
