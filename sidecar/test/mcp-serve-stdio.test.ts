@@ -1,8 +1,9 @@
 // `svidecar mcp serve-stdio` with the real server-everything over stdio, driven
 // by the official SDK client over Streamable HTTP.
+import { spawn } from 'node:child_process'
 import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js'
 import t from 'tap'
-import { sdkClient, startBridge } from './helpers/mcp-bridge.ts'
+import { connectCommand, EVERYTHING, sdkClient, startBridge, until } from './helpers/mcp-bridge.ts'
 
 t.test('the SDK client lists tools and calls echo through the bridge', async (t) => {
   const bridge = await startBridge(t)
@@ -75,3 +76,40 @@ t.test('each session gets its own stdio server; DELETE ends it', async (t) => {
   t.equal(after.status, 404, 'the ended session is unknown: the client must initialize again')
   t.match(await after.json(), { error: { code: -31006, data: { code: 'SVD_BRIDGE_SESSION_NOT_FOUND' } } })
 })
+
+t.test(
+  'the serve-stdio command: listens, serves, and on SIGTERM ends its sessions and exits 0',
+  async (t) => {
+    const cmd = connectCommand('unused')
+    const proc = spawn(
+      cmd.command,
+      [
+        ...cmd.args.slice(0, 2),
+        'mcp',
+        'serve-stdio',
+        '--listen',
+        '127.0.0.1:0',
+        '--',
+        process.execPath,
+        ...EVERYTHING,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    )
+    const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
+    t.teardown(() => {
+      if (proc.exitCode === null) proc.kill('SIGKILL')
+    })
+    let stderr = ''
+    proc.stderr.on('data', (c: Buffer) => {
+      stderr += String(c)
+    })
+    await until(() => /"url":"http:\/\/127\.0\.0\.1:\d+\/mcp"/.test(stderr), 'the listening log line')
+    const url = /"url":"(http:\/\/127\.0\.0\.1:\d+\/mcp)"/.exec(stderr)?.[1] as string
+    const { client } = await sdkClient(t, url)
+    const echo = await client.callTool({ name: 'echo', arguments: { message: 'cli' } })
+    t.same(echo.content, [{ type: 'text', text: 'Echo: cli' }])
+    proc.kill('SIGTERM')
+    t.equal(await exited, 0)
+    t.match(stderr, /session ended: stopping the stdio server/)
+  },
+)

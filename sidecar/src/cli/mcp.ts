@@ -8,7 +8,7 @@ import { StdioConnect } from '../mcp-bridge/connect.ts'
 import { DEFAULT_MAX_LINE_BYTES } from '../mcp-bridge/lines.ts'
 import { StdioBridgeServer } from '../mcp-bridge/serve-stdio.ts'
 import { createLogger, type Level } from '../observe/log.ts'
-import { EXIT_OK, UsageError } from './usage.ts'
+import { EXIT_OK, EXIT_USAGE, UsageError } from './usage.ts'
 
 const HELP = `Usage: svidecar mcp <serve-stdio|connect> [options]
 
@@ -75,9 +75,13 @@ stdout carries only the protocol; logs are JSON lines on stderr.
 
 export async function runMcp(args: string[]): Promise<number> {
   const [sub, ...rest] = args
-  if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
+  if (sub === undefined) {
+    process.stderr.write(`svidecar mcp: no subcommand given\n\n${HELP}`)
+    return EXIT_USAGE
+  }
+  if (sub === '--help' || sub === '-h' || sub === 'help') {
     process.stdout.write(HELP)
-    return sub === undefined ? 2 : EXIT_OK
+    return EXIT_OK
   }
   if (sub === 'serve-stdio') return serveStdio(rest)
   if (sub === 'connect') return connect(rest)
@@ -126,6 +130,10 @@ async function serveStdio(args: string[]): Promise<number> {
     logger,
   })
   logger.info('svidecar mcp serve-stdio listening', { url: bridge.url, command: cmd })
+  if (!isLoopback(host))
+    logger.warn('listening beyond loopback: anyone who can reach this address bypasses the sidecar', {
+      listen: values.listen,
+    })
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
       logger.info('stopping: ending every session', { signal })
@@ -211,4 +219,8 @@ function durationMs(flag: string, value: string): number {
 function level(value: string): Level {
   if (value === 'debug' || value === 'info' || value === 'warn' || value === 'error') return value
   throw new UsageError('mcp', '--log-level must be debug, info, warn or error')
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
 }

@@ -277,6 +277,7 @@ export class BridgeSession {
     this.#lastActive = Date.now()
     // The client hung up on its POST; a disconnect is not a cancellation, so the answer takes the GET stream.
     if (!p.reply.respond(answer)) this.#unrelated(answer)
+    if (!p.reply.open) this.#replies.delete(p.reply)
   }
 
   #failAll(code: 'SVD_BRIDGE_CHILD_EXITED', message: string): void {
