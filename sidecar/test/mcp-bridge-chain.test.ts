@@ -12,6 +12,8 @@ import { connectCommand, sink, spawnConnect, startBridge, until } from './helper
 
 const AGENT = 'spiffe://example.org/agent'
 const MCP = 'spiffe://example.org/mcp'
+// The agent's sidecar routes by host, as in deploy/examples/agent.yaml: connect names it with --header.
+const HOST = ['--header', 'Host: mcp.internal']
 const INIT = JSON.stringify({
   jsonrpc: '2.0',
   id: 0,
@@ -62,7 +64,8 @@ outbound:
   - name: egress
     address: "127.0.0.1:0"
     routes:
-      - upstream: mcp
+      - match: { host: mcp.internal }
+        upstream: mcp
 upstreams:
   mcp:
     url: "https://127.0.0.1:${server.addresses.inbound.public?.port}"
@@ -84,7 +87,7 @@ t.test('a stdio agent uses a stdio MCP server across two sidecars and mTLS', asy
   const { outboundUrl } = await mesh(t, `http://127.0.0.1:${bridge.address.port}`)
   const client = new Client({ name: 'stdio-agent', version: '1.0.0' })
   await client.connect(
-    new StdioClientTransport({ ...connectCommand(`${outboundUrl}/mcp`), stderr: 'ignore' }),
+    new StdioClientTransport({ ...connectCommand(`${outboundUrl}/mcp`, HOST), stderr: 'ignore' }),
   )
   t.teardown(() => client.close())
   t.equal(client.getServerVersion()?.name, 'mcp-servers/everything')
@@ -119,7 +122,7 @@ t.test(
     )
     const client = new Client({ name: 'stdio-agent', version: '1.0.0' })
     const connecting = client.connect(
-      new StdioClientTransport({ ...connectCommand(`${outboundUrl}/mcp`), stderr: 'ignore' }),
+      new StdioClientTransport({ ...connectCommand(`${outboundUrl}/mcp`, HOST), stderr: 'ignore' }),
     )
     t.teardown(() => client.close())
     await t.rejects(connecting, { code: -31004, message: /HTTP 502: SVD_UPSTREAM_RESET/ })
@@ -130,7 +133,7 @@ t.test(
 t.test('progress and the result leave connect in the order the server sent them', async (t) => {
   const bridge = await startBridge(t)
   const { outboundUrl } = await mesh(t, `http://127.0.0.1:${bridge.address.port}`)
-  const c = spawnConnect(t, `${outboundUrl}/mcp`)
+  const c = spawnConnect(t, `${outboundUrl}/mcp`, HOST)
   c.send(INIT)
   await c.next((m) => m.id === 0 && m.result !== undefined, 'the initialize result')
   c.send('{"jsonrpc":"2.0","method":"notifications/initialized"}')
@@ -151,6 +154,21 @@ t.test('progress and the result leave connect in the order the server sent them'
     .filter((m) => m.id === 1 || m.method === 'notifications/progress')
     .map((m) => (m.id === 1 ? 'result' : (m.params as { progress: number }).progress))
   t.same(order, [1, 2, 3, 'result'])
+  c.closeStdin()
+  t.equal(await c.exited, 0)
+})
+
+t.test('without the Host header the agent sidecar has no route: the agent is told so', async (t) => {
+  const bridge = await startBridge(t)
+  const { outboundUrl } = await mesh(t, `http://127.0.0.1:${bridge.address.port}`)
+  const c = spawnConnect(t, `${outboundUrl}/mcp`)
+  c.send(INIT)
+  t.match(await c.next((m) => m.id === 0, 'the error'), {
+    error: {
+      code: -31004,
+      data: { code: 'SVD_BRIDGE_UPSTREAM_FAILED', status: 404, svidecarError: 'SVD_ROUTE_NOT_FOUND' },
+    },
+  })
   c.closeStdin()
   t.equal(await c.exited, 0)
 })
