@@ -6,11 +6,16 @@ import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
+import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js'
 import t, { type Test } from 'tap'
 import { connectCommand, MISBEHAVING_SERVER, spawnConnect, startBridge, until } from './helpers/mcp-bridge.ts'
 
-async function stdioClient(t: Test, url: string): Promise<{ client: Client; stderr: () => string }> {
-  const client = new Client({ name: 'stdio-agent', version: '1.0.0' })
+async function stdioClient(
+  t: Test,
+  url: string,
+  capabilities: ConstructorParameters<typeof Client>[1] = {},
+): Promise<{ client: Client; stderr: () => string }> {
+  const client = new Client({ name: 'stdio-agent', version: '1.0.0' }, capabilities)
   const transport = new StdioClientTransport({ ...connectCommand(url), stderr: 'pipe' })
   let stderr = ''
   transport.stderr?.on('data', (c: Buffer) => {
@@ -50,6 +55,18 @@ t.test('a stdio SDK client uses server-everything through connect and serve-stdi
   await client.close()
   await until(() => bridge.sessionCount === 0, 'closing stdin to end the remote session (DELETE)')
   t.pass('the session was deleted when the agent went away')
+})
+
+t.test('a server request (sampling) reaches the stdio agent and its answer goes back', async (t) => {
+  const bridge = await startBridge(t)
+  const { client } = await stdioClient(t, bridge.url, { capabilities: { sampling: {} } })
+  client.setRequestHandler(CreateMessageRequestSchema, async () => ({
+    role: 'assistant',
+    model: 'test-model',
+    content: { type: 'text', text: 'sampled through connect' },
+  }))
+  const result = await client.callTool({ name: 'trigger-sampling-request', arguments: { prompt: 'hi' } })
+  t.match(result.content, [{ type: 'text', text: /sampled through connect/ }])
 })
 
 t.test('bad lines from the agent get JSON-RPC errors on stdout and the stream carries on', async (t) => {
