@@ -67,11 +67,11 @@ async function misbehaving(t: Test, options: Parameters<typeof startBridge>[1] =
 t.test(
   'a slow stdio server: the request times out with SVD_BRIDGE_CHILD_TIMEOUT and the server is told to cancel',
   async (t) => {
-    const { bridge, session, childLog } = await misbehaving(t, { requestTimeoutMs: 300 })
+    const { bridge, session, childLog } = await misbehaving(t, { requestTimeoutMs: 1000 })
     const slow = await post(bridge, { jsonrpc: '2.0', id: 'a', method: 'slow' }, session)
     t.equal(slow.status, 200)
     t.match(slow.messages, [
-      { id: 'a', error: { code: -31002, data: { code: 'SVD_BRIDGE_CHILD_TIMEOUT', timeoutMs: 300 } } },
+      { id: 'a', error: { code: -31002, data: { code: 'SVD_BRIDGE_CHILD_TIMEOUT', timeoutMs: 1000 } } },
     ])
     await until(() => childLog().includes('notifications/cancelled'), 'the cancellation to reach the server')
     t.match(childLog(), /"method":"notifications\/cancelled","params":\{"requestId":\d+/)
@@ -87,11 +87,11 @@ t.test(
 t.test(
   'a crashing stdio server: pending requests get SVD_BRIDGE_CHILD_EXITED, the session ends, a new one starts a new server',
   async (t) => {
-    const { bridge, session, records } = await misbehaving(t)
+    const { bridge, session, records, childLog } = await misbehaving(t)
     const [pending, crash] = await Promise.all([
       post(bridge, { jsonrpc: '2.0', id: 1, method: 'slow' }, session),
       (async () => {
-        await until(() => bridge.sessionCount === 1, 'the session')
+        await until(() => childLog().includes('"method":"slow"'), 'the slow request to reach the server')
         return post(bridge, { jsonrpc: '2.0', id: 2, method: 'crash' }, session)
       })(),
     ])
