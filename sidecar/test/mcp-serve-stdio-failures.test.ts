@@ -84,6 +84,54 @@ t.test(
   },
 )
 
+t.test('progress restarts the request timeout: a long call that reports progress is not cut', async (t) => {
+  const { bridge, session } = await misbehaving(t, { requestTimeoutMs: 600 })
+  const reply = await post(
+    bridge,
+    {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'ticks',
+      params: { count: 6, everyMs: 200, _meta: { progressToken: 'tk' } },
+    },
+    session,
+  )
+  t.equal(reply.headers.get('content-type'), 'text/event-stream', 'progress turned the reply into a stream')
+  t.same(
+    reply.messages.map((m) => (m.id === 1 ? m.result : (m.params as { progress: number }).progress)),
+    [1, 2, 3, 4, 5, 6, { ticks: 6 }],
+    'six progress events in order, then the result, over 1.2 s with a 600 ms timeout',
+  )
+})
+
+t.test("a client's cancellation reaches the server under the server's id for the request", async (t) => {
+  const { bridge, session, childLog } = await misbehaving(t)
+  const control = new AbortController()
+  const slow = fetch(bridge.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: ACCEPT, 'mcp-session-id': session },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 'mine', method: 'slow' }),
+    signal: control.signal,
+  }).catch(() => undefined)
+  await until(() => childLog().includes('"method":"slow"'), 'the slow request to reach the server')
+  const childId = /"id":(\d+),"method":"slow"|"method":"slow"[^\n]*"id":(\d+)/.exec(childLog())
+  const serverId = Number(childId?.[1] ?? childId?.[2])
+  t.ok(Number.isInteger(serverId), 'the server saw a bridge-assigned integer id, not "mine"')
+  const cancel = await post(
+    bridge,
+    { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 'mine', reason: 'user' } },
+    session,
+  )
+  t.equal(cancel.status, 202)
+  await until(() => childLog().includes('notifications/cancelled'), 'the cancellation to reach the server')
+  t.match(
+    childLog(),
+    new RegExp(`"notifications/cancelled","params":\\{"requestId":${serverId},"reason":"user"\\}`),
+  )
+  control.abort()
+  await slow
+})
+
 t.test(
   'a crashing stdio server: pending requests get SVD_BRIDGE_CHILD_EXITED, the session ends, a new one starts a new server',
   async (t) => {

@@ -90,7 +90,7 @@ export async function until(check: () => boolean, what: string, ms = 15_000): Pr
  * which no real server does on request. It answers `initialize`, echoes
  * `echo`, and misbehaves on `slow` (never answers), `crash` (exits 3), `big`
  * (an answer of params.bytes bytes), `noise` (a non-JSON line, then the
- * answer), `notify` (a log notification, then the answer). Every line it
+ * answer), `ticks` (params.count progress notifications params.everyMs apart, then the answer), `notify` (a log notification, then the answer). Every line it
  * reads is copied to stderr, so a test can see what reached it.
  */
 export const MISBEHAVING_SERVER = `
@@ -111,6 +111,18 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     case 'noise':
       process.stdout.write('this is not JSON\\n')
       return answer({ ok: true })
+    case 'ticks': {
+      let n = 0
+      const tick = setInterval(() => {
+        n++
+        send({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: m.params._meta.progressToken, progress: n } })
+        if (n === m.params.count) {
+          clearInterval(tick)
+          answer({ ticks: n })
+        }
+      }, m.params.everyMs)
+      return
+    }
     case 'notify':
       send({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: 'hello' } })
       return answer({ ok: true })
