@@ -58,6 +58,7 @@ export class StdioBridgeServer {
   readonly #sessions = new Map<string, BridgeSession>()
   readonly #sweep: NodeJS.Timeout | undefined
   #closing = false
+  readonly #stopping = new Set<Promise<void>>()
 
   private constructor(options: ServeStdioOptions) {
     this.#options = options
@@ -100,16 +101,25 @@ export class StdioBridgeServer {
     this.#closing = true
     if (this.#sweep !== undefined) clearInterval(this.#sweep)
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()))
-    await Promise.all([...this.#sessions.values()].map((s) => s.end('the bridge is shutting down')))
+    await Promise.all([
+      ...[...this.#sessions.values()].map((s) => s.end('the bridge is shutting down')),
+      ...this.#stopping,
+    ])
     this.#server.closeAllConnections()
     await closed
+  }
+
+  #endInBackground(session: BridgeSession, why: string): void {
+    const stopping = session.end(why)
+    this.#stopping.add(stopping)
+    void stopping.finally(() => this.#stopping.delete(stopping))
   }
 
   #reapIdle(): void {
     const now = Date.now()
     for (const s of this.#sessions.values())
       if (s.idleSince(now) > this.#options.sessionIdleTimeoutMs)
-        void s.end('idle past --session-idle-timeout')
+        this.#endInBackground(s, 'idle past --session-idle-timeout')
   }
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
@@ -300,7 +310,8 @@ export class StdioBridgeServer {
   async #delete(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const session = this.#session(req, res)
     if (session === undefined) return
-    await session.end('the client sent DELETE')
+    // The client need not wait out the child's shutdown grace; close() still waits for it.
+    this.#endInBackground(session, 'the client sent DELETE')
     res.writeHead(200).end()
   }
 }
