@@ -54,6 +54,9 @@ Options:
 
 Durations: 500ms, 10s, 5m, 1h. Logs are JSON lines on stderr; CMD's own
 stderr passes through.
+
+Example, behind an inbound listener with forwardTo http://127.0.0.1:8080:
+  svidecar mcp serve-stdio -- npx -y @modelcontextprotocol/server-everything stdio
 `
 
 const CONNECT_HELP = `Usage: svidecar mcp connect URL [options]
@@ -71,6 +74,9 @@ Options:
   -h, --help                   show this help
 
 stdout carries only the protocol; logs are JSON lines on stderr.
+
+Example, through the agent sidecar's outbound listener routing by host:
+  svidecar mcp connect http://127.0.0.1:15001/mcp --header "Host: mcp.internal"
 `
 
 export async function runMcp(args: string[]): Promise<number> {
