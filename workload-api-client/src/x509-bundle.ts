@@ -6,7 +6,7 @@
  */
 import type { X509Certificate } from 'node:crypto'
 import type { BundleSet } from './bundle-set.ts'
-import { splitDerCertificates } from './der.ts'
+import { splitDerCertificates } from './internal/der.ts'
 import { derToPem, pemToDer } from './pem.ts'
 import type { TrustDomain } from './spiffe-id.ts'
 import { ParsedCert } from './x509-cert.ts'
