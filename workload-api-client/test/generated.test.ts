@@ -32,7 +32,11 @@ t.test('src/internal/gen matches a fresh `npm run generate` (buf.gen.yaml)', asy
 t.test('the generated code is erasable TypeScript that relative-imports .ts files', async (t) => {
   for (const name of readdirSync(committed)) {
     const source = readFileSync(join(committed, name), 'utf8')
-    t.notMatch(source, /^\s*(export\s+)?(declare\s+)?(const\s+)?(enum|namespace)\s/m, `${name}: no enum or namespace`)
+    t.notMatch(
+      source,
+      /^\s*(export\s+)?(declare\s+)?(const\s+)?(enum|namespace)\s/m,
+      `${name}: no enum or namespace`,
+    )
     for (const [, spec] of source.matchAll(/from\s+"(\.[^"]*)"/g)) t.match(spec, /\.ts$/, `${name}: ${spec}`)
   }
 })
