@@ -66,6 +66,7 @@ export {
   MAX_JWT_SVID_LENGTH,
 } from './jwt-svid.ts'
 export type { X509Context } from './responses.ts'
+export type { SourceClientOptions } from './source-client.ts'
 export {
   JWT_SVID_USE,
   MAX_BUNDLE_BYTES,
@@ -93,5 +94,12 @@ export {
 export type { Watch, WatchClock, Watcher } from './watch.ts'
 export { X509Bundle, type X509BundleSource, x509BundleSource } from './x509-bundle.ts'
 export { clearX509Cache } from './x509-cert.ts'
-export { type SourceStatus, type WaitOptions, X509Source, type X509SourceOptions } from './x509-source.ts'
+export {
+  type SourceErrorListener,
+  type SourceStatus,
+  type WaitOptions,
+  X509Source,
+  type X509SourceListener,
+  type X509SourceOptions,
+} from './x509-source.ts'
 export { X509Svid } from './x509-svid.ts'

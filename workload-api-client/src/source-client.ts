@@ -1,6 +1,6 @@
 /**
- * How X509Source and JwtSource get their Workload API client. Internal: not
- * re-exported from the package index.
+ * How X509Source and JwtSource get their Workload API client. The options
+ * type is public (both sources' options extend it); `sourceClient` is not.
  */
 
 import { WorkloadApiClient } from './client.ts'

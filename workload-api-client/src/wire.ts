@@ -8,6 +8,7 @@
  *
  * @packageDocumentation
  */
+
 export type {
   JWTBundlesResponse,
   JWTSVID,
@@ -22,6 +23,7 @@ export type {
   X509SVID,
   X509SVIDResponse,
 } from './internal/gen/workload_pb.ts'
+export type { JsonObject, JsonValue } from './internal/strict-json.ts'
 export {
   type Empty,
   type FieldInit,

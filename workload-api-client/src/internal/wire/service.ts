@@ -9,7 +9,7 @@
  * UNIMPLEMENTED.
  */
 
-import type { DescMessage, MessageInitShape, MessageShape } from '@bufbuild/protobuf'
+import type { DescMessage, Message, MessageInitShape } from '@bufbuild/protobuf'
 import type * as grpc from '@grpc/grpc-js'
 import {
   type JWTBundlesResponse,
@@ -17,7 +17,6 @@ import {
   type JWTSVIDResponse,
   SpiffeWorkloadAPI,
   type ValidateJWTSVIDRequest,
-  type ValidateJWTSVIDResponseSchema,
   type WITBundlesResponse,
   type WITSVIDRequest,
   type WITSVIDResponse,
@@ -55,7 +54,8 @@ export type Empty = Record<string, never>
  * ValidateJWTSVIDResponse with its claims as this library's JSON (which
  * reads integers past 2^53 as bigint); the encoder writes them as doubles.
  */
-export type ValidateJWTSVIDResponse = Omit<MessageShape<typeof ValidateJWTSVIDResponseSchema>, 'claims'> & {
+export type ValidateJWTSVIDResponse = Message<'ValidateJWTSVIDResponse'> & {
+  spiffeId: string
   claims?: JsonObject
 }
 
