@@ -63,7 +63,7 @@ interface SrcRule {
 }
 
 const SRC_RULES: Readonly<Record<string, SrcRule>> = {
-  'workload-api-client': { allow: ['@grpc/grpc-js'] },
+  'workload-api-client': { allow: ['@grpc/grpc-js', '@bufbuild/protobuf'] },
   certs: { allow: ['workload-api-client', '@grpc/grpc-js', 'node-forge'] },
   sidecar: {
     allow: 'declared',
