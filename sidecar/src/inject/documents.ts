@@ -3,10 +3,10 @@
  * `istioctl kube-inject`): every document of a multi-document file, and every
  * item of a `kind: List`, goes through the same pure injector as the webhook.
  * The patch is applied to the parsed YAML document rather than to a plain
- * copy, so comments and the layout of what the injector did not touch stay;
- * documents it does not inject into are written back as they were read.
+ * copy, so comments and most of the layout of what it did not touch stay;
+ * documents it does not inject into are written back byte for byte.
  */
-import { type Document, isMap, isSeq, parseAllDocuments } from 'yaml'
+import { CST, type Document, isMap, isSeq, Parser, parseAllDocuments } from 'yaml'
 import { SvidecarError } from '../errors/index.ts'
 import { type InjectContext, inject } from './inject.ts'
 import type { AddOperation, JsonValue } from './json-patch.ts'
@@ -67,6 +67,13 @@ function label(object: Record<string, unknown>): { kind: string; name: string } 
 export function injectYaml(text: string, options: InjectorOptions, source = '<input>'): InjectedFile {
   const docs = parseAllDocuments(text, { uniqueKeys: true })
   if (!Array.isArray(docs)) return { text, reports: [] }
+  const sources = documentSources(text)
+  if (sources.length !== docs.length) {
+    throw new SvidecarError(
+      'SVD_INJECT_INVALID',
+      `${source}: the YAML stream could not be split into documents`,
+    )
+  }
   const reports: DocumentReport[] = []
   const out: string[] = []
   docs.forEach((doc, i) => {
@@ -77,7 +84,7 @@ export function injectYaml(text: string, options: InjectorOptions, source = '<in
     }
     const js = doc.toJS({ maxAliasCount: 100 }) as JsonValue
     if (js === null || js === undefined) {
-      out.push(doc.toString())
+      out.push(sources[i] as string)
       return
     }
     const isList =
@@ -111,11 +118,39 @@ export function injectYaml(text: string, options: InjectorOptions, source = '<in
       })
       if (result.injected) applyToDocument(doc, target.prefix, result.patch)
     }
-    out.push(doc.toString({ lineWidth: 0 }))
+    if (!reports.some((r) => r.index === index && r.injected)) {
+      out.push(sources[i] as string)
+      return
+    }
+    doc.directives.docStart = null
+    const rendered = doc.toString({ lineWidth: 0 })
+    out.push(i === 0 ? rendered : `---\n${rendered}`)
   })
-  return { text: joinDocuments(out), reports }
+  return { text: out.join(''), reports }
 }
 
-function joinDocuments(parts: string[]): string {
-  return parts.map((p) => p.replace(/^---\n/, '')).join('---\n')
+/**
+ * The source text of each document: the comments and directives before it,
+ * its `---`, its body, its `...` and, for the last, whatever trails it.
+ * Concatenated they are the input again.
+ */
+function documentSources(text: string): string[] {
+  const parts: string[] = []
+  let pending = ''
+  for (const token of new Parser().parse(text)) {
+    const piece = CST.stringify(token)
+    if (token.type === 'document') {
+      parts.push(pending + piece)
+      pending = ''
+    } else if (token.type === 'doc-end' && parts.length > 0) {
+      parts[parts.length - 1] += piece
+    } else {
+      pending += piece
+    }
+  }
+  if (pending !== '') {
+    if (parts.length > 0) parts[parts.length - 1] += pending
+    else if (pending.trim() !== '') parts.push(pending)
+  }
+  return parts
 }
