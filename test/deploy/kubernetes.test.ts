@@ -129,15 +129,22 @@ function byKind(objects: Obj[], kind: string): Obj[] {
   return objects.filter((o) => o.kind === kind)
 }
 
+/** The one object of a kind; throws when there is none. */
+function one(objects: Obj[], kind: string): Obj {
+  const found = byKind(objects, kind)[0]
+  if (found === undefined) throw new Error(`no ${kind} rendered`)
+  return found
+}
+
 t.test('the injector renders, validates, and its parts agree', async (t) => {
   const objects = await render('injector')
   await validateAll(t, objects)
   const namespaces = new Map(byKind(objects, 'Namespace').map((n) => [n.metadata.name, n]))
   checkPods(t, objects, namespaces)
 
-  const [deployment] = byKind(objects, 'Deployment')
-  const [service] = byKind(objects, 'Service')
-  const [config] = byKind(objects, 'MutatingWebhookConfiguration')
+  const deployment = one(objects, 'Deployment')
+  const service = one(objects, 'Service')
+  const config = one(objects, 'MutatingWebhookConfiguration')
   const container = deployment.spec.template.spec.containers[0]
   t.ok(deployment.spec.replicas >= 2, 'two replicas: failurePolicy Fail must not hang on one pod')
   t.equal(byKind(objects, 'PodDisruptionBudget')[0]?.spec.minAvailable, 1)
@@ -212,7 +219,7 @@ t.test('the injector renders, validates, and its parts agree', async (t) => {
 t.test('the PodMonitor renders and validates', async (t) => {
   const objects = await render('monitoring')
   await validateAll(t, objects)
-  const [monitor] = byKind(objects, 'PodMonitor')
+  const monitor = one(objects, 'PodMonitor')
   t.equal(monitor.spec.podMetricsEndpoints[0].port, 'svidecar-admin', 'scrapes the port the injector names')
   t.same(monitor.spec.namespaceSelector, { any: true })
 })
