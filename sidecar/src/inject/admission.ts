@@ -75,9 +75,9 @@ function warning(text: string): string {
 
 /**
  * Answers one AdmissionReview body (already parsed JSON, or undefined when it
- * was not JSON).
+ * was not JSON; `unreadable` says why when the body could not be read at all).
  */
-export function review(body: unknown, options: InjectorOptions): ReviewResult {
+export function review(body: unknown, options: InjectorOptions, unreadable?: string): ReviewResult {
   // Echo the version the caller spoke when it is one whose response has the same shape; v1 otherwise.
   const apiVersion =
     isObject(body) &&
@@ -103,6 +103,7 @@ export function review(body: unknown, options: InjectorOptions): ReviewResult {
       warnings: [warning(`svidecar: ${detail}; the object was admitted without a sidecar`)],
     })
 
+  if (unreadable !== undefined) return ignore(unreadable)
   if (!isObject(body)) return ignore('the request body is not a JSON AdmissionReview')
   if (body.kind !== 'AdmissionReview') return ignore(`kind "${String(body.kind)}" is not AdmissionReview`)
   if (body.apiVersion !== ADMISSION_API_VERSION) {

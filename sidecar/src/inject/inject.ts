@@ -18,7 +18,7 @@ import {
 } from './json-patch.ts'
 import { podPath } from './kinds.ts'
 import { ADMIN_PORT_NAME, INJECT_KEY, SIDECAR_NAME, STATUS_ANNOTATION, switchValue } from './names.ts'
-import { type InjectorOptions, podOptions } from './options.ts'
+import { type InjectorOptions, type PodOptions, podOptions } from './options.ts'
 import { outboundEnv, sidecarContainer, sidecarPorts, sidecarVolumes } from './sidecar-spec.ts'
 
 export interface InjectContext {
@@ -188,6 +188,24 @@ export function inject(input: unknown, base: InjectorOptions, context: InjectCon
     }
   }
 
+  try {
+    return build(object, path, options, volumes, containers(spec, 'containers'), annotations)
+  } catch (err) {
+    // A field of the wrong type where the patch must go (volumes that are not a list, env that is not one):
+    // the object is malformed, and the API server would refuse it after admission anyway.
+    if (err instanceof TypeError) throw new SvidecarError('SVD_INJECT_INVALID', `${where}: ${err.message}`)
+    throw err
+  }
+}
+
+function build(
+  object: JsonObject,
+  path: readonly string[],
+  options: PodOptions,
+  volumes: JsonObject[],
+  appContainers: JsonObject[],
+  annotations: StringMap,
+): InjectResult {
   const patch = new PatchBuilder(object)
   const specPath: Segment[] = [...path, 'spec']
   const metaPath: Segment[] = [...path, 'metadata']
@@ -200,7 +218,6 @@ export function inject(input: unknown, base: InjectorOptions, context: InjectCon
     env: {},
     annotations: [],
   }
-  const appContainers = containers(spec, 'containers')
   if (options.mode === 'native') {
     // First: later init containers may already call out through the sidecar.
     patch.insert([...specPath, 'initContainers'], sidecarContainer(options), 'start')

@@ -92,19 +92,23 @@ export async function startWebhook(o: WebhookOptions): Promise<Webhook> {
     })
     req.on('error', () => res.destroy())
     req.on('end', () => {
-      if (tooLarge) {
-        o.logger.warn('admission review too large: answered without injecting', { bytes: size })
-      }
       let body: unknown
       try {
-        body = tooLarge ? { tooLarge: true } : JSON.parse(Buffer.concat(chunks).toString('utf8'))
+        body = tooLarge ? undefined : JSON.parse(Buffer.concat(chunks).toString('utf8'))
       } catch {
         body = undefined
       }
-      const result = review(body, o.injector)
+      const result = review(
+        body,
+        o.injector,
+        tooLarge ? `the request body is larger than ${MAX_BODY_BYTES} bytes` : undefined,
+      )
       const response = result.review.response
+      const request = (body as { request?: { namespace?: unknown; name?: unknown } } | undefined)?.request
       const fields = {
         uid: response?.uid,
+        namespace: typeof request?.namespace === 'string' ? request.namespace : undefined,
+        ...(tooLarge ? { bytes: size } : {}),
         outcome: result.outcome,
         detail: result.detail,
         ...(response?.warnings ? { warnings: response.warnings } : {}),

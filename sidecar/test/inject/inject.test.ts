@@ -371,6 +371,19 @@ t.test('refusals: a container, volume or port of ours that we did not inject', a
     /svidecar\.io\/config/,
   )
   refused({ apiVersion: 'v1', kind: 'Pod', metadata: {} }, 'SVD_INJECT_INVALID', /no pod spec/)
+  refused(
+    pod({ spec: { containers: [{ name: 'app', image: 'a' }], volumes: 'none' } }),
+    'SVD_INJECT_INVALID',
+    /\/spec\/volumes is not an array/,
+  )
+  refused(
+    pod({
+      metadata: { annotations: { 'svidecar.io/outbound-env': 'openai' } },
+      spec: { containers: [{ name: 'app', image: 'a', env: { A: '1' } }] },
+    }),
+    'SVD_INJECT_INVALID',
+    /\/spec\/containers\/0\/env is not an array/,
+  )
   t.throws(() => inject('not an object', DEFAULT_OPTIONS, OPTED_IN), { code: 'SVD_INJECT_INVALID' })
   t.throws(() => inject(null, DEFAULT_OPTIONS, OPTED_IN), { code: 'SVD_INJECT_INVALID' })
 })

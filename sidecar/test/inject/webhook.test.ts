@@ -222,6 +222,11 @@ t.test('bad input: allowed, no patch, a warning; never a crash', async (t) => {
     t.equal(answer.response.patch, undefined, `${name}: no patch`)
     t.match(answer.response.warnings, [warning], `${name}: says why`)
   }
+  const huge = await admit(
+    JSON.stringify({ ...reviewOf(controllerPod), padding: 'x'.repeat(5 * 1024 * 1024) }),
+  )
+  t.equal(huge.response.allowed, true, 'a body over the cap: allowed')
+  t.match(huge.response.warnings, [/larger than 4194304 bytes/])
   const beta = await admit({ ...reviewOf(controllerPod), apiVersion: 'admission.k8s.io/v1beta1' })
   t.equal(
     beta.apiVersion,
@@ -232,6 +237,15 @@ t.test('bad input: allowed, no patch, a warning; never a crash', async (t) => {
   t.equal((await call('/healthz', undefined, 'GET')).status, 200, 'still serving')
   t.equal((await call('/inject', undefined, 'GET')).status, 405)
   t.equal((await call('/other', '{}')).status, 404)
+})
+
+t.test('a malformed pod that asked for the sidecar is denied with the reason, not a crash', async (t) => {
+  const { admit } = await setup(t)
+  const pod = { ...controllerPod, spec: { ...controllerPod.spec, volumes: 'none' } }
+  const answer = await admit(reviewOf(pod))
+  t.equal(answer.response.allowed, false)
+  t.equal(answer.response.status.code, 400)
+  t.match(answer.response.status.message, /\/spec\/volumes is not an array/)
 })
 
 t.test('a pod with a svidecar container we did not inject is denied with the reason', async (t) => {
