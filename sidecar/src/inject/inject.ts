@@ -189,7 +189,14 @@ export function inject(input: unknown, base: InjectorOptions, context: InjectCon
   }
 
   try {
-    return build(object, path, options, volumes, containers(spec, 'containers'), annotations)
+    return build(
+      object,
+      path,
+      options,
+      volumes,
+      Array.isArray(spec.containers) ? spec.containers : [],
+      annotations,
+    )
   } catch (err) {
     // A field of the wrong type where the patch must go (volumes that are not a list, env that is not one):
     // the object is malformed, and the API server would refuse it after admission anyway.
@@ -203,7 +210,8 @@ function build(
   path: readonly string[],
   options: PodOptions,
   volumes: JsonObject[],
-  appContainers: JsonObject[],
+  /** spec.containers as it was: indices are the patch's, so nothing is filtered out. */
+  appContainers: JsonValue[],
   annotations: StringMap,
 ): InjectResult {
   const patch = new PatchBuilder(object)
@@ -231,6 +239,7 @@ function build(
 
   const env = outboundEnv(options)
   appContainers.forEach((c, i) => {
+    if (!isObject(c)) return
     const has = new Set((Array.isArray(c.env) ? c.env : []).filter(isObject).map((e) => String(e.name)))
     const set: string[] = []
     for (const e of env) {

@@ -388,6 +388,16 @@ t.test('refusals: a container, volume or port of ours that we did not inject', a
   t.throws(() => inject(null, DEFAULT_OPTIONS, OPTED_IN), { code: 'SVD_INJECT_INVALID' })
 })
 
+t.test('env goes to the container at its own index, even past a malformed entry', async (t) => {
+  const object = pod({
+    metadata: { annotations: { 'svidecar.io/outbound-env': 'openai' } },
+    spec: { containers: ['not a container', { name: 'app', image: 'a' }] },
+  })
+  const r = inject(object, DEFAULT_OPTIONS, OPTED_IN)
+  t.ok(r.patch.some((op) => op.path === '/spec/containers/1/env'))
+  t.equal((r.object.spec as Obj).containers[0], 'not a container')
+})
+
 t.test('kinds it does not handle come back untouched', async (t) => {
   for (const object of [
     { apiVersion: 'v1', kind: 'Service', metadata: { name: 's' }, spec: {} },
