@@ -60,6 +60,14 @@ export const ERROR_TABLE = {
   },
   SVD_OVERLOADED: { status: 503, summary: 'the listener is at its connection limit' },
   SVD_SHUTTING_DOWN: { status: 503, summary: 'the sidecar is draining and takes no new requests' },
+  SVD_INJECT_CONFLICT: {
+    status: 409,
+    summary: 'injection refused: the pod already has a container, volume or port the sidecar needs, not ours',
+  },
+  SVD_INJECT_INVALID: {
+    status: 400,
+    summary: 'injection refused: the object or one of its svidecar.io annotations is invalid',
+  },
   SVD_INTERNAL: { status: 500, summary: 'an unexpected internal error' },
 } as const satisfies Record<string, { status: number; summary: string }>
 
