@@ -14,7 +14,7 @@ import { upstreamError } from '../errors/upstream-errors.ts'
 import { publishUpstreamFailed } from '../observe/events.ts'
 import { awaitsContinue, sendContinue } from './expect.ts'
 import { responseHeaders } from './headers.ts'
-import { sendError } from './respond.ts'
+import { type ErrorStyle, sendError } from './respond.ts'
 import type { Upstream } from './upstreams.ts'
 
 export interface ForwardOptions {
@@ -26,6 +26,8 @@ export interface ForwardOptions {
   body?: Readable | Buffer
   /** Response wrappers of the pipeline's stages, asked once the response head is known. */
   wrap?: (head: ResponseHead) => ResponseWrapper[]
+  /** The shape of the sidecar's own error responses (an LLM provider's, for an LLM call). */
+  errorStyle?: ErrorStyle
 }
 
 export interface ResponseHead {
@@ -38,7 +40,14 @@ export interface ResponseHead {
  * chunk to write, possibly rewritten; it must not hold a chunk it does not need.
  */
 export interface ResponseWrapper {
+  /** Rewrites the response header list (flat name, value pairs) before it is written. */
+  head?(headers: string[]): string[]
   data?(chunk: Buffer): Buffer
+  /**
+   * At the end of the body: bytes the wrapper held back, written (through later wrappers) before the end; a
+   * promise when it must wait for something (a decision service) first.
+   */
+  flush?(): Buffer | undefined | Promise<Buffer | undefined>
   end?(): void
 }
 
@@ -57,7 +66,7 @@ export function forwardHttp(
   options: ForwardOptions,
 ): void {
   // req.url is origin-form here: the listener normalised it (listener/request-target.ts).
-  const handler = new ProxyHandler(req, res, upstream.name, options.onEnd, options.wrap)
+  const handler = new ProxyHandler(req, res, upstream.name, options.onEnd, options.wrap, options.errorStyle)
   upstream.pool.dispatch(
     {
       origin: upstream.url.origin,
@@ -99,6 +108,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   #controller: Dispatcher.DispatchController | undefined
   #done = false
   #headPending = false
+  readonly #errorStyle: ErrorStyle | undefined
 
   constructor(
     req: IncomingMessage,
@@ -106,7 +116,9 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     upstream: string,
     onEnd?: EndCallback,
     wrap?: (head: ResponseHead) => ResponseWrapper[],
+    errorStyle?: ErrorStyle,
   ) {
+    this.#errorStyle = errorStyle
     this.#req = req
     this.#res = res
     this.#upstream = upstream
@@ -160,9 +172,14 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       return
     }
     const raw = controller.rawHeaders
-    const flat = Array.isArray(raw)
+    let flat = Array.isArray(raw)
       ? raw.map((h) => (typeof h === 'string' ? h : h.toString('latin1')))
       : flatten(headers)
+    if (this.#wrap !== undefined) {
+      const wrappers = this.#wrap({ status: statusCode, headers })
+      if (wrappers.length > 0) this.#wrappers = wrappers
+      for (const w of wrappers) if (w.head) flat = w.head(flat)
+    }
     try {
       // A reason with obs-text reaches us already decoded as UTF-8 (undici), so its bytes are lost: the standard
       // phrase replaces it. The reason phrase carries no meaning (RFC 9112 §4).
@@ -175,10 +192,6 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       // Node refused what the upstream sent (a header value or name it cannot write): unrelayable.
       this.#fail(controller, upstreamError(err, this.#upstream))
       return
-    }
-    if (this.#wrap !== undefined) {
-      const wrappers = this.#wrap({ status: statusCode, headers })
-      if (wrappers.length > 0) this.#wrappers = wrappers
     }
     // The head goes out with the first body chunk, in one write, when that chunk is already here; when it is not
     // (an SSE stream, a slow upstream), the head goes out on its own before the loop waits for more.
@@ -212,7 +225,35 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       }
     }
     this.#headPending = false
-    if (this.#wrappers !== undefined) for (const w of this.#wrappers) w.end?.()
+    const tails = this.#wrappers?.map((w) => w.flush?.())
+    if (tails?.some((t) => t instanceof Promise)) {
+      // A client that leaves meanwhile was already reported (the 'close' handler); nothing is left to write.
+      Promise.all(tails).then(
+        (ready) => {
+          if (!this.#done) this.#endBody(ready)
+        },
+        () => {
+          if (!this.#done)
+            this.#reply(new SvidecarError('SVD_INTERNAL', 'internal error', { reason: 'WRAPPER_FAILED' }))
+        },
+      )
+      return
+    }
+    this.#endBody(tails as (Buffer | undefined)[] | undefined)
+  }
+
+  /** Writes what wrappers held back, each through the wrappers after it, and ends the response. */
+  #endBody(tails: (Buffer | undefined)[] | undefined): void {
+    const wrappers = this.#wrappers
+    if (wrappers !== undefined) {
+      wrappers.forEach((_, i) => {
+        let tail = tails?.[i]
+        if (tail === undefined) return
+        for (const later of wrappers.slice(i + 1)) if (later.data) tail = later.data(tail)
+        this.#res.write(tail)
+      })
+      for (const w of wrappers) w.end?.()
+    }
     this.#res.end()
     this.#finish(this.#res.statusCode, undefined)
   }
@@ -249,7 +290,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       ...(e.cause === undefined ? {} : { cause: e.cause }),
     })
     if (!midResponse) {
-      sendError(this.#res, e)
+      sendError(this.#res, e, this.#errorStyle)
       // A body still arriving has nowhere to go: drain it so the connection stays usable. Not while the client
       // still waits for a 100: it has sent nothing, and Node closes that connection after the answer.
       if (!this.#req.complete && !awaitsContinue(this.#req)) this.#req.resume()

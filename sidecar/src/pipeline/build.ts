@@ -48,11 +48,12 @@ function run(
   for (let i = from; i < stages.length; i++) {
     const stage = stages[i] as Stage
     let result: StageResult | Promise<StageResult>
-    if (stage.bodyLimit !== undefined && at.kind === 'request' && exchange.body === undefined) {
+    const bodyLimit = typeof stage.bodyLimit === 'function' ? stage.bodyLimit(exchange) : stage.bodyLimit
+    if (bodyLimit !== undefined && at.kind === 'request' && exchange.body === undefined) {
       if (!hasBody(exchange.req)) exchange.body = Buffer.alloc(0)
       else {
         // Never more than the listener itself lets through, and under the same idle limit.
-        const max = limits.maxBodyBytes > 0 ? Math.min(limits.maxBodyBytes, stage.bodyLimit) : stage.bodyLimit
+        const max = limits.maxBodyBytes > 0 ? Math.min(limits.maxBodyBytes, bodyLimit) : bodyLimit
         readCappedBody(exchange.req, at.res, { maxBytes: max, idleTimeoutMs: limits.bodyIdleTimeoutMs }).then(
           (body) => {
             exchange.body = body
@@ -110,7 +111,7 @@ export function buildPipeline(stages: readonly Stage[], options: PipelineOptions
           const upstream = exchange.upstream
           if (refusal !== undefined || upstream === undefined) {
             const err = refusal ?? new SvidecarError('SVD_ROUTE_NOT_FOUND', 'no route')
-            sendError(res, err)
+            sendError(res, err, exchange.errorStyle)
             exchange.end(err.status, err.code, err)
             return
           }
@@ -124,6 +125,7 @@ export function buildPipeline(stages: readonly Stage[], options: PipelineOptions
           forwardHttp(req, res, upstream, {
             headers: outgoing(exchange, false),
             onEnd: exchange.end,
+            errorStyle: exchange.errorStyle,
             ...body,
             ...(wrapping.length === 0
               ? {}
