@@ -5,112 +5,17 @@
 import { randomBytes } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
-import { join } from 'node:path'
-import { Writable } from 'node:stream'
 import Anthropic from '@anthropic-ai/sdk'
-import { DevWorkloadApi } from '@svidecar/certs'
 import OpenAI from 'openai'
 import t, { type Test } from 'tap'
 import { waitFor } from '../../workload-api-client/test/helpers/wait.ts'
-import { parseConfig } from '../src/config/index.ts'
 import { on, type PolicyDecisionEvent } from '../src/observe/events.ts'
-import { createLogger } from '../src/observe/log.ts'
-import { Sidecar } from '../src/sidecar.ts'
-import { type LlmUpstream, startLlmUpstream } from './helpers/llm-upstream.ts'
+import { AGENT, LLM_POLICY, type LlmSidecar, startLlmSidecar } from './helpers/llm-sidecar.ts'
 
-const AGENT = 'spiffe://example.org/agent'
-const OPENAI_KEY = `sk-sidecar-${randomBytes(12).toString('hex')}`
-const ANTHROPIC_KEY = `sk-ant-sidecar-${randomBytes(12).toString('hex')}`
 const AGENT_KEY = `sk-agent-${randomBytes(12).toString('hex')}`
-
-const POLICY = `version: 1
-rules:
-  - id: agent-models
-    effect: allow
-    subjects: [${AGENT}]
-    resources:
-      - { kind: llm.model, name: gpt-4o-mini }
-      - { kind: llm.model, name: claude-test-small }
-`
-
-interface Setup {
-  outbound: string
-  upstream: LlmUpstream
-  sidecar: Sidecar
-  openaiKeyFile: string
-  logs: { text: string }
-}
-
-async function setup(
-  t: Test,
-  extra: { llm?: string; policy?: string; writeKey?: boolean } = {},
-): Promise<Setup> {
-  const api = await DevWorkloadApi.start({ workloads: [{ spiffeId: AGENT, hint: 'agent' }] })
-  t.teardown(() => api.close())
-  const upstream = await startLlmUpstream()
-  t.teardown(() => upstream.close())
-  const dir = t.testdir()
-  const policy = join(dir, 'policy.yaml')
-  writeFileSync(policy, extra.policy ?? POLICY)
-  const openaiKeyFile = join(dir, 'openai-key')
-  if (extra.writeKey !== false) writeFileSync(openaiKeyFile, `${OPENAI_KEY}\n`)
-  const logs = { text: '' }
-  const logger = createLogger({
-    level: 'debug',
-    stream: {
-      write: (s: string) => {
-        logs.text += s
-        return true
-      },
-    },
-  })
-  const config = parseConfig(
-    `
-workloadApi: { socket: "${api.endpoint}", hint: agent }
-admin: { address: "127.0.0.1:0" }
-drainTimeout: 2s
-outbound:
-  - name: egress
-    address: "127.0.0.1:0"
-    routes:
-      - match: { pathPrefix: /v1 }
-        lens: llm
-upstreams:
-  models:
-    url: "${upstream.url}"
-    allowPlaintext: true
-policy: { file: "${policy}" }
-llm:
-  providers:
-    anthropic:
-      kind: anthropic
-      upstream: models
-      models: ["claude-*"]
-      credential: { env: TEST_ANTHROPIC_KEY }
-    openai:
-      kind: openai
-      upstream: models
-      credential: { file: "${openaiKeyFile}" }
-${extra.llm ?? ''}`,
-    'llm.yaml',
-    {},
-  )
-  process.env.TEST_ANTHROPIC_KEY = ANTHROPIC_KEY
-  const sidecar = await Sidecar.start(config, {
-    identity: { backoff: () => ({ next: () => 50, reset() {} }) },
-    logger,
-    auditStdout: new Writable({ write: (_c, _e, done) => done() }),
-  })
-  t.teardown(() => sidecar.destroy())
-  await sidecar.identity.waitReady(5000)
-  return {
-    outbound: `http://127.0.0.1:${sidecar.addresses.outbound.egress?.port}`,
-    upstream,
-    sidecar,
-    openaiKeyFile,
-    logs,
-  }
-}
+const POLICY = LLM_POLICY
+type Setup = LlmSidecar
+const setup = startLlmSidecar
 
 function clients(s: Setup) {
   return {
@@ -206,11 +111,11 @@ t.test('allowed models work through both SDKs, streaming and not, with the sidec
       `${r.path}: the agent's key never reaches the provider`,
     )
     if (anthropicCall) {
-      t.equal(r.headers['x-api-key'], ANTHROPIC_KEY, `${r.path}: the sidecar's Anthropic key`)
+      t.equal(r.headers['x-api-key'], s.keys.anthropic, `${r.path}: the sidecar's Anthropic key`)
       t.equal(r.headers.authorization, undefined, `${r.path}: no Authorization`)
       t.match(r.headers['anthropic-version'], /^\d{4}-\d{2}-\d{2}$/, "the SDK's own API version")
     } else {
-      t.equal(r.headers.authorization, `Bearer ${OPENAI_KEY}`, `${r.path}: the sidecar's OpenAI key`)
+      t.equal(r.headers.authorization, `Bearer ${s.keys.openai}`, `${r.path}: the sidecar's OpenAI key`)
       t.equal(r.headers['x-api-key'], undefined, `${r.path}: no x-api-key`)
     }
   }
@@ -299,7 +204,7 @@ t.test('the model list is filtered per subject, in both shapes', async (t) => {
     t.equal(Number(length), Buffer.byteLength(text), 'a length, when sent, is the filtered one')
   const list = s.upstream.received.filter((r) => r.path === '/v1/models')
   t.equal(list.at(-1)?.headers['accept-encoding'], 'identity', 'the list is asked for uncompressed')
-  t.equal(list[1]?.headers['x-api-key'], ANTHROPIC_KEY, 'the Anthropic list goes with the Anthropic key')
+  t.equal(list[1]?.headers['x-api-key'], s.keys.anthropic, 'the Anthropic list goes with the Anthropic key')
 })
 
 t.test('bad bodies are refused with a code before anything is forwarded', async (t) => {
@@ -373,7 +278,7 @@ t.test('unknown paths can be forwarded, and then the policy decides their route'
   })
   const ok = await fetch(`${s.outbound}/v1/files`, { headers: { authorization: `Bearer ${AGENT_KEY}` } })
   t.equal(ok.status, 404, "the provider's own answer")
-  t.equal(s.upstream.received.at(-1)?.headers.authorization, `Bearer ${OPENAI_KEY}`)
+  t.equal(s.upstream.received.at(-1)?.headers.authorization, `Bearer ${s.keys.openai}`)
   const denied = await fetch(`${s.outbound}/v1/batches`)
   t.equal(denied.status, 403)
   t.equal(((await denied.json()) as { error: { code: string } }).error.code, 'SVD_POLICY_DENIED')
@@ -387,7 +292,7 @@ t.test(
     const call = () =>
       openai.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })
     await call()
-    t.equal(s.upstream.received.at(-1)?.headers.authorization, `Bearer ${OPENAI_KEY}`)
+    t.equal(s.upstream.received.at(-1)?.headers.authorization, `Bearer ${s.keys.openai}`)
 
     const rotated = `sk-rotated-${randomBytes(8).toString('hex')}`
     writeFileSync(s.openaiKeyFile, rotated)
@@ -411,7 +316,7 @@ t.test(
       'an empty file keeps the last key',
     )
     t.notOk(s.logs.text.includes(rotated), 'the key is never logged')
-    t.notOk(s.logs.text.includes(OPENAI_KEY), 'nor the first one')
+    t.notOk(s.logs.text.includes(s.keys.openai), 'nor the first one')
   },
 )
 
@@ -436,7 +341,7 @@ t.test(
     t.equal(message.type, 'message', 'the other provider still works')
     t.equal(s.upstream.received.filter((r) => r.path === '/v1/chat/completions').length, 0)
 
-    writeFileSync(s.openaiKeyFile, OPENAI_KEY)
+    writeFileSync(s.openaiKeyFile, s.keys.openai)
     await waitFor(
       () =>
         call().then(
@@ -449,7 +354,7 @@ t.test(
     )
     t.equal(
       s.upstream.received.at(-1)?.headers.authorization,
-      `Bearer ${OPENAI_KEY}`,
+      `Bearer ${s.keys.openai}`,
       'a key that appears is used',
     )
   },
