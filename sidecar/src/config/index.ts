@@ -700,7 +700,11 @@ export function parseConfig(
       if (policy.mode !== undefined) issues.add(['policy', 'mode'], 'applies to engine: cedar only')
     }
   }
-  const llm = parsed?.llm === undefined ? undefined : llmConfig(parsed.llm, upstreamNames, issues)
+  const llmView = parsed === undefined ? salvageLlm(raw) : parsed.llm
+  const llm = llmView === undefined ? undefined : llmConfig(llmView, upstreamNames, issues)
+  // Counted in the file, not in what passed the schema: a provider that failed it was reported already.
+  if (isMapping(raw.llm) && isMapping(raw.llm.providers) && Object.keys(raw.llm.providers).length === 0)
+    issues.add(['llm', 'providers'], 'needs at least one provider')
   if (parsed === undefined || found.length > 0)
     throw new ConfigError(source, found.length ? found : [{ path: '(root)', message: 'invalid' }])
 
@@ -734,13 +738,24 @@ export function parseConfig(
   }
 }
 
+/** The llm section with only the providers that pass the schema on their own, for the meaning checks. */
+function salvageLlm(doc: Record<string, unknown>): Parsed['llm'] | undefined {
+  const llm = doc.llm
+  if (!isMapping(llm)) return undefined
+  const quiet: Issues = { add() {} }
+  const providers = isMapping(llm.providers) ? llm.providers : {}
+  const good = Object.entries(providers).filter(
+    ([name, p]) => SCHEMA({ llm: { providers: { [name]: p } } }, [], quiet) !== undefined,
+  )
+  return SCHEMA({ llm: { ...llm, providers: Object.fromEntries(good) } }, [], quiet)?.llm
+}
+
 function llmConfig(
   l: NonNullable<Parsed['llm']>,
   upstreamNames: Set<string> | undefined,
   issues: Issues,
 ): LlmConfig {
   const providers: ProviderSpec[] = []
-  if (l.providers.size === 0) issues.add(['llm', 'providers'], 'needs at least one provider')
   for (const [name, p] of l.providers) {
     const at = ['llm', 'providers', name]
     if (upstreamNames !== undefined && !upstreamNames.has(p.upstream))
