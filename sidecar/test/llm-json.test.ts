@@ -1,7 +1,9 @@
 // The strict JSON reader and field extraction of the LLM lens, case by case: what real request bodies look like
 // passes untouched; every way to make the sidecar and the provider read different things is refused.
 import t from 'tap'
+import { filterAnthropicModels } from '../src/lens/llm/anthropic.ts'
 import { JsonRejected, readJsonObject } from '../src/lens/llm/json.ts'
+import { filterOpenAiModels } from '../src/lens/llm/openai.ts'
 import { LlmRequestRejected, readLlmRequest } from '../src/lens/llm/request.ts'
 
 const problem = (body: string, depth?: number) => {
@@ -91,4 +93,37 @@ t.test('fields: model, stream, token limit per API', async (t) => {
   t.equal(read('openai.chat', '{"model":"m","max_tokens":-1}'), 'FIELD_INVALID')
   t.equal(read('openai.chat', '{"model":"m","max_tokens":"5"}'), 'FIELD_INVALID')
   t.equal(read('openai.chat', '{"model":"m","model":"n"}'), 'DUPLICATE_KEY')
+})
+
+t.test('model lists: both shapes filtered, paging fields describing the filtered page', async (t) => {
+  const allowed = (id: string) => id.startsWith('ok-')
+  t.same(
+    filterOpenAiModels(
+      { object: 'list', data: [{ id: 'ok-1' }, { id: 'no-1' }, { id: 'ok-2' }, { nope: 1 }, null] },
+      allowed,
+    ),
+    { object: 'list', data: [{ id: 'ok-1' }, { id: 'ok-2' }] },
+  )
+  t.same(
+    filterAnthropicModels(
+      {
+        data: [{ id: 'no-0' }, { id: 'ok-1' }, { id: 'ok-2' }, { id: 'no-3' }],
+        has_more: true,
+        first_id: 'no-0',
+        last_id: 'no-3',
+      },
+      allowed,
+    ),
+    { data: [{ id: 'ok-1' }, { id: 'ok-2' }], has_more: true, first_id: 'ok-1', last_id: 'ok-2' },
+  )
+  t.same(
+    filterAnthropicModels(
+      { data: [{ id: 'no-0' }], has_more: true, first_id: 'no-0', last_id: 'no-0' },
+      allowed,
+    ),
+    { data: [], has_more: false, first_id: null, last_id: null },
+    'an emptied page names no denied model and offers no next page',
+  )
+  t.equal(filterOpenAiModels({ object: 'list', data: 'x' }, allowed), undefined, 'not the list shape')
+  t.equal(filterAnthropicModels({}, allowed), undefined)
 })

@@ -3,8 +3,11 @@
 // key injected and the agent's stripped, errors the SDKs surface with their code, and bad bodies refused before
 // anything reaches the provider.
 import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
 import { writeFileSync } from 'node:fs'
-import { request as httpRequest } from 'node:http'
+import { createServer, request as httpRequest } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { gzipSync } from 'node:zlib'
 import Anthropic from '@anthropic-ai/sdk'
 import OpenAI from 'openai'
 import t, { type Test } from 'tap'
@@ -359,3 +362,34 @@ t.test(
     )
   },
 )
+
+t.test('a model list the filter cannot read becomes an empty list; a compressed one is read', async (t) => {
+  // A stand-in provider that answers the model list in ways the real ones do not (the local model server
+  // always answers well): compressed although the sidecar asked for identity, not JSON, ambiguous JSON.
+  let answer: { headers: Record<string, string>; body: Buffer } = { headers: {}, body: Buffer.alloc(0) }
+  const odd = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', ...answer.headers })
+    res.end(answer.body)
+  })
+  odd.listen(0, '127.0.0.1')
+  await once(odd, 'listening')
+  t.teardown(() => odd.close())
+  const s = await setup(t, { upstreamUrl: `http://127.0.0.1:${(odd.address() as AddressInfo).port}` })
+  const list = async () => {
+    const res = await fetch(`${s.outbound}/v1/models`)
+    t.equal(res.headers.get('cache-control'), 'private')
+    return ((await res.json()) as { data: { id: string }[] }).data.map((m) => m.id)
+  }
+  const models = JSON.stringify({
+    object: 'list',
+    data: ['gpt-4o', 'gpt-4o-mini'].map((id) => ({ id, object: 'model', created: 0, owned_by: 'x' })),
+  })
+  answer = { headers: { 'content-encoding': 'gzip' }, body: gzipSync(models) }
+  t.same(await list(), ['gpt-4o-mini'], 'gzip is decoded and filtered')
+  answer = { headers: {}, body: Buffer.from('{"object":"list","data":[{"id":"gpt-4o"}') }
+  t.same(await list(), [], 'not JSON: nothing shown')
+  answer = { headers: {}, body: Buffer.from('{"object":"list","data":[],"data":[{"id":"gpt-4o"}]}') }
+  t.same(await list(), [], 'a duplicate key: nothing shown')
+  answer = { headers: { 'content-encoding': 'zstd-unknown' }, body: Buffer.from(models) }
+  t.same(await list(), [], 'an unknown encoding: nothing shown')
+})

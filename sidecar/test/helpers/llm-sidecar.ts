@@ -35,6 +35,8 @@ export interface LlmSidecarOptions {
   writeKey?: boolean
   /** Where audit lines go (default: nowhere). */
   auditStdout?: Writable
+  /** Send the providers' traffic here instead of the local model server (a test's own misbehaving server). */
+  upstreamUrl?: string
 }
 
 export interface LlmSidecar {
@@ -93,7 +95,7 @@ outbound:
         lens: llm
 upstreams:
   models:
-    url: "${upstream.url}"
+    url: "${options.upstreamUrl ?? upstream.url}"
     allowPlaintext: true
 policy: { file: "${policy}" }
 llm:
