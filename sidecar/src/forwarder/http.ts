@@ -225,37 +225,45 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       }
     }
     this.#headPending = false
-    const tails = this.#wrappers?.map((w) => w.flush?.())
-    if (tails?.some((t) => t instanceof Promise)) {
-      // A client that leaves meanwhile was already reported (the 'close' handler); nothing is left to write.
-      Promise.all(tails).then(
-        (ready) => {
-          if (!this.#done) this.#endBody(ready)
-        },
-        () => {
-          if (!this.#done)
-            this.#reply(new SvidecarError('SVD_INTERNAL', 'internal error', { reason: 'WRAPPER_FAILED' }))
-        },
-      )
-      return
-    }
-    this.#endBody(tails as (Buffer | undefined)[] | undefined)
+    this.#flushFrom(0)
   }
 
-  /** Writes what wrappers held back, each through the wrappers after it, and ends the response. */
-  #endBody(tails: (Buffer | undefined)[] | undefined): void {
-    const wrappers = this.#wrappers
-    if (wrappers !== undefined) {
-      wrappers.forEach((_, i) => {
-        let tail = tails?.[i]
-        if (tail === undefined) return
-        for (const later of wrappers.slice(i + 1)) if (later.data) tail = later.data(tail)
-        this.#res.write(tail)
-      })
-      for (const w of wrappers) w.end?.()
+  /**
+   * Ends the response once every wrapper has written what it held back, in order: what wrapper i flushes
+   * passes through the data hooks of the wrappers after it before they flush in turn. A flush that waits
+   * (a decision service) holds the end until it settles.
+   */
+  #flushFrom(first: number): void {
+    const wrappers = this.#wrappers ?? []
+    for (let i = first; i < wrappers.length; i++) {
+      const tail = (wrappers[i] as ResponseWrapper).flush?.()
+      if (tail instanceof Promise) {
+        tail.then(
+          (bytes) => {
+            // A client that left meanwhile was already reported (the 'close' handler); nothing is left to write.
+            if (this.#done) return
+            this.#passOn(bytes, i)
+            this.#flushFrom(i + 1)
+          },
+          () => {
+            if (!this.#done)
+              this.#reply(new SvidecarError('SVD_INTERNAL', 'internal error', { reason: 'WRAPPER_FAILED' }))
+          },
+        )
+        return
+      }
+      this.#passOn(tail, i)
     }
+    for (const w of wrappers) w.end?.()
     this.#res.end()
     this.#finish(this.#res.statusCode, undefined)
+  }
+
+  #passOn(tail: Buffer | undefined, from: number): void {
+    if (tail === undefined) return
+    let out = tail
+    for (const later of (this.#wrappers ?? []).slice(from + 1)) if (later.data) out = later.data(out)
+    if (out.length > 0) this.#res.write(out)
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
