@@ -35,6 +35,8 @@ export interface LlmSidecarOptions {
   writeKey?: boolean
   /** Where audit lines go (default: nowhere). */
   auditStdout?: Writable
+  /** The whole `policy:` value as YAML (another engine), instead of the built-in engine on `policy`. */
+  policyConfig?: string
   /** Send the providers' traffic here instead of the local model server (a test's own misbehaving server). */
   upstreamUrl?: string
 }
@@ -97,7 +99,7 @@ upstreams:
   models:
     url: "${options.upstreamUrl ?? upstream.url}"
     allowPlaintext: true
-policy: { file: "${policy}" }
+policy: ${options.policyConfig ?? `{ file: "${policy}" }`}
 llm:
   providers:
     anthropic:
