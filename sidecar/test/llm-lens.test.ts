@@ -393,3 +393,19 @@ t.test('a model list the filter cannot read becomes an empty list; a compressed 
   answer = { headers: { 'content-encoding': 'zstd-unknown' }, body: Buffer.from(models) }
   t.same(await list(), [], 'an unknown encoding: nothing shown')
 })
+
+t.test('one model is decided like a call to it: GET /v1/models/<id>', async (t) => {
+  const s = await setup(t)
+  const { openai } = clients(s)
+  const denied = await openai.models.retrieve('gpt-4o').catch((e: unknown) => e)
+  t.equal((denied as InstanceType<typeof OpenAI.APIError>).code, 'SVD_POLICY_DENIED')
+  t.equal(s.upstream.received.length, 0, 'a denied model is not even described')
+  // The local model server has no such endpoint: its own 404 shows the request got through, with the key.
+  const allowed = await openai.models.retrieve('gpt-4o-mini').catch((e: unknown) => e)
+  t.equal((allowed as InstanceType<typeof OpenAI.APIError>).status, 404)
+  t.equal((allowed as InstanceType<typeof OpenAI.APIError>).headers?.get('x-svidecar-error'), null)
+  t.equal(s.upstream.received.at(-1)?.path, '/v1/models/gpt-4o-mini')
+  t.equal(s.upstream.received.at(-1)?.headers.authorization, `Bearer ${s.keys.openai}`)
+  const nested = await fetch(`${s.outbound}/v1/models/gpt-4o-mini/extra`)
+  t.equal(((await nested.json()) as { error: { code: string } }).error.code, 'SVD_LLM_ENDPOINT_UNKNOWN')
+})

@@ -4,7 +4,8 @@
  *
  * - `llm-endpoint` names the API from method and path (OpenAI- or
  *   Anthropic-style; `GET /v1/models` is Anthropic's when the request has
- *   `anthropic-version`), and from then on refusals are written in that
+ *   `anthropic-version`; `GET /v1/models/<id>` is decided as that model),
+ *   and from then on refusals are written in that
  *   provider's error shape. A path that is no LLM endpoint is refused unless
  *   the config forwards unknown paths (then the policy decides its
  *   `http.route`).
@@ -29,7 +30,7 @@ import { LLM_ATTRIBUTE, type LlmApi, type LlmCall, llmCallOf } from '../lens/llm
 import { JsonRejected, readJsonObject } from '../lens/llm/json.ts'
 import { filterOpenAiModels, OPENAI_ENDPOINTS } from '../lens/llm/openai.ts'
 import { type ApiStyle, type Providers, styleOf } from '../lens/llm/providers.ts'
-import { LlmRequestRejected, readLlmRequest } from '../lens/llm/request.ts'
+import { LlmRequestRejected, readLlmRequest, validModelName } from '../lens/llm/request.ts'
 import { authorize } from '../pipeline/authorize.ts'
 import type { Exchange } from '../pipeline/exchange.ts'
 import type { ResponseWrapper, Stage } from '../pipeline/stage.ts'
@@ -73,6 +74,19 @@ function endpointStage(options: LlmStageOptions): Stage {
       if (exchange.lens !== 'llm') return undefined
       const anthropic = exchange.req.headers[ANTHROPIC_VERSION_HEADER] !== undefined
       const key = `${exchange.method} ${exchange.path}`
+      const one = exchange.upgrade ? undefined : oneModel(exchange.method, exchange.path)
+      if (one !== undefined) {
+        // One model's description: decided like a call to that model.
+        const call: LlmCall = {
+          api: anthropic ? 'anthropic.models' : 'openai.models',
+          model: one,
+          stream: false,
+        }
+        exchange.errorStyle = anthropic ? 'anthropic' : 'openai'
+        exchange.attributes[LLM_ATTRIBUTE] = call
+        exchange.resource = { kind: 'llm.model', name: one }
+        return undefined
+      }
       const api = exchange.upgrade
         ? undefined
         : key === 'GET /v1/models'
@@ -102,6 +116,23 @@ function endpointStage(options: LlmStageOptions): Stage {
       return undefined
     },
   }
+}
+
+const MODEL_PREFIX = '/v1/models/'
+
+/** The model id of `GET /v1/models/<id>`, or undefined for any other request. */
+function oneModel(method: string, path: string): string | undefined {
+  if (method !== 'GET' || !path.startsWith(MODEL_PREFIX)) return undefined
+  const raw = path.slice(MODEL_PREFIX.length)
+  if (raw === '' || raw.includes('/')) return undefined
+  let id: string
+  try {
+    id = decodeURIComponent(raw)
+  } catch {
+    return undefined
+  }
+  // The same bounds as a model named in a body; anything else is no model (and so an unknown path).
+  return validModelName(id) && !id.includes('/') ? id : undefined
 }
 
 function bodyStage(options: LlmStageOptions): Stage {
@@ -137,6 +168,8 @@ function bodyStage(options: LlmStageOptions): Stage {
       const policy = options.policy
       if (exchange.lens !== 'llm' || policy === undefined || head.status !== 200) return undefined
       if (call?.api !== 'openai.models' && call?.api !== 'anthropic.models') return undefined
+      // One model's description was decided before it was sent; only lists are filtered.
+      if (call.model !== undefined) return undefined
       return modelListFilter(exchange, call.api, policy, options.bodyLimit)
     },
   }

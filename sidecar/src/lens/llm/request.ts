@@ -41,7 +41,7 @@ export function readLlmRequest(api: LlmApi, body: Buffer, maxDepth?: number): Ll
     throw new LlmRequestRejected('MODEL_MISSING', 'the body has no "model" field')
   if (typeof model !== 'string')
     throw new LlmRequestRejected('MODEL_INVALID', `"model" must be a string, not ${typeName(model)}`)
-  if (model.length === 0 || model.length > MAX_MODEL_NAME || hasControl(model))
+  if (!validModelName(model))
     throw new LlmRequestRejected(
       'MODEL_INVALID',
       `"model" must be 1 to ${MAX_MODEL_NAME} characters without control characters`,
@@ -60,6 +60,11 @@ export function readLlmRequest(api: LlmApi, body: Buffer, maxDepth?: number): Ll
     maxTokens = maxTokens === undefined ? v : Math.max(maxTokens, v)
   }
   return { model, stream: !never && stream === true, ...(maxTokens === undefined ? {} : { maxTokens }) }
+}
+
+/** 1 to MAX_MODEL_NAME characters, none of them a control character. */
+export function validModelName(s: string): boolean {
+  return s.length > 0 && s.length <= MAX_MODEL_NAME && !hasControl(s)
 }
 
 function hasControl(s: string): boolean {
