@@ -1,6 +1,7 @@
 // The sidecar as a library: what the CLI uses, for embedding and for tests.
 export { type ConfigError, loadConfig, parseConfig, type SidecarConfig } from './config/index.ts'
 export { ERROR_TABLE, isSvidecarError, SvidecarError, type SvidecarErrorCode } from './errors/index.ts'
+export { readLlmRequest } from './lens/llm/request.ts'
 export { createLogger, type Logger } from './observe/log.ts'
 export { CedarEngine, type CedarEngineOptions, createCedarEngine } from './policy/cedar/engine.ts'
 export { loadCedarPolicy, parseCedarPolicy } from './policy/cedar/load.ts'

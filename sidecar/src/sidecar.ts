@@ -8,6 +8,7 @@ import type { Writable } from 'node:stream'
 import type { SidecarConfig } from './config/index.ts'
 import { Upstreams } from './forwarder/upstreams.ts'
 import { Identity, type IdentityOptions } from './identity/identity.ts'
+import { Providers } from './lens/llm/providers.ts'
 import { startAdmin } from './listener/admin.ts'
 import { type InboundListener, startInbound } from './listener/inbound.ts'
 import { type OutboundListener, startOutbound } from './listener/outbound.ts'
@@ -131,6 +132,29 @@ export class Sidecar {
     await this.#closeAudit(0)
   }
 
+  /** The LLM providers and their keys; a key's loads and refusals are logged by where it came from, never by value. */
+  #llm(config: NonNullable<SidecarConfig['llm']>) {
+    const providers = new Providers(config.providers, (name) => ({
+      onReport: (r) => {
+        if (r.result === 'loaded')
+          this.logger.info('provider key loaded', { provider: name, source: r.source })
+        else
+          this.logger.warn('provider key unusable: the last good key (if any) stays in force', {
+            provider: name,
+            source: r.source,
+            ...(r.reason === undefined ? {} : { problem: r.reason }),
+          })
+      },
+    }))
+    this.#cleanups.push(() => providers.close())
+    return {
+      providers,
+      bodyLimit: config.bodyLimit,
+      maxDepth: config.maxDepth,
+      unknownPaths: config.unknownPaths,
+    }
+  }
+
   /** Writes what the audit log still holds, for at most `deadlineMs` (a stuck stdout must not hold up exit). */
   async #closeAudit(deadlineMs: number): Promise<void> {
     const audit = this.#audit
@@ -249,6 +273,7 @@ export class Sidecar {
       )
     }
     const peerHeaders = config.inbound.map((i) => i.peerIdHeader)
+    const llm = config.llm === undefined ? undefined : this.#llm(config.llm)
     for (const outbound of config.outbound) {
       this.#outbound.push(
         await startOutbound(this.identity, this.#upstreams, {
@@ -259,6 +284,7 @@ export class Sidecar {
           connectTimeoutMs: config.limits.connectTimeout,
           strip: peerHeaders,
           ...(policy === undefined ? {} : { policy }),
+          ...(llm === undefined ? {} : { llm }),
         }),
       )
     }

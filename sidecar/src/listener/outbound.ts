@@ -10,12 +10,14 @@ import type { Duplex } from 'node:stream'
 import { handleExpectations } from '../forwarder/expect.ts'
 import type { Upstreams } from '../forwarder/upstreams.ts'
 import type { Identity } from '../identity/identity.ts'
+import type { Providers } from '../lens/llm/providers.ts'
 import { buildPipeline } from '../pipeline/build.ts'
 import { Exchange } from '../pipeline/exchange.ts'
 import type { PolicyEngine } from '../policy/engine.ts'
 import { drainStage } from '../stages/drain.ts'
 import { guardStage } from '../stages/guards.ts'
 import { ownIdentityStage } from '../stages/identity.ts'
+import { llmLensStages, llmProviderStage } from '../stages/llm.ts'
 import { policyStage } from '../stages/policy.ts'
 import { routeTableStage } from '../stages/route.ts'
 import { targetStage } from '../stages/target.ts'
@@ -34,6 +36,13 @@ export interface OutboundOptions {
   strip?: readonly string[]
   /** Decides every request for `http.route` with this workload as the subject. */
   policy?: PolicyEngine
+  /** The LLM lens for routes with `lens: llm`. */
+  llm?: {
+    providers: Providers
+    bodyLimit: number
+    maxDepth: number
+    unknownPaths: 'deny' | 'forward'
+  }
 }
 
 const ALWAYS_STRIP = ['x-forwarded-client-cert']
@@ -55,6 +64,10 @@ export async function startOutbound(
   // Expect: 100-continue is answered by the forwarder once the upstream can take the body (forwarder/expect.ts).
   handleExpectations(server)
 
+  const llm =
+    options.llm === undefined
+      ? undefined
+      : { ...options.llm, upstreams, ...(options.policy === undefined ? {} : { policy: options.policy }) }
   const pipeline = buildPipeline(
     [
       drainStage(listener),
@@ -69,7 +82,11 @@ export async function startOutbound(
       // Every kind of upstream, not only mTLS peers: with no valid SVID the sidecar is not ready and sends nothing.
       ownIdentityStage(identity),
       upgradeStage(),
-      ...(options.policy === undefined ? [] : [traceStage(), policyStage(options.policy)]),
+      ...(options.policy === undefined ? [] : [traceStage()]),
+      // The lens names the model before the policy decides it; the provider (and its key) only after.
+      ...(llm === undefined ? [] : llmLensStages(llm)),
+      ...(options.policy === undefined ? [] : [policyStage(options.policy)]),
+      ...(llm === undefined ? [] : [llmProviderStage(llm)]),
     ],
     { limits: options.limits, connectTimeoutMs: options.connectTimeoutMs },
   )
