@@ -237,17 +237,40 @@ async function startSvidecar(upstreamPort: number): Promise<Target> {
   }
 }
 
-/** The sidecar as an LLM egress: a plain outbound route to the model server until the LLM lens is wired. */
-function svidecarConfig(socket: string, upstreamPort: number, _keyFile: string): string {
+/**
+ * The sidecar as an LLM egress, as a user would run it: the LLM lens on /v1, a policy that allows the agent
+ * this model, the provider key read from a file and injected, whatever the agent sent stripped.
+ */
+function svidecarConfig(socket: string, upstreamPort: number, keyFile: string): string {
+  const policy = join(dir, 'policy.yaml')
+  writeFileSync(
+    policy,
+    `version: 1
+rules:
+  - id: bench-agent-models
+    effect: allow
+    subjects: [spiffe://example.org/bench/agent]
+    resources:
+      - { kind: llm.model, name: "gpt-*" }
+`,
+  )
   return `workloadApi: { socket: "${socket}", hint: agent }
 admin: { address: "127.0.0.1:0" }
 outbound:
   - name: egress
     address: "127.0.0.1:0"
     routes:
-      - { upstream: model }
+      - { match: { pathPrefix: /v1 }, lens: llm }
 upstreams:
   model: { url: "http://127.0.0.1:${upstreamPort}", allowPlaintext: true }
+llm:
+  providers:
+    local:
+      kind: openai
+      upstream: model
+      models: ["*"]
+      credential: { file: "${keyFile}" }
+policy: { file: "${policy}" }
 `
 }
 
