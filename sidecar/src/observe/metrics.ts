@@ -68,6 +68,14 @@ export function createMetrics(scope?: MetricsScope, options: MetricsOptions = {}
     scope === undefined || scope[e.direction].has(e.listener)
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
+  // prom-client's sums of the per-type gauges end in `_total`, which Prometheus reserves for counters
+  // (`promtool check metrics` flags them); sum(nodejs_active_handles) and friends give the same number.
+  for (const name of [
+    'nodejs_active_handles_total',
+    'nodejs_active_requests_total',
+    'nodejs_active_resources_total',
+  ])
+    registry.removeSingleMetric(name)
   const ready = new Gauge({
     name: 'svidecar_ready',
     help: '1 when a valid X.509-SVID is held',
