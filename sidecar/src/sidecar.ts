@@ -181,7 +181,10 @@ export class Sidecar {
       outbound: new Set([...config.outbound.map((l) => l.name), ...config.upstreams.keys()]),
       ...(store === undefined ? {} : { policy: store }),
     }
-    const metrics = createMetrics(scope, { policyRuleLabel: config.metrics.policyRuleLabel })
+    const metrics = createMetrics(scope, {
+      policyRuleLabel: config.metrics.policyRuleLabel,
+      workloadApiReachable: () => this.identity.workloadApiReachable,
+    })
     this.#cleanups.push(metrics.subscribe())
     this.#audit = createAuditLog(config.audit, {
       logger: this.logger,

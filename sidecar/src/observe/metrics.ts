@@ -46,6 +46,8 @@ export interface Metrics {
 export interface MetricsOptions {
   /** Add the deciding rule's id as a `rule` label on decisions (bounded by the policy file; off by default). */
   policyRuleLabel?: boolean
+  /** Read at each scrape: can the Workload API be reached (svidecar_workload_api_reachable)? */
+  workloadApiReachable?: () => boolean
 }
 
 /**
@@ -86,6 +88,17 @@ export function createMetrics(scope?: MetricsScope, options: MetricsOptions = {}
     help: 'NotAfter of the current X.509-SVID, in Unix seconds',
     registers: [registry],
   })
+  const reachable = options.workloadApiReachable
+  if (reachable !== undefined) {
+    new Gauge({
+      name: 'svidecar_workload_api_reachable',
+      help: '0 while the Workload API watch fails to reach the agent (the SVID held may still be valid), 1 otherwise',
+      registers: [registry],
+      collect() {
+        this.set(reachable() ? 1 : 0)
+      },
+    })
+  }
   const rotations = new Counter({
     name: 'svidecar_svid_rotations_total',
     help: 'X.509-SVID or bundle updates applied',
