@@ -5,7 +5,7 @@
  * what is left that looks like an identifier is a metric name. Enough to
  * check dashboards and alerts against the sidecar's registry.
  */
-import { createMetrics } from '../../sidecar/src/observe/metrics.ts'
+import { createMetrics } from 'svidecar'
 
 const KEYWORDS = new Set([
   'by',
