@@ -6,12 +6,9 @@ import { join } from 'node:path'
 import t from 'tap'
 import { parse } from 'yaml'
 import { REPO_ROOT } from '../harness/image.ts'
-import { metricNames, sidecarSeriesNames } from './promql.ts'
+import { metricNames, PENDING_METRICS, sidecarSeriesNames } from './promql.ts'
 
 const DIR = join(REPO_ROOT, 'deploy/prometheus')
-
-// Built on the LLM budget branch, not yet in this registry: referenced on purpose (README, Prometheus).
-export const PENDING_METRICS = new Set(['svidecar_llm_budget_refusals_total'])
 
 function promtool(args: string[]): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {

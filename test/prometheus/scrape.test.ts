@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { REPO_ROOT } from '../harness/image.ts'
 import { Prometheus, type QueryResult } from '../harness/prometheus.ts'
+import { filled, loadDashboard, queries } from './dashboard.ts'
 import { adminUrl, sendTraffic, startPolicedMesh } from './traffic.ts'
 
 const total = (r: QueryResult[]) => r.reduce((sum, s) => sum + Number(s.value[1]), 0)
@@ -62,6 +63,15 @@ t.test('prometheus scrapes the sidecars and the series are there', async (t) => 
   )
   t.ok(Number(latency[0]?.value[1]) <= 300, 'a p99 latency within the histogram buckets')
   t.equal(total(await prometheus.query('svidecar_workload_api_reachable')), 2)
+  // The dashboard's queries parse and run, and those that read series this traffic fills find them (a rate
+  // needs two scrapes of a series, so each is polled).
+  const unfilled =
+    /svidecar_llm_budget_refusals_total|svidecar_requests_aborted_total|svidecar_connections_refused_total|svidecar_audit_write_errors_total|svidecar_policy_reloads_total/
+  for (const { panel, expr } of queries(loadDashboard())) {
+    const empty = unfilled.test(expr)
+    const result = await prometheus.waitFor(filled(expr), (r) => empty || r.length > 0, 20_000)
+    t.ok(empty || result.length > 0, `${panel}: ${empty ? 'runs' : 'answers with data'}`)
+  }
 
   const loaded = (await prometheus.rules()).flatMap((g) => g.rules)
   t.equal(loaded.length, 6, 'the six alert rules are loaded')
