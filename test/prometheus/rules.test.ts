@@ -38,6 +38,12 @@ t.test('promtool check rules', async (t) => {
   t.match(output, `SUCCESS: ${alerts.length} rules found`)
 })
 
+t.test('promtool check config: the compose scrape config and the rule file it loads', async (t) => {
+  const { code, output } = await promtool(['check', 'config', 'prometheus.compose.yml'])
+  t.equal(code, 0, output)
+  t.match(output, 'SUCCESS: 1 rule files found')
+})
+
 t.test('promtool test rules: every case passes', async (t) => {
   const { code, output } = await promtool(['test', 'rules', 'alerts.test.yaml'])
   t.equal(code, 0, output)
