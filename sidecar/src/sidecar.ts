@@ -16,6 +16,7 @@ import { type AuditLog, createAuditLog } from './observe/audit.ts'
 import { publishIdentity, publishLifecycle } from './observe/events.ts'
 import { createLogger, type Logger, subscribeLogs } from './observe/log.ts'
 import { createMetrics } from './observe/metrics.ts'
+import { startTracing, type Tracing } from './observe/tracing.ts'
 import { onPolicyReload } from './policy/events.ts'
 import { type OpenedPolicy, openPolicy } from './policy/open.ts'
 import { authorizerFromSpec } from './tls/authorizer.ts'
@@ -51,6 +52,7 @@ export class Sidecar {
   readonly policy: OpenedPolicy | undefined
   #admin: Awaited<ReturnType<typeof startAdmin>> | undefined
   #audit: AuditLog | undefined
+  #tracing: Tracing | undefined
   #draining = false
   #closed: Promise<void> | undefined
   readonly #options: SidecarOptions
@@ -116,6 +118,7 @@ export class Sidecar {
       publishLifecycle({ event: 'stopped' })
       for (const cleanup of this.#cleanups) cleanup()
       await this.#closeAudit(deadlineMs)
+      await this.#closeTracing()
     })()
     return this.#closed
   }
@@ -129,6 +132,14 @@ export class Sidecar {
     await this.#admin?.close()
     for (const cleanup of this.#cleanups) cleanup()
     await this.#closeAudit(0)
+    await this.#closeTracing()
+  }
+
+  /** Exports the spans still buffered; a collector that is down costs at most the export timeout. */
+  async #closeTracing(): Promise<void> {
+    const tracing = this.#tracing
+    this.#tracing = undefined
+    await tracing?.shutdown().catch(() => {})
   }
 
   /** Writes what the audit log still holds, for at most `deadlineMs` (a stuck stdout must not hold up exit). */
@@ -227,6 +238,9 @@ export class Sidecar {
       maxBodyBytes: config.limits.maxBodyBytes,
       maxConnections: config.limits.maxConnections,
     }
+    // The OpenTelemetry SDK is loaded only here, and only when the config asks for spans.
+    if (config.tracing !== undefined) this.#tracing = await startTracing(config.tracing)
+    const tracing = this.#tracing
     this.#admin = await startAdmin({
       address: config.admin.address,
       registry: metrics.registry,
@@ -248,6 +262,7 @@ export class Sidecar {
           limits,
           connectTimeoutMs: config.limits.connectTimeout,
           ...(policy === undefined ? {} : { policy }),
+          ...(tracing === undefined ? {} : { tracing }),
         }),
       )
     }
@@ -262,6 +277,7 @@ export class Sidecar {
           connectTimeoutMs: config.limits.connectTimeout,
           strip: peerHeaders,
           ...(policy === undefined ? {} : { policy }),
+          ...(tracing === undefined ? {} : { tracing }),
         }),
       )
     }

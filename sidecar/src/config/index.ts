@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs'
 import { matchPattern, resolveEndpointAddress, SpiffeId, TrustDomain } from 'workload-api-client'
 import type { Document } from 'yaml'
 import { SvidecarError } from '../errors/index.ts'
+import type { TracingConfig } from '../observe/tracing.ts'
 import type { AuthorizerKind, AuthorizerSpec } from '../tls/authorizer.ts'
 import { TLS_PROFILES, type TlsProfile } from '../tls/profiles.ts'
 import { type HostPort, isLoopback, parseHostPort } from './address.ts'
@@ -109,6 +110,8 @@ export interface SidecarConfig {
   policy?: PolicyConfig
   audit: { output: 'stdout' | 'file'; path?: string; maxBytes: number; maxFiles: number }
   metrics: { policyRuleLabel: boolean }
+  /** OpenTelemetry spans over OTLP/HTTP; off when absent. */
+  tracing?: TracingConfig
   warnings: string[]
 }
 
@@ -271,6 +274,17 @@ const authorizer: Check<AuthorizerSpec> = (v, path, issues) => {
   return kinds
 }
 
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+
+/** A share from 0 to 1. */
+const ratio: Check<number> = (v, path, issues) => {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 1) {
+    issues.add(path, `expected a number from 0 to 1, got ${JSON.stringify(v)}`)
+    return undefined
+  }
+  return v
+}
+
 const AUDIT_DEFAULTS = {
   output: 'stdout' as const,
   path: undefined,
@@ -428,6 +442,20 @@ export const SCHEMA = obj({
   metrics: field(obj({ policyRuleLabel: field(bool, { default: false }) }), {
     default: { policyRuleLabel: false },
   }),
+  tracing: field(
+    obj({
+      otlp: field(
+        obj({
+          endpoint: field(url, { required: true }),
+          headers: field(record(str(), HEADER_NAME, 'an HTTP header name'), { default: new Map() }),
+          timeout: field(nonZeroDuration('every export would time out'), { default: 10_000 }),
+        }),
+        { required: true },
+      ),
+      sampleRatio: field(ratio, { default: 1 }),
+      serviceName: field(str(), { default: 'svidecar' }),
+    }),
+  ),
 })
 
 const LIMIT_DEFAULTS: LimitsConfig = {
@@ -666,6 +694,19 @@ export function parseConfig(
       maxFiles: parsed.audit.maxFiles,
     },
     metrics: parsed.metrics,
+    ...(parsed.tracing === undefined
+      ? {}
+      : {
+          tracing: {
+            otlp: {
+              endpoint: parsed.tracing.otlp.endpoint.href,
+              headers: parsed.tracing.otlp.headers,
+              timeoutMs: parsed.tracing.otlp.timeout,
+            },
+            sampleRatio: parsed.tracing.sampleRatio,
+            serviceName: parsed.tracing.serviceName,
+          },
+        }),
     warnings,
   }
 }

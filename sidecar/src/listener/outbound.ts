@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream'
 import { handleExpectations } from '../forwarder/expect.ts'
 import type { Upstreams } from '../forwarder/upstreams.ts'
 import type { Identity } from '../identity/identity.ts'
+import type { Tracing } from '../observe/tracing.ts'
 import { buildPipeline } from '../pipeline/build.ts'
 import { Exchange } from '../pipeline/exchange.ts'
 import type { PolicyEngine } from '../policy/engine.ts'
@@ -20,6 +21,7 @@ import { policyStage } from '../stages/policy.ts'
 import { routeTableStage } from '../stages/route.ts'
 import { targetStage } from '../stages/target.ts'
 import { traceStage } from '../stages/trace.ts'
+import { tracingStage } from '../stages/tracing.ts'
 import { upgradeStage } from '../stages/upgrade.ts'
 import type { Route } from './routes.ts'
 import { type HostPort, httpServerOptions, type ListenerLimits, ProxyListener } from './server.ts'
@@ -34,6 +36,8 @@ export interface OutboundOptions {
   strip?: readonly string[]
   /** Decides every request for `http.route` with this workload as the subject. */
   policy?: PolicyEngine
+  /** Spans per request (the stage exists only when tracing is configured). */
+  tracing?: Tracing
 }
 
 const ALWAYS_STRIP = ['x-forwarded-client-cert']
@@ -69,7 +73,9 @@ export async function startOutbound(
       // Every kind of upstream, not only mTLS peers: with no valid SVID the sidecar is not ready and sends nothing.
       ownIdentityStage(identity),
       upgradeStage(),
-      ...(options.policy === undefined ? [] : [traceStage(), policyStage(options.policy)]),
+      ...(options.policy === undefined && options.tracing === undefined ? [] : [traceStage()]),
+      ...(options.tracing === undefined ? [] : [tracingStage(options.tracing)]),
+      ...(options.policy === undefined ? [] : [policyStage(options.policy)]),
     ],
     { limits: options.limits, connectTimeoutMs: options.connectTimeoutMs },
   )

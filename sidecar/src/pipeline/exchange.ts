@@ -61,6 +61,7 @@ export class Exchange {
   /** The whole body, when a stage asked for it (under that stage's cap); otherwise it streams. */
   body: Buffer | undefined
   #ended = false
+  #endListeners: Array<(status: number, code: string | undefined) => void> | undefined
 
   constructor(init: ExchangeInit) {
     this.direction = init.direction
@@ -81,6 +82,12 @@ export class Exchange {
     const url = this.req.url ?? '/'
     const q = url.indexOf('?')
     return q === -1 ? url : url.slice(0, q)
+  }
+
+  /** Called once when the exchange ends, after the request event (a stage's span, for one). */
+  onEnd(listener: (status: number, code: string | undefined) => void): void {
+    this.#endListeners ??= []
+    this.#endListeners.push(listener)
   }
 
   /**
@@ -106,5 +113,6 @@ export class Exchange {
       durationMs: performance.now() - this.started,
       ...(peerId === undefined ? {} : { peerId }),
     })
+    if (this.#endListeners !== undefined) for (const listener of this.#endListeners) listener(status, code)
   }
 }
