@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { ConfigError, parseConfig } from '../src/config/index.ts'
 import { AGENT, startMesh } from './helpers/mesh.ts'
 
@@ -92,11 +92,7 @@ rules:
         path: /echo
 `
 
-async function tracedMesh(
-  t: Parameters<Parameters<typeof t.test>[1]>[0],
-  receiver: OtlpReceiver,
-  extra = '',
-) {
+async function tracedMesh(t: Test, receiver: OtlpReceiver, extra = '') {
   const policy = join(t.testdir(), 'policy.yaml')
   writeFileSync(policy, POLICY)
   const tracing = (service: string) =>
