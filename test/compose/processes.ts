@@ -30,9 +30,15 @@ export class Processes {
     this.#dir = logDir
   }
 
-  start(name: string, command: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess {
+  start(
+    name: string,
+    command: string,
+    args: string[],
+    env: NodeJS.ProcessEnv,
+    user?: { uid: number; gid: number },
+  ): ChildProcess {
     const fd = openSync(this.logPath(name), 'a')
-    const child = spawn(command, args, { env, detached: true, stdio: ['ignore', fd, fd] })
+    const child = spawn(command, args, { env, detached: true, stdio: ['ignore', fd, fd], ...user })
     closeSync(fd)
     live.add(child)
     child.on('exit', () => live.delete(child))

@@ -3,10 +3,10 @@
 // very config and policy files the compose file mounts, and its apps. Where compose networking differs, the
 // substitution is explicit and minimal: service host names and fixed ports become loopback ports, in-container
 // paths become temp paths (svidecar's own SVIDECAR_* environment overrides carry its listener addresses and
-// socket), and the three uids compose gives the svidecars become this process's uid, so the entries are told
-// apart by their hints (which the configs name too) rather than by uid.
+// socket). Run as root (CI), each svidecar runs under the uid compose gives it, so the entries select them
+// apart as in compose; otherwise all three run as this process's uid and their hints tell them apart.
 import { execFile } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { connect } from 'node:tls'
@@ -26,6 +26,8 @@ const LLM_ID = 'spiffe://example.org/compose/llm-gateway'
 interface Service {
   command?: string[]
   volumes?: string[]
+  user?: string
+  environment?: Record<string, string>
 }
 const compose = parse(readFileSync(join(COMPOSE, 'compose.yaml'), 'utf8'), { merge: true }) as {
   services: Record<string, Service>
@@ -44,9 +46,10 @@ function run(
   command: string,
   args: string[],
   env: NodeJS.ProcessEnv,
+  user?: { uid: number; gid: number },
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(command, args, { env, timeout: 90_000 }, (err, stdout, stderr) => {
+    execFile(command, args, { env, timeout: 90_000, ...user }, (err, stdout, stderr) => {
       resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr })
     })
   })
@@ -66,7 +69,20 @@ if (requireSpire(t)) {
       PATH: `${dirname(bins.serverBin)}:${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
       HOME: process.env.HOME ?? '/tmp',
     }
-    const uid = String(process.getuid?.() ?? 0)
+    const cli = join(REPO_ROOT, 'sidecar/bin/svidecar.js')
+    const userOf = (service: string) => {
+      const uid = Number(compose.services[service]?.user)
+      return { uid, gid: uid }
+    }
+    // Compose's uids when this process may switch to them and they can read the checkout.
+    const probe = ['-e', 'require("node:fs").accessSync(process.argv[1])', cli]
+    const perUid =
+      process.getuid?.() === 0 &&
+      (await run(process.execPath, probe, baseEnv, userOf('agent-svidecar'))).code === 0
+    t.comment(
+      perUid ? 'each svidecar under its compose uid' : 'all svidecars under this uid, told apart by hint',
+    )
+    const own = String(process.getuid?.() ?? 0)
     const ports = {
       server: await freePort(),
       mcpApp: await freePort(),
@@ -86,6 +102,9 @@ if (requireSpire(t)) {
     const pathOf = (p: string) => paths.reduce((s, [from, to]) => s.replace(from, to), p)
     for (const sub of ['server/data', 'agent/data', 'bootstrap', 'etc'])
       mkdirSync(join(dir, sub), { recursive: true })
+    // The svidecars' uids must reach their configs and the agent's socket, as the compose volumes let them.
+    mkdirSync(join(dir, 'agent'), { recursive: true })
+    for (const sub of ['', 'agent', 'etc']) chmodSync(join(dir, sub), 0o755)
 
     // spire-server: its config as mounted, its arguments as the compose file gives them.
     const serverConfPath = mounted('spire-server', '/etc/spire/server/server.conf')
@@ -112,18 +131,22 @@ if (requireSpire(t)) {
     )
 
     // spire-bootstrap: the script the bootstrap image runs, with the server's socket and the shared volume here.
+    const bootstrapEnv = compose.services['spire-bootstrap']?.environment ?? {}
     const bootstrap = await run('sh', [join(COMPOSE, 'bootstrap', 'bootstrap.sh')], {
       ...baseEnv,
       SPIRE_SERVER_SOCKET: serverSocket,
       BOOTSTRAP_DIR: pathOf('/run/spire/bootstrap'),
-      AGENT_SVIDECAR_UID: uid,
-      MCP_SVIDECAR_UID: uid,
-      LLM_SVIDECAR_UID: uid,
+      ...(perUid ? bootstrapEnv : { AGENT_SVIDECAR_UID: own, MCP_SVIDECAR_UID: own, LLM_SVIDECAR_UID: own }),
     })
     t.equal(bootstrap.code, 0, 'the bootstrap script exits 0', {
       output: bootstrap.stdout + bootstrap.stderr,
     })
     t.match(bootstrap.stdout, /bootstrap: done/)
+    t.equal(
+      bootstrapEnv.AGENT_SVIDECAR_UID,
+      compose.services['agent-svidecar']?.user,
+      "compose gives the bootstrap service the svidecars' uids",
+    )
     const again = await run('sh', [join(COMPOSE, 'bootstrap', 'bootstrap.sh')], {
       ...baseEnv,
       SPIRE_SERVER_SOCKET: serverSocket,
@@ -168,7 +191,6 @@ if (requireSpire(t)) {
     })
 
     // The svidecars: `svidecar run --config` (the image's CMD) on the mounted files.
-    const cli = join(REPO_ROOT, 'sidecar/bin/svidecar.js')
     const admin: Record<string, string> = {}
     const sidecars = [
       {
@@ -215,6 +237,7 @@ if (requireSpire(t)) {
           SVIDECAR_ADMIN_ADDRESS: adminAddress,
           [`SVIDECAR_LISTENER_${s.listener}_ADDRESS`]: `127.0.0.1:${s.port}`,
         },
+        perUid ? userOf(s.service) : undefined,
       )
     }
     for (const s of sidecars) {
@@ -254,19 +277,26 @@ if (requireSpire(t)) {
       "the MCP server's policy refused the admin route",
     )
 
-    // A workload of the trust domain that the MCP server's sidecar does not admit: the LLM gateway's identity.
-    const client = new WorkloadApiClient({ address: `unix://${agentSocket}` })
-    t.teardown(() => client.close())
-    const context = await client.fetchX509Context()
-    const llm = context.svids.find((s) => s.id.toString() === LLM_ID)
-    t.ok(llm, 'the SPIRE agent issues the LLM gateway identity')
-    const pem = llm?.toPem()
+    // A workload of the trust domain that the MCP server's sidecar does not admit: the LLM gateway's identity,
+    // minted by the SPIRE server (the agent hands it only to the LLM gateway's uid).
+    const minted = join(dir, 'minted')
+    mkdirSync(minted)
+    const mint = await run(
+      bins.serverBin,
+      ['x509', 'mint', '-socketPath', serverSocket, '-spiffeID', LLM_ID, '-ttl', '5m', '-write', minted],
+      baseEnv,
+    )
+    t.equal(mint.code, 0, 'spire-server x509 mint', { output: mint.stdout + mint.stderr })
+    const pem = {
+      certChain: readFileSync(join(minted, 'svid.pem'), 'utf8'),
+      key: readFileSync(join(minted, 'key.pem'), 'utf8'),
+    }
     const outcome = await new Promise<string>((resolve) => {
       const socket = connect({
         host: '127.0.0.1',
         port: ports.mcpInbound,
-        cert: pem?.certChain,
-        key: pem?.key,
+        cert: pem.certChain,
+        key: pem.key,
         rejectUnauthorized: false,
       })
       socket.on('secureConnect', () =>
@@ -295,10 +325,17 @@ if (requireSpire(t)) {
       /^svidecar_requests_total\{listener="egress",direction="outbound",status_class="2xx",code=""\} [3-9]/m,
     )
     t.match(agentMetrics, /^svidecar_ready 1$/m)
-    for (const id of [AGENT_ID, MCP_ID])
-      t.ok(
-        context.svids.some((s) => s.id.toString() === id),
-        `${id} issued`,
-      )
+    // What the agent hands this process: everything when all share its uid, nothing when entries select by uid.
+    const client = new WorkloadApiClient({ address: `unix://${agentSocket}` })
+    t.teardown(() => client.close())
+    const issued = await client.fetchX509Context().then(
+      (c) => c.svids.map((s) => s.id.toString()).sort(),
+      (err: { code?: string }) => err.code,
+    )
+    t.same(
+      issued,
+      perUid ? 'SPIFFE_WLAPI_NO_IDENTITY' : [AGENT_ID, LLM_ID, MCP_ID],
+      perUid ? 'a process under no registered uid gets no identity' : 'one uid: all three entries',
+    )
   })
 }
