@@ -3,6 +3,7 @@ export { type ConfigError, loadConfig, parseConfig, type SidecarConfig } from '.
 export { ERROR_TABLE, isSvidecarError, SvidecarError, type SvidecarErrorCode } from './errors/index.ts'
 export { readLlmRequest } from './lens/llm/request.ts'
 export { createLogger, type Logger } from './observe/log.ts'
+export { createMetrics, type Metrics, type MetricsOptions } from './observe/metrics.ts'
 export { CedarEngine, type CedarEngineOptions, createCedarEngine } from './policy/cedar/engine.ts'
 export { loadCedarPolicy, parseCedarPolicy } from './policy/cedar/load.ts'
 export { translateToCedar } from './policy/cedar/translate.ts'

@@ -17,6 +17,7 @@ import { type AuditLog, createAuditLog } from './observe/audit.ts'
 import { publishIdentity, publishLifecycle } from './observe/events.ts'
 import { createLogger, type Logger, subscribeLogs } from './observe/log.ts'
 import { createMetrics } from './observe/metrics.ts'
+import { startTracing, type Tracing } from './observe/tracing.ts'
 import { onPolicyReload } from './policy/events.ts'
 import { type OpenedPolicy, openPolicy } from './policy/open.ts'
 import { authorizerFromSpec } from './tls/authorizer.ts'
@@ -52,6 +53,7 @@ export class Sidecar {
   readonly policy: OpenedPolicy | undefined
   #admin: Awaited<ReturnType<typeof startAdmin>> | undefined
   #audit: AuditLog | undefined
+  #tracing: Tracing | undefined
   #draining = false
   #closed: Promise<void> | undefined
   readonly #options: SidecarOptions
@@ -117,6 +119,7 @@ export class Sidecar {
       publishLifecycle({ event: 'stopped' })
       for (const cleanup of this.#cleanups) cleanup()
       await this.#closeAudit(deadlineMs)
+      await this.#closeTracing()
     })()
     return this.#closed
   }
@@ -130,6 +133,14 @@ export class Sidecar {
     await this.#admin?.close()
     for (const cleanup of this.#cleanups) cleanup()
     await this.#closeAudit(0)
+    await this.#closeTracing()
+  }
+
+  /** Exports the spans still buffered; a collector that is down costs at most the export timeout. */
+  async #closeTracing(): Promise<void> {
+    const tracing = this.#tracing
+    this.#tracing = undefined
+    await tracing?.shutdown().catch(() => {})
   }
 
   /** The LLM providers and their keys; a key's loads and refusals are logged by where it came from, never by value. */
@@ -205,7 +216,10 @@ export class Sidecar {
       outbound: new Set([...config.outbound.map((l) => l.name), ...config.upstreams.keys()]),
       ...(store === undefined ? {} : { policy: store }),
     }
-    const metrics = createMetrics(scope, { policyRuleLabel: config.metrics.policyRuleLabel })
+    const metrics = createMetrics(scope, {
+      policyRuleLabel: config.metrics.policyRuleLabel,
+      workloadApiReachable: () => this.identity.workloadApiReachable,
+    })
     this.#cleanups.push(metrics.subscribe())
     this.#audit = createAuditLog(config.audit, {
       logger: this.logger,
@@ -248,6 +262,9 @@ export class Sidecar {
       maxBodyBytes: config.limits.maxBodyBytes,
       maxConnections: config.limits.maxConnections,
     }
+    // The OpenTelemetry SDK is loaded only here, and only when the config asks for spans.
+    if (config.tracing !== undefined) this.#tracing = await startTracing(config.tracing)
+    const tracing = this.#tracing
     this.#admin = await startAdmin({
       address: config.admin.address,
       registry: metrics.registry,
@@ -269,6 +286,7 @@ export class Sidecar {
           limits,
           connectTimeoutMs: config.limits.connectTimeout,
           ...(policy === undefined ? {} : { policy }),
+          ...(tracing === undefined ? {} : { tracing }),
         }),
       )
     }
@@ -285,6 +303,7 @@ export class Sidecar {
           strip: peerHeaders,
           ...(policy === undefined ? {} : { policy }),
           ...(llm === undefined ? {} : { llm }),
+          ...(tracing === undefined ? {} : { tracing }),
         }),
       )
     }

@@ -11,6 +11,7 @@ import type { Document } from 'yaml'
 import { SvidecarError } from '../errors/index.ts'
 import type { CredentialSource } from '../lens/llm/credential.ts'
 import type { ProviderSpec } from '../lens/llm/providers.ts'
+import type { TracingConfig } from '../observe/tracing.ts'
 import type { AuthorizerKind, AuthorizerSpec } from '../tls/authorizer.ts'
 import { TLS_PROFILES, type TlsProfile } from '../tls/profiles.ts'
 import { type HostPort, isLoopback, parseHostPort } from './address.ts'
@@ -124,6 +125,8 @@ export interface SidecarConfig {
   audit: { output: 'stdout' | 'file'; path?: string; maxBytes: number; maxFiles: number }
   metrics: { policyRuleLabel: boolean }
   llm?: LlmConfig
+  /** OpenTelemetry spans over OTLP/HTTP; off when absent. */
+  tracing?: TracingConfig
   warnings: string[]
 }
 
@@ -284,6 +287,17 @@ const authorizer: Check<AuthorizerSpec> = (v, path, issues) => {
     return undefined
   }
   return kinds
+}
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+
+/** A share from 0 to 1. */
+const ratio: Check<number> = (v, path, issues) => {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 1) {
+    issues.add(path, `expected a number from 0 to 1, got ${JSON.stringify(v)}`)
+    return undefined
+  }
+  return v
 }
 
 const AUDIT_DEFAULTS = {
@@ -481,6 +495,20 @@ export const SCHEMA = obj({
         ),
         { required: true },
       ),
+    }),
+  ),
+  tracing: field(
+    obj({
+      otlp: field(
+        obj({
+          endpoint: field(url, { required: true }),
+          headers: field(record(str(), HEADER_NAME, 'an HTTP header name'), { default: new Map() }),
+          timeout: field(nonZeroDuration('every export would time out'), { default: 10_000 }),
+        }),
+        { required: true },
+      ),
+      sampleRatio: field(ratio, { default: 1 }),
+      serviceName: field(str(), { default: 'svidecar' }),
     }),
   ),
 })
@@ -734,6 +762,19 @@ export function parseConfig(
     },
     metrics: parsed.metrics,
     ...(llm === undefined ? {} : { llm }),
+    ...(parsed.tracing === undefined
+      ? {}
+      : {
+          tracing: {
+            otlp: {
+              endpoint: parsed.tracing.otlp.endpoint.href,
+              headers: parsed.tracing.otlp.headers,
+              timeoutMs: parsed.tracing.otlp.timeout,
+            },
+            sampleRatio: parsed.tracing.sampleRatio,
+            serviceName: parsed.tracing.serviceName,
+          },
+        }),
     warnings,
   }
 }

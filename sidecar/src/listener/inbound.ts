@@ -13,6 +13,7 @@ import type { IdMatcher } from 'workload-api-client'
 import { handleExpectations } from '../forwarder/expect.ts'
 import { Upstream } from '../forwarder/upstreams.ts'
 import type { Identity } from '../identity/identity.ts'
+import type { Tracing } from '../observe/tracing.ts'
 import { buildPipeline } from '../pipeline/build.ts'
 import { Exchange } from '../pipeline/exchange.ts'
 import type { PolicyEngine } from '../policy/engine.ts'
@@ -23,6 +24,7 @@ import { policyStage } from '../stages/policy.ts'
 import { fixedRouteStage } from '../stages/route.ts'
 import { targetStage } from '../stages/target.ts'
 import { traceStage } from '../stages/trace.ts'
+import { tracingStage } from '../stages/tracing.ts'
 import { upgradeStage } from '../stages/upgrade.ts'
 import type { TlsParameters } from '../tls/profiles.ts'
 import { peerIdOf, ServerTls } from '../tls/server-tls.ts'
@@ -42,6 +44,8 @@ export interface InboundOptions {
   connectTimeoutMs: number
   /** Decides every request for `http.route`; without one, the authorizer alone says who may call. */
   policy?: PolicyEngine
+  /** Spans per request (the stage exists only when tracing is configured). */
+  tracing?: Tracing
 }
 
 // Headers a client could use to pose as someone else; only the sidecar speaks for the peer.
@@ -93,7 +97,9 @@ export async function startInbound(identity: Identity, options: InboundOptions):
       fixedRouteStage(app),
       peerIdentityStage(identity, header),
       upgradeStage(),
-      ...(options.policy === undefined ? [] : [traceStage(), policyStage(options.policy)]),
+      ...(options.policy === undefined && options.tracing === undefined ? [] : [traceStage()]),
+      ...(options.tracing === undefined ? [] : [tracingStage(options.tracing)]),
+      ...(options.policy === undefined ? [] : [policyStage(options.policy)]),
     ],
     { limits: options.limits, connectTimeoutMs: options.connectTimeoutMs },
   )

@@ -11,6 +11,7 @@ import { handleExpectations } from '../forwarder/expect.ts'
 import type { Upstreams } from '../forwarder/upstreams.ts'
 import type { Identity } from '../identity/identity.ts'
 import type { Providers } from '../lens/llm/providers.ts'
+import type { Tracing } from '../observe/tracing.ts'
 import { buildPipeline } from '../pipeline/build.ts'
 import { Exchange } from '../pipeline/exchange.ts'
 import type { PolicyEngine } from '../policy/engine.ts'
@@ -22,6 +23,7 @@ import { policyStage } from '../stages/policy.ts'
 import { routeTableStage } from '../stages/route.ts'
 import { targetStage } from '../stages/target.ts'
 import { traceStage } from '../stages/trace.ts'
+import { tracingStage } from '../stages/tracing.ts'
 import { upgradeStage } from '../stages/upgrade.ts'
 import type { Route } from './routes.ts'
 import { type HostPort, httpServerOptions, type ListenerLimits, ProxyListener } from './server.ts'
@@ -43,6 +45,8 @@ export interface OutboundOptions {
     maxDepth: number
     unknownPaths: 'deny' | 'forward'
   }
+  /** Spans per request (the stage exists only when tracing is configured). */
+  tracing?: Tracing
 }
 
 const ALWAYS_STRIP = ['x-forwarded-client-cert']
@@ -82,7 +86,8 @@ export async function startOutbound(
       // Every kind of upstream, not only mTLS peers: with no valid SVID the sidecar is not ready and sends nothing.
       ownIdentityStage(identity),
       upgradeStage(),
-      ...(options.policy === undefined ? [] : [traceStage()]),
+      ...(options.policy === undefined && options.tracing === undefined ? [] : [traceStage()]),
+      ...(options.tracing === undefined ? [] : [tracingStage(options.tracing)]),
       // The lens names the model before the policy decides it; the provider (and its key) only after.
       ...(llm === undefined ? [] : llmLensStages(llm)),
       ...(options.policy === undefined ? [] : [policyStage(options.policy)]),
