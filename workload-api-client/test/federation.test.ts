@@ -3,7 +3,7 @@
 import { createServer, type Server } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { DevCa, DevJwtIssuer, DevWorkloadApi, spiffeBundleDocument } from '@svidecar/certs'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import {
   BundleEndpointServer,
   FederatedBundleSource,
@@ -38,7 +38,7 @@ const fedBundle = SpiffeBundle.parse(
 
 /** A raw HTTPS server whose answers the test scripts, for documents our server would never send. */
 async function rawServer(
-  t: Tap.Test,
+  t: Test,
   cert: { certChainPem: string; keyPem: string },
   handler: Parameters<typeof createServer>[1],
 ): Promise<{ server: Server; port: number }> {
@@ -235,7 +235,7 @@ t.test('https_spiffe server: presents the rotated SVID of an X509Source without 
   t.teardown(() => source.close())
   const server = await BundleEndpointServer.start({
     trustDomain: fedTd,
-    bundle: () => SpiffeBundle.from(fedTd, { x509: source.getX509BundleForTrustDomain(fedTd) }),
+    bundle: () => SpiffeBundle.from(fedTd, { x509: source.getX509BundleForTrustDomain(fedTd) as X509Bundle }),
     profile: { type: 'https_spiffe', svidSource: source },
   })
   t.teardown(() => server.close())

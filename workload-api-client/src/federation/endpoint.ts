@@ -23,8 +23,10 @@ export interface HttpsSpiffeProfile {
   readonly endpointSpiffeId: SpiffeId | string
 }
 
+/** How a bundle endpoint is authenticated (§5.2); never inferred from the URL (§7.2). */
 export type BundleEndpointProfile = HttpsWebProfile | HttpsSpiffeProfile
 
+/** A bundle endpoint's configuration (§5.1): the three parameters every client needs. */
 export interface BundleEndpoint {
   /** The trust domain whose bundle the endpoint serves. */
   readonly trustDomain: TrustDomain | string

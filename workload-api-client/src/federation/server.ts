@@ -22,6 +22,7 @@ export interface X509SvidProvider {
   onUpdate?(listener: () => void): () => void
 }
 
+/** `https_web` with a certificate the caller gives, or `https_spiffe` with the current SVID of a source. */
 export type BundleEndpointServerProfile =
   | {
       readonly type: 'https_web'
@@ -31,6 +32,7 @@ export type BundleEndpointServerProfile =
     }
   | { readonly type: 'https_spiffe'; readonly svidSource: X509SvidProvider }
 
+/** What the bundle endpoint server serves, how it authenticates itself, and where it listens. */
 export interface BundleEndpointServerOptions {
   trustDomain: TrustDomain | string
   /**

@@ -68,9 +68,17 @@ export interface FederatedBundleSourceOptions {
   clock?: WatchClock
 }
 
+/** Receives each newly accepted bundle (not a re-fetch of the same one). */
 export type FederatedBundleListener = (bundle: SpiffeBundle) => void
+/** Receives each failed poll and the wait before the next attempt; the held bundle is unchanged. */
 export type FederatedBundleErrorListener = (err: SpiffeError, info: { retryInMs: number }) => void
 
+/**
+ * One foreign trust domain's SPIFFE bundle, polled from its bundle endpoint:
+ * an X509BundleSource and JwtBundleSource for that trust domain only (never
+ * merged with another trust domain's bundle, §4.2). See the module comment
+ * for the refresh, backoff and sequence rules.
+ */
 export class FederatedBundleSource implements X509BundleSource, JwtBundleSource {
   readonly trustDomain: TrustDomain
   readonly #endpoint: ResolvedEndpoint
