@@ -408,3 +408,42 @@ t.test('source: a self-serving https_spiffe endpoint needs an initial bundle', a
     { code: 'SPIFFE_ARGUMENT_INVALID' },
   )
 })
+
+t.test(
+  'source (https_web): a certificate from another CA is refused, the bundle kept, retries capped at the interval',
+  async (t) => {
+    const server = await BundleEndpointServer.start({
+      trustDomain: fedTd,
+      bundle: () => fedBundle,
+      profile: { type: 'https_web', cert: webCert.certChainPem, key: webCert.keyPem },
+    })
+    t.teardown(() => server.close())
+    const clock = new ManualClock()
+    const source = new FederatedBundleSource({
+      endpoint: {
+        trustDomain: fedTd,
+        url: `https://localhost:${server.port}/`,
+        profile: { type: 'https_web', ca: webCa.bundlePem() },
+      },
+      clock,
+      minRefreshMs: 20_000,
+    })
+    t.teardown(() => source.close())
+    await source.waitFetched({ timeoutMs: 10_000 })
+    await waitFor(() => clock.pending === 1, 'the first wait')
+    t.equal(source.nextRefreshInMs, 60_000, "the bundle's 60 s hint")
+
+    const rogueCa = DevCa.create({ trustDomain: 'web.test', commonName: 'svidecar test web root' })
+    const rogue = rogueCa.issueX509Svid({ uriSans: [], dnsNames: ['localhost'] })
+    server.setWebCertificate(rogue.certChainPem, rogue.keyPem)
+    const delays: number[] = []
+    for (let attempt = 2; attempt <= 4; attempt++) {
+      clock.advance(source.nextRefreshInMs as number)
+      await waitFor(() => source.attempts === attempt && clock.pending === 1, `attempt ${attempt}`)
+      delays.push(source.nextRefreshInMs as number)
+      t.match(source.lastError, { code: 'SPIFFE_BUNDLE_ENDPOINT_UNAUTHENTICATED', reason: 'WEB_PKI' })
+      t.equal(source.bundle?.toJson(), fedBundle.toJson(), 'the last good bundle stays')
+    }
+    t.same(delays, [20_000, 40_000, 60_000], 'doubling from minRefreshMs, never past the poll interval')
+  },
+)

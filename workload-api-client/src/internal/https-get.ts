@@ -69,7 +69,8 @@ export function httpsGet(opts: HttpsGetOptions): Promise<HttpsGetResult> {
       ALPNProtocols: ['http/1.1'],
     })
     socket = tlsSocket
-    tlsSocket.once('error', (err) => {
+    // `on`, not `once`: a second error from a dying socket must not become an uncaught exception.
+    tlsSocket.on('error', (err) => {
       finish(
         isCertificateError(err)
           ? new SpiffeError(
