@@ -60,6 +60,8 @@ export interface StartSpireOptions {
    * (`serving_cert_file`, no ACME, so it works offline).
    */
   bundleEndpoint?: { profile: 'https_spiffe' } | { profile: 'https_web'; certPem: string; keyPem: string }
+  /** `federates_with` blocks (https_spiffe); the foreign roots still need `setFederatedBundle` to bootstrap. */
+  federatesWith?: Array<{ trustDomain: string; bundleEndpointUrl: string; endpointSpiffeId: string }>
 }
 
 const READY_TIMEOUT_MS = 30_000
@@ -387,7 +389,18 @@ ${upstream}}
 
   #bundleEndpointConfig(options: StartSpireOptions): string {
     const endpoint = options.bundleEndpoint
-    if (endpoint === undefined) return ''
+    const relationships = (options.federatesWith ?? [])
+      .map(
+        (f) => `    federates_with "${f.trustDomain}" {
+      bundle_endpoint_url = "${f.bundleEndpointUrl}"
+      bundle_endpoint_profile "https_spiffe" {
+        endpoint_spiffe_id = "${f.endpointSpiffeId}"
+      }
+    }
+`,
+      )
+      .join('')
+    if (endpoint === undefined) return relationships === '' ? '' : `  federation {\n${relationships}  }\n`
     let profile = '      profile "https_spiffe" {}\n'
     if (endpoint.profile === 'https_web') {
       const cert = join(this.dir, 'server', 'web.crt')
@@ -409,7 +422,7 @@ ${upstream}}
       port = ${this.bundleEndpointPort}
       refresh_hint = "1m"
 ${profile}    }
-  }
+${relationships}  }
 `
   }
 

@@ -105,83 +105,105 @@ if (requireSpire(t)) {
     )
   })
 
-  t.test('spire: a SPIRE server federates with our bundle endpoint (https_spiffe)', async (t) => {
-    const ourTd = TrustDomain.parse('our.td')
-    const endpointId = 'spiffe://our.td/bundle-endpoint'
-    const api = await DevWorkloadApi.start({ trustDomain: 'our.td', workloads: [{ spiffeId: endpointId }] })
-    t.teardown(() => api.close())
-    const source = await X509Source.create({ address: api.endpoint, timeoutMs: 10_000 })
-    t.teardown(() => source.close())
-    // Roots published ahead of use (§4.1), as a CA rotation starts.
-    const published: X509Certificate[] = []
-    const server = await BundleEndpointServer.start({
-      trustDomain: ourTd,
-      bundle: () =>
-        SpiffeBundle.parse(
-          ourTd,
-          spiffeBundleDocument({
-            x509Authorities: [
-              ...(source.getX509BundleForTrustDomain(ourTd)?.authorities ?? []),
-              ...published,
-            ],
-            jwtIssuers: [api.jwtIssuer],
-          }),
-        ),
-      profile: { type: 'https_spiffe', svidSource: source },
-      path: '/bundle',
-    })
-    t.teardown(() => server.close())
+  for (const setup of ['config', 'cli'] as const) {
+    t.test(
+      `spire: a SPIRE server federates with our bundle endpoint (https_spiffe, relationship by ${setup === 'config' ? 'federates_with in server.conf' : 'spire-server federation create'})`,
+      async (t) => {
+        const ourTd = TrustDomain.parse('our.td')
+        const endpointId = 'spiffe://our.td/bundle-endpoint'
+        const api = await DevWorkloadApi.start({
+          trustDomain: 'our.td',
+          workloads: [{ spiffeId: endpointId }],
+        })
+        t.teardown(() => api.close())
+        const source = await X509Source.create({ address: api.endpoint, timeoutMs: 10_000 })
+        t.teardown(() => source.close())
+        // Roots published ahead of use (§4.1), as a CA rotation starts.
+        const published: X509Certificate[] = []
+        const server = await BundleEndpointServer.start({
+          trustDomain: ourTd,
+          bundle: () =>
+            SpiffeBundle.parse(
+              ourTd,
+              spiffeBundleDocument({
+                x509Authorities: [
+                  ...(source.getX509BundleForTrustDomain(ourTd)?.authorities ?? []),
+                  ...published,
+                ],
+                jwtIssuers: [api.jwtIssuer],
+              }),
+            ),
+          profile: { type: 'https_spiffe', svidSource: source },
+          path: '/bundle',
+        })
+        t.teardown(() => server.close())
 
-    const spire = await Spire.start({ agent: false })
-    t.teardown(() => spire.close())
-    // Bootstrap (§5.2.2.2): SPIRE must already hold our roots to authenticate our endpoint's SVID.
-    await spire.setFederatedBundle('our.td', api.bundlePem())
-    const held = async (): Promise<SpiffeBundle> =>
-      SpiffeBundle.parse(
-        ourTd,
-        await spire.cli(['bundle', 'list', '-id', 'spiffe://our.td', '-format', 'spiffe']),
-      )
-    t.equal((await held()).jwt.authorities.size, 0, 'the PEM bootstrap has no JWT keys')
-    await spire.cli([
-      'federation',
-      'create',
-      '-trustDomain',
-      'our.td',
-      '-bundleEndpointURL',
-      server.url,
-      '-bundleEndpointProfile',
-      'https_spiffe',
-      '-endpointSpiffeID',
-      endpointId,
-    ])
-    await waitFor(
-      async () => {
-        await spire.cli(['federation', 'refresh', '-id', 'spiffe://our.td']).catch(() => '')
-        return (await held()).jwt.authorities.has(api.jwtIssuer.kid)
-      },
-      'SPIRE to fetch our bundle',
-      30_000,
-      500,
-    )
-    const roots = (): string[] =>
-      [...(source.getX509BundleForTrustDomain(ourTd)?.authorities ?? []), ...published]
-        .map((c) => c.fingerprint256)
-        .sort()
-    const fetched = await held()
-    t.same(fetched.x509.authorities.map((c) => c.fingerprint256).sort(), roots(), 'our X.509 root')
-    t.ok(fetched.jwt.authorities.has(api.jwtIssuer.kid), 'and our JWT key, which only the endpoint served')
+        const spire = await Spire.start({
+          agent: false,
+          ...(setup === 'config'
+            ? {
+                federatesWith: [
+                  { trustDomain: 'our.td', bundleEndpointUrl: server.url, endpointSpiffeId: endpointId },
+                ],
+              }
+            : {}),
+        })
+        t.teardown(() => spire.close())
+        // Bootstrap (§5.2.2.2): SPIRE must already hold our roots to authenticate our endpoint's SVID.
+        await spire.setFederatedBundle('our.td', api.bundlePem())
+        const held = async (): Promise<SpiffeBundle> =>
+          SpiffeBundle.parse(
+            ourTd,
+            await spire.cli(['bundle', 'list', '-id', 'spiffe://our.td', '-format', 'spiffe']),
+          )
+        if (setup === 'cli') {
+          t.equal((await held()).jwt.authorities.size, 0, 'the PEM bootstrap has no JWT keys')
+          await spire.cli([
+            'federation',
+            'create',
+            '-trustDomain',
+            'our.td',
+            '-bundleEndpointURL',
+            server.url,
+            '-bundleEndpointProfile',
+            'https_spiffe',
+            '-endpointSpiffeID',
+            endpointId,
+          ])
+        }
+        await waitFor(
+          async () => {
+            await spire.cli(['federation', 'refresh', '-id', 'spiffe://our.td']).catch(() => '')
+            return (await held()).jwt.authorities.has(api.jwtIssuer.kid)
+          },
+          'SPIRE to fetch our bundle',
+          30_000,
+          500,
+        )
+        const roots = (): string[] =>
+          [...(source.getX509BundleForTrustDomain(ourTd)?.authorities ?? []), ...published]
+            .map((c) => c.fingerprint256)
+            .sort()
+        const fetched = await held()
+        t.same(fetched.x509.authorities.map((c) => c.fingerprint256).sort(), roots(), 'our X.509 root')
+        t.ok(
+          fetched.jwt.authorities.has(api.jwtIssuer.kid),
+          'and our JWT key, which only the endpoint served',
+        )
 
-    // A new root published on our side reaches SPIRE at its next refresh: our assigned sequence grew.
-    published.push(DevCa.create({ trustDomain: 'our.td', commonName: 'next our.td root' }).root)
-    await waitFor(
-      async () => {
-        await spire.cli(['federation', 'refresh', '-id', 'spiffe://our.td']).catch(() => '')
-        return (await held()).x509.authorities.length === 2
+        // A new root published on our side reaches SPIRE at its next refresh: our assigned sequence grew.
+        published.push(DevCa.create({ trustDomain: 'our.td', commonName: 'next our.td root' }).root)
+        await waitFor(
+          async () => {
+            await spire.cli(['federation', 'refresh', '-id', 'spiffe://our.td']).catch(() => '')
+            return (await held()).x509.authorities.length === 2
+          },
+          'SPIRE to fetch the rotated bundle',
+          30_000,
+          500,
+        )
+        t.same((await held()).x509.authorities.map((c) => c.fingerprint256).sort(), roots())
       },
-      'SPIRE to fetch the rotated bundle',
-      30_000,
-      500,
     )
-    t.same((await held()).x509.authorities.map((c) => c.fingerprint256).sort(), roots())
-  })
+  }
 }
