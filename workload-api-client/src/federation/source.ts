@@ -217,13 +217,16 @@ export class FederatedBundleSource implements X509BundleSource, JwtBundleSource 
         timeoutMs,
       )
     })
+    let onAbort = (): void => {}
     const aborted = new Promise<never>((_, reject) => {
-      this.#abort.signal.addEventListener('abort', () => reject(closed()), { once: true })
+      onAbort = () => reject(closed())
+      this.#abort.signal.addEventListener('abort', onAbort, { once: true })
     })
     try {
       await Promise.race([this.#firstFetch.promise, timeout, aborted])
     } finally {
       clearTimeout(timer)
+      this.#abort.signal.removeEventListener('abort', onAbort)
     }
   }
 
