@@ -30,6 +30,34 @@ export {
   type SpiffeErrorCode,
   type SpiffeErrorOptions,
 } from './errors.ts'
+export type {
+  BundleEndpoint,
+  BundleEndpointProfile,
+  HttpsSpiffeProfile,
+  HttpsWebProfile,
+} from './federation/endpoint.ts'
+export {
+  DEFAULT_BUNDLE_FETCH_TIMEOUT_MS,
+  type FetchSpiffeBundleOptions,
+  fetchSpiffeBundle,
+  MAX_BUNDLE_ENDPOINT_REDIRECTS,
+} from './federation/fetch.ts'
+export {
+  BundleEndpointServer,
+  type BundleEndpointServerOptions,
+  type BundleEndpointServerProfile,
+  DEFAULT_REFRESH_HINT_SECONDS,
+  type X509SvidProvider,
+} from './federation/server.ts'
+export {
+  DEFAULT_BUNDLE_REFRESH_MS,
+  DEFAULT_MAX_BUNDLE_REFRESH_MS,
+  DEFAULT_MIN_BUNDLE_REFRESH_MS,
+  type FederatedBundleErrorListener,
+  type FederatedBundleListener,
+  FederatedBundleSource,
+  type FederatedBundleSourceOptions,
+} from './federation/source.ts'
 export {
   type IdMatcher,
   matchAny,
