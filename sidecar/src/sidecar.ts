@@ -5,6 +5,10 @@
  * stages publish, never on the request path.
  */
 import type { Writable } from 'node:stream'
+import { BudgetTable } from './budget/limits.ts'
+import { MemoryBudgetStore } from './budget/memory.ts'
+import { RedisBudgetStore } from './budget/redis.ts'
+import type { BudgetStore } from './budget/store.ts'
 import type { SidecarConfig } from './config/index.ts'
 import { Upstreams } from './forwarder/upstreams.ts'
 import { Identity, type IdentityOptions } from './identity/identity.ts'
@@ -16,8 +20,11 @@ import { type AuditLog, createAuditLog } from './observe/audit.ts'
 import { publishIdentity, publishLifecycle } from './observe/events.ts'
 import { createLogger, type Logger, subscribeLogs } from './observe/log.ts'
 import { createMetrics } from './observe/metrics.ts'
+import type { Stage } from './pipeline/stage.ts'
 import { onPolicyReload } from './policy/events.ts'
 import { type OpenedPolicy, openPolicy } from './policy/open.ts'
+import { budgetStage } from './stages/budget.ts'
+import { usageStage } from './stages/usage.ts'
 import { authorizerFromSpec } from './tls/authorizer.ts'
 import { tlsParameters } from './tls/profiles.ts'
 
@@ -27,6 +34,11 @@ export interface SidecarOptions {
   logger?: Logger
   /** Where `audit.output: stdout` writes (tests capture it); process.stdout by default. */
   auditStdout?: Writable
+  /**
+   * Stages each outbound listener runs before policy (lenses that name what a request asks for). Tests use it
+   * for a stand-in of the LLM lens until the lens itself is wired here.
+   */
+  outboundLenses?: () => Stage[]
 }
 
 export interface AddressBook {
@@ -49,6 +61,8 @@ export class Sidecar {
   readonly #cleanups: Array<() => void> = []
   /** The policy engine in force when the config names one (the built-in one reloads its file). */
   readonly policy: OpenedPolicy | undefined
+  /** Where LLM budgets are counted, when the config has `budgets`. */
+  readonly budgetStore: BudgetStore | undefined
   #admin: Awaited<ReturnType<typeof startAdmin>> | undefined
   #audit: AuditLog | undefined
   #draining = false
@@ -67,6 +81,17 @@ export class Sidecar {
       ...(config.workloadApi.spiffeId === undefined ? {} : { spiffeId: config.workloadApi.spiffeId }),
       ...options.identity,
     })
+    const budgets = config.budgets
+    this.budgetStore =
+      budgets === undefined
+        ? undefined
+        : budgets.redis === undefined
+          ? new MemoryBudgetStore()
+          : new RedisBudgetStore({
+              url: budgets.redis.url,
+              keyPrefix: budgets.redis.keyPrefix,
+              timeoutMs: budgets.redis.timeoutMs,
+            })
     this.#upstreams = new Upstreams(this.identity, config.upstreams.values(), {
       connectTimeoutMs: config.limits.connectTimeout,
       idleTimeoutMs: config.limits.idleTimeout,
@@ -249,6 +274,30 @@ export class Sidecar {
       )
     }
     const peerHeaders = config.inbound.map((i) => i.peerIdHeader)
+    const budgets = config.budgets
+    const budgetStore = this.budgetStore
+    if (budgetStore !== undefined)
+      this.#cleanups.push(() => {
+        budgetStore.close().catch(() => {})
+      })
+    const table = budgets === undefined ? undefined : new BudgetTable(budgets.limits)
+    const llmStages = (): Stage[] => [
+      usageStage({ knownModels: table?.literalModels() ?? [] }),
+      ...(budgets === undefined || table === undefined || budgetStore === undefined
+        ? []
+        : [
+            budgetStage({
+              table,
+              store: budgetStore,
+              config: {
+                defaultMaxTokens: budgets.defaultMaxTokens,
+                extendTokens: budgets.extendTokens,
+                onUnavailable: budgets.redis?.onUnavailable ?? 'deny',
+              },
+              logger: this.logger,
+            }),
+          ]),
+    ]
     for (const outbound of config.outbound) {
       this.#outbound.push(
         await startOutbound(this.identity, this.#upstreams, {
@@ -259,6 +308,8 @@ export class Sidecar {
           connectTimeoutMs: config.limits.connectTimeout,
           strip: peerHeaders,
           ...(policy === undefined ? {} : { policy }),
+          ...(this.#options.outboundLenses === undefined ? {} : { lenses: this.#options.outboundLenses() }),
+          llm: llmStages(),
         }),
       )
     }

@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs'
 import { matchPattern, resolveEndpointAddress, SpiffeId, TrustDomain } from 'workload-api-client'
 import type { Document } from 'yaml'
+import type { BudgetsConfig } from '../budget/limits.ts'
 import { SvidecarError } from '../errors/index.ts'
 import type { AuthorizerKind, AuthorizerSpec } from '../tls/authorizer.ts'
 import { TLS_PROFILES, type TlsProfile } from '../tls/profiles.ts'
@@ -109,6 +110,8 @@ export interface SidecarConfig {
   policy?: PolicyConfig
   audit: { output: 'stdout' | 'file'; path?: string; maxBytes: number; maxFiles: number }
   metrics: { policyRuleLabel: boolean }
+  /** Token and request budgets for LLM calls, by SPIFFE ID (budget/limits.ts); absent, calls are not budgeted. */
+  budgets?: BudgetsConfig
   warnings: string[]
 }
 
@@ -243,6 +246,13 @@ const authorizerKind: Check<AuthorizerKind> = exactlyOne<AuthorizerKind>({
     }
   },
 })
+
+// Never echoed in an issue: the URL may carry the Redis password.
+const redisUrl: Check<string> = (v, path, issues) => {
+  if (typeof v === 'string' && /^rediss?:\/\/\S+$/.test(v)) return v
+  issues.add(path, 'expected a redis:// or rediss:// URL (the value is not shown: it may hold a password)')
+  return undefined
+}
 
 // Seconds, not minutes: a handshake that has not finished holds a connection slot (Node's default is 120 s).
 const HANDSHAKE_TIMEOUT_DEFAULT = 10_000
@@ -428,6 +438,36 @@ export const SCHEMA = obj({
   metrics: field(obj({ policyRuleLabel: field(bool, { default: false }) }), {
     default: { policyRuleLabel: false },
   }),
+  budgets: field(
+    obj({
+      defaultMaxTokens: field(int(1, 10_000_000), { default: 4096 }),
+      extendTokens: field(int(1, 10_000_000), { default: 256 }),
+      redis: field(
+        obj({
+          url: field(redisUrl, { required: true }),
+          keyPrefix: field(str(), { default: 'svidecar:budget:' }),
+          timeout: field(nonZeroDuration('every budget check would time out'), { default: 250 }),
+          onUnavailable: field(oneOf(['deny', 'allow'] as const), { default: 'deny' as const }),
+        }),
+      ),
+      limits: field(
+        list(
+          obj({
+            name: field(str({ pattern: NAME, what: 'a name of lower-case letters, digits and -' }), {
+              required: true,
+            }),
+            subjects: field(list(str()), { required: true }),
+            models: field(list(str())),
+            perModel: field(bool, { default: false }),
+            tokensPerMinute: field(int(1, Number.MAX_SAFE_INTEGER)),
+            tokensPerDay: field(int(1, Number.MAX_SAFE_INTEGER)),
+            requestsPerMinute: field(int(1, Number.MAX_SAFE_INTEGER)),
+          }),
+        ),
+        { required: true },
+      ),
+    }),
+  ),
 })
 
 const LIMIT_DEFAULTS: LimitsConfig = {
@@ -638,6 +678,8 @@ export function parseConfig(
       if (policy.mode !== undefined) issues.add(['policy', 'mode'], 'applies to engine: cedar only')
     }
   }
+  const budgets = parsed?.budgets
+  if (budgets !== undefined) checkBudgets(budgets, issues)
   if (parsed === undefined || found.length > 0)
     throw new ConfigError(source, found.length ? found : [{ path: '(root)', message: 'invalid' }])
 
@@ -666,7 +708,55 @@ export function parseConfig(
       maxFiles: parsed.audit.maxFiles,
     },
     metrics: parsed.metrics,
+    ...(budgets === undefined ? {} : { budgets: budgetsConfig(budgets) }),
     warnings,
+  }
+}
+
+function checkBudgets(b: NonNullable<Parsed['budgets']>, issues: Issues): void {
+  const names = new Set<string>()
+  b.limits.forEach((l, i) => {
+    if (names.has(l.name)) issues.add(['budgets', 'limits', i, 'name'], `"${l.name}" is used twice`)
+    names.add(l.name)
+    if (l.subjects.length === 0)
+      issues.add(['budgets', 'limits', i, 'subjects'], 'needs at least one SPIFFE ID pattern')
+    l.subjects.forEach((p, j) => {
+      try {
+        matchPattern(p)
+      } catch (err) {
+        issues.add(['budgets', 'limits', i, 'subjects', j], (err as Error).message)
+      }
+    })
+    if (l.tokensPerMinute === undefined && l.tokensPerDay === undefined && l.requestsPerMinute === undefined)
+      issues.add(['budgets', 'limits', i], 'needs tokensPerMinute, tokensPerDay or requestsPerMinute')
+    if (l.perModel && l.models === undefined)
+      issues.add(['budgets', 'limits', i, 'perModel'], 'applies with models only')
+  })
+}
+
+function budgetsConfig(b: NonNullable<Parsed['budgets']>): BudgetsConfig {
+  return {
+    defaultMaxTokens: b.defaultMaxTokens,
+    extendTokens: b.extendTokens,
+    limits: b.limits.map((l) => ({
+      name: l.name,
+      subjects: l.subjects,
+      perModel: l.perModel,
+      ...(l.models === undefined ? {} : { models: l.models }),
+      ...(l.tokensPerMinute === undefined ? {} : { tokensPerMinute: l.tokensPerMinute }),
+      ...(l.tokensPerDay === undefined ? {} : { tokensPerDay: l.tokensPerDay }),
+      ...(l.requestsPerMinute === undefined ? {} : { requestsPerMinute: l.requestsPerMinute }),
+    })),
+    ...(b.redis === undefined
+      ? {}
+      : {
+          redis: {
+            url: b.redis.url,
+            keyPrefix: b.redis.keyPrefix,
+            timeoutMs: b.redis.timeout,
+            onUnavailable: b.redis.onUnavailable,
+          },
+        }),
   }
 }
 

@@ -31,6 +31,12 @@ export interface ForwardOptions {
 export interface ResponseHead {
   readonly status: number
   readonly headers: IncomingHttpHeaders
+  /**
+   * Ends the response early, now or later (from a timer or a promise): writes `last` (a terminal frame the
+   * client's parser understands) straight to the client, ends the response cleanly, aborts the upstream request
+   * and reports the exchange as ended by `err`. Nothing the upstream sends afterwards reaches the client.
+   */
+  readonly cut?: (last: Buffer, err: SvidecarError) => void
 }
 
 /**
@@ -177,7 +183,11 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       return
     }
     if (this.#wrap !== undefined) {
-      const wrappers = this.#wrap({ status: statusCode, headers })
+      const wrappers = this.#wrap({
+        status: statusCode,
+        headers,
+        cut: (last, err) => this.#cut(controller, last, err),
+      })
       if (wrappers.length > 0) this.#wrappers = wrappers
     }
     // The head goes out with the first body chunk, in one write, when that chunk is already here; when it is not
@@ -195,7 +205,9 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     this.#headPending = false
     let out = chunk
     if (this.#wrappers !== undefined) for (const w of this.#wrappers) if (w.data) out = w.data(out)
-    if (!this.#res.write(out)) controller.pause()
+    // A wrapper cut the response while it looked at this chunk.
+    if (this.#done) return
+    if (out.length > 0 && !this.#res.write(out)) controller.pause()
   }
 
   onResponseEnd(controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
@@ -220,6 +232,16 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     if (this.#done) return
     this.#reply(upstreamError(err, this.#upstream))
+  }
+
+  #cut(controller: Dispatcher.DispatchController, last: Buffer, err: SvidecarError): void {
+    if (this.#done) return
+    this.#headPending = false
+    if (this.#wrappers !== undefined) for (const w of this.#wrappers) w.end?.()
+    if (!this.#res.destroyed) this.#res.end(last)
+    this.#finish(this.#res.statusCode, err.code, err)
+    // The client has its answer; the upstream must stop generating (and billing) for it.
+    controller.abort(err)
   }
 
   #protocolError(what: string, reason: string): SvidecarError {

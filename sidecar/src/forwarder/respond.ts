@@ -28,7 +28,8 @@ export function errorBody(err: unknown): ErrorResponse {
     [ERROR_HEADER]: e.code,
   }
   if (CLOSE_AFTER.has(e.status)) headers.connection = 'close'
-  if (e.status === 503) headers['retry-after'] = '1'
+  if (e.retryAfter !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(e.retryAfter)))
+  else if (e.status === 503) headers['retry-after'] = '1'
   return { status: e.status, headers, body }
 }
 

@@ -12,6 +12,7 @@ import type { Upstreams } from '../forwarder/upstreams.ts'
 import type { Identity } from '../identity/identity.ts'
 import { buildPipeline } from '../pipeline/build.ts'
 import { Exchange } from '../pipeline/exchange.ts'
+import type { Stage } from '../pipeline/stage.ts'
 import type { PolicyEngine } from '../policy/engine.ts'
 import { drainStage } from '../stages/drain.ts'
 import { guardStage } from '../stages/guards.ts'
@@ -34,6 +35,10 @@ export interface OutboundOptions {
   strip?: readonly string[]
   /** Decides every request for `http.route` with this workload as the subject. */
   policy?: PolicyEngine
+  /** Stages that name what a request asks for (lenses), run before policy decides. */
+  lenses?: readonly Stage[]
+  /** LLM token accounting and budgets (stages/usage.ts, stages/budget.ts), after policy allowed the call. */
+  llm?: readonly Stage[]
 }
 
 const ALWAYS_STRIP = ['x-forwarded-client-cert']
@@ -69,7 +74,9 @@ export async function startOutbound(
       // Every kind of upstream, not only mTLS peers: with no valid SVID the sidecar is not ready and sends nothing.
       ownIdentityStage(identity),
       upgradeStage(),
+      ...(options.lenses ?? []),
       ...(options.policy === undefined ? [] : [traceStage(), policyStage(options.policy)]),
+      ...(options.llm ?? []),
     ],
     { limits: options.limits, connectTimeoutMs: options.connectTimeoutMs },
   )

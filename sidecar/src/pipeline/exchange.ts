@@ -61,6 +61,7 @@ export class Exchange {
   /** The whole body, when a stage asked for it (under that stage's cap); otherwise it streams. */
   body: Buffer | undefined
   #ended = false
+  #onEnd: EndCallback[] | undefined
 
   constructor(init: ExchangeInit) {
     this.direction = init.direction
@@ -84,12 +85,31 @@ export class Exchange {
   }
 
   /**
+   * Runs `fn` once when the exchange ends, however it ends (refused by a later stage, upstream failure, client
+   * gone, response done), before the request event: a stage that holds something per request (a budget
+   * reservation) releases it here. Called in the order registered.
+   */
+  onEnd(fn: EndCallback): void {
+    if (this.#ended) return
+    if (this.#onEnd === undefined) this.#onEnd = [fn]
+    else this.#onEnd.push(fn)
+  }
+
+  /**
    * The one report per request, whichever way it ends. A client that left is reported as aborted, not under
    * a made-up status; a code that is not the sidecar's (CLIENT_ABORTED) becomes the reason.
    */
   readonly end: EndCallback = (status, code, err) => {
     if (this.#ended) return
     this.#ended = true
+    if (this.#onEnd !== undefined)
+      for (const fn of this.#onEnd) {
+        try {
+          fn(status, code, err)
+        } catch {
+          // A stage's clean-up must not keep the request from being reported.
+        }
+      }
     const own = err !== undefined || (code?.startsWith('SVD_') ?? false)
     const reason = err?.reason ?? (own ? undefined : code)
     const aborted = code === 'CLIENT_ABORTED'
