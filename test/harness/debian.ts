@@ -12,6 +12,7 @@ export const DEBIAN_TOOLS: Readonly<Record<string, string>> = {
   curl: 'curl',
   openssl: 'openssl',
   promtool: 'prometheus',
+  'redis-server': 'redis-server',
 }
 
 function onPath(command: string): boolean {
