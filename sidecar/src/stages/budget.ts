@@ -18,7 +18,7 @@ import type { BudgetsConfig, BudgetTable } from '../budget/limits.ts'
 import type { BudgetStore, Remaining, Reservation } from '../budget/store.ts'
 import { SvidecarError } from '../errors/index.ts'
 import { llmCallOf } from '../lens/llm/call.ts'
-import { quickInputEstimate } from '../lens/llm/usage/estimate.ts'
+import { estimateInput, quickInputEstimate } from '../lens/llm/usage/estimate.ts'
 import { usageStateOf } from '../lens/llm/usage/state.ts'
 import { terminalFrame } from '../lens/llm/usage/terminal.ts'
 import { totalTokens } from '../lens/llm/usage/usage.ts'
@@ -72,7 +72,6 @@ export function budgetStage(options: BudgetStageOptions): Stage {
       if (keys.length === 0) return undefined
       const state = usageStateOf(exchange)
       const input = quickInputEstimate(exchange.body)
-      if (state !== undefined) state.inputReserved = input
       const output = NO_OUTPUT.has(call.api) ? 0 : (call.maxTokens ?? config.defaultMaxTokens)
       return store.reserve(keys, input + output, Date.now()).then(
         (result): StageResult => {
@@ -128,6 +127,7 @@ export function budgetStage(options: BudgetStageOptions): Stage {
       const call = llmCallOf(exchange.attributes)
       if (held === undefined || state === undefined || call === undefined || head.status >= 400)
         return undefined
+      let inputEstimate: number | undefined
       const cut = (err: SvidecarError, kind: string) => {
         state.budgetRefusal = { at: 'stream', kind, name: held.names[0] ?? '' }
         head.cut?.(terminalFrame(call.api, err), err)
@@ -135,7 +135,10 @@ export function budgetStage(options: BudgetStageOptions): Stage {
       const check = () => {
         const meter = state.meter
         if (meter === undefined || !meter.streaming || held.ended || held.pending !== undefined) return
-        const running = meter.tokensSoFar + (meter.inputKnown ? 0 : (state.inputReserved ?? 0))
+        // Until the provider says, the input counts as the tokenizer's estimate: the figure the call will settle
+        // with if the stream ends early, so a cut and the settlement agree.
+        if (!meter.inputKnown) inputEstimate ??= estimateInput(exchange.body)
+        const running = meter.tokensSoFar + (meter.inputKnown ? 0 : (inputEstimate ?? 0))
         const over = running - held.reservation.tokens
         if (over <= 0) return
         held.pending = store.extend(held.reservation, Math.max(over, config.extendTokens)).then(

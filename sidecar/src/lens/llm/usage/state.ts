@@ -21,8 +21,6 @@ export interface UsageState {
   meter?: UsageMeter
   /** Set when the exchange ended. */
   usage?: LlmUsage
-  /** Input tokens the budget reserved for before the provider said (bytes / 4 of the body). */
-  inputReserved?: number
   /** The budget stage's settlement; the usage event waits for it to report what is left. */
   settled?: Promise<BudgetOutcome | undefined>
   budgetRefusal?: { at: 'before' | 'stream'; kind: string; name: string }
