@@ -143,9 +143,12 @@ export class RedisBudgetStore implements BudgetStore {
   readonly #reserve: Script
   readonly #extend: Script
   readonly #settle: Script
+  readonly #timeoutMs: number
+  #connected = false
 
   constructor(options: RedisBudgetOptions) {
     this.#prefix = options.keyPrefix
+    this.#timeoutMs = options.timeoutMs
     this.#redis = new Redis(options.url, {
       // A budget check must answer now: no queueing while disconnected, no retries of a command.
       enableOfflineQueue: false,
@@ -157,6 +160,9 @@ export class RedisBudgetStore implements BudgetStore {
     })
     // Without a listener ioredis prints every reconnect failure itself; the caller decides what to log.
     this.#redis.on('error', (err: Error) => options.onError?.(err))
+    this.#redis.once('ready', () => {
+      this.#connected = true
+    })
     const script = (lua: string): Script => {
       let sha: string | undefined
       return async (keys, args) => {
@@ -176,6 +182,16 @@ export class RedisBudgetStore implements BudgetStore {
     this.#reserve = script(RESERVE)
     this.#extend = script(EXTEND)
     this.#settle = script(SETTLE)
+  }
+
+  #firstConnection(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined
+    return Promise.race([
+      this.ready(),
+      new Promise<void>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('no connection to redis yet')), this.#timeoutMs)
+      }),
+    ]).finally(() => clearTimeout(timer))
   }
 
   /** Resolves once connected (tests and start-up logs); the store works without waiting for it. */
@@ -254,6 +270,8 @@ export class RedisBudgetStore implements BudgetStore {
 
   async #call(script: Script, keys: string[], args: (string | number)[]): Promise<unknown> {
     try {
+      // Only the very first connection is waited for (a call right after start); an outage fails at once.
+      if (!this.#connected) await this.#firstConnection()
       return await script(keys, args)
     } catch (err) {
       throw new SvidecarError('SVD_BUDGET_UNAVAILABLE', 'the budget store (Redis) cannot be reached', {
