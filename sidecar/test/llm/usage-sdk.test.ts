@@ -205,3 +205,61 @@ t.test('a stream that breaks gets an estimate marked as such', async (t) => {
   await waitFor(() => events.length === 2, 'usage event')
   t.match(events[1], { estimated: true, inputTokens: 11, outputTokens: words }, 'Anthropic input stays exact')
 })
+
+t.test(
+  'malformed usage from a provider: the response passes unchanged, the count is an estimate with the reason',
+  async (t) => {
+    const { openai, anthropic, events } = await setup(t, { malformedUsage: true, tokens: 4 })
+    const done = await openai.chat.completions.create({ model: 'gpt-4o', messages: MESSAGES })
+    t.equal(done.choices[0]?.message.content, 'tok tok tok tok', 'the client got the whole answer')
+    const s = await anthropic.messages.create({
+      model: 'claude-test-small',
+      max_tokens: 100,
+      messages: MESSAGES,
+      stream: true,
+    })
+    for await (const _ of s);
+    const c = await openai.chat.completions.create({ model: 'gpt-4o', messages: MESSAGES, stream: true })
+    for await (const _ of c);
+    await waitFor(() => events.length === 3, 'usage events')
+    for (const e of events)
+      t.match(e, { estimated: true, estimateReason: 'MALFORMED_USAGE', status: 200 }, e.api)
+    t.equal(events[1]?.outputTokens, 4, 'output estimated from the text that passed')
+  },
+)
+
+t.test(
+  'an SSE event over the cap ends the stream with an error frame instead of being buffered',
+  async (t) => {
+    const { openai, anthropic, upstream, events } = await setup(t, { tokens: 4, bigEventBytes: 1_200_000 })
+    const s = await openai.chat.completions.create({ model: 'gpt-4o', messages: MESSAGES, stream: true })
+    let words = 0
+    const err = await (async () => {
+      try {
+        for await (const c of s) if (c.choices[0]?.delta.content) words++
+      } catch (e) {
+        return e
+      }
+      return undefined
+    })()
+    t.ok(err instanceof OpenAI.APIError, 'the SDK throws')
+    t.equal((err as InstanceType<typeof OpenAI.APIError>).code, 'SVD_UPSTREAM_PROTOCOL')
+    t.equal(words, 1, 'the event before the oversized one arrived')
+    await waitFor(() => events.length === 1, 'usage event')
+    t.match(events[0], { estimated: true, estimateReason: 'EVENT_TOO_LARGE', code: 'SVD_UPSTREAM_PROTOCOL' })
+    await waitFor(() => upstream.openStreams === 0, 'the upstream request closed')
+
+    const a = await anthropic.messages.create({
+      model: 'claude-test-small',
+      max_tokens: 100,
+      messages: MESSAGES,
+      stream: true,
+    })
+    await t.rejects(
+      (async () => {
+        for await (const _ of a);
+      })(),
+      { error: { type: 'error', error: { type: 'api_error' } } },
+    )
+  },
+)
