@@ -255,11 +255,18 @@ t.test(
       messages: MESSAGES,
       stream: true,
     })
-    await t.rejects(
-      (async () => {
+    const aErr = await (async () => {
+      try {
         for await (const _ of a);
-      })(),
-      { error: { type: 'error', error: { type: 'api_error' } } },
-    )
+      } catch (e) {
+        return e
+      }
+      return undefined
+    })()
+    t.ok(aErr instanceof Anthropic.APIError, 'the Anthropic SDK throws too')
+    t.match((aErr as InstanceType<typeof Anthropic.APIError>).error, {
+      type: 'error',
+      error: { type: 'api_error' },
+    })
   },
 )
