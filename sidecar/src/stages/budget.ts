@@ -80,7 +80,8 @@ export function budgetStage(options: BudgetStageOptions): Stage {
               state.budgetRefusal = { at: 'before', kind: result.kind, name: result.key.name }
             return new SvidecarError(
               'SVD_BUDGET_EXHAUSTED',
-              `the ${describe(result.kind)} budget "${result.key.name}" of ${subject} is used up; it resets in ${result.retryAfter} s`,
+              // The budget's name stays in the audit line, as a policy rule's does.
+              `the ${describe(result.kind)} budget of ${subject} is used up; it resets in ${result.retryAfter} s`,
               { reason: result.kind, retryAfter: result.retryAfter },
             )
           }
@@ -153,7 +154,7 @@ export function budgetStage(options: BudgetStageOptions): Stage {
             cut(
               new SvidecarError(
                 'SVD_BUDGET_EXHAUSTED',
-                `the token budget "${held.names.join('", "')}" of ${exchange.subject} ran out during the stream`,
+                `the token budget of ${exchange.subject} ran out during the stream`,
                 { reason: 'STREAM_CUT' },
               ),
               'tokens',
