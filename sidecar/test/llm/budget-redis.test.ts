@@ -147,3 +147,73 @@ t.test(
     )
   },
 )
+
+t.test('streams aborted at random points on two sidecars leave the shared budget balanced', async (t) => {
+  const redis = await startRedis(t)
+  const upstream = await startLlmUpstream({ tokens: 20, intervalMs: 1 })
+  t.teardown(() => upstream.close())
+  const api = await startDevApi(t)
+  const limit = 3000
+  const config = yaml(redis.url, 'balance:', `tokensPerDay: ${limit}`)
+  const gws = [
+    await startGateway(t, api, upstream.url, config),
+    await startGateway(t, api, upstream.url, config),
+  ]
+  await Promise.all(gws.map((gw) => store(gw).ready()))
+  const events = usageEvents(t)
+  const body = JSON.stringify({ model: 'gpt-4o', messages: MESSAGES, stream: true })
+  let seed = 7
+  const random = () => {
+    seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648
+    return seed / 2_147_483_648
+  }
+  const total = 200
+  let next = 0
+  await Promise.all(
+    Array.from({ length: 20 }, async () => {
+      while (next < total) {
+        const gw = gws[next++ % 2] as Gateway
+        const ctl = new AbortController()
+        const stopAfter = Math.floor(random() * 4000)
+        const toEnd = random() < 0.1
+        try {
+          const res = await fetch(`${gw.url}/v1/chat/completions`, {
+            method: 'POST',
+            body,
+            headers: { 'content-type': 'application/json' },
+            signal: ctl.signal,
+          })
+          let read = 0
+          for await (const chunk of res.body ?? []) {
+            read += (chunk as Uint8Array).length
+            if (!toEnd && read >= stopAfter) {
+              ctl.abort()
+              break
+            }
+          }
+        } catch {
+          // Aborted on purpose.
+        }
+      }
+    }),
+  )
+  const key = { id: `shared|${AGENT}`, name: 'shared', limits: { tokensPerDay: limit } }
+  const day = async () => (await store(gws[0] as Gateway).counters(key, windowsAt(Date.now()))).day
+  const used = () => events.reduce((sum, e) => sum + e.inputTokens + e.outputTokens, 0)
+  await waitFor(
+    async () => {
+      const d = await day()
+      return Number(d.r) === 0 && Number(d.u) === used()
+    },
+    'reserved back to 0 and used equal to the usage events',
+    30_000,
+    50,
+  )
+  t.ok(events.length >= total * 0.9, `${events.length} calls reached the budget`)
+  t.ok(
+    events.some((e) => e.budgetRefusal !== undefined),
+    'the shared budget ran out on the way',
+  )
+  // Each of the 20 concurrent streams may overrun by what arrived while its last extension was asked for.
+  t.ok(Number((await day()).u) <= limit + 20 * 10, 'the overrun is bounded by a few tokens per stream')
+})
