@@ -158,3 +158,21 @@ t.test('requests per minute: the call past the limit is refused with 429', async
   t.ok(retry >= 1 && retry <= 60, 'retry-after until the minute resets')
   t.equal(upstream.received.length, ok)
 })
+
+t.test('Responses API: the cut is a data chunk with an error object the SDK throws', async (t) => {
+  const { openai, upstream } = await setup(t, { tokens: 80, intervalMs: 1 }, budgets('tokensPerDay: 50'))
+  const stream = await openai.responses.create({ model: 'gpt-4o', input: 'Say many words.', stream: true })
+  let deltas = 0
+  const err = await (async () => {
+    try {
+      for await (const e of stream) if (e.type === 'response.output_text.delta') deltas++
+    } catch (e) {
+      return e
+    }
+    return undefined
+  })()
+  t.ok(err instanceof OpenAI.APIError)
+  t.equal((err as InstanceType<typeof OpenAI.APIError>).code, 'SVD_BUDGET_EXHAUSTED')
+  t.ok(deltas > 10 && deltas < 80, `cut mid-way (${deltas} of 80)`)
+  await waitFor(() => upstream.openStreams === 0, 'the upstream request closed')
+})
