@@ -93,7 +93,7 @@ export class MemoryBudgetStore implements BudgetStore {
       }
     }
     reservation.tokens = 0
-    return Promise.resolve(this.#remaining(keys, windowsAt(Date.now())))
+    return Promise.resolve(this.#remaining(keys, windows))
   }
 
   /** The counters of one key (tests check that nothing leaked). */
