@@ -24,6 +24,10 @@ const COMMANDS: Record<string, Command> = {
     summary: 'check a policy file or explain a decision: svidecar policy check FILE | explain ...',
     run: async (args) => (await import('./policy.ts')).runPolicy(args),
   },
+  mcp: {
+    summary: 'stdio bridges: svidecar mcp serve-stdio -- CMD ARGS | mcp connect URL',
+    run: async (args) => (await import('./mcp.ts')).runMcp(args),
+  },
   demo: {
     summary: 'run a dev Workload API and watch an SVID rotate (no SPIRE needed)',
     run: async (args) => (await loadDemo()).runDemo(args),

@@ -14,7 +14,7 @@ import { upstreamError } from '../errors/upstream-errors.ts'
 import { publishUpstreamFailed } from '../observe/events.ts'
 import { awaitsContinue, sendContinue } from './expect.ts'
 import { responseHeaders } from './headers.ts'
-import { sendError } from './respond.ts'
+import { type ErrorStyle, sendError } from './respond.ts'
 import type { Upstream } from './upstreams.ts'
 
 export interface ForwardOptions {
@@ -26,6 +26,8 @@ export interface ForwardOptions {
   body?: Readable | Buffer
   /** Response wrappers of the pipeline's stages, asked once the response head is known. */
   wrap?: (head: ResponseHead) => ResponseWrapper[]
+  /** The shape of the sidecar's own error responses (an LLM provider's, for an LLM call). */
+  errorStyle?: ErrorStyle
 }
 
 export interface ResponseHead {
@@ -41,11 +43,16 @@ export interface ResponseHead {
 
 /**
  * Sees a response on its way to the client (lenses that count tokens or filter lists). `data` returns the
- * chunk to write, possibly rewritten; it must not hold a chunk it does not need.
+ * chunk to write, possibly rewritten; it must not hold a chunk it does not need. A wrapper that may change
+ * the body's length removes `content-length` through `headers`; what `end` returns is written last. A
+ * promise (a decision service asked about a list) holds the response until it settles, in order.
  */
 export interface ResponseWrapper {
-  data?(chunk: Buffer): Buffer
-  end?(): void
+  /** Header changes, applied before the response head goes out. */
+  readonly headers?: { readonly set?: Readonly<Record<string, string>>; readonly remove?: readonly string[] }
+  data?(chunk: Buffer): Buffer | Promise<Buffer>
+  /** Called once when the body is over, also after a cut (whatever it returns then is dropped). */
+  end?(): Buffer | undefined | Promise<Buffer | undefined>
 }
 
 export type EndCallback = (status: number, code: string | undefined, err?: SvidecarError) => void
@@ -63,7 +70,7 @@ export function forwardHttp(
   options: ForwardOptions,
 ): void {
   // req.url is origin-form here: the listener normalised it (listener/request-target.ts).
-  const handler = new ProxyHandler(req, res, upstream.name, options.onEnd, options.wrap)
+  const handler = new ProxyHandler(req, res, upstream.name, options.onEnd, options.wrap, options.errorStyle)
   upstream.pool.dispatch(
     {
       origin: upstream.url.origin,
@@ -105,6 +112,9 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   #controller: Dispatcher.DispatchController | undefined
   #done = false
   #headPending = false
+  /** The last chunk a wrapper still works on (a promise); undefined while chunks pass straight through. */
+  #held: Promise<void> | undefined
+  readonly #errorStyle: ErrorStyle | undefined
 
   constructor(
     req: IncomingMessage,
@@ -112,7 +122,9 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     upstream: string,
     onEnd?: EndCallback,
     wrap?: (head: ResponseHead) => ResponseWrapper[],
+    errorStyle?: ErrorStyle,
   ) {
+    this.#errorStyle = errorStyle
     this.#req = req
     this.#res = res
     this.#upstream = upstream
@@ -166,9 +178,20 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       return
     }
     const raw = controller.rawHeaders
-    const flat = Array.isArray(raw)
+    let flat = Array.isArray(raw)
       ? raw.map((h) => (typeof h === 'string' ? h : h.toString('latin1')))
       : flatten(headers)
+    if (this.#wrap !== undefined) {
+      const wrappers = this.#wrap({
+        status: statusCode,
+        headers,
+        cut: (last, err) => this.#cut(controller, last, err),
+      })
+      if (wrappers.length > 0) {
+        this.#wrappers = wrappers
+        flat = editHeaders(flat, wrappers)
+      }
+    }
     try {
       // A reason with obs-text reaches us already decoded as UTF-8 (undici), so its bytes are lost: the standard
       // phrase replaces it. The reason phrase carries no meaning (RFC 9112 §4).
@@ -181,14 +204,6 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       // Node refused what the upstream sent (a header value or name it cannot write): unrelayable.
       this.#fail(controller, upstreamError(err, this.#upstream))
       return
-    }
-    if (this.#wrap !== undefined) {
-      const wrappers = this.#wrap({
-        status: statusCode,
-        headers,
-        cut: (last, err) => this.#cut(controller, last, err),
-      })
-      if (wrappers.length > 0) this.#wrappers = wrappers
     }
     // The head goes out with the first body chunk, in one write, when that chunk is already here; when it is not
     // (an SSE stream, a slow upstream), the head goes out on its own before the loop waits for more.
@@ -203,15 +218,74 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#done) return
     this.#headPending = false
-    let out = chunk
-    if (this.#wrappers !== undefined) for (const w of this.#wrappers) if (w.data) out = w.data(out)
-    // A wrapper cut the response while it looked at this chunk.
-    if (this.#done) return
-    if (out.length > 0 && !this.#res.write(out)) controller.pause()
+    if (this.#wrappers === undefined) {
+      if (!this.#res.write(chunk)) controller.pause()
+      return
+    }
+    const wrappers = this.#wrappers
+    if (this.#held === undefined) {
+      const out = throughWrappers(chunk, wrappers, 0)
+      if (!(out instanceof Promise)) {
+        // A wrapper cut the response while it looked at this chunk.
+        if (this.#done) return
+        if (out.length > 0 && !this.#res.write(out)) controller.pause()
+        return
+      }
+      this.#hold(controller, out)
+      return
+    }
+    this.#hold(
+      controller,
+      this.#held.then(() => throughWrappers(chunk, wrappers, 0)),
+    )
+  }
+
+  /** A wrapper answered with a promise: later chunks and the end wait behind it, in order. */
+  #hold(controller: Dispatcher.DispatchController, out: Promise<Buffer | undefined>): void {
+    controller.pause()
+    const held: Promise<void> = out.then(
+      (buf) => {
+        if (this.#done) return
+        const ok = buf === undefined || buf.length === 0 || this.#res.write(buf)
+        if (this.#held === held) {
+          this.#held = undefined
+          if (ok) controller.resume()
+        }
+      },
+      (err: unknown) => {
+        if (this.#held === held) this.#held = undefined
+        this.#fail(controller, upstreamError(err, this.#upstream))
+      },
+    )
+    this.#held = held
   }
 
   onResponseEnd(controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
     if (this.#done) return
+    if (this.#wrappers !== undefined) {
+      const wrappers = this.#wrappers
+      const tail =
+        this.#held === undefined ? endWrappers(wrappers, 0) : this.#held.then(() => endWrappers(wrappers, 0))
+      if (tail instanceof Promise) {
+        tail.then(
+          (buf) => this.#end(controller, trailers, buf),
+          (err: unknown) => this.#fail(controller, upstreamError(err, this.#upstream)),
+        )
+        return
+      }
+      this.#end(controller, trailers, tail)
+      return
+    }
+    this.#end(controller, trailers, undefined)
+  }
+
+  #end(
+    controller: Dispatcher.DispatchController,
+    trailers: IncomingHttpHeaders,
+    tail: Buffer | undefined,
+  ): void {
+    if (this.#done) return
+    if (tail !== undefined && tail.length > 0) this.#res.write(tail)
     const pairs = flatten(trailers)
     if (pairs.length > 0) {
       const list: [string, string][] = []
@@ -224,7 +298,6 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       }
     }
     this.#headPending = false
-    if (this.#wrappers !== undefined) for (const w of this.#wrappers) w.end?.()
     this.#res.end()
     this.#finish(this.#res.statusCode, undefined)
   }
@@ -234,22 +307,26 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     this.#reply(upstreamError(err, this.#upstream))
   }
 
-  #cut(controller: Dispatcher.DispatchController, last: Buffer, err: SvidecarError): void {
-    if (this.#done) return
-    this.#headPending = false
-    if (this.#wrappers !== undefined) for (const w of this.#wrappers) w.end?.()
-    if (!this.#res.destroyed) this.#res.end(last)
-    this.#finish(this.#res.statusCode, err.code, err)
-    // The client has its answer; the upstream must stop generating (and billing) for it.
-    controller.abort(err)
-  }
-
   #protocolError(what: string, reason: string): SvidecarError {
     return new SvidecarError(
       'SVD_UPSTREAM_PROTOCOL',
       `upstream ${this.#upstream} sent a response that cannot be relayed: ${what}`,
       { reason },
     )
+  }
+
+  #cut(controller: Dispatcher.DispatchController, last: Buffer, err: SvidecarError): void {
+    if (this.#done) return
+    this.#headPending = false
+    // Every wrapper learns the body is over (a meter settles what it counted); what they would add is dropped.
+    for (const w of this.#wrappers ?? []) {
+      const tail = w.end?.()
+      if (tail instanceof Promise) tail.catch(() => undefined)
+    }
+    if (!this.#res.destroyed) this.#res.end(last)
+    this.#finish(this.#res.statusCode, err.code, err)
+    // The client has its answer; the upstream must stop generating (and billing) for it.
+    controller.abort(err)
   }
 
   /** The sidecar gives up on a response undici still considers alive: stop it, then answer the client. */
@@ -271,7 +348,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       ...(e.cause === undefined ? {} : { cause: e.cause }),
     })
     if (!midResponse) {
-      sendError(this.#res, e)
+      sendError(this.#res, e, this.#errorStyle)
       // A body still arriving has nowhere to go: drain it so the connection stays usable. Not while the client
       // still waits for a 100: it has sent nothing, and Node closes that connection after the answer.
       if (!this.#req.complete && !awaitsContinue(this.#req)) this.#req.resume()
@@ -302,5 +379,75 @@ function flatten(headers: IncomingHttpHeaders | null | undefined): string[] {
     if (Array.isArray(value)) for (const v of value) out.push(name, v)
     else out.push(name, String(value))
   }
+  return out
+}
+
+/** Runs a chunk through wrappers from `from` on; synchronous until one answers with a promise. */
+function throughWrappers(
+  chunk: Buffer,
+  wrappers: readonly ResponseWrapper[],
+  from: number,
+): Buffer | Promise<Buffer> {
+  let out = chunk
+  for (let i = from; i < wrappers.length; i++) {
+    const w = wrappers[i] as ResponseWrapper
+    if (w.data === undefined) continue
+    const r = w.data(out)
+    if (r instanceof Promise) return r.then((b) => throughWrappers(b, wrappers, i + 1))
+    out = r
+  }
+  return out
+}
+
+/** Each wrapper's last bytes, passed through the wrappers after it, joined. */
+function endWrappers(
+  wrappers: readonly ResponseWrapper[],
+  from: number,
+): Buffer | undefined | Promise<Buffer | undefined> {
+  const parts: Buffer[] = []
+  for (let i = from; i < wrappers.length; i++) {
+    const w = wrappers[i] as ResponseWrapper
+    const r = w.end?.()
+    if (r instanceof Promise) {
+      return r.then(async (tail) => {
+        if (tail !== undefined) parts.push(await throughWrappers(tail, wrappers, i + 1))
+        const rest = await endWrappers(wrappers, i + 1)
+        if (rest !== undefined) parts.push(rest)
+        return parts.length === 0 ? undefined : Buffer.concat(parts)
+      })
+    }
+    if (r !== undefined && r.length > 0) {
+      const next = throughWrappers(r, wrappers, i + 1)
+      if (next instanceof Promise) {
+        return next.then(async (b) => {
+          parts.push(b)
+          const rest = await endWrappers(wrappers, i + 1)
+          if (rest !== undefined) parts.push(rest)
+          return Buffer.concat(parts)
+        })
+      }
+      parts.push(next)
+    }
+  }
+  return parts.length === 0 ? undefined : Buffer.concat(parts)
+}
+
+/** The flat header list with the wrappers' removals and replacements applied. */
+function editHeaders(flat: string[], wrappers: readonly ResponseWrapper[]): string[] {
+  const remove = new Set<string>()
+  const set: Record<string, string> = {}
+  for (const w of wrappers) {
+    for (const name of w.headers?.remove ?? []) remove.add(name.toLowerCase())
+    for (const [name, value] of Object.entries(w.headers?.set ?? {})) {
+      remove.add(name.toLowerCase())
+      set[name.toLowerCase()] = value
+    }
+  }
+  if (remove.size === 0) return flat
+  const out: string[] = []
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    if (!remove.has((flat[i] as string).toLowerCase())) out.push(flat[i] as string, flat[i + 1] as string)
+  }
+  for (const [name, value] of Object.entries(set)) out.push(name, value)
   return out
 }

@@ -6,7 +6,7 @@
  * numbers are refused rather than tolerated, because anything ambiguous in a
  * certificate is a place where two parsers can disagree.
  */
-import { SpiffeError, type SpiffeErrorCode } from './errors.ts'
+import { SpiffeError, type SpiffeErrorCode } from '../errors.ts'
 
 export const TAG_BOOLEAN = 0x01
 export const TAG_INTEGER = 0x02

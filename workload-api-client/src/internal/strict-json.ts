@@ -11,7 +11,7 @@
  * nesting, and refuses `__proto__` keys so a parsed object can never reach a
  * prototype through a later spread or `Object.assign`.
  */
-import { SpiffeError, type SpiffeErrorCode } from './errors.ts'
+import { SpiffeError, type SpiffeErrorCode } from '../errors.ts'
 
 export type JsonValue = null | boolean | number | bigint | string | JsonValue[] | JsonObject
 export interface JsonObject {

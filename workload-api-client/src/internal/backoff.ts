@@ -6,7 +6,7 @@
  * while, never on a reconnect alone (spiffe.md §6), so a flapping stream, or
  * one that ends right after each message, still backs off.
  */
-import { SpiffeError } from './errors.ts'
+import { SpiffeError } from '../errors.ts'
 
 /** Pluggable backoff: `next()` is the delay in ms before the next attempt. */
 export interface BackoffStrategy {
