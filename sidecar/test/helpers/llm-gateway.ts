@@ -56,6 +56,8 @@ export function testLens(): Stage {
         provider: 'local',
       }
       exchange.attributes[LLM_ATTRIBUTE] = call
+      exchange.lens = 'llm'
+      exchange.errorStyle = api.startsWith('anthropic.') ? 'anthropic' : 'openai'
       return undefined
     },
   }

@@ -122,10 +122,9 @@ t.test('Anthropic: the cut is an `event: error` frame the SDK throws', async (t)
     return undefined
   })()
   t.ok(err instanceof Anthropic.APIError, 'the SDK throws')
-  t.match((err as Error).message, /SVD_BUDGET_EXHAUSTED/)
   t.match((err as InstanceType<typeof Anthropic.APIError>).error, {
     type: 'error',
-    error: { type: 'rate_limit_error' },
+    error: { type: 'rate_limit_error', details: { error_code: 'SVD_BUDGET_EXHAUSTED' } },
   })
   t.ok(words > 0 && words < 80, `cut mid-way (${words} of 80)`)
   await waitFor(() => upstream.openStreams === 0, 'the upstream request closed')
@@ -136,6 +135,10 @@ t.test('Anthropic: the cut is an `event: error` frame the SDK throws', async (t)
       (e: unknown) => e,
     )
   t.ok(refused instanceof Anthropic.RateLimitError)
+  t.match((refused as InstanceType<typeof Anthropic.RateLimitError>).error, {
+    type: 'error',
+    error: { type: 'rate_limit_error', details: { error_code: 'SVD_BUDGET_EXHAUSTED' } },
+  })
   t.ok(Number((refused as InstanceType<typeof Anthropic.RateLimitError>).headers?.get('retry-after')) >= 1)
 })
 

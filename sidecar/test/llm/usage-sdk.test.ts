@@ -266,7 +266,7 @@ t.test(
     t.ok(aErr instanceof Anthropic.APIError, 'the Anthropic SDK throws too')
     t.match((aErr as InstanceType<typeof Anthropic.APIError>).error, {
       type: 'error',
-      error: { type: 'api_error' },
+      error: { type: 'api_error', details: { error_code: 'SVD_UPSTREAM_PROTOCOL' } },
     })
   },
 )

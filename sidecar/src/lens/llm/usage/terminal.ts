@@ -4,25 +4,15 @@
  * error rather than a truncated success (protocols.md §12): OpenAI-style, a
  * `data:` chunk carrying an `error` object (the openai SDK throws an APIError
  * on it, in chat, completions and the Responses API alike); Anthropic, an
- * `event: error` frame with `{type: "error", error: {type, message}}`.
+ * `event: error` frame. The error object is the provider-shaped one the
+ * sidecar answers refusals with (forwarder/respond.ts), code included.
  */
 import type { SvidecarError } from '../../../errors/index.ts'
+import { errorBody } from '../../../forwarder/respond.ts'
 import type { LlmApi } from '../call.ts'
 
 export function terminalFrame(api: LlmApi, err: SvidecarError): Buffer {
-  if (api.startsWith('anthropic.')) {
-    const type = err.status === 429 ? 'rate_limit_error' : 'api_error'
-    // The code rides in the message too: the Anthropic SDK shows `error.message`, and has no code field.
-    const data = { type: 'error', error: { type, message: `${err.code}: ${err.message}` } }
-    return Buffer.from(`event: error\ndata: ${JSON.stringify(data)}\n\n`)
-  }
-  const data = {
-    error: {
-      message: err.message,
-      type: err.status === 429 ? 'rate_limit_exceeded' : 'server_error',
-      param: null,
-      code: err.code,
-    },
-  }
-  return Buffer.from(`data: ${JSON.stringify(data)}\n\n`)
+  if (api.startsWith('anthropic.'))
+    return Buffer.from(`event: error\ndata: ${errorBody(err, 'anthropic').body}\n\n`)
+  return Buffer.from(`data: ${errorBody(err, 'openai').body}\n\n`)
 }
