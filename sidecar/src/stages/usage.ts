@@ -119,6 +119,8 @@ export function usageStage(options: UsageStageOptions = {}): Stage {
       })
       state.meter = meter
       return {
+        // A stream the sidecar may shorten (the hidden usage chunk) or end early (a cut) cannot keep a length.
+        ...(meter.streaming ? { headers: { remove: ['content-length'] } } : {}),
         data(chunk) {
           const out = meter.data(chunk)
           if (Buffer.isBuffer(out)) return out

@@ -270,3 +270,60 @@ t.test(
     })
   },
 )
+
+t.test('an SSE body sent with a content-length can still lose its hidden usage chunk', async (t) => {
+  // A server that buffers its stream and sends it with a length (some self-hosted ones do): a plain http server,
+  // since the model server helper always streams chunked.
+  const { createServer } = await import('node:http')
+  const chunk = (o: unknown) => `data: ${JSON.stringify(o)}\n\n`
+  const wire =
+    chunk({
+      id: 'c',
+      object: 'chat.completion.chunk',
+      created: 1,
+      model: 'gpt-4o',
+      choices: [{ index: 0, delta: { content: 'hi' }, finish_reason: 'stop' }],
+      usage: null,
+    }) +
+    chunk({
+      id: 'c',
+      object: 'chat.completion.chunk',
+      created: 1,
+      model: 'gpt-4o',
+      choices: [],
+      usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 },
+    }) +
+    'data: [DONE]\n\n'
+  const server = createServer((req, res) => {
+    req.resume()
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'content-length': Buffer.byteLength(wire) })
+      res.end(wire)
+    })
+  })
+  server.listen(0, '127.0.0.1')
+  await new Promise((r) => server.once('listening', r))
+  t.teardown(() => server.close())
+  const port = (server.address() as { port: number }).port
+  const gw = await startGateway(t, await startDevApi(t), `http://127.0.0.1:${port}`)
+  const events = usageEvents(t)
+  const openai = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'dummy', maxRetries: 0 })
+  const s = await openai.chat.completions.create({ model: 'gpt-4o', messages: MESSAGES, stream: true })
+  const chunks: OpenAI.Chat.Completions.ChatCompletionChunk[] = []
+  for await (const c of s) chunks.push(c)
+  t.equal(chunks.length, 1, 'the stream completed without the usage chunk')
+  // The SDK stops reading at [DONE]; a plain client reads to the end, which the upstream's length would forbid.
+  const raw = await fetch(`${gw.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'gpt-4o', messages: MESSAGES, stream: true }),
+  })
+  t.equal(raw.headers.get('content-length'), null, "the upstream's length is not passed on")
+  const text = await raw.text()
+  t.ok(
+    text.endsWith('data: [DONE]\n\n') && !text.includes('"choices":[]'),
+    'the whole body, without the usage chunk',
+  )
+  await waitFor(() => events.length === 2, 'usage events')
+  t.match(events[0], { inputTokens: 3, outputTokens: 1, estimated: false })
+})
