@@ -12,6 +12,7 @@
  */
 import { SvidecarError } from '../errors/index.ts'
 import { type LlmApi, llmCallOf } from '../lens/llm/call.ts'
+import { loadTokenizer } from '../lens/llm/usage/estimate.ts'
 import { includeUsage } from '../lens/llm/usage/include-usage.ts'
 import { UsageMeter } from '../lens/llm/usage/meter.ts'
 import { USAGE_ATTRIBUTE, type UsageState, usageStateOf } from '../lens/llm/usage/state.ts'
@@ -47,6 +48,8 @@ export function usageStage(options: UsageStageOptions = {}): Stage {
     onRequest(exchange) {
       const call = llmCallOf(exchange.attributes)
       if (call === undefined || !METERED.has(call.api)) return undefined
+      // Loaded on the first LLM call: a sidecar without LLM traffic never holds the tokenizer's tables.
+      loadTokenizer()
       const state: UsageState = { hideUsageChunk: false }
       exchange.attributes[USAGE_ATTRIBUTE] = state
       if (call.stream && SPLICED.has(call.api) && exchange.body !== undefined) {

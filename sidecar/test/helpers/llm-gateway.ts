@@ -17,6 +17,7 @@ import type { Test } from 'tap'
 import { waitFor } from '../../../workload-api-client/test/helpers/wait.ts'
 import { parseConfig } from '../../src/config/index.ts'
 import { LLM_ATTRIBUTE, type LlmApi, type LlmCall } from '../../src/lens/llm/call.ts'
+import { loadTokenizer } from '../../src/lens/llm/usage/estimate.ts'
 import { createLogger } from '../../src/observe/log.ts'
 import type { Stage } from '../../src/pipeline/stage.ts'
 import { Sidecar } from '../../src/sidecar.ts'
@@ -117,6 +118,8 @@ ${yaml}`,
   )
   t.teardown(() => sidecar.destroy())
   await sidecar.identity.waitReady(5000)
+  // The sidecar loads the tokenizer on the first LLM call; tests that check estimates want it there already.
+  await loadTokenizer()
   return { sidecar, url: `http://127.0.0.1:${sidecar.addresses.outbound.egress?.port}`, audit }
 }
 

@@ -1,6 +1,7 @@
 // Token accounting pieces on their own: the include_usage splice keeps every other byte, the SSE framer
 // splits at blank lines whatever the chunking, and the meter reads each API's usage rules.
 import t from 'tap'
+import { loadTokenizer } from '../../src/lens/llm/usage/estimate.ts'
 import { includeUsage } from '../../src/lens/llm/usage/include-usage.ts'
 import { UsageMeter } from '../../src/lens/llm/usage/meter.ts'
 import { SseFrames } from '../../src/lens/llm/usage/sse-frames.ts'
@@ -64,6 +65,8 @@ t.test('SSE frames: whole events at blank lines, any chunking, any line ending; 
   t.equal(f.push(Buffer.from('abcdef')).overflow, true, 'an event over the cap overflows')
 })
 
+// The sidecar loads the tokenizer on its first LLM call; these tests check its counts.
+await loadTokenizer()
 const started = performance.now()
 function meter(
   api: 'openai.chat' | 'openai.responses' | 'anthropic.messages',

@@ -2,16 +2,33 @@
  * Token estimates for when a provider reports none: gpt-tokenizer's o200k
  * encoding (GPT-4o's) stands in for every model. Close for OpenAI models,
  * within a few tens of percent for others: good enough for a budget, and
- * always marked as an estimate.
+ * always marked as an estimate. Its tables cost about 75 MB and a few hundred
+ * milliseconds to load, so they are loaded on the first LLM call, not at
+ * start (a sidecar without LLM traffic never pays); until then a text counts
+ * as characters / 4.
  */
-import { countTokens } from 'gpt-tokenizer'
 
 // The tokenizer is linear in its input; a multi-megabyte prompt is counted by length beyond this.
 const MAX_TOKENIZED_CHARS = 256 * 1024
 const CHARS_PER_TOKEN = 4
 
+let countTokens: ((text: string) => number) | undefined
+let loading: Promise<void> | undefined
+
+/** Starts loading the tokenizer (once); resolves when it is there, or when it failed to load (then length / 4). */
+export function loadTokenizer(): Promise<void> {
+  loading ??= import('gpt-tokenizer').then(
+    (m) => {
+      countTokens = m.countTokens
+    },
+    () => {},
+  )
+  return loading
+}
+
 export function estimateText(text: string): number {
   if (text === '') return 0
+  if (countTokens === undefined) return Math.ceil(text.length / CHARS_PER_TOKEN)
   if (text.length > MAX_TOKENIZED_CHARS)
     return (
       countTokens(text.slice(0, MAX_TOKENIZED_CHARS)) +
