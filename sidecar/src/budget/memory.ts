@@ -27,7 +27,7 @@ export class MemoryBudgetStore implements BudgetStore {
   reserve(keys: readonly BudgetKey[], tokens: number, now: number): Promise<ReserveResult> {
     const windows = windowsAt(now)
     this.#sweep(windows)
-    let grant = Math.max(0, Math.floor(tokens))
+    let grant = Number.isFinite(tokens) ? Math.max(0, Math.floor(tokens)) : 0
     for (const key of keys) {
       const m = this.#get(this.#minutes, key, windows.minute)
       const d = this.#get(this.#days, key, windows.day)

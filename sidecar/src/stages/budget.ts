@@ -72,7 +72,13 @@ export function budgetStage(options: BudgetStageOptions): Stage {
       if (keys.length === 0) return undefined
       const state = usageStateOf(exchange)
       const input = quickInputEstimate(exchange.body)
-      const output = NO_OUTPUT.has(call.api) ? 0 : (call.maxTokens ?? config.defaultMaxTokens)
+      // The lens passes the client's number as it came; only a positive integer is a limit worth reserving for.
+      const asked = call.maxTokens
+      const output = NO_OUTPUT.has(call.api)
+        ? 0
+        : asked !== undefined && Number.isSafeInteger(asked) && asked > 0
+          ? asked
+          : config.defaultMaxTokens
       return store.reserve(keys, input + output, Date.now()).then(
         (result): StageResult => {
           if (!result.ok) {
