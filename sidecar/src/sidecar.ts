@@ -92,6 +92,12 @@ export class Sidecar {
               keyPrefix: budgets.redis.keyPrefix,
               timeoutMs: budgets.redis.timeoutMs,
             })
+    // Closed by destroy() too, so a start that fails later leaves no Redis connection retrying behind it.
+    const store = this.budgetStore
+    if (store !== undefined)
+      this.#cleanups.push(() => {
+        store.close().catch(() => {})
+      })
     this.#upstreams = new Upstreams(this.identity, config.upstreams.values(), {
       connectTimeoutMs: config.limits.connectTimeout,
       idleTimeoutMs: config.limits.idleTimeout,
@@ -276,10 +282,6 @@ export class Sidecar {
     const peerHeaders = config.inbound.map((i) => i.peerIdHeader)
     const budgets = config.budgets
     const budgetStore = this.budgetStore
-    if (budgetStore !== undefined)
-      this.#cleanups.push(() => {
-        budgetStore.close().catch(() => {})
-      })
     const table = budgets === undefined ? undefined : new BudgetTable(budgets.limits)
     const llmStages = (): Stage[] => [
       usageStage({ knownModels: table?.literalModels() ?? [] }),
