@@ -5,6 +5,10 @@
  * stages publish, never on the request path.
  */
 import type { Writable } from 'node:stream'
+import { BudgetTable } from './budget/limits.ts'
+import { MemoryBudgetStore } from './budget/memory.ts'
+import { RedisBudgetStore } from './budget/redis.ts'
+import type { BudgetStore } from './budget/store.ts'
 import type { SidecarConfig } from './config/index.ts'
 import { Upstreams } from './forwarder/upstreams.ts'
 import { Identity, type IdentityOptions } from './identity/identity.ts'
@@ -18,8 +22,11 @@ import { publishIdentity, publishLifecycle } from './observe/events.ts'
 import { createLogger, type Logger, subscribeLogs } from './observe/log.ts'
 import { createMetrics } from './observe/metrics.ts'
 import { startTracing, type Tracing } from './observe/tracing.ts'
+import type { Stage } from './pipeline/stage.ts'
 import { onPolicyReload } from './policy/events.ts'
 import { type OpenedPolicy, openPolicy } from './policy/open.ts'
+import { budgetStage } from './stages/budget.ts'
+import { usageStage } from './stages/usage.ts'
 import { authorizerFromSpec } from './tls/authorizer.ts'
 import { tlsParameters } from './tls/profiles.ts'
 
@@ -51,6 +58,8 @@ export class Sidecar {
   readonly #cleanups: Array<() => void> = []
   /** The policy engine in force when the config names one (the built-in one reloads its file). */
   readonly policy: OpenedPolicy | undefined
+  /** Where LLM budgets are counted, when the config has `budgets`. */
+  readonly budgetStore: BudgetStore | undefined
   #admin: Awaited<ReturnType<typeof startAdmin>> | undefined
   #audit: AuditLog | undefined
   #tracing: Tracing | undefined
@@ -70,6 +79,23 @@ export class Sidecar {
       ...(config.workloadApi.spiffeId === undefined ? {} : { spiffeId: config.workloadApi.spiffeId }),
       ...options.identity,
     })
+    const budgets = config.budgets
+    this.budgetStore =
+      budgets === undefined
+        ? undefined
+        : budgets.redis === undefined
+          ? new MemoryBudgetStore()
+          : new RedisBudgetStore({
+              url: budgets.redis.url,
+              keyPrefix: budgets.redis.keyPrefix,
+              timeoutMs: budgets.redis.timeoutMs,
+            })
+    // Closed by destroy() too, so a start that fails later leaves no Redis connection retrying behind it.
+    const store = this.budgetStore
+    if (store !== undefined)
+      this.#cleanups.push(() => {
+        store.close().catch(() => {})
+      })
     this.#upstreams = new Upstreams(this.identity, config.upstreams.values(), {
       connectTimeoutMs: config.limits.connectTimeout,
       idleTimeoutMs: config.limits.idleTimeout,
@@ -292,6 +318,31 @@ export class Sidecar {
     }
     const peerHeaders = config.inbound.map((i) => i.peerIdHeader)
     const llm = config.llm === undefined ? undefined : this.#llm(config.llm)
+    const budgets = config.budgets
+    const budgetStore = this.budgetStore
+    const table = budgets === undefined ? undefined : new BudgetTable(budgets.limits)
+    // Model names written out in the config (no globs) become metric labels; any other model counts as `other`.
+    const knownModels = [
+      ...(table?.literalModels() ?? []),
+      ...(config.llm?.providers ?? []).flatMap((p) => p.models.filter((m) => !/[*?[]/.test(m))),
+    ]
+    const metering = (): Stage[] => [
+      usageStage({ knownModels }),
+      ...(budgets === undefined || table === undefined || budgetStore === undefined
+        ? []
+        : [
+            budgetStage({
+              table,
+              store: budgetStore,
+              config: {
+                defaultMaxTokens: budgets.defaultMaxTokens,
+                extendTokens: budgets.extendTokens,
+                onUnavailable: budgets.redis?.onUnavailable ?? 'deny',
+              },
+              logger: this.logger,
+            }),
+          ]),
+    ]
     for (const outbound of config.outbound) {
       this.#outbound.push(
         await startOutbound(this.identity, this.#upstreams, {
@@ -304,6 +355,7 @@ export class Sidecar {
           ...(policy === undefined ? {} : { policy }),
           ...(llm === undefined ? {} : { llm }),
           ...(tracing === undefined ? {} : { tracing }),
+          ...(llm === undefined ? {} : { metering: metering() }),
         }),
       )
     }

@@ -14,6 +14,7 @@ export const DEBIAN_TOOLS: Readonly<Record<string, string>> = {
   promtool: 'prometheus',
   // The server itself, for test/prometheus/scrape.test.ts (same package as promtool).
   prometheus: 'prometheus',
+  'redis-server': 'redis-server',
 }
 
 function onPath(command: string): boolean {

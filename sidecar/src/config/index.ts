@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs'
 import { matchPattern, resolveEndpointAddress, SpiffeId, TrustDomain } from 'workload-api-client'
 import type { Document } from 'yaml'
+import type { BudgetsConfig } from '../budget/limits.ts'
 import { SvidecarError } from '../errors/index.ts'
 import type { CredentialSource } from '../lens/llm/credential.ts'
 import type { ProviderSpec } from '../lens/llm/providers.ts'
@@ -127,6 +128,8 @@ export interface SidecarConfig {
   llm?: LlmConfig
   /** OpenTelemetry spans over OTLP/HTTP; off when absent. */
   tracing?: TracingConfig
+  /** Token and request budgets for LLM calls, by SPIFFE ID (budget/limits.ts); absent, calls are not budgeted. */
+  budgets?: BudgetsConfig
   warnings: string[]
 }
 
@@ -261,6 +264,13 @@ const authorizerKind: Check<AuthorizerKind> = exactlyOne<AuthorizerKind>({
     }
   },
 })
+
+// Never echoed in an issue: the URL may carry the Redis password.
+const redisUrl: Check<string> = (v, path, issues) => {
+  if (typeof v === 'string' && /^rediss?:\/\/\S+$/.test(v)) return v
+  issues.add(path, 'expected a redis:// or rediss:// URL (the value is not shown: it may hold a password)')
+  return undefined
+}
 
 // Seconds, not minutes: a handshake that has not finished holds a connection slot (Node's default is 120 s).
 const HANDSHAKE_TIMEOUT_DEFAULT = 10_000
@@ -492,6 +502,36 @@ export const SCHEMA = obj({
           }),
           NAME,
           'a name of lower-case letters, digits and -',
+        ),
+        { required: true },
+      ),
+    }),
+  ),
+  budgets: field(
+    obj({
+      defaultMaxTokens: field(int(1, 10_000_000), { default: 4096 }),
+      extendTokens: field(int(1, 10_000_000), { default: 256 }),
+      redis: field(
+        obj({
+          url: field(redisUrl, { required: true }),
+          keyPrefix: field(str(), { default: 'svidecar:budget:' }),
+          timeout: field(nonZeroDuration('every budget check would time out'), { default: 250 }),
+          onUnavailable: field(oneOf(['deny', 'allow'] as const), { default: 'deny' as const }),
+        }),
+      ),
+      limits: field(
+        list(
+          obj({
+            name: field(str({ pattern: NAME, what: 'a name of lower-case letters, digits and -' }), {
+              required: true,
+            }),
+            subjects: field(list(str()), { required: true }),
+            models: field(list(str())),
+            perModel: field(bool, { default: false }),
+            tokensPerMinute: field(int(1, Number.MAX_SAFE_INTEGER)),
+            tokensPerDay: field(int(1, Number.MAX_SAFE_INTEGER)),
+            requestsPerMinute: field(int(1, Number.MAX_SAFE_INTEGER)),
+          }),
         ),
         { required: true },
       ),
@@ -733,6 +773,8 @@ export function parseConfig(
   // Counted in the file, not in what passed the schema: a provider that failed it was reported already.
   if (isMapping(raw.llm) && isMapping(raw.llm.providers) && Object.keys(raw.llm.providers).length === 0)
     issues.add(['llm', 'providers'], 'needs at least one provider')
+  const budgets = parsed?.budgets
+  if (budgets !== undefined) checkBudgets(budgets, issues)
   if (parsed === undefined || found.length > 0)
     throw new ConfigError(source, found.length ? found : [{ path: '(root)', message: 'invalid' }])
 
@@ -775,6 +817,7 @@ export function parseConfig(
             serviceName: parsed.tracing.serviceName,
           },
         }),
+    ...(budgets === undefined ? {} : { budgets: budgetsConfig(budgets) }),
     warnings,
   }
 }
@@ -817,6 +860,53 @@ function llmConfig(
     })
   }
   return { bodyLimit: l.bodyLimit, maxDepth: l.maxDepth, unknownPaths: l.unknownPaths, providers }
+}
+
+function checkBudgets(b: NonNullable<Parsed['budgets']>, issues: Issues): void {
+  const names = new Set<string>()
+  b.limits.forEach((l, i) => {
+    if (names.has(l.name)) issues.add(['budgets', 'limits', i, 'name'], `"${l.name}" is used twice`)
+    names.add(l.name)
+    if (l.subjects.length === 0)
+      issues.add(['budgets', 'limits', i, 'subjects'], 'needs at least one SPIFFE ID pattern')
+    l.subjects.forEach((p, j) => {
+      try {
+        matchPattern(p)
+      } catch (err) {
+        issues.add(['budgets', 'limits', i, 'subjects', j], (err as Error).message)
+      }
+    })
+    if (l.tokensPerMinute === undefined && l.tokensPerDay === undefined && l.requestsPerMinute === undefined)
+      issues.add(['budgets', 'limits', i], 'needs tokensPerMinute, tokensPerDay or requestsPerMinute')
+    if (l.perModel && l.models === undefined)
+      issues.add(['budgets', 'limits', i, 'perModel'], 'applies with models only')
+  })
+}
+
+function budgetsConfig(b: NonNullable<Parsed['budgets']>): BudgetsConfig {
+  return {
+    defaultMaxTokens: b.defaultMaxTokens,
+    extendTokens: b.extendTokens,
+    limits: b.limits.map((l) => ({
+      name: l.name,
+      subjects: l.subjects,
+      perModel: l.perModel,
+      ...(l.models === undefined ? {} : { models: l.models }),
+      ...(l.tokensPerMinute === undefined ? {} : { tokensPerMinute: l.tokensPerMinute }),
+      ...(l.tokensPerDay === undefined ? {} : { tokensPerDay: l.tokensPerDay }),
+      ...(l.requestsPerMinute === undefined ? {} : { requestsPerMinute: l.requestsPerMinute }),
+    })),
+    ...(b.redis === undefined
+      ? {}
+      : {
+          redis: {
+            url: b.redis.url,
+            keyPrefix: b.redis.keyPrefix,
+            timeoutMs: b.redis.timeout,
+            onUnavailable: b.redis.onUnavailable,
+          },
+        }),
+  }
 }
 
 type Parsed = NonNullable<ReturnType<typeof SCHEMA>>

@@ -83,6 +83,15 @@ export const ERROR_TABLE = {
     status: 400,
     summary: 'injection refused: the object or one of its svidecar.io annotations is invalid',
   },
+  SVD_BUDGET_EXHAUSTED: {
+    status: 429,
+    summary:
+      'an LLM token or request budget of this SPIFFE ID is used up (retry-after says when the window resets); a stream that runs past it is ended with an error event',
+  },
+  SVD_BUDGET_UNAVAILABLE: {
+    status: 503,
+    summary: 'the shared budget store (Redis) cannot be reached and budgets fail closed',
+  },
   SVD_INTERNAL: { status: 500, summary: 'an unexpected internal error' },
 } as const satisfies Record<string, { status: number; summary: string }>
 

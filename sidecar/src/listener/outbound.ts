@@ -14,6 +14,7 @@ import type { Providers } from '../lens/llm/providers.ts'
 import type { Tracing } from '../observe/tracing.ts'
 import { buildPipeline } from '../pipeline/build.ts'
 import { Exchange } from '../pipeline/exchange.ts'
+import type { Stage } from '../pipeline/stage.ts'
 import type { PolicyEngine } from '../policy/engine.ts'
 import { drainStage } from '../stages/drain.ts'
 import { guardStage } from '../stages/guards.ts'
@@ -47,6 +48,8 @@ export interface OutboundOptions {
   }
   /** Spans per request (the stage exists only when tracing is configured). */
   tracing?: Tracing
+  /** LLM token accounting and budgets (stages/usage.ts, stages/budget.ts), once a provider takes the call. */
+  metering?: readonly Stage[]
 }
 
 const ALWAYS_STRIP = ['x-forwarded-client-cert']
@@ -92,6 +95,7 @@ export async function startOutbound(
       ...(llm === undefined ? [] : llmLensStages(llm)),
       ...(options.policy === undefined ? [] : [policyStage(options.policy)]),
       ...(llm === undefined ? [] : [llmProviderStage(llm)]),
+      ...(options.metering ?? []),
     ],
     { limits: options.limits, connectTimeoutMs: options.connectTimeoutMs },
   )

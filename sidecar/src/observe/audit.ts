@@ -9,6 +9,7 @@ import type { Writable } from 'node:stream'
 import { RotatingFile } from './audit-file.ts'
 import { formatAuditLine } from './audit-line.ts'
 import { type AuditSink, type LostLines, StreamSink } from './audit-sink.ts'
+import { formatUsageLine } from './audit-usage.ts'
 import { type Direction, on, type PolicyDecisionEvent } from './events.ts'
 import type { Logger } from './log.ts'
 
@@ -85,9 +86,25 @@ export function createAuditLog(config: AuditConfig, options: AuditOptions): Audi
   return {
     record,
     subscribe(mine) {
-      return on('policyDecision', (e) => {
+      const offDecisions = on('policyDecision', (e) => {
         if (mine === undefined || mine(e)) record(e)
       })
+      // LLM calls add a line of their own kind when they end (audit-usage.ts).
+      const offUsage = on('llmUsage', (e) => {
+        if (mine !== undefined && !mine(e)) return
+        let line: string
+        try {
+          line = formatUsageLine(e)
+        } catch (err) {
+          onLost(1, err)
+          return
+        }
+        sink.write(line)
+      })
+      return () => {
+        offDecisions()
+        offUsage()
+      }
     },
     flush: () => sink.flush(),
     close: () => sink.close(),

@@ -16,6 +16,7 @@ const CHANNELS = {
   lifecycle: 'svidecar:lifecycle',
   upstreamFailed: 'svidecar:upstream:failed',
   policyDecision: 'svidecar:policy:decision',
+  llmUsage: 'svidecar:llm:usage',
 } as const
 
 export type Direction = 'inbound' | 'outbound'
@@ -133,6 +134,44 @@ export interface PolicyDecisionEvent {
   traceparent: string
 }
 
+/**
+ * What one LLM call used, published when its exchange ends (after its budget settled), for the audit log's
+ * `llm.usage` line and the token metrics. The policy decision came earlier, when the tokens were not known;
+ * `traceparent` links the two lines.
+ */
+export interface LlmUsageEvent {
+  time: Date
+  listener: string
+  direction: Direction
+  subject?: string
+  /** The API (openai.chat, anthropic.messages, ...). */
+  api: string
+  /** The model the client asked for, as it asked (audit only: never a label). */
+  model?: string
+  /** `model` when the config names it, else `other`: bounded, for metric labels. */
+  modelLabel: string
+  provider?: string
+  /** The response status (0 when no response started). */
+  status: number
+  inputTokens: number
+  outputTokens: number
+  cachedInputTokens?: number
+  cacheWriteInputTokens?: number
+  /** The figures are the sidecar's estimate (`estimateReason` says why), not the provider's. */
+  estimated: boolean
+  estimateReason?: string
+  /** From the request's arrival to the first output token (streams). */
+  timeToFirstTokenMs?: number
+  durationMs: number
+  /** How the exchange ended: the sidecar's code when it ended it (a budget cut, a refusal). */
+  code?: string
+  /** The budget the call counted against, and what is left of it after settling. */
+  budget?: { names: string[]; remaining: Partial<Record<string, number>> }
+  /** The budget refused the call (`before`) or ended its stream (`stream`); `kind` is the exhausted limit. */
+  budgetRefusal?: { at: 'before' | 'stream'; kind: string; name: string }
+  traceparent?: string
+}
+
 export interface LifecycleEvent {
   event: 'starting' | 'ready' | 'draining' | 'stopped'
   detail?: string
@@ -147,6 +186,7 @@ const refused = channel(CHANNELS.refused)
 const lifecycle = channel(CHANNELS.lifecycle)
 const upstreamFailed = channel(CHANNELS.upstreamFailed)
 const policyDecision = channel(CHANNELS.policyDecision)
+const llmUsage = channel(CHANNELS.llmUsage)
 
 export function publishIdentity(e: IdentityEvent): void {
   if (identity.hasSubscribers) identity.publish(e)
@@ -175,6 +215,9 @@ export function publishUpstreamFailed(e: UpstreamFailedEvent): void {
 export function publishPolicyDecision(e: PolicyDecisionEvent): void {
   if (policyDecision.hasSubscribers) policyDecision.publish(e)
 }
+export function publishLlmUsage(e: LlmUsageEvent): void {
+  if (llmUsage.hasSubscribers) llmUsage.publish(e)
+}
 
 /** Subscribes to one channel with a typed handler; returns the unsubscribe function. */
 export function on<K extends keyof EventMap>(name: K, handler: (e: EventMap[K]) => void): () => void {
@@ -194,4 +237,5 @@ export interface EventMap {
   lifecycle: LifecycleEvent
   upstreamFailed: UpstreamFailedEvent
   policyDecision: PolicyDecisionEvent
+  llmUsage: LlmUsageEvent
 }

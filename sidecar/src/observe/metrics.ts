@@ -23,6 +23,13 @@ function codeLabel(code: string | undefined): string {
 const ACTIONS = new Set(['http.route', 'llm.model', 'mcp.tool', 'mcp.resource', 'mcp.prompt'])
 const ENGINE_NAME = /^[a-z][a-z0-9_-]{0,31}$/
 const RULE_LABEL_MAX = 128
+const LIMIT_LABELS = new Set([
+  'tokensPerMinute',
+  'tokensPerDay',
+  'requestsPerMinute',
+  'tokens',
+  'unavailable',
+])
 
 /** A closed set each: anything else is counted as `other`, never copied into a label. */
 function decisionLabels(e: PolicyDecisionEvent): Record<string, string> {
@@ -177,6 +184,27 @@ export function createMetrics(scope?: MetricsScope, options: MetricsOptions = {}
     help: 'Audit lines that could not be written (disk or stream error, full queue)',
     registers: [registry],
   })
+  // LLM calls (stages/usage.ts): model labels are the config's model names or `other`, never what a client sent.
+  const llmTokens = new Counter({
+    name: 'svidecar_llm_tokens_total',
+    help: 'LLM tokens used, by model (configured names, else other), kind (input, output) and source (exact from the provider, estimated by the sidecar)',
+    labelNames: ['model', 'kind', 'source'],
+    registers: [registry],
+  })
+  const llmRefusals = new Counter({
+    name: 'svidecar_llm_budget_refusals_total',
+    help: 'LLM calls a budget refused before forwarding (at=before) or whose stream it ended (at=stream), by the limit that ran out',
+    labelNames: ['at', 'limit'],
+    registers: [registry],
+  })
+  const llmTtft = new Histogram({
+    name: 'svidecar_llm_time_to_first_token_seconds',
+    help: 'Time from the request to the first output token of a streamed LLM call, by model (configured names, else other)',
+    labelNames: ['model'],
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32],
+    registers: [registry],
+  })
+  for (const at of ['before', 'stream']) llmRefusals.inc({ at, limit: 'tokensPerMinute' }, 0)
   for (const result of ['success', 'failure']) reloads.inc({ result }, 0)
   auditErrors.inc(0)
   ready.set(0)
@@ -223,6 +251,18 @@ export function createMetrics(scope?: MetricsScope, options: MetricsOptions = {}
           decisions.inc(ruleLabel ? { ...labels, rule: (e.ruleId ?? '').slice(0, RULE_LABEL_MAX) } : labels)
           if (Number.isFinite(e.latencyMs) && e.latencyMs >= 0)
             decisionDuration.observe({ engine: labels.engine as string }, e.latencyMs / 1000)
+        }),
+        on('llmUsage', (e) => {
+          if (!mine(e)) return
+          const model = e.modelLabel
+          const source = e.estimated ? 'estimated' : 'exact'
+          if (e.inputTokens > 0) llmTokens.inc({ model, kind: 'input', source }, e.inputTokens)
+          if (e.outputTokens > 0) llmTokens.inc({ model, kind: 'output', source }, e.outputTokens)
+          if (e.timeToFirstTokenMs !== undefined && e.timeToFirstTokenMs >= 0)
+            llmTtft.observe({ model }, e.timeToFirstTokenMs / 1000)
+          const r = e.budgetRefusal
+          if (r !== undefined)
+            llmRefusals.inc({ at: r.at, limit: LIMIT_LABELS.has(r.kind) ? r.kind : 'other' })
         }),
         on('connection', (e) => {
           if (!mine(e)) return

@@ -72,6 +72,7 @@ export class Exchange {
   errorStyle: ErrorStyle = 'svidecar'
   #ended = false
   #onEnd: EndCallback[] | undefined
+  #endedWith: Parameters<EndCallback> | undefined
 
   constructor(init: ExchangeInit) {
     this.direction = init.direction
@@ -97,10 +98,13 @@ export class Exchange {
   /**
    * Runs `fn` once when the exchange ends, however it ends (refused by a later stage, upstream failure, client
    * gone, response done), before the request event: a stage that holds something per request (a budget
-   * reservation) releases it here. Called in the order registered.
+   * reservation) releases it here. Called in the order registered; at once when the exchange already ended.
    */
   onEnd(fn: EndCallback): void {
-    if (this.#ended) return
+    if (this.#endedWith !== undefined) {
+      runQuietly(fn, this.#endedWith)
+      return
+    }
     if (this.#onEnd === undefined) this.#onEnd = [fn]
     else this.#onEnd.push(fn)
   }
@@ -112,14 +116,9 @@ export class Exchange {
   readonly end: EndCallback = (status, code, err) => {
     if (this.#ended) return
     this.#ended = true
-    if (this.#onEnd !== undefined)
-      for (const fn of this.#onEnd) {
-        try {
-          fn(status, code, err)
-        } catch {
-          // A stage's clean-up must not keep the request from being reported.
-        }
-      }
+    this.#endedWith = [status, code, err]
+    if (this.#onEnd !== undefined) for (const fn of this.#onEnd) runQuietly(fn, this.#endedWith)
+    this.#onEnd = undefined
     const own = err !== undefined || (code?.startsWith('SVD_') ?? false)
     const reason = err?.reason ?? (own ? undefined : code)
     const aborted = code === 'CLIENT_ABORTED'
@@ -136,5 +135,13 @@ export class Exchange {
       durationMs: performance.now() - this.started,
       ...(peerId === undefined ? {} : { peerId }),
     })
+  }
+}
+
+function runQuietly(fn: EndCallback, args: Parameters<EndCallback>): void {
+  try {
+    fn(...args)
+  } catch {
+    // A stage's clean-up must not keep the request from being reported.
   }
 }

@@ -43,6 +43,10 @@ export interface LlmUpstreamOptions {
   inputTokens?: number
   /** Stop streams after this many content events without usage or a terminal event, and drop the socket. */
   breakAfter?: number
+  /** Report usage with counts that are not numbers (a provider bug), in bodies and streams alike. */
+  malformedUsage?: boolean
+  /** Pad the second content event of a stream to about this many bytes (an event over a proxy's cap). */
+  bigEventBytes?: number
 }
 
 export interface LlmUpstream {
@@ -138,7 +142,8 @@ async function route(
     case '/v1/messages/count_tokens':
       return sendJson(res, 200, { input_tokens: inputTokens })
   }
-  if (body.stream !== true) return sendJson(res, 200, completion(req.path, model, inputTokens, tokens))
+  if (body.stream !== true)
+    return sendJson(res, 200, spoil(completion(req.path, model, inputTokens, tokens), options))
   state.open++
   try {
     await stream(req, res, options, model, inputTokens, tokens)
@@ -262,6 +267,11 @@ async function stream(
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' })
   res.flushHeaders()
   const { head, content, tail } = frames(req, model, input, output)
+  if (options.malformedUsage)
+    for (const f of [...head, ...tail]) if (typeof f !== 'string') f.data = spoil(f.data, options)
+  const big = content[1]
+  if (options.bigEventBytes !== undefined && big !== undefined)
+    (big.data as Record<string, unknown>).padding = 'x'.repeat(options.bigEventBytes)
   const interval = options.intervalMs ?? 0
   for (const f of head) if (!(await write(res, f, interval))) return
   for (let i = 0; i < content.length; i++) {
@@ -415,6 +425,18 @@ function frames(
       }
     }
   }
+}
+
+/** With `malformedUsage`, every usage count anywhere in `value` becomes a string. */
+function spoil(value: unknown, options: LlmUpstreamOptions): unknown {
+  if (!options.malformedUsage) return value
+  const walk = (v: unknown, inUsage: boolean): unknown => {
+    if (Array.isArray(v)) return v.map((x) => walk(x, inUsage))
+    if (v !== null && typeof v === 'object')
+      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x, inUsage || k === 'usage')]))
+    return inUsage && typeof v === 'number' ? `${v} tokens` : v
+  }
+  return walk(value, false)
 }
 
 function includeUsage(body: Record<string, unknown>): boolean {

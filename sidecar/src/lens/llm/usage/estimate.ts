@@ -1,0 +1,77 @@
+/**
+ * Token estimates for when a provider reports none: gpt-tokenizer's o200k
+ * encoding (GPT-4o's) stands in for every model. Close for OpenAI models,
+ * within a few tens of percent for others: good enough for a budget, and
+ * always marked as an estimate. Its tables cost about 75 MB and a few hundred
+ * milliseconds to load, so they are loaded on the first LLM call, not at
+ * start (a sidecar without LLM traffic never pays); until then a text counts
+ * as characters / 4.
+ */
+
+// The tokenizer is linear in its input; a multi-megabyte prompt is counted by length beyond this.
+const MAX_TOKENIZED_CHARS = 256 * 1024
+const CHARS_PER_TOKEN = 4
+
+let countTokens: ((text: string) => number) | undefined
+let loading: Promise<void> | undefined
+
+/** Starts loading the tokenizer (once); resolves when it is there, or when it failed to load (then length / 4). */
+export function loadTokenizer(): Promise<void> {
+  loading ??= import('gpt-tokenizer').then(
+    (m) => {
+      countTokens = m.countTokens
+    },
+    () => {},
+  )
+  return loading
+}
+
+export function estimateText(text: string): number {
+  if (text === '') return 0
+  if (countTokens === undefined) return Math.ceil(text.length / CHARS_PER_TOKEN)
+  if (text.length > MAX_TOKENIZED_CHARS)
+    return (
+      countTokens(text.slice(0, MAX_TOKENIZED_CHARS)) +
+      Math.ceil((text.length - MAX_TOKENIZED_CHARS) / CHARS_PER_TOKEN)
+    )
+  return countTokens(text)
+}
+
+/** A cheap upper bound for a reservation: JSON punctuation and field names make bytes/4 an overestimate. */
+export function quickInputEstimate(body: Buffer | undefined): number {
+  return body === undefined ? 0 : Math.ceil(body.length / CHARS_PER_TOKEN)
+}
+
+/**
+ * The prompt's tokens from the request body: every string value under the fields that carry the prompt
+ * (`messages`, `input`, `prompt`, `system`, `instructions`, `tools`), not the JSON around them.
+ */
+export function estimateInput(body: Buffer | undefined): number {
+  if (body === undefined || body.length === 0) return 0
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(body.toString('utf8'))
+  } catch {
+    return quickInputEstimate(body)
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return quickInputEstimate(body)
+  const parts: string[] = []
+  const record = parsed as Record<string, unknown>
+  for (const key of ['system', 'instructions', 'messages', 'input', 'prompt', 'tools'])
+    if (Object.hasOwn(record, key)) collect(record[key], parts, 0)
+  return estimateText(parts.join('\n'))
+}
+
+const MAX_DEPTH = 64
+
+function collect(v: unknown, out: string[], depth: number): void {
+  if (depth > MAX_DEPTH) return
+  if (typeof v === 'string') out.push(v)
+  else if (Array.isArray(v)) for (const item of v) collect(item, out, depth + 1)
+  else if (v !== null && typeof v === 'object')
+    for (const [k, item] of Object.entries(v as Record<string, unknown>)) {
+      // Images and audio as base64 are not text tokens; their cost is the provider's business.
+      if (k === 'data' || k === 'image_url' || k === 'url') continue
+      collect(item, out, depth + 1)
+    }
+}
