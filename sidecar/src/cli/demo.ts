@@ -17,6 +17,7 @@ import { startDemoApp } from '../dev/demo-app.ts'
 import { on } from '../observe/events.ts'
 import { createLogger } from '../observe/log.ts'
 import { Sidecar } from '../sidecar.ts'
+import { agentSidecarConfig, mcpSidecarConfig } from './demo-configs.ts'
 import { UsageError } from './usage.ts'
 
 const HELP = `Usage: svidecar demo [options]
@@ -84,16 +85,7 @@ export async function runDemo(args: string[]): Promise<number> {
   writeFileSync(policyFile, demoPolicy(agentId, td))
   const server = await Sidecar.start(
     parseConfig(
-      `workloadApi: { socket: "${api.endpoint}", hint: mcp }
-admin: { address: "127.0.0.1:0" }
-drainTimeout: 2s
-inbound:
-  - name: mcp
-    address: "127.0.0.1:0"
-    forwardTo: "${app.url}"
-    authorize: { exact: "${agentId}" }
-policy: { file: "${policyFile}" }
-`,
+      mcpSidecarConfig({ socket: api.endpoint, appUrl: app.url, agentId, policyFile }),
       'demo (MCP server side)',
       {},
     ),
@@ -102,18 +94,7 @@ policy: { file: "${policyFile}" }
   const inbound = server.addresses.inbound.mcp
   const agent = await Sidecar.start(
     parseConfig(
-      `workloadApi: { socket: "${api.endpoint}", hint: agent }
-admin: { address: "127.0.0.1:0" }
-drainTimeout: 2s
-outbound:
-  - name: egress
-    address: "127.0.0.1:0"
-    routes: [{ upstream: mcp }]
-upstreams:
-  mcp:
-    url: "https://127.0.0.1:${inbound?.port}"
-    spiffe: { exact: "${mcpId}" }
-`,
+      agentSidecarConfig({ socket: api.endpoint, mcpPort: inbound?.port ?? 0, mcpId }),
       'demo (agent side)',
       {},
     ),

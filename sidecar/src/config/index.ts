@@ -35,6 +35,8 @@ import {
   type Path,
   record,
   str,
+  toJsonSchema,
+  withJsonSchema,
 } from './schema.ts'
 import { parseYaml } from './yaml.ts'
 
@@ -270,6 +272,48 @@ const authorizer: Check<AuthorizerSpec> = (v, path, issues) => {
   }
   return kinds
 }
+
+// What the hand-written checks above accept, for config.schema.json (a JSON Schema cannot say all of it).
+const TD = '[a-z0-9._-]+'
+const SPIFFE_ID_SCHEMA = {
+  type: 'string',
+  pattern: `^spiffe://${TD}(/[A-Za-z0-9._-]+)*$`,
+  description: 'a SPIFFE ID, spiffe://trust-domain/path',
+}
+withJsonSchema(address, {
+  type: 'string',
+  pattern: '^\\s*(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}\\s*$',
+  description: 'host:port; an IPv6 host in brackets',
+})
+withJsonSchema(url, { type: 'string', pattern: '^https?://', description: 'an http:// or https:// URL' })
+withJsonSchema(spiffeId, SPIFFE_ID_SCHEMA)
+withJsonSchema(endpoint, {
+  type: 'string',
+  pattern: '^(unix|tcp):',
+  description: 'a Workload API endpoint: unix:///path or tcp://ip:port',
+})
+withJsonSchema(handshakeTimeout, () => toJsonSchema(nonZeroDuration('')))
+withJsonSchema(authorizerKind, {
+  type: 'object',
+  description: 'which peers: any, an exact ID, one of a list, a trust domain, or a pattern',
+  properties: {
+    any: { const: true },
+    exact: SPIFFE_ID_SCHEMA,
+    oneOf: { type: 'array', items: SPIFFE_ID_SCHEMA, minItems: 1 },
+    trustDomain: { type: 'string', pattern: `^${TD}$` },
+    pattern: {
+      type: 'string',
+      pattern: `^spiffe://${TD}(/[A-Za-z0-9._*-]+)*$`,
+      description: '* stands for one path segment, ** for any number',
+    },
+  },
+  minProperties: 1,
+  maxProperties: 1,
+  additionalProperties: false,
+})
+withJsonSchema(authorizer, () => ({
+  anyOf: [toJsonSchema(authorizerKind), { type: 'array', items: toJsonSchema(authorizerKind), minItems: 1 }],
+}))
 
 const AUDIT_DEFAULTS = {
   output: 'stdout' as const,
