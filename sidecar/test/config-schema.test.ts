@@ -116,6 +116,7 @@ t.test('the schema and the loader refuse the same mistakes', async (t) => {
     ['upstream name with capitals', { ...good, upstreams: { Api: { url: 'https://a.example' } } }],
     ['unknown policy engine', { ...good, policy: { engine: 'rego', file: 'p.yaml' } }],
     ['a boolean as a string', { ...good, metrics: { policyRuleLabel: 'yes' } }],
+    ['a credential in policy.headers', { ...good, policy: { file: 'p.yaml', headers: ['Authorization'] } }],
   ]
   for (const [what, doc] of bad) {
     const json = JSON.parse(JSON.stringify(doc))

@@ -19,6 +19,7 @@ import {
   checkRoutesReachable,
   peerIdHeader,
 } from './checks.ts'
+import { policyHeader } from './policy-headers.ts'
 import {
   bool,
   type Check,
@@ -94,6 +95,8 @@ export interface PolicyConfig {
   mode?: 'enforce' | 'audit'
   /** OPA only: the decision service. */
   opa?: { url: string; package: string; timeoutMs: number; cacheEntries: number; cacheTtlMs: number }
+  /** Request headers (lower-case) every engine sees in the context; never credentials. */
+  headers?: string[]
 }
 
 export interface SidecarConfig {
@@ -458,6 +461,7 @@ export const SCHEMA = obj({
           cacheTtl: field(duration, { default: 1000 }),
         }),
       ),
+      headers: field(list(policyHeader)),
     }),
   ),
   audit: field(
@@ -676,6 +680,15 @@ export function parseConfig(
         issues.add(['policy', 'file'], `is required with engine: ${policy.engine}`)
       if (policy.opa !== undefined) issues.add(['policy', 'opa'], 'applies to engine: opa only')
     }
+    // The default name too: the outbound side strips it from what the app sends, so it never means anything there.
+    const peerHeaders = new Set(['x-spiffe-id', ...inbound.map((l) => l.peerIdHeader)])
+    policy.headers?.forEach((h, i) => {
+      if (peerHeaders.has(h))
+        issues.add(
+          ['policy', 'headers', i],
+          `"${h}" is the sidecar's peer-ID header: in a request it holds whatever the client wrote, not the verified ID (conditions read subject.id)`,
+        )
+    })
     if (policy.engine !== 'cedar') {
       if (policy.schema !== undefined) issues.add(['policy', 'schema'], 'applies to engine: cedar only')
       // The built-in format and OPA say audit per rule (or per policy) in the policy itself.
@@ -827,6 +840,7 @@ function policyConfig(p: NonNullable<Parsed['policy']>): PolicyConfig {
     ...(p.file === undefined ? {} : { file: p.file }),
     ...(p.schema === undefined ? {} : { schema: p.schema }),
     ...(p.mode === undefined ? {} : { mode: p.mode }),
+    ...(p.headers === undefined || p.headers.length === 0 ? {} : { headers: [...new Set(p.headers)] }),
     ...(p.opa === undefined
       ? {}
       : {

@@ -23,6 +23,23 @@ export interface OpenedPolicy {
 }
 
 export function openPolicy(config: PolicyConfig): OpenedPolicy {
+  const opened = openEngine(config)
+  const headers = config.headers
+  if (headers === undefined || headers.length === 0) return opened
+  const { engine } = opened
+  return {
+    ...opened,
+    engine: {
+      get name() {
+        return engine.name
+      },
+      headers,
+      decide: (request) => engine.decide(request),
+    },
+  }
+}
+
+function openEngine(config: PolicyConfig): OpenedPolicy {
   if (config.engine === 'opa') {
     const opa = config.opa
     if (opa === undefined)
