@@ -3,11 +3,13 @@
 import { once } from 'node:events'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { Writable } from 'node:stream'
 import t, { type Test } from 'tap'
 import { WebSocket } from 'ws'
 import { waitFor } from '../../workload-api-client/test/helpers/wait.ts'
 import { on, type PolicyDecisionEvent } from '../src/observe/events.ts'
-import { AGENT, startMesh } from './helpers/mesh.ts'
+import { exactIdOf } from '../src/tls/authorizer.ts'
+import { AGENT, MCP, startMesh } from './helpers/mesh.ts'
 
 const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/
 
@@ -119,6 +121,67 @@ rules:
       ['outbound', AGENT, 'deny'],
     ],
   )
+})
+
+t.test(
+  'outbound: the upstream sidecar with an exact ID is the peer, in the policy request and the audit line',
+  async (t) => {
+    // Only a peer the upstream's own sidecar is will do: a rule for another peer must not match.
+    const file = policyFile(
+      t,
+      `version: 1
+rules:
+  - id: to-mcp
+    effect: allow
+    subjects: [${AGENT}]
+    resources: [{ kind: http.route, path: /echo }]
+    when: peer.id == "${MCP}" && peer.trustDomain == "example.org"
+`,
+    )
+    const lines: string[] = []
+    const auditStdout = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(
+          ...String(chunk)
+            .split('\n')
+            .filter((l) => l !== ''),
+        )
+        done()
+      },
+    })
+    const mesh = await startMesh(t, { agentYaml: `policy: { file: "${file}" }`, auditStdout })
+    const events = decisions(t)
+    const ok = await fetch(`${mesh.outboundUrl}/echo`)
+    await ok.text()
+    t.equal(ok.status, 200, 'the condition on the peer held')
+    const decided = events.find((e) => e.listener === 'egress')
+    t.match(decided, {
+      direction: 'outbound',
+      subject: AGENT,
+      peer: MCP,
+      decision: 'allow',
+      ruleId: 'to-mcp',
+    })
+    await waitFor(() => lines.some((l) => JSON.parse(l).listener === 'egress'), 'the audit line')
+    const line = lines.map((l) => JSON.parse(l)).find((l) => l.listener === 'egress')
+    t.match(line, { direction: 'outbound', subject: AGENT, peer: MCP, decision: 'allow', rule: 'to-mcp' })
+    // Inbound the peer is the subject, and the line says it once.
+    const inbound = lines.map((l) => JSON.parse(l)).find((l) => l.listener === 'public')
+    t.equal(inbound, undefined, 'the server sidecar decides nothing here')
+  },
+)
+
+t.test('an upstream has a peer ID only when its authorizer admits exactly one', async (t) => {
+  const id = 'spiffe://example.org/mcp'
+  t.equal(exactIdOf({ exact: id }), id)
+  t.equal(exactIdOf([{ exact: id }]), id)
+  t.equal(exactIdOf({ oneOf: [id] }), id)
+  t.equal(exactIdOf([{ exact: id }, { oneOf: [id] }]), id, 'the same one, twice')
+  t.equal(exactIdOf({ oneOf: [id, 'spiffe://example.org/other'] }), undefined)
+  t.equal(exactIdOf([{ exact: id }, { trustDomain: 'example.org' }]), undefined)
+  t.equal(exactIdOf({ trustDomain: 'example.org' }), undefined)
+  t.equal(exactIdOf({ pattern: 'spiffe://example.org/*' }), undefined)
+  t.equal(exactIdOf({ any: true }), undefined)
 })
 
 t.test('a WebSocket upgrade the policy denies is refused before any upstream sees it', async (t) => {

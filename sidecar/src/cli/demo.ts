@@ -24,6 +24,7 @@ import { startDemoModel } from '../dev/demo-model.ts'
 import { on } from '../observe/events.ts'
 import { createLogger } from '../observe/log.ts'
 import { Sidecar } from '../sidecar.ts'
+import { agentSidecarConfig, mcpSidecarConfig } from './demo-configs.ts'
 import { UsageError } from './usage.ts'
 
 const HELP = `Usage: svidecar demo [options]
@@ -100,16 +101,7 @@ export async function runDemo(args: string[]): Promise<number> {
   writeFileSync(agentPolicyFile, agentPolicy(agentId))
   const server = await Sidecar.start(
     parseConfig(
-      `workloadApi: { socket: "${api.endpoint}", hint: mcp }
-admin: { address: "127.0.0.1:0" }
-drainTimeout: 2s
-inbound:
-  - name: mcp
-    address: "127.0.0.1:0"
-    forwardTo: "${app.url}"
-    authorize: { exact: "${agentId}" }
-policy: { file: "${policyFile}" }
-`,
+      mcpSidecarConfig({ socket: api.endpoint, appUrl: app.url, agentId, policyFile }),
       'demo (MCP server side)',
       {},
     ),
@@ -118,31 +110,14 @@ policy: { file: "${policyFile}" }
   const inbound = server.addresses.inbound.mcp
   const agent = await Sidecar.start(
     parseConfig(
-      `workloadApi: { socket: "${api.endpoint}", hint: agent }
-admin: { address: "127.0.0.1:0" }
-drainTimeout: 2s
-outbound:
-  - name: egress
-    address: "127.0.0.1:0"
-    routes: [{ upstream: mcp }]
-  - name: llm
-    address: "127.0.0.1:0"
-    routes: [{ lens: llm }]
-upstreams:
-  mcp:
-    url: "https://127.0.0.1:${inbound?.port}"
-    spiffe: { exact: "${mcpId}" }
-  model:
-    url: "${model.url}"
-    allowPlaintext: true
-llm:
-  providers:
-    local:
-      kind: openai-compatible
-      upstream: model
-      credential: { file: "${keyFile}" }
-policy: { file: "${agentPolicyFile}" }
-`,
+      agentSidecarConfig({
+        socket: api.endpoint,
+        mcpPort: inbound?.port ?? 0,
+        mcpId,
+        modelUrl: model.url,
+        keyFile,
+        policyFile: agentPolicyFile,
+      }),
       'demo (agent side)',
       {},
     ),

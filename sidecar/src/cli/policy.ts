@@ -2,15 +2,21 @@
 import { parseArgs } from 'node:util'
 import { SpiffeId } from 'workload-api-client'
 import { isSvidecarError } from '../errors/index.ts'
+import { explainCedar } from '../policy/cedar/explain.ts'
+import { loadCedarPolicy } from '../policy/cedar/load.ts'
 import type { PolicyContext, PolicyRequest, PolicyResource } from '../policy/engine.ts'
-import { explain, formatExplanation } from '../policy/explain.ts'
-import { formatIssue, type LoadedPolicy, loadPolicyFile, PolicyError } from '../policy/file.ts'
+import { type Explanation, explain, formatExplanation } from '../policy/explain.ts'
+import { formatIssue, loadPolicyFile, PolicyError } from '../policy/file.ts'
+import { explainOpa } from '../policy/opa/explain.ts'
 
 const HELP = `Usage:
   svidecar policy check FILE
   svidecar policy explain --policy FILE --subject ID
       (--route METHOD PATH | --model M | --tool T | --resource URI | --prompt P)
+      [--engine builtin|cedar] [--schema FILE] [--mode enforce|audit]
       [--context JSON] [--json]
+  svidecar policy explain --engine opa --opa-url URL --opa-package PKG
+      --subject ID (--route ... | ...) [--context JSON] [--json]
 
 check     validates a policy file: YAML syntax, unknown fields, SPIFFE IDs and
           patterns, route and URI patterns, CEL conditions, duplicate rule ids.
@@ -26,6 +32,10 @@ explain   decides one request offline with the same engine the sidecar runs:
            "method": "GET", "path": "/x", "headers": {"x-env": "prod"},
            "attributes": {"tokens": 100}, "peer": "spiffe://td/peer"}
 --json    print the explanation as JSON
+--engine  builtin (default): the policy file format; cedar: a Cedar policy
+          set (--schema validates it, --mode audit as policy.mode), each
+          policy taken apart; opa: asks the OPA server at --opa-url for the
+          package --opa-package, and shows its decision document
 
 Options:
   -h, --help   show this help
@@ -158,7 +168,12 @@ function parseId(text: string, what: string): SpiffeId {
 }
 
 interface ExplainArgs {
+  engine: 'builtin' | 'cedar' | 'opa'
   policy: string
+  schema?: string
+  mode?: 'enforce' | 'audit'
+  opaUrl?: string
+  opaPackage?: string
   subject: string
   resource: PolicyResource
   context?: string
@@ -167,6 +182,11 @@ interface ExplainArgs {
 
 function parseExplainArgs(args: string[]): ExplainArgs | 'help' {
   let policy: string | undefined
+  let engine: ExplainArgs['engine'] = 'builtin'
+  let schema: string | undefined
+  let mode: ExplainArgs['mode']
+  let opaUrl: string | undefined
+  let opaPackage: string | undefined
   let subject: string | undefined
   let context: string | undefined
   let json = false
@@ -188,6 +208,29 @@ function parseExplainArgs(args: string[]): ExplainArgs | 'help' {
         return 'help'
       case '--policy':
         policy = value()
+        break
+      case '--engine': {
+        const e = value()
+        if (e !== 'builtin' && e !== 'cedar' && e !== 'opa')
+          throw new UsageError(`--engine must be builtin, cedar or opa, got "${e}"`)
+        engine = e
+        break
+      }
+      case '--schema':
+        schema = value()
+        break
+      case '--mode': {
+        const m = value()
+        if (m !== 'enforce' && m !== 'audit')
+          throw new UsageError(`--mode must be enforce or audit, got "${m}"`)
+        mode = m
+        break
+      }
+      case '--opa-url':
+        opaUrl = value()
+        break
+      case '--opa-package':
+        opaPackage = value()
         break
       case '--subject':
         subject = value()
@@ -229,12 +272,27 @@ function parseExplainArgs(args: string[]): ExplainArgs | 'help' {
         throw new UsageError(`unknown argument "${a}"`)
     }
   }
-  if (policy === undefined) throw new UsageError('--policy FILE is required')
+  if (engine === 'opa') {
+    if (opaUrl === undefined || opaPackage === undefined)
+      throw new UsageError('--engine opa needs --opa-url URL and --opa-package PKG')
+    if (policy !== undefined) throw new UsageError('--engine opa decides in the OPA server; no --policy')
+  } else {
+    if (policy === undefined) throw new UsageError('--policy FILE is required')
+    if (opaUrl !== undefined || opaPackage !== undefined)
+      throw new UsageError('--opa-url and --opa-package go with --engine opa')
+  }
+  if (engine !== 'cedar' && (schema !== undefined || mode !== undefined))
+    throw new UsageError('--schema and --mode go with --engine cedar')
   if (subject === undefined) throw new UsageError('--subject ID is required')
   if (resources.length !== 1)
     throw new UsageError('give exactly one of --route METHOD PATH, --model, --tool, --resource, --prompt')
   return {
-    policy,
+    engine,
+    policy: policy ?? '',
+    ...(schema === undefined ? {} : { schema }),
+    ...(mode === undefined ? {} : { mode }),
+    ...(opaUrl === undefined ? {} : { opaUrl }),
+    ...(opaPackage === undefined ? {} : { opaPackage }),
     subject,
     resource: resources[0] as PolicyResource,
     json,
@@ -242,7 +300,7 @@ function parseExplainArgs(args: string[]): ExplainArgs | 'help' {
   }
 }
 
-function explainCommand(args: string[]): number {
+async function explainCommand(args: string[]): Promise<number> {
   let parsed: ExplainArgs | 'help'
   let request: PolicyRequest
   try {
@@ -259,14 +317,23 @@ function explainCommand(args: string[]): number {
     process.stderr.write(`svidecar policy explain: ${err.message}\n\n${HELP}`)
     return 2
   }
-  let loaded: LoadedPolicy
+  let x: Explanation
   try {
-    loaded = loadPolicyFile(parsed.policy)
+    x = await explanation(parsed, request)
   } catch (err) {
     printLoadError(err)
     return 2
   }
-  const x = explain(loaded.engine, request)
   process.stdout.write(parsed.json ? `${JSON.stringify(x, null, 2)}\n` : formatExplanation(x))
   return x.decision.decision === 'allow' ? 0 : 1
+}
+
+/** The explanation from the engine the arguments name. */
+async function explanation(a: ExplainArgs, request: PolicyRequest): Promise<Explanation> {
+  if (a.engine === 'cedar') {
+    const policy = loadCedarPolicy(a.policy, a.schema === undefined ? {} : { schema: a.schema })
+    return explainCedar(policy, request, a.mode)
+  }
+  if (a.engine === 'opa') return explainOpa(a.opaUrl as string, a.opaPackage as string, request)
+  return explain(loadPolicyFile(a.policy).engine, request)
 }

@@ -8,7 +8,7 @@ import { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
 import type { HostPort } from './address.ts'
-import { type Check, type Issues, type Path, str } from './schema.ts'
+import { type Check, type Issues, type Path, str, withJsonSchema } from './schema.ts'
 
 /**
  * Header names the sidecar must not write the peer's SPIFFE ID into: each
@@ -52,6 +52,12 @@ export const peerIdHeader: Check<string> = (v, path, issues) => {
   }
   return name
 }
+
+withJsonSchema(peerIdHeader, {
+  type: 'string',
+  pattern: '^[A-Za-z0-9-]+$',
+  description: 'a header name of your own (not one HTTP gives a meaning)',
+})
 
 export interface BoundAddress {
   path: Path

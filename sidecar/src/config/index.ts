@@ -23,6 +23,7 @@ import {
   checkRoutesReachable,
   peerIdHeader,
 } from './checks.ts'
+import { policyHeader } from './policy-headers.ts'
 import {
   bool,
   type Check,
@@ -39,6 +40,8 @@ import {
   type Path,
   record,
   str,
+  toJsonSchema,
+  withJsonSchema,
 } from './schema.ts'
 import { parseYaml } from './yaml.ts'
 
@@ -98,6 +101,8 @@ export interface PolicyConfig {
   mode?: 'enforce' | 'audit'
   /** OPA only: the decision service. */
   opa?: { url: string; package: string; timeoutMs: number; cacheEntries: number; cacheTtlMs: number }
+  /** Request headers (lower-case) every engine sees in the context; never credentials. */
+  headers?: string[]
 }
 
 /** The LLM lens and the providers behind routes with `lens: llm`. */
@@ -309,6 +314,53 @@ const ratio: Check<number> = (v, path, issues) => {
   }
   return v
 }
+// What the hand-written checks above accept, for config.schema.json (a JSON Schema cannot say all of it).
+const TD = '[a-z0-9._-]+'
+const SPIFFE_ID_SCHEMA = {
+  type: 'string',
+  pattern: `^spiffe://${TD}(/[A-Za-z0-9._-]+)*$`,
+  description: 'a SPIFFE ID, spiffe://trust-domain/path',
+}
+withJsonSchema(address, {
+  type: 'string',
+  pattern: '^\\s*(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}\\s*$',
+  description: 'host:port; an IPv6 host in brackets',
+})
+withJsonSchema(url, { type: 'string', pattern: '^https?://', description: 'an http:// or https:// URL' })
+withJsonSchema(spiffeId, SPIFFE_ID_SCHEMA)
+withJsonSchema(endpoint, {
+  type: 'string',
+  pattern: '^(unix|tcp):',
+  description: 'a Workload API endpoint: unix:///path or tcp://ip:port',
+})
+withJsonSchema(handshakeTimeout, () => toJsonSchema(nonZeroDuration('')))
+withJsonSchema(ratio, { type: 'number', minimum: 0, maximum: 1, description: 'a share from 0 to 1' })
+withJsonSchema(redisUrl, {
+  type: 'string',
+  pattern: '^rediss?://',
+  description: 'a redis:// or rediss:// URL (never logged: it may carry a password)',
+})
+withJsonSchema(authorizerKind, {
+  type: 'object',
+  description: 'which peers: any, an exact ID, one of a list, a trust domain, or a pattern',
+  properties: {
+    any: { const: true },
+    exact: SPIFFE_ID_SCHEMA,
+    oneOf: { type: 'array', items: SPIFFE_ID_SCHEMA, minItems: 1 },
+    trustDomain: { type: 'string', pattern: `^${TD}$` },
+    pattern: {
+      type: 'string',
+      pattern: `^spiffe://${TD}(/[A-Za-z0-9._*-]+)*$`,
+      description: '* stands for one path segment, ** for any number',
+    },
+  },
+  minProperties: 1,
+  maxProperties: 1,
+  additionalProperties: false,
+})
+withJsonSchema(authorizer, () => ({
+  anyOf: [toJsonSchema(authorizerKind), { type: 'array', items: toJsonSchema(authorizerKind), minItems: 1 }],
+}))
 
 const AUDIT_DEFAULTS = {
   output: 'stdout' as const,
@@ -458,6 +510,7 @@ export const SCHEMA = obj({
           cacheTtl: field(duration, { default: 1000 }),
         }),
       ),
+      headers: field(list(policyHeader)),
     }),
   ),
   audit: field(
@@ -762,6 +815,15 @@ export function parseConfig(
         issues.add(['policy', 'file'], `is required with engine: ${policy.engine}`)
       if (policy.opa !== undefined) issues.add(['policy', 'opa'], 'applies to engine: opa only')
     }
+    // The default name too: the outbound side strips it from what the app sends, so it never means anything there.
+    const peerHeaders = new Set(['x-spiffe-id', ...inbound.map((l) => l.peerIdHeader)])
+    policy.headers?.forEach((h, i) => {
+      if (peerHeaders.has(h))
+        issues.add(
+          ['policy', 'headers', i],
+          `"${h}" is the sidecar's peer-ID header: in a request it holds whatever the client wrote, not the verified ID (conditions read subject.id)`,
+        )
+    })
     if (policy.engine !== 'cedar') {
       if (policy.schema !== undefined) issues.add(['policy', 'schema'], 'applies to engine: cedar only')
       // The built-in format and OPA say audit per rule (or per policy) in the policy itself.
@@ -775,6 +837,9 @@ export function parseConfig(
     issues.add(['llm', 'providers'], 'needs at least one provider')
   const budgets = parsed?.budgets
   if (budgets !== undefined) checkBudgets(budgets, issues)
+  // Budgets count what the LLM lens reads; without it they would silently count nothing.
+  if (budgets !== undefined && parsed?.llm === undefined)
+    issues.add(['budgets'], 'applies to LLM calls: add the llm section and a route with lens: llm')
   if (parsed === undefined || found.length > 0)
     throw new ConfigError(source, found.length ? found : [{ path: '(root)', message: 'invalid' }])
 
@@ -1022,6 +1087,7 @@ function policyConfig(p: NonNullable<Parsed['policy']>): PolicyConfig {
     ...(p.file === undefined ? {} : { file: p.file }),
     ...(p.schema === undefined ? {} : { schema: p.schema }),
     ...(p.mode === undefined ? {} : { mode: p.mode }),
+    ...(p.headers === undefined || p.headers.length === 0 ? {} : { headers: [...new Set(p.headers)] }),
     ...(p.opa === undefined
       ? {}
       : {

@@ -13,6 +13,23 @@ export interface Issues {
 
 export type Check<T> = (value: unknown, path: Path, issues: Issues) => T | undefined
 
+/** A JSON Schema (draft 2020-12) fragment: what a check accepts, for editors and `config.schema.json`. */
+export type JsonSchema = { [key: string]: unknown }
+
+/**
+ * The JSON Schema of checks that are not built from obj, list and record:
+ * the leaf combinators below record theirs, and a hand-written check can
+ * name its own with withJsonSchema. A thunk is resolved when the schema is
+ * generated (for checks made of other checks).
+ */
+const JSON_SCHEMAS = new WeakMap<object, JsonSchema | (() => JsonSchema)>()
+
+/** Records what `check` accepts, as JSON Schema; returns the check itself. */
+export function withJsonSchema<T>(check: Check<T>, schema: JsonSchema | (() => JsonSchema)): Check<T> {
+  JSON_SCHEMAS.set(check, schema)
+  return check
+}
+
 export function formatPath(path: Path): string {
   let out = ''
   for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? p : `.${p}`
@@ -26,8 +43,21 @@ function typeName(v: unknown): string {
   return `${typeof v} ${JSON.stringify(v)}`
 }
 
-export const str =
-  (opts: { pattern?: RegExp; what?: string } = {}): Check<string> =>
+export const str = (opts: { pattern?: RegExp; what?: string } = {}): Check<string> =>
+  withJsonSchema<string>(
+    strCheck(opts),
+    opts.pattern === undefined
+      ? { type: 'string', minLength: 1 }
+      : {
+          type: 'string',
+          minLength: 1,
+          pattern: opts.pattern.source,
+          ...(opts.what === undefined ? {} : { description: opts.what }),
+        },
+  )
+
+const strCheck =
+  (opts: { pattern?: RegExp; what?: string }): Check<string> =>
   (v, path, issues) => {
     if (typeof v !== 'string' || v === '') {
       issues.add(path, `expected a non-empty string, got ${typeName(v)}`)
@@ -40,38 +70,62 @@ export const str =
     return v
   }
 
-export const int =
-  (min: number, max: number): Check<number> =>
+export const int = (min: number, max: number): Check<number> =>
+  withJsonSchema<number>(
+    (v, path, issues) => {
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+        issues.add(path, `expected an integer from ${min} to ${max}, got ${typeName(v)}`)
+        return undefined
+      }
+      return v
+    },
+    { type: 'integer', minimum: min, maximum: max },
+  )
+
+export const bool: Check<boolean> = withJsonSchema<boolean>(
   (v, path, issues) => {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-      issues.add(path, `expected an integer from ${min} to ${max}, got ${typeName(v)}`)
+    if (typeof v !== 'boolean') {
+      issues.add(path, `expected true or false, got ${typeName(v)}`)
       return undefined
     }
     return v
-  }
+  },
+  { type: 'boolean' },
+)
 
-export const bool: Check<boolean> = (v, path, issues) => {
-  if (typeof v !== 'boolean') {
-    issues.add(path, `expected true or false, got ${typeName(v)}`)
-    return undefined
-  }
-  return v
-}
-
-export const oneOf =
-  <T extends string>(values: readonly T[]): Check<T> =>
-  (v, path, issues) => {
-    if (typeof v !== 'string' || !values.includes(v as T)) {
-      issues.add(path, `expected one of ${values.join(', ')}, got ${typeName(v)}`)
-      return undefined
-    }
-    return v as T
-  }
+export const oneOf = <T extends string>(values: readonly T[]): Check<T> =>
+  withJsonSchema<T>(
+    (v, path, issues) => {
+      if (typeof v !== 'string' || !values.includes(v as T)) {
+        issues.add(path, `expected one of ${values.join(', ')}, got ${typeName(v)}`)
+        return undefined
+      }
+      return v as T
+    },
+    { type: 'string', enum: [...values] },
+  )
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
 
 /** Node keeps timers in 32 bits: a longer one fires at once (TimeoutOverflowWarning). */
 const MAX_DURATION_MS = 2 ** 31 - 1
+
+/**
+ * A duration as JSON Schema; `nonZero` leaves out 0 in every unit. The
+ * upper bound of strings (MAX_DURATION_MS) is the loader's alone.
+ */
+function durationSchema(nonZero: boolean): JsonSchema {
+  return {
+    description: 'a duration: "500ms", "10s", "5m", "1h", or a number of milliseconds',
+    anyOf: [
+      {
+        type: 'string',
+        pattern: nonZero ? '^\\s*0*[1-9][0-9]*(ms|s|m|h)\\s*$' : '^\\s*[0-9]+(ms|s|m|h)\\s*$',
+      },
+      { type: 'integer', minimum: nonZero ? 1 : 0, maximum: MAX_DURATION_MS },
+    ],
+  }
+}
 
 /** "500ms", "10s", "5m", "1h", or a number of milliseconds; at most MAX_DURATION_MS (about 24 days). */
 export const duration: Check<number> = (v, path, issues) => {
@@ -95,18 +149,18 @@ export const duration: Check<number> = (v, path, issues) => {
   }
   return ms
 }
+withJsonSchema(duration, durationSchema(false))
 
 /** A duration where 0 would break something; `why` says what. */
-export const nonZeroDuration =
-  (why: string): Check<number> =>
-  (v, path, issues) => {
+export const nonZeroDuration = (why: string): Check<number> =>
+  withJsonSchema<number>((v, path, issues) => {
     const ms = duration(v, path, issues)
     if (ms === 0) {
       issues.add(path, `must be longer than 0: ${why}`)
       return undefined
     }
     return ms
-  }
+  }, durationSchema(true))
 
 const listCheck =
   <T>(item: Check<T>): Check<T[]> =>
@@ -203,7 +257,10 @@ const recordCheck =
   }
 
 /** What a composite check is made of, so the schema can list its own fields (see fieldPaths). */
-type SchemaNode = { kind: 'object'; shape: Shape } | { kind: 'list' | 'record'; item: Check<unknown> }
+type SchemaNode =
+  | { kind: 'object'; shape: Shape }
+  | { kind: 'list'; item: Check<unknown> }
+  | { kind: 'record'; item: Check<unknown>; keyPattern: RegExp; keyWhat: string }
 const NODES = new WeakMap<object, SchemaNode>()
 
 function described<T>(check: Check<T>, node: SchemaNode): Check<T> {
@@ -219,7 +276,12 @@ export const obj = <S extends Shape>(shape: S): Check<Parsed<S>> =>
   described(objCheck(shape), { kind: 'object', shape })
 
 export const record = <T>(item: Check<T>, keyPattern: RegExp, keyWhat: string): Check<Map<string, T>> =>
-  described(recordCheck(item, keyPattern, keyWhat), { kind: 'record', item: item as Check<unknown> })
+  described(recordCheck(item, keyPattern, keyWhat), {
+    kind: 'record',
+    item: item as Check<unknown>,
+    keyPattern,
+    keyWhat,
+  })
 
 /**
  * Every field a check accepts, as `a.b`, `list[].c` and `map.<name>.d`: what
@@ -235,8 +297,63 @@ export function fieldPaths(check: Check<unknown>, prefix = ''): string[] {
   )
 }
 
+/**
+ * The JSON Schema of what `check` accepts, from what its combinators
+ * recorded: objects list their fields (required ones, primitive defaults,
+ * no other keys), lists their items, records their name pattern. A check
+ * that says nothing about itself accepts anything here; the loader still
+ * checks it.
+ */
+export function toJsonSchema(check: Check<unknown>): JsonSchema {
+  const own = JSON_SCHEMAS.get(check)
+  if (own !== undefined) return typeof own === 'function' ? own() : own
+  const node = NODES.get(check)
+  if (node === undefined) return {}
+  switch (node.kind) {
+    case 'list':
+      return { type: 'array', items: toJsonSchema(node.item) }
+    case 'record':
+      return {
+        type: 'object',
+        propertyNames: { pattern: node.keyPattern.source, description: node.keyWhat },
+        additionalProperties: toJsonSchema(node.item),
+      }
+    case 'object': {
+      const entries = Object.entries(node.shape)
+      const required = entries.filter(([, f]) => f.required === true).map(([key]) => key)
+      return {
+        type: 'object',
+        properties: Object.fromEntries(
+          entries.map(([key, f]) => [
+            key,
+            { ...toJsonSchema(f.check), ...(isPrimitive(f.default) ? { default: f.default } : {}) },
+          ]),
+        ),
+        ...(required.length === 0 ? {} : { required }),
+        additionalProperties: false,
+      }
+    }
+  }
+}
+
+/** Defaults that are also valid input; a converted one (an address, a Map) is not shown. */
+function isPrimitive(v: unknown): v is string | number | boolean {
+  return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean'
+}
+
 /** A mapping with exactly one of the given keys. */
-export const exactlyOne =
+export const exactlyOne = <T>(options: Record<string, Check<T>>): Check<T> =>
+  withJsonSchema<T>(exactlyOneCheck(options), () => ({
+    type: 'object',
+    properties: Object.fromEntries(
+      Object.entries(options).map(([key, c]) => [key, toJsonSchema(c as Check<unknown>)]),
+    ),
+    minProperties: 1,
+    maxProperties: 1,
+    additionalProperties: false,
+  }))
+
+const exactlyOneCheck =
   <T>(options: Record<string, Check<T>>): Check<T> =>
   (v, path, issues) => {
     if (v === null || typeof v !== 'object' || Array.isArray(v)) {

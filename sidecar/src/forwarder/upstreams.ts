@@ -8,9 +8,10 @@
 import { readFileSync } from 'node:fs'
 import type { Duplex } from 'node:stream'
 import { buildConnector, Pool } from 'undici'
+import { SpiffeId } from 'workload-api-client'
 import { SvidecarError } from '../errors/index.ts'
 import type { Identity } from '../identity/identity.ts'
-import { type AuthorizerSpec, authorizerFromSpec } from '../tls/authorizer.ts'
+import { type AuthorizerSpec, authorizerFromSpec, exactIdOf } from '../tls/authorizer.ts'
 import { ClientTls } from '../tls/client-tls.ts'
 import { httpsConnector } from '../tls/https-connector.ts'
 import { type TlsProfile, tlsParameters } from '../tls/profiles.ts'
@@ -46,6 +47,8 @@ export class Upstream {
   readonly basePath: string
   /** The mTLS connector, for upstreams that are peer sidecars. */
   readonly clientTls: ClientTls | undefined
+  /** A peer sidecar's SPIFFE ID when its authorizer admits exactly one: the only ID a connection can reach. */
+  readonly peerId: SpiffeId | undefined
   // The TLS connector for pools and WebSocket clients alike: mTLS for peers, the profile's TLS for HTTPS APIs.
   readonly #connect: buildConnector.connector | undefined
   readonly #makePool: () => Pool
@@ -57,6 +60,8 @@ export class Upstream {
     this.url = spec.url
     this.kind = spec.kind
     this.basePath = spec.url.pathname === '/' ? '' : spec.url.pathname.replace(/\/$/, '')
+    const exact = spec.kind === 'spiffe' && spec.spiffe !== undefined ? exactIdOf(spec.spiffe) : undefined
+    this.peerId = exact === undefined ? undefined : SpiffeId.parse(exact)
     if (spec.kind === 'spiffe') {
       if (identity === undefined) {
         throw new SvidecarError('SVD_CONFIG_INVALID', `upstream ${spec.name} needs an identity for mTLS`)

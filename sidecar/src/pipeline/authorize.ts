@@ -16,6 +16,25 @@ import {
 } from '../policy/engine.ts'
 import type { Exchange } from './exchange.ts'
 
+/** The headers the policy may read, per exchange: every decision of one request sees the same copy. */
+const exposed = new WeakMap<Exchange, Readonly<Record<string, string>>>()
+
+function policyHeaders(exchange: Exchange, names: readonly string[]): Readonly<Record<string, string>> {
+  let headers = exposed.get(exchange)
+  if (headers === undefined) {
+    const out: Record<string, string> = {}
+    const sent = exchange.req.headers
+    for (const name of names) {
+      const v = sent[name]
+      // Node joins repeated fields with ", " already; only set-cookie stays a list.
+      if (v !== undefined) out[name] = Array.isArray(v) ? v.join(', ') : v
+    }
+    headers = out
+    exposed.set(exchange, headers)
+  }
+  return headers
+}
+
 export interface AuthorizeOptions {
   /** Publish the decision event (default true). A list filter that asks per item may report only denials. */
   report?: boolean
@@ -45,6 +64,7 @@ export function authorize(
       direction: exchange.direction,
       method: exchange.method,
       path: exchange.path,
+      ...(engine.headers === undefined ? {} : { headers: policyHeaders(exchange, engine.headers) }),
       attributes: exchange.attributes,
     },
   }

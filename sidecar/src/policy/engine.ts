@@ -62,6 +62,11 @@ export interface PolicyDecision {
  */
 export interface PolicyEngine {
   readonly name: string
+  /**
+   * The request headers (lower-case names) the policy may read; authorize()
+   * puts those the request has in `context.headers`. None when absent.
+   */
+  readonly headers?: readonly string[]
   decide(request: PolicyRequest): PolicyDecision | Promise<PolicyDecision>
 }
 

@@ -33,6 +33,8 @@ export interface Explanation {
   readonly matching: readonly RuleCheck[]
   /** Rules that matched the subject or the resource but not all criteria, closest first. */
   readonly nearMisses: readonly RuleCheck[]
+  /** An external engine's own answer (OPA's decision document), when it gave one. */
+  readonly document?: unknown
 }
 
 const MAX_NEAR_MISSES = 5
@@ -137,6 +139,10 @@ export function formatExplanation(x: Explanation): string {
       for (const m of c.met) lines.push(`    has    ${m}`)
       for (const l of c.lacks) lines.push(`    lacks  ${l}`)
     }
+  }
+  if (x.document !== undefined) {
+    lines.push('', 'decision document:')
+    for (const l of JSON.stringify(x.document, null, 2).split('\n')) lines.push(`  ${l}`)
   }
   return `${lines.join('\n')}\n`
 }

@@ -1,20 +1,21 @@
 /**
  * The policy engine a sidecar's configuration names, opened once at start:
- * the built-in format (a PolicyStore that reloads its file), Cedar (loaded
- * and prepared once; a new file needs a restart), or an OPA server asked per
- * decision. A source that does not load throws, so `svidecar run` can say why
+ * the built-in format or Cedar (a PolicyStore that reloads the file when it
+ * changes and keeps the last good policy when the new one is bad), or an OPA
+ * server asked per decision. A source that does not load throws, so `svidecar run` can say why
  * and exit instead of denying everything silently.
  */
 import type { PolicyConfig } from '../config/index.ts'
 import { SvidecarError } from '../errors/index.ts'
-import { createCedarEngine } from './cedar/engine.ts'
+import { CedarEngine } from './cedar/engine.ts'
+import { loadCedarPolicy } from './cedar/load.ts'
 import type { PolicyEngine } from './engine.ts'
 import { createOpaEngine } from './opa/engine.ts'
 import { PolicyStore } from './store.ts'
 
 export interface OpenedPolicy {
   readonly engine: PolicyEngine
-  /** The built-in engine's store, whose reloads are logged and counted. */
+  /** The store of a file-based engine (built-in, Cedar), whose reloads are logged and counted. */
   readonly store?: PolicyStore
   /** For people: which engine decides, from where. */
   readonly description: string
@@ -22,6 +23,23 @@ export interface OpenedPolicy {
 }
 
 export function openPolicy(config: PolicyConfig): OpenedPolicy {
+  const opened = openEngine(config)
+  const headers = config.headers
+  if (headers === undefined || headers.length === 0) return opened
+  const { engine } = opened
+  return {
+    ...opened,
+    engine: {
+      get name() {
+        return engine.name
+      },
+      headers,
+      decide: (request) => engine.decide(request),
+    },
+  }
+}
+
+function openEngine(config: PolicyConfig): OpenedPolicy {
   if (config.engine === 'opa') {
     const opa = config.opa
     if (opa === undefined)
@@ -38,18 +56,22 @@ export function openPolicy(config: PolicyConfig): OpenedPolicy {
   if (file === undefined) {
     throw new SvidecarError('SVD_CONFIG_INVALID', `policy.file is required with engine: ${config.engine}`)
   }
-  if (config.engine === 'cedar') {
-    const engine = createCedarEngine(file, {
-      ...(config.schema === undefined ? {} : { schema: config.schema }),
-      ...(config.mode === undefined ? {} : { mode: config.mode }),
-    })
-    return { engine, description: `Cedar policy ${file}`, close: async () => {} }
-  }
-  const store = PolicyStore.open(file)
+  const { schema, mode } = config
+  const store =
+    config.engine === 'cedar'
+      ? PolicyStore.open(file, {
+          engineName: 'cedar',
+          // The schema is read again with each version of the policy; a change to it alone is not watched.
+          load: (path, { maxBytes }) => {
+            const policy = loadCedarPolicy(path, { maxBytes, ...(schema === undefined ? {} : { schema }) })
+            return { engine: new CedarEngine(policy, mode), rules: policy.policies.length }
+          },
+        })
+      : PolicyStore.open(file)
   return {
     engine: store,
     store,
-    description: `policy ${file}`,
+    description: `${config.engine === 'cedar' ? 'Cedar policy' : 'policy'} ${file}`,
     close: async () => store.close(),
   }
 }

@@ -1,5 +1,6 @@
 /**
- * The policy in force, kept current from its file. The directory is
+ * The policy in force, kept current from its file, for any engine whose
+ * policy is a file (the built-in format by default, Cedar with its loader). The directory is
  * watched (editors and Kubernetes ConfigMaps replace files by rename, which
  * a watch on the file itself would miss) and stat-polled as a fallback; a
  * changed file is reloaded whole. A reload that fails keeps the last good
@@ -13,7 +14,24 @@ import { isSvidecarError } from '../errors/index.ts'
 import { BuiltinEngine } from './builtin/engine.ts'
 import type { PolicyDecision, PolicyEngine, PolicyRequest } from './engine.ts'
 import { publishPolicyReload } from './events.ts'
-import { DEFAULT_MAX_POLICY_BYTES, type LoadedPolicy, loadPolicyFile } from './file.ts'
+import { DEFAULT_MAX_POLICY_BYTES, loadPolicyFile } from './file.ts'
+
+/** An engine that decides in process, without waiting for anything. */
+type InProcessEngine = Omit<PolicyEngine, 'decide'> & { decide(request: PolicyRequest): PolicyDecision }
+
+/** A policy loaded from a file: the engine that decides with it and how many rules (or policies) it holds. */
+export interface LoadedEngine {
+  readonly engine: InProcessEngine
+  readonly rules: number
+}
+
+/** Reads, checks and prepares a policy file; throws a typed error (file:line:col) when it is bad. */
+export type PolicyLoader = (path: string, options: { maxBytes: number }) => LoadedEngine
+
+const loadBuiltin: PolicyLoader = (path, options) => {
+  const loaded = loadPolicyFile(path, options)
+  return { engine: loaded.engine, rules: loaded.engine.rules.length }
+}
 
 export interface PolicyStoreOptions {
   maxBytes?: number
@@ -23,6 +41,10 @@ export interface PolicyStoreOptions {
   pollMs?: number
   /** What to do when the first load fails: throw (default) or start denying everything. */
   onInitialFailure?: 'throw' | 'deny-all'
+  /** How to load the file; the built-in format by default. */
+  load?: PolicyLoader
+  /** The engine's name while no policy has loaded (everything denied); `builtin` by default. */
+  engineName?: string
 }
 
 export interface ReloadCounts {
@@ -32,9 +54,10 @@ export interface ReloadCounts {
 
 export class PolicyStore implements PolicyEngine {
   readonly path: string
-  readonly #options: Required<Omit<PolicyStoreOptions, 'onInitialFailure'>>
-  #current: LoadedPolicy | undefined
-  #engine: BuiltinEngine = BuiltinEngine.denyAll()
+  readonly #options: Required<Omit<PolicyStoreOptions, 'onInitialFailure' | 'engineName'>>
+  readonly #engineName: string | undefined
+  #current: LoadedEngine | undefined
+  #engine: InProcessEngine = BuiltinEngine.denyAll()
   #success = 0
   #failure = 0
   #lastError: Error | undefined
@@ -52,7 +75,9 @@ export class PolicyStore implements PolicyEngine {
       maxBytes: options.maxBytes ?? DEFAULT_MAX_POLICY_BYTES,
       debounceMs: options.debounceMs ?? 50,
       pollMs: options.pollMs ?? 2000,
+      load: options.load ?? loadBuiltin,
     }
+    this.#engineName = options.engineName
   }
 
   /** Loads the file and starts watching it. */
@@ -65,17 +90,17 @@ export class PolicyStore implements PolicyEngine {
   }
 
   get name(): string {
-    return this.#engine.name
+    return this.#current === undefined ? (this.#engineName ?? this.#engine.name) : this.#engine.name
   }
 
   /** The policy in force, or undefined when none has loaded (everything is denied). */
-  get current(): LoadedPolicy | undefined {
+  get current(): LoadedEngine | undefined {
     return this.#current
   }
 
   /** How many rules the policy in force has. */
   get rules(): number {
-    return this.#current?.engine.rules.length ?? 0
+    return this.#current?.rules ?? 0
   }
 
   get counts(): ReloadCounts {
@@ -110,12 +135,12 @@ export class PolicyStore implements PolicyEngine {
     if (hash === this.#lastHash && hash !== 'unreadable') return this.#lastError === undefined
     this.#lastHash = hash
     try {
-      const loaded = loadPolicyFile(this.path, { maxBytes: this.#options.maxBytes })
+      const loaded = this.#options.load(this.path, { maxBytes: this.#options.maxBytes })
       this.#current = loaded
       this.#engine = loaded.engine
       this.#lastError = undefined
       this.#success++
-      publishPolicyReload({ source: this.path, result: 'success', rules: loaded.engine.rules.length })
+      publishPolicyReload({ source: this.path, result: 'success', rules: loaded.rules })
       return true
     } catch (err) {
       if (!(err instanceof Error)) throw err
@@ -124,7 +149,7 @@ export class PolicyStore implements PolicyEngine {
       publishPolicyReload({
         source: this.path,
         result: 'failure',
-        rules: this.#current?.engine.rules.length ?? 0,
+        rules: this.#current?.rules ?? 0,
         code: isSvidecarError(err) ? err.code : 'SVD_INTERNAL',
         message: err.message,
       })

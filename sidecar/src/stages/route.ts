@@ -42,6 +42,8 @@ export function routeTableStage(routes: readonly Route[], upstreams: Upstreams):
         )
       }
       exchange.upstream = upstream
+      // Outbound, the subject is this workload; a peer sidecar whose ID is known exactly is the other end.
+      if (upstream.peerId !== undefined) exchange.peer = upstream.peerId
       if (upstream.kind === 'https') {
         exchange.headers.strip.add('host')
         exchange.headers.set.host = upstream.url.host

@@ -29,6 +29,18 @@ export function authorizerFromSpec(spec: AuthorizerSpec): IdMatcher {
   return kindMatcher(spec)
 }
 
+/** The one SPIFFE ID a spec admits (`exact`, or a list of one), or undefined when it admits more or any. */
+export function exactIdOf(spec: AuthorizerSpec): string | undefined {
+  const kinds = isList(spec) ? spec : [spec]
+  const ids = new Set<string>()
+  for (const k of kinds) {
+    if ('exact' in k) ids.add(k.exact)
+    else if ('oneOf' in k) for (const id of k.oneOf) ids.add(id)
+    else return undefined
+  }
+  return ids.size === 1 ? [...ids][0] : undefined
+}
+
 function isList(spec: AuthorizerSpec): spec is readonly AuthorizerKind[] {
   return Array.isArray(spec)
 }

@@ -7,9 +7,12 @@ import { type ConfigError, parseConfig } from '../../src/config/index.ts'
 const BASE = `outbound:
   - name: egress
     address: "127.0.0.1:15001"
-    routes: [{ upstream: llm }]
+    routes: [{ lens: llm }]
 upstreams:
   llm: { url: "https://api.example.com" }
+llm:
+  providers:
+    local: { kind: openai-compatible, upstream: llm }
 `
 
 function problems(yaml: string): string[] {
@@ -80,6 +83,16 @@ t.test('problems are reported, and a Redis URL is never echoed', async (t) => {
   t.ok(meaning.some((p) => p.startsWith('budgets.limits[0]:') && p.includes('tokensPerMinute')))
   t.ok(meaning.some((p) => p.startsWith('budgets.limits[2].perModel:')))
   t.ok(problems('budgets: { limits: [] }\n').length === 0, 'an empty list is valid (nothing budgeted)')
+  let withoutLens: string[] = []
+  try {
+    parseConfig('budgets: { limits: [] }\n', 'b.yaml', {})
+  } catch (err) {
+    withoutLens = (err as ConfigError).issues.map((i) => `${i.path}: ${i.message}`)
+  }
+  t.ok(
+    withoutLens.some((p) => p.startsWith('budgets: applies to LLM calls')),
+    'budgets without the LLM lens would count nothing, so they are refused',
+  )
 })
 
 t.test('which budgets a call falls under', async (t) => {

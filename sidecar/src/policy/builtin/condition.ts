@@ -12,6 +12,7 @@ import { strings } from '@bufbuild/cel/ext'
 import { timestampFromDate } from '@bufbuild/protobuf/wkt'
 import type { SpiffeId } from 'workload-api-client'
 import type { PolicyRequest } from '../engine.ts'
+import { fastCondition } from './cel-fast.ts'
 import { TIME_FUNCS } from './cel-time.ts'
 
 type VarType =
@@ -96,9 +97,18 @@ export function compileCondition(source: string): CompiledCondition {
   } catch (err) {
     throw new ConditionCompileError(`does not compile: ${(err as Error).message.split('\n')[0]}`)
   }
+  const fast = fastCondition(parsed.expr as ExprNode | undefined)
   return {
     source,
     evaluate(bindings) {
+      if (fast !== undefined) {
+        try {
+          const r = fast(bindings as unknown as Readonly<Record<string, unknown>>)
+          if (typeof r === 'boolean') return r
+        } catch {
+          // FALLBACK, or anything else the closure did not expect: the library decides.
+        }
+      }
       let result: unknown
       try {
         result = run(bindings)
