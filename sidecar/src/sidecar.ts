@@ -245,6 +245,7 @@ export class Sidecar {
           limits,
           connectTimeoutMs: config.limits.connectTimeout,
           ...(policy === undefined ? {} : { policy }),
+          ...(inbound.mcp === undefined ? {} : { mcp: inbound.mcp }),
         }),
       )
     }
@@ -259,6 +260,7 @@ export class Sidecar {
           connectTimeoutMs: config.limits.connectTimeout,
           strip: peerHeaders,
           ...(policy === undefined ? {} : { policy }),
+          ...(outbound.mcp === undefined ? {} : { mcp: outbound.mcp }),
         }),
       )
     }

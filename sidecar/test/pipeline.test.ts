@@ -176,7 +176,10 @@ t.test('response wrappers see and may rewrite each chunk, and the end', async (t
       wrapResponse(_ex, head) {
         return {
           data: (chunk) => Buffer.from(chunk.toString().toUpperCase()),
-          end: () => ends.push(head.status),
+          end: () => {
+            ends.push(head.status)
+            return undefined
+          },
         }
       },
     },

@@ -35,11 +35,15 @@ export interface ResponseHead {
 
 /**
  * Sees a response on its way to the client (lenses that count tokens or filter lists). `data` returns the
- * chunk to write, possibly rewritten; it must not hold a chunk it does not need.
+ * chunk to write, possibly rewritten; it must not hold a chunk it does not need. A wrapper that may change
+ * the body's length removes `content-length` through `headers`; what `end` returns is written last. A
+ * promise (a decision service asked about a list) holds the response until it settles, in order.
  */
 export interface ResponseWrapper {
-  data?(chunk: Buffer): Buffer
-  end?(): void
+  /** Header changes, applied before the response head goes out. */
+  readonly headers?: { readonly set?: Readonly<Record<string, string>>; readonly remove?: readonly string[] }
+  data?(chunk: Buffer): Buffer | Promise<Buffer>
+  end?(): Buffer | undefined | Promise<Buffer | undefined>
 }
 
 export type EndCallback = (status: number, code: string | undefined, err?: SvidecarError) => void
@@ -99,6 +103,8 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   #controller: Dispatcher.DispatchController | undefined
   #done = false
   #headPending = false
+  /** The last chunk a wrapper still works on (a promise); undefined while chunks pass straight through. */
+  #held: Promise<void> | undefined
 
   constructor(
     req: IncomingMessage,
@@ -160,9 +166,16 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       return
     }
     const raw = controller.rawHeaders
-    const flat = Array.isArray(raw)
+    let flat = Array.isArray(raw)
       ? raw.map((h) => (typeof h === 'string' ? h : h.toString('latin1')))
       : flatten(headers)
+    if (this.#wrap !== undefined) {
+      const wrappers = this.#wrap({ status: statusCode, headers })
+      if (wrappers.length > 0) {
+        this.#wrappers = wrappers
+        flat = editHeaders(flat, wrappers)
+      }
+    }
     try {
       // A reason with obs-text reaches us already decoded as UTF-8 (undici), so its bytes are lost: the standard
       // phrase replaces it. The reason phrase carries no meaning (RFC 9112 §4).
@@ -175,10 +188,6 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       // Node refused what the upstream sent (a header value or name it cannot write): unrelayable.
       this.#fail(controller, upstreamError(err, this.#upstream))
       return
-    }
-    if (this.#wrap !== undefined) {
-      const wrappers = this.#wrap({ status: statusCode, headers })
-      if (wrappers.length > 0) this.#wrappers = wrappers
     }
     // The head goes out with the first body chunk, in one write, when that chunk is already here; when it is not
     // (an SSE stream, a slow upstream), the head goes out on its own before the loop waits for more.
@@ -193,13 +202,72 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#done) return
     this.#headPending = false
-    let out = chunk
-    if (this.#wrappers !== undefined) for (const w of this.#wrappers) if (w.data) out = w.data(out)
-    if (!this.#res.write(out)) controller.pause()
+    if (this.#wrappers === undefined) {
+      if (!this.#res.write(chunk)) controller.pause()
+      return
+    }
+    const wrappers = this.#wrappers
+    if (this.#held === undefined) {
+      const out = throughWrappers(chunk, wrappers, 0)
+      if (!(out instanceof Promise)) {
+        if (!this.#res.write(out)) controller.pause()
+        return
+      }
+      this.#hold(controller, out)
+      return
+    }
+    this.#hold(
+      controller,
+      this.#held.then(() => throughWrappers(chunk, wrappers, 0)),
+    )
+  }
+
+  /** A wrapper answered with a promise: later chunks and the end wait behind it, in order. */
+  #hold(controller: Dispatcher.DispatchController, out: Promise<Buffer | undefined>): void {
+    controller.pause()
+    const held: Promise<void> = out.then(
+      (buf) => {
+        if (this.#done) return
+        const ok = buf === undefined || buf.length === 0 || this.#res.write(buf)
+        if (this.#held === held) {
+          this.#held = undefined
+          if (ok) controller.resume()
+        }
+      },
+      (err: unknown) => {
+        if (this.#held === held) this.#held = undefined
+        this.#fail(controller, upstreamError(err, this.#upstream))
+      },
+    )
+    this.#held = held
   }
 
   onResponseEnd(controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
     if (this.#done) return
+    if (this.#wrappers !== undefined) {
+      const wrappers = this.#wrappers
+      const tail =
+        this.#held === undefined ? endWrappers(wrappers, 0) : this.#held.then(() => endWrappers(wrappers, 0))
+      if (tail instanceof Promise) {
+        tail.then(
+          (buf) => this.#end(controller, trailers, buf),
+          (err: unknown) => this.#fail(controller, upstreamError(err, this.#upstream)),
+        )
+        return
+      }
+      this.#end(controller, trailers, tail)
+      return
+    }
+    this.#end(controller, trailers, undefined)
+  }
+
+  #end(
+    controller: Dispatcher.DispatchController,
+    trailers: IncomingHttpHeaders,
+    tail: Buffer | undefined,
+  ): void {
+    if (this.#done) return
+    if (tail !== undefined && tail.length > 0) this.#res.write(tail)
     const pairs = flatten(trailers)
     if (pairs.length > 0) {
       const list: [string, string][] = []
@@ -212,7 +280,6 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       }
     }
     this.#headPending = false
-    if (this.#wrappers !== undefined) for (const w of this.#wrappers) w.end?.()
     this.#res.end()
     this.#finish(this.#res.statusCode, undefined)
   }
@@ -280,5 +347,75 @@ function flatten(headers: IncomingHttpHeaders | null | undefined): string[] {
     if (Array.isArray(value)) for (const v of value) out.push(name, v)
     else out.push(name, String(value))
   }
+  return out
+}
+
+/** Runs a chunk through wrappers from `from` on; synchronous until one answers with a promise. */
+function throughWrappers(
+  chunk: Buffer,
+  wrappers: readonly ResponseWrapper[],
+  from: number,
+): Buffer | Promise<Buffer> {
+  let out = chunk
+  for (let i = from; i < wrappers.length; i++) {
+    const w = wrappers[i] as ResponseWrapper
+    if (w.data === undefined) continue
+    const r = w.data(out)
+    if (r instanceof Promise) return r.then((b) => throughWrappers(b, wrappers, i + 1))
+    out = r
+  }
+  return out
+}
+
+/** Each wrapper's last bytes, passed through the wrappers after it, joined. */
+function endWrappers(
+  wrappers: readonly ResponseWrapper[],
+  from: number,
+): Buffer | undefined | Promise<Buffer | undefined> {
+  const parts: Buffer[] = []
+  for (let i = from; i < wrappers.length; i++) {
+    const w = wrappers[i] as ResponseWrapper
+    const r = w.end?.()
+    if (r instanceof Promise) {
+      return r.then(async (tail) => {
+        if (tail !== undefined) parts.push(await throughWrappers(tail, wrappers, i + 1))
+        const rest = await endWrappers(wrappers, i + 1)
+        if (rest !== undefined) parts.push(rest)
+        return parts.length === 0 ? undefined : Buffer.concat(parts)
+      })
+    }
+    if (r !== undefined && r.length > 0) {
+      const next = throughWrappers(r, wrappers, i + 1)
+      if (next instanceof Promise) {
+        return next.then(async (b) => {
+          parts.push(b)
+          const rest = await endWrappers(wrappers, i + 1)
+          if (rest !== undefined) parts.push(rest)
+          return Buffer.concat(parts)
+        })
+      }
+      parts.push(next)
+    }
+  }
+  return parts.length === 0 ? undefined : Buffer.concat(parts)
+}
+
+/** The flat header list with the wrappers' removals and replacements applied. */
+function editHeaders(flat: string[], wrappers: readonly ResponseWrapper[]): string[] {
+  const remove = new Set<string>()
+  const set: Record<string, string> = {}
+  for (const w of wrappers) {
+    for (const name of w.headers?.remove ?? []) remove.add(name.toLowerCase())
+    for (const [name, value] of Object.entries(w.headers?.set ?? {})) {
+      remove.add(name.toLowerCase())
+      set[name.toLowerCase()] = value
+    }
+  }
+  if (remove.size === 0) return flat
+  const out: string[] = []
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    if (!remove.has((flat[i] as string).toLowerCase())) out.push(flat[i] as string, flat[i + 1] as string)
+  }
+  for (const [name, value] of Object.entries(set)) out.push(name, value)
   return out
 }

@@ -42,3 +42,21 @@ export function sendError(res: ServerResponse, err: unknown): void {
   res.writeHead(status, headers)
   res.end(body)
 }
+
+/** A complete answer a stage composed itself (respond.ts only writes it). */
+export interface Reply {
+  status: number
+  headers: Record<string, string>
+  /** Empty for a bodiless answer (202). */
+  body: string
+}
+
+export function sendReply(res: ServerResponse, reply: Reply): void {
+  if (res.headersSent || res.destroyed) {
+    res.destroy()
+    return
+  }
+  const headers = { ...reply.headers, 'content-length': String(Buffer.byteLength(reply.body)) }
+  res.writeHead(reply.status, headers)
+  res.end(reply.body)
+}

@@ -10,6 +10,7 @@ import { createServer as createHttpsServer } from 'node:https'
 import type { Duplex } from 'node:stream'
 import type { TLSSocket } from 'node:tls'
 import type { IdMatcher } from 'workload-api-client'
+import type { McpConfig } from '../config/mcp.ts'
 import { handleExpectations } from '../forwarder/expect.ts'
 import { Upstream } from '../forwarder/upstreams.ts'
 import type { Identity } from '../identity/identity.ts'
@@ -19,6 +20,7 @@ import type { PolicyEngine } from '../policy/engine.ts'
 import { drainStage } from '../stages/drain.ts'
 import { guardStage } from '../stages/guards.ts'
 import { peerIdentityStage } from '../stages/identity.ts'
+import { mcpStage } from '../stages/mcp.ts'
 import { policyStage } from '../stages/policy.ts'
 import { fixedRouteStage } from '../stages/route.ts'
 import { targetStage } from '../stages/target.ts'
@@ -42,6 +44,8 @@ export interface InboundOptions {
   connectTimeoutMs: number
   /** Decides every request for `http.route`; without one, the authorizer alone says who may call. */
   policy?: PolicyEngine
+  /** The MCP lens on these paths: JSON-RPC checks, per-message policy, list filtering, session binding. */
+  mcp?: McpConfig
 }
 
 // Headers a client could use to pose as someone else; only the sidecar speaks for the peer.
@@ -93,7 +97,10 @@ export async function startInbound(identity: Identity, options: InboundOptions):
       fixedRouteStage(app),
       peerIdentityStage(identity, header),
       upgradeStage(),
-      ...(options.policy === undefined ? [] : [traceStage(), policyStage(options.policy)]),
+      ...(options.policy === undefined ? [] : [traceStage()]),
+      // The MCP lens decides per message (and marks the exchange decided) before the policy stage.
+      ...(options.mcp === undefined ? [] : [mcpLens(options.mcp, options.policy)]),
+      ...(options.policy === undefined ? [] : [policyStage(options.policy)]),
     ],
     { limits: options.limits, connectTimeoutMs: options.connectTimeoutMs },
   )
@@ -132,4 +139,14 @@ export async function startInbound(identity: Identity, options: InboundOptions):
       await app.destroy()
     },
   }
+}
+
+function mcpLens(mcp: McpConfig, policy: PolicyEngine | undefined) {
+  return mcpStage({
+    paths: mcp.paths,
+    maxMessageBytes: mcp.maxMessageBytes,
+    maxSessions: mcp.sessions.max,
+    sessionIdleTimeoutMs: mcp.sessions.idleTimeout,
+    ...(policy === undefined ? {} : { policy }),
+  })
 }

@@ -7,6 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { createServer } from 'node:http'
 import type { Duplex } from 'node:stream'
+import type { McpConfig } from '../config/mcp.ts'
 import { handleExpectations } from '../forwarder/expect.ts'
 import type { Upstreams } from '../forwarder/upstreams.ts'
 import type { Identity } from '../identity/identity.ts'
@@ -16,6 +17,7 @@ import type { PolicyEngine } from '../policy/engine.ts'
 import { drainStage } from '../stages/drain.ts'
 import { guardStage } from '../stages/guards.ts'
 import { ownIdentityStage } from '../stages/identity.ts'
+import { mcpStage } from '../stages/mcp.ts'
 import { policyStage } from '../stages/policy.ts'
 import { routeTableStage } from '../stages/route.ts'
 import { targetStage } from '../stages/target.ts'
@@ -34,6 +36,8 @@ export interface OutboundOptions {
   strip?: readonly string[]
   /** Decides every request for `http.route` with this workload as the subject. */
   policy?: PolicyEngine
+  /** The MCP lens on these paths: JSON-RPC checks, per-message policy, list filtering, session binding. */
+  mcp?: McpConfig
 }
 
 const ALWAYS_STRIP = ['x-forwarded-client-cert']
@@ -69,7 +73,10 @@ export async function startOutbound(
       // Every kind of upstream, not only mTLS peers: with no valid SVID the sidecar is not ready and sends nothing.
       ownIdentityStage(identity),
       upgradeStage(),
-      ...(options.policy === undefined ? [] : [traceStage(), policyStage(options.policy)]),
+      ...(options.policy === undefined ? [] : [traceStage()]),
+      // The MCP lens decides per message (and marks the exchange decided) before the policy stage.
+      ...(options.mcp === undefined ? [] : [mcpLens(options.mcp, options.policy)]),
+      ...(options.policy === undefined ? [] : [policyStage(options.policy)]),
     ],
     { limits: options.limits, connectTimeoutMs: options.connectTimeoutMs },
   )
@@ -90,4 +97,14 @@ export async function startOutbound(
     close: (deadlineMs) => listener.close(deadlineMs),
     destroy: () => listener.destroy(),
   }
+}
+
+function mcpLens(mcp: McpConfig, policy: PolicyEngine | undefined) {
+  return mcpStage({
+    paths: mcp.paths,
+    maxMessageBytes: mcp.maxMessageBytes,
+    maxSessions: mcp.sessions.max,
+    sessionIdleTimeoutMs: mcp.sessions.idleTimeout,
+    ...(policy === undefined ? {} : { policy }),
+  })
 }

@@ -12,7 +12,7 @@ import { guardBody } from '../forwarder/body-guard.ts'
 import { forwardHeaders } from '../forwarder/headers.ts'
 import { forwardHttp, hasBody } from '../forwarder/http.ts'
 import { writeRawError } from '../forwarder/raw-error.ts'
-import { sendError } from '../forwarder/respond.ts'
+import { sendError, sendReply } from '../forwarder/respond.ts'
 import { relayWebSocket, upgradeHeaders } from '../forwarder/websocket.ts'
 import { readCappedBody } from './body.ts'
 import type { Exchange } from './exchange.ts'
@@ -48,11 +48,12 @@ function run(
   for (let i = from; i < stages.length; i++) {
     const stage = stages[i] as Stage
     let result: StageResult | Promise<StageResult>
-    if (stage.bodyLimit !== undefined && at.kind === 'request' && exchange.body === undefined) {
+    const bodyLimit = typeof stage.bodyLimit === 'function' ? stage.bodyLimit(exchange) : stage.bodyLimit
+    if (bodyLimit !== undefined && at.kind === 'request' && exchange.body === undefined) {
       if (!hasBody(exchange.req)) exchange.body = Buffer.alloc(0)
       else {
         // Never more than the listener itself lets through, and under the same idle limit.
-        const max = limits.maxBodyBytes > 0 ? Math.min(limits.maxBodyBytes, stage.bodyLimit) : stage.bodyLimit
+        const max = limits.maxBodyBytes > 0 ? Math.min(limits.maxBodyBytes, bodyLimit) : bodyLimit
         readCappedBody(exchange.req, at.res, { maxBytes: max, idleTimeoutMs: limits.bodyIdleTimeoutMs }).then(
           (body) => {
             exchange.body = body
@@ -110,8 +111,10 @@ export function buildPipeline(stages: readonly Stage[], options: PipelineOptions
           const upstream = exchange.upstream
           if (refusal !== undefined || upstream === undefined) {
             const err = refusal ?? new SvidecarError('SVD_ROUTE_NOT_FOUND', 'no route')
-            sendError(res, err)
-            exchange.end(err.status, err.code, err)
+            const reply = refusal === undefined ? undefined : exchange.reply
+            if (reply === undefined) sendError(res, err)
+            else sendReply(res, reply)
+            exchange.end(reply?.status ?? err.status, err.code, err)
             return
           }
           const req = exchange.req

@@ -7,6 +7,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { SpiffeId } from 'workload-api-client'
 import type { EndCallback } from '../forwarder/http.ts'
+import type { Reply } from '../forwarder/respond.ts'
 import type { Upstream } from '../forwarder/upstreams.ts'
 import { publishRequest } from '../observe/events.ts'
 import type { PolicyResource } from '../policy/engine.ts'
@@ -60,6 +61,11 @@ export class Exchange {
   traceparent: string | undefined
   /** The whole body, when a stage asked for it (under that stage's cap); otherwise it streams. */
   body: Buffer | undefined
+  /**
+   * The answer a refusing stage wrote in the protocol the client speaks (a JSON-RPC error, a 403 with
+   * `WWW-Authenticate`); the refusal's code is still what events report. Absent: the sidecar's JSON error.
+   */
+  reply: Reply | undefined
   #ended = false
 
   constructor(init: ExchangeInit) {

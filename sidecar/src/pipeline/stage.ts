@@ -17,9 +17,10 @@ export interface Stage {
   readonly name: string
   /**
    * The stage reads the whole request body before `onRequest`, up to this many bytes (larger bodies are
-   * refused with 413); the body is then in `exchange.body` and is what the upstream gets.
+   * refused with 413); the body is then in `exchange.body` and is what the upstream gets. A function decides
+   * per request (a lens that reads only the requests it understands); undefined from it means stream.
    */
-  readonly bodyLimit?: number
+  readonly bodyLimit?: number | ((exchange: Exchange) => number | undefined)
   onRequest(exchange: Exchange): StageResult | Promise<StageResult>
   /** Called when the upstream's response head arrives (plain requests only). */
   wrapResponse?(exchange: Exchange, head: ResponseHead): ResponseWrapper | undefined

@@ -1,0 +1,399 @@
+/**
+ * The MCP lens on the listener's MCP paths (Streamable HTTP, both eras).
+ * A POST body is read under the cap and checked as JSON-RPC; in the
+ * stateless era the mirrored headers must equal it; every message is
+ * decided on its own (a tool by name, a resource by URI, a prompt by name,
+ * a completion by its target; housekeeping passes), and one denial refuses
+ * the whole body, answered in the denial's style. The session era's
+ * `Mcp-Session-Id` is bound to the SPIFFE ID that created it. List results
+ * in the response are filtered to what the subject may know about. The
+ * lens makes every decision the request needs, so the policy stage adds
+ * none (`exchange.decided`).
+ */
+import { SvidecarError } from '../errors/index.ts'
+import { answerReply, type Denial, denialAnswer, forbidReply, problemReply } from '../lens/mcp/denials.ts'
+import {
+  errorResponse,
+  HEADER_MISMATCH,
+  INVALID_PARAMS,
+  INVALID_REQUEST,
+  isProblem,
+  type JsonRpcProblem,
+  type McpMessage,
+  METHOD_NOT_FOUND,
+  POLICY_DENIED,
+  parseBody,
+} from '../lens/mcp/jsonrpc.ts'
+import { idKey, listFilterWrapper, type PendingLists } from '../lens/mcp/response.ts'
+import { SessionTable } from '../lens/mcp/sessions.ts'
+import { type ListMethod, MCP_ATTRIBUTE, targetOf } from '../lens/mcp/targets.ts'
+import {
+  allowsBatch,
+  checkMirroredHeaders,
+  type Era,
+  MODERN_VERSIONS,
+  metaVersion,
+  requestVersion,
+  validSessionId,
+} from '../lens/mcp/transports.ts'
+import { authorize } from '../pipeline/authorize.ts'
+import type { Exchange } from '../pipeline/exchange.ts'
+import type { Stage, StageResult } from '../pipeline/stage.ts'
+import type { DenyStyle, PolicyDecision, PolicyEngine, PolicyResource } from '../policy/engine.ts'
+
+export interface McpStageOptions {
+  /** Path prefixes (matched at segment boundaries) that speak MCP. */
+  paths: readonly string[]
+  /** The largest JSON-RPC body read, and the largest list result or SSE event filtered. */
+  maxMessageBytes: number
+  maxSessions: number
+  sessionIdleTimeoutMs: number
+  /** Decides every message; without one every message is allowed (the lens still checks and binds). */
+  policy?: PolicyEngine
+  /** The style of denials whose decision names none. */
+  defaultDenyStyle?: DenyStyle
+}
+
+/** What the request side learned, for the response side. */
+interface McpState {
+  readonly era: Era
+  readonly sessionId: string | undefined
+  /** The body held an `initialize` request: its response's session id is bound to the subject. */
+  initialize: boolean
+  pending: PendingLists
+}
+
+export function mcpStage(options: McpStageOptions): Stage {
+  const paths = options.paths.map((p) => (p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p))
+  const sessions = new SessionTable({
+    maxSessions: options.maxSessions,
+    idleTimeoutMs: options.sessionIdleTimeoutMs,
+  })
+  const engine = options.policy
+  const defaultStyle = options.defaultDenyStyle ?? 'hide'
+  const states = new WeakMap<Exchange, McpState>()
+  const isMcp = (exchange: Exchange) => paths.some((p) => underPrefix(exchange.path, p))
+  const styleOf = (d: PolicyDecision): DenyStyle => d.denyStyle ?? defaultStyle
+
+  function refuse(
+    exchange: Exchange,
+    status: number,
+    problem: JsonRpcProblem,
+    err: SvidecarError,
+  ): SvidecarError {
+    exchange.reply = problemReply(status, problem, err.code)
+    return err
+  }
+
+  function onPost(
+    exchange: Exchange,
+    era: Era,
+    version: string,
+    sessionId: string | undefined,
+  ): StageResult | Promise<StageResult> {
+    const parsed = parseBody(exchange.body ?? Buffer.alloc(0), era === 'legacy' && allowsBatch(version))
+    if (isProblem(parsed)) {
+      return refuse(
+        exchange,
+        400,
+        parsed,
+        new SvidecarError('SVD_MCP_INVALID', parsed.message, { reason: 'JSONRPC' }),
+      )
+    }
+    for (const m of parsed.messages) {
+      const problem =
+        era === 'modern' ? checkMirroredHeaders(exchange.req.headers, version, m) : modernWithoutHeader(m)
+      if (problem !== undefined) {
+        return refuse(
+          exchange,
+          400,
+          problem,
+          new SvidecarError('SVD_MCP_HEADER_MISMATCH', problem.message, { reason: 'HEADER_MISMATCH' }),
+        )
+      }
+    }
+    const state: McpState = { era, sessionId, initialize: false, pending: new Map() }
+    const pending = new Map<string, { id: string | number; method: ListMethod }>()
+    const denials: Denial[] = []
+    const refusals: Array<{ message: McpMessage; problem: JsonRpcProblem }> = []
+    const decisions: Array<{ message: McpMessage; resource: PolicyResource; attributes: object }> = []
+    for (const m of parsed.messages) {
+      const target = targetOf(m)
+      if (m.kind === 'request' && m.method === 'initialize') state.initialize = true
+      switch (target.kind) {
+        case 'pass':
+          break
+        case 'list':
+          if (m.kind === 'request') pending.set(idKey(m.id), { id: m.id, method: target.method })
+          break
+        case 'decide':
+          decisions.push({ message: m, resource: target.resource, attributes: target.attributes })
+          break
+        case 'invalid':
+          refusals.push({
+            message: m,
+            problem: {
+              code: INVALID_PARAMS,
+              message: target.message,
+              id: m.kind === 'request' ? m.id : null,
+            },
+          })
+          break
+        case 'unknown':
+          refusals.push({
+            message: m,
+            problem: {
+              code: m.kind === 'request' ? METHOD_NOT_FOUND : INVALID_REQUEST,
+              message: `method ${target.method.slice(0, 100)} is not one the sidecar lets through`,
+              id: m.kind === 'request' ? m.id : null,
+            },
+          })
+          break
+      }
+    }
+    const finish = (): StageResult => {
+      exchange.decided = true
+      if (denials.length === 0 && refusals.length === 0) {
+        state.pending = pending
+        states.set(exchange, state)
+        return undefined
+      }
+      return answerRefused(exchange, era, parsed.batch, parsed.messages, denials, refusals)
+    }
+    // Each message is decided with its own attributes; a decision service is awaited before the next.
+    const decideFrom = (i: number): StageResult | Promise<StageResult> => {
+      for (; i < decisions.length; i++) {
+        const d = decisions[i] as (typeof decisions)[number]
+        if (engine === undefined) continue
+        exchange.attributes[MCP_ATTRIBUTE] = d.attributes
+        const answer = authorize(engine, exchange, d.resource)
+        if (answer instanceof Promise) {
+          const next = i + 1
+          return answer.then((decision) => {
+            record(d.message, d.resource, decision)
+            return decideFrom(next)
+          })
+        }
+        record(d.message, d.resource, answer)
+      }
+      return finish()
+    }
+    // Only requests name a tool, resource or prompt (targets.ts).
+    const record = (m: McpMessage, resource: PolicyResource, decision: PolicyDecision) => {
+      if (decision.decision === 'allow' || m.kind !== 'request') return
+      denials.push({ id: m.id, method: m.method, resource, decision, style: styleOf(decision) })
+    }
+    return decideFrom(0)
+  }
+
+  function answerRefused(
+    exchange: Exchange,
+    era: Era,
+    batch: boolean,
+    messages: readonly McpMessage[],
+    denials: readonly Denial[],
+    refusals: ReadonlyArray<{ message: McpMessage; problem: JsonRpcProblem }>,
+  ): SvidecarError {
+    const forbid = denials.find((d) => d.style === 'forbid')
+    if (forbid !== undefined) {
+      const err = new SvidecarError('SVD_MCP_DENIED', `the policy does not allow ${forbid.resource.kind}`, {
+        reason: 'FORBID',
+      })
+      exchange.reply = forbidReply(forbid, batch, err.code)
+      return err
+    }
+    if (denials.length === 0) {
+      const first = refusals[0] as { message: McpMessage; problem: JsonRpcProblem }
+      const unknown = first.problem.code === METHOD_NOT_FOUND || first.message.kind === 'notification'
+      const err = new SvidecarError(unknown ? 'SVD_MCP_DENIED' : 'SVD_MCP_INVALID', first.problem.message, {
+        reason: unknown ? 'METHOD_UNKNOWN' : 'PARAMS',
+      })
+      if (!batch) {
+        // A lone notification cannot be answered in JSON-RPC: the HTTP error says it.
+        if (first.message.kind !== 'request') return refuse(exchange, 400, first.problem, err)
+        exchange.reply = answerReply(
+          errorResponse(first.problem.id, first.problem.code, first.problem.message),
+          err.code,
+        )
+        return err
+      }
+      exchange.reply = answerReply(batchAnswers(messages, new Map(), refusals), err.code)
+      return err
+    }
+    const explain = denials.some((d) => d.style === 'explain')
+    const err = new SvidecarError('SVD_MCP_DENIED', 'the policy denies a message of this request', {
+      reason: explain ? 'EXPLAIN' : 'HIDE',
+    })
+    const byId = new Map(denials.map((d) => [idKey(d.id), denialAnswer(d, era)]))
+    // Hidden denials leave no sign the sidecar answered; an explained one says so.
+    const code = explain ? err.code : undefined
+    if (!batch) {
+      exchange.reply = answerReply(byId.values().next().value as object, code)
+      return err
+    }
+    exchange.reply = answerReply(batchAnswers(messages, byId, refusals), code)
+    return err
+  }
+
+  /** One answer per request of a refused batch: its own refusal, or "not forwarded" for the allowed ones. */
+  function batchAnswers(
+    messages: readonly McpMessage[],
+    denied: ReadonlyMap<string, object>,
+    refusals: ReadonlyArray<{ message: McpMessage; problem: JsonRpcProblem }>,
+  ): object[] {
+    const refused = new Map<McpMessage, JsonRpcProblem>(refusals.map((r) => [r.message, r.problem]))
+    const out: object[] = []
+    for (const m of messages) {
+      if (m.kind !== 'request') continue
+      const own = denied.get(idKey(m.id))
+      if (own !== undefined) {
+        out.push(own)
+        continue
+      }
+      const problem = refused.get(m)
+      out.push(
+        problem !== undefined
+          ? errorResponse(m.id, problem.code, problem.message)
+          : errorResponse(m.id, POLICY_DENIED, 'not forwarded: another message of this batch was refused'),
+      )
+    }
+    return out
+  }
+
+  return {
+    name: 'mcp',
+    bodyLimit: (exchange) =>
+      exchange.method === 'POST' && isMcp(exchange) ? options.maxMessageBytes : undefined,
+    onRequest(exchange) {
+      if (!isMcp(exchange)) return undefined
+      if (exchange.upgrade) {
+        // A WebSocket would carry MCP messages past every per-message check.
+        return new SvidecarError('SVD_MCP_INVALID', 'MCP over WebSocket is not supported on this path', {
+          reason: 'WEBSOCKET',
+        })
+      }
+      const method = exchange.method
+      if (method !== 'POST' && method !== 'GET' && method !== 'DELETE') return undefined
+      const version = requestVersion(exchange.req.headers)
+      if ('code' in version) {
+        exchange.decided = true
+        return refuse(
+          exchange,
+          400,
+          version,
+          new SvidecarError('SVD_MCP_VERSION_UNSUPPORTED', version.message, { reason: 'PROTOCOL_VERSION' }),
+        )
+      }
+      let sessionId: string | undefined
+      if (version.era === 'legacy') {
+        const raw = exchange.req.headers['mcp-session-id']
+        if (raw !== undefined) {
+          const sid = Array.isArray(raw) ? '' : raw
+          exchange.decided = true
+          if (!validSessionId(sid)) {
+            return refuse(
+              exchange,
+              400,
+              { code: INVALID_REQUEST, message: 'the Mcp-Session-Id header is not visible ASCII', id: null },
+              new SvidecarError('SVD_MCP_INVALID', 'the Mcp-Session-Id header is malformed', {
+                reason: 'SESSION_ID',
+              }),
+            )
+          }
+          const subject = exchange.subject?.toString() ?? ''
+          const check = sessions.check(sid, subject)
+          if (check === 'foreign') {
+            return refuse(
+              exchange,
+              403,
+              { code: INVALID_REQUEST, message: 'this MCP session belongs to another workload', id: null },
+              new SvidecarError(
+                'SVD_MCP_SESSION_FOREIGN',
+                'the MCP session was created by another SPIFFE ID',
+                {
+                  reason: 'SESSION_FOREIGN',
+                },
+              ),
+            )
+          }
+          if (check === 'unknown') {
+            return refuse(
+              exchange,
+              404,
+              {
+                code: INVALID_REQUEST,
+                message: 'unknown or expired MCP session: send initialize again',
+                id: null,
+              },
+              new SvidecarError(
+                'SVD_MCP_SESSION_UNKNOWN',
+                'the sidecar holds no binding for this MCP session',
+                {
+                  reason: 'SESSION_UNKNOWN',
+                },
+              ),
+            )
+          }
+          sessionId = sid
+        }
+      }
+      if (method !== 'POST') {
+        // Opening the server's stream or ending a session: transport housekeeping, bound to the session above.
+        exchange.decided = true
+        states.set(exchange, { era: version.era, sessionId, initialize: false, pending: new Map() })
+        return undefined
+      }
+      const result = onPost(exchange, version.era, version.version, sessionId)
+      exchange.decided = true
+      return result
+    },
+    wrapResponse(exchange, head) {
+      const state = states.get(exchange)
+      if (state === undefined) return undefined
+      const ok = head.status >= 200 && head.status < 300
+      if (state.era === 'legacy') {
+        const created = head.headers['mcp-session-id']
+        if (state.initialize && ok && typeof created === 'string' && validSessionId(created)) {
+          sessions.bind(created, exchange.subject?.toString() ?? '')
+        }
+        if (state.sessionId !== undefined && ((exchange.method === 'DELETE' && ok) || head.status === 404)) {
+          sessions.end(state.sessionId)
+        }
+      }
+      if (engine === undefined || state.pending.size === 0) return undefined
+      return listFilterWrapper(
+        head,
+        state.pending,
+        (resource) => {
+          const listing = state.pending.values().next().value?.method
+          exchange.attributes[MCP_ATTRIBUTE] = { method: listing }
+          const answer = authorize(engine, exchange, resource, { report: false })
+          return answer instanceof Promise ? answer.then(listed) : listed(answer)
+        },
+        options.maxMessageBytes,
+      )
+    },
+  }
+
+  /** Listed unless denied in the hide style: an explained or forbidden item stays visible. */
+  function listed(d: PolicyDecision): boolean {
+    return d.decision === 'allow' || styleOf(d) !== 'hide'
+  }
+}
+
+/** A stateless-era body sent without `MCP-Protocol-Version`: its headers cannot be checked. */
+function modernWithoutHeader(m: McpMessage): JsonRpcProblem | undefined {
+  const v = metaVersion(m)
+  if (v === undefined || !(MODERN_VERSIONS as readonly string[]).includes(v)) return undefined
+  return {
+    code: HEADER_MISMATCH,
+    message: 'the MCP-Protocol-Version header is missing',
+    id: m.kind === 'notification' ? null : m.id,
+  }
+}
+
+function underPrefix(path: string, prefix: string): boolean {
+  if (prefix === '/') return true
+  if (!path.startsWith(prefix)) return false
+  return path.length === prefix.length || path.charCodeAt(prefix.length) === 47 /* / */
+}
