@@ -134,7 +134,9 @@ function sseWrapper(pending: PendingLists, keep: KeepItem, maxBytes: number): Re
     pendingId = undefined
   }
   const onEvent = (e: EventSourceMessage) => {
-    pendingId = undefined
+    // onId ran just before for this block's own id; without one, a pending id is an earlier id-only block's.
+    if (e.id === undefined) flushId()
+    else pendingId = undefined
     const isMessage = e.event === undefined || e.event === 'message'
     let doc: unknown
     if (isMessage && e.data.includes('"result"')) {

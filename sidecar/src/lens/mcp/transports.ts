@@ -75,6 +75,8 @@ const SENTINEL = /^=\?base64\?([A-Za-z0-9+/]*={0,2})\?=$/
  */
 export function decodeHeaderValue(raw: string): string | undefined {
   const m = SENTINEL.exec(raw)
+  // A plain value that looks like the sentinel is always sent encoded: one that is not valid base64 is malformed.
+  if (m === null && raw.startsWith('=?base64?') && raw.endsWith('?=')) return undefined
   if (m === null) {
     // Plain values are visible ASCII and spaces, never leading or trailing spaces (those are encoded).
     if (!/^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$/.test(raw)) return undefined
