@@ -47,7 +47,12 @@ export function denialAnswer(d: Denial, era: Era): object {
       d.decision.ruleId === undefined ? 'no rule allows it (default deny)' : `rule ${d.decision.ruleId}`
     const text = `svidecar policy denies ${label(d.resource)}: ${rule}`
     if (d.method === 'tools/call') {
-      return resultResponse(d.id, { content: [{ type: 'text', text }], isError: true })
+      // 2026-07-28 clients refuse a result without resultType (MRTR: absent means complete only before it).
+      return resultResponse(d.id, {
+        content: [{ type: 'text', text }],
+        isError: true,
+        ...(era === 'modern' ? { resultType: 'complete' } : {}),
+      })
     }
     return errorResponse(d.id, POLICY_DENIED, text, {
       ...(d.decision.ruleId === undefined ? {} : { rule: d.decision.ruleId }),
