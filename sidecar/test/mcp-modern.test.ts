@@ -70,7 +70,7 @@ async function modernServer(t: Test): Promise<{ url: string; seen: Seen[] }> {
         method: body?.method,
         headers: { method: h('mcp-method'), name: h('mcp-name'), version: h('mcp-protocol-version') },
       })
-      void handle(req, res, body)
+      void handle(req as Parameters<typeof handle>[0], res, body)
     })
   })
   http.listen(0, '127.0.0.1')
