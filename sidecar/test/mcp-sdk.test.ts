@@ -287,3 +287,35 @@ t.test('a session is bound to the SPIFFE ID that created it', async (t) => {
   t.equal(after.status, 404, 'an ended session is forgotten')
   await after.body?.cancel()
 })
+
+t.test("outbound: the agent's own sidecar filters and decides for the agent", async (t) => {
+  const upstream = await McpTestServer.start('sse')
+  t.teardown(() => upstream.close())
+  const mesh = await startMcpMesh(t, {
+    upstream: upstream.url,
+    agentPolicy: `version: 1
+rules:
+  - id: own-echo
+    effect: allow
+    subjects: ["${AGENT}"]
+    resources: [{ kind: mcp.tool, name: echo }]
+`,
+  })
+  const events = decisions(t)
+  const { client } = await connect(t, mesh.agentUrl)
+  t.same(
+    (await client.listTools()).tools.map((x) => x.name),
+    ['echo'],
+  )
+  await rejects(
+    t,
+    client.callTool({ name: 'secret_tool', arguments: {} }),
+    (err) => t.equal((err as McpError).code, -32602),
+    'secret_tool',
+  )
+  t.same(upstream.calls('tools/call'), [], 'the denied call never left the agent')
+  t.match(
+    events.find((e) => e.resource === 'secret_tool'),
+    { listener: 'egress', direction: 'outbound', subject: AGENT, decision: 'deny' },
+  )
+})

@@ -32,6 +32,8 @@ export interface McpMeshOptions {
   upstream: string
   /** The server sidecar's policy file (built-in format). */
   serverPolicy?: string
+  /** The server sidecar's whole `policy:` section as YAML, instead of `serverPolicy` (another engine). */
+  serverPolicyYaml?: string
   /** Each agent sidecar's policy; with it the agents' outbound listeners run the MCP lens too. */
   agentPolicy?: string
   /** The server sidecar's `mcp:` section as flow YAML. */
@@ -64,7 +66,10 @@ export async function startMcpMesh(t: Test, o: McpMeshOptions): Promise<McpMesh>
   t.teardown(() => api.close())
   const path = o.mcpPath ?? '/mcp'
   const serverPolicy =
-    o.serverPolicy === undefined ? '' : `policy: { file: "${policyFile(t, 'server.yaml', o.serverPolicy)}" }`
+    o.serverPolicyYaml ??
+    (o.serverPolicy === undefined
+      ? ''
+      : `policy: { file: "${policyFile(t, 'server.yaml', o.serverPolicy)}" }`)
   const server = await Sidecar.start(
     parseConfig(
       `
