@@ -179,3 +179,11 @@ t.test('mirrored header values: plain, base64 sentinel, malformed', async (t) =>
   )
   t.equal(decodeHeaderValue('=?BASE64?ZWNobw==?='), '=?BASE64?ZWNobw==?=', 'markers are case-sensitive')
 })
+
+t.test('a compressed list answer is not forwarded unread', async (t) => {
+  const head = { status: 200, headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } }
+  const w = listFilterWrapper(head, pending, keep, 1 << 20) as ResponseWrapper
+  t.match(w.headers?.remove, ['content-length', 'content-encoding'])
+  t.equal(String(await w.data?.(Buffer.from([0x1f, 0x8b, 1, 2]))), '')
+  t.match(JSON.parse(String(await w.end?.())), { id: 1, error: { code: -32603 } })
+})

@@ -156,6 +156,8 @@ export function mcpStage(options: McpStageOptions): Stage {
       if (denials.length === 0 && refusals.length === 0) {
         state.pending = pending
         states.set(exchange, state)
+        // A list answer is read to be filtered: it must not come compressed.
+        if (pending.size > 0 && engine !== undefined) exchange.headers.set['accept-encoding'] = 'identity'
         return undefined
       }
       return answerRefused(exchange, era, parsed.batch, parsed.messages, denials, refusals)

@@ -36,6 +36,8 @@ export function listFilterWrapper(
   maxBytes: number,
 ): ResponseWrapper | undefined {
   if (head.status < 200 || head.status >= 300 || pending.size === 0) return undefined
+  const encoding = head.headers['content-encoding']
+  if (encoding !== undefined && encoding !== 'identity') return encodedWrapper(pending)
   const type = mediaType(head)
   if (type === 'application/json') return jsonWrapper(pending, keep, maxBytes)
   if (type === 'text/event-stream') return sseWrapper(pending, keep, maxBytes)
@@ -64,6 +66,30 @@ function tooLarge(pending: PendingLists, maxBytes: number): object[] {
       `the ${p.method} result is over the ${maxBytes} bytes the sidecar filters`,
     ),
   )
+}
+
+/**
+ * A compressed answer cannot be read without inflating it, and the lens asked for `identity`: what the upstream
+ * sent anyway is not forwarded unread; the list requests get an error.
+ */
+function encodedWrapper(pending: PendingLists): ResponseWrapper {
+  return {
+    headers: {
+      remove: ['content-length', 'content-encoding'],
+      set: { 'content-type': 'application/json', 'cache-control': 'no-store' },
+    },
+    data: () => EMPTY,
+    end() {
+      const errors = [...pending.values()].map((p) =>
+        errorResponse(
+          p.id,
+          INTERNAL_ERROR,
+          `the ${p.method} result came compressed; the sidecar cannot filter it`,
+        ),
+      )
+      return Buffer.from(JSON.stringify(errors.length === 1 ? errors[0] : errors))
+    },
+  }
 }
 
 function jsonWrapper(pending: PendingLists, keep: KeepItem, maxBytes: number): ResponseWrapper {
