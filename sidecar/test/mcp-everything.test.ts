@@ -6,6 +6,7 @@ import { once } from 'node:events'
 import { createRequire } from 'node:module'
 import { createServer } from 'node:net'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import type { McpError } from '@modelcontextprotocol/sdk/types.js'
 import t, { type Test } from 'tap'
@@ -37,12 +38,15 @@ async function freePort(): Promise<number> {
   return port
 }
 
-async function startEverything(t: Test): Promise<string> {
+async function startEverything(
+  t: Test,
+  transport: 'streamableHttp' | 'sse' = 'streamableHttp',
+): Promise<string> {
   const entry = createRequire(import.meta.url).resolve(
     '@modelcontextprotocol/server-everything/dist/index.js',
   )
   const port = await freePort()
-  const child = spawn(process.execPath, [entry, 'streamableHttp'], {
+  const child = spawn(process.execPath, [entry, transport], {
     env: { ...process.env, PORT: String(port) },
     stdio: ['ignore', 'ignore', 'pipe'],
   })
@@ -54,7 +58,7 @@ async function startEverything(t: Test): Promise<string> {
     stderr += c.toString()
   })
   await waitFor(
-    () => stderr.includes('listening on port') || child.exitCode !== null,
+    () => /listening on port|running on port/.test(stderr) || child.exitCode !== null,
     'server-everything',
     20_000,
   )
@@ -112,3 +116,78 @@ t.test('server-everything: the agent sees and calls only what the policy allows'
   await result
   t.same(seen, ['progress 1', 'progress 2', 'progress 3', 'result'])
 })
+
+t.test(
+  'server-everything over HTTP+SSE (2024-11-05): answers on the stream filtered, the session bound',
+  async (t) => {
+    const upstream = await startEverything(t, 'sse')
+    const mesh = await startMcpMesh(t, {
+      upstream,
+      serverPolicy: POLICY,
+      mcpPath: '/sse',
+      serverMcp: '{ paths: [/sse, /message] }',
+    })
+    const transport = new SSEClientTransport(new URL(mesh.agentUrl))
+    const client = new Client({ name: 'agent', version: '1.0.0' })
+    await client.connect(transport)
+    t.teardown(() => client.close())
+
+    t.same(
+      (await client.listTools()).tools.map((x) => x.name).sort(),
+      ['echo', 'get-sum', 'trigger-long-running-operation'],
+      'the tools/list answer on the stream is filtered',
+    )
+    t.match(await client.callTool({ name: 'echo', arguments: { message: 'sse' } }), {
+      content: [{ type: 'text', text: /sse/ }],
+    })
+    try {
+      await client.callTool({ name: 'get-env', arguments: {} })
+      t.fail('get-env ran')
+    } catch (err) {
+      t.equal(
+        (err as McpError).code,
+        -32602,
+        'the hidden answer arrives on the stream, as the server would send it',
+      )
+    }
+    const progress: number[] = []
+    await client.callTool(
+      { name: 'trigger-long-running-operation', arguments: { duration: 0.3, steps: 3 } },
+      undefined,
+      {
+        onprogress: (p) => progress.push(p.progress),
+      },
+    )
+    // Over this transport server-everything's last progress races its result (the same without any sidecar, checked
+    // directly against it): the first ones must have streamed through.
+    t.same(progress.slice(0, 2), [1, 2])
+
+    // Another workload that learned the session id may not post into that session.
+    const sessionId = (transport as unknown as { _endpoint?: URL })._endpoint?.searchParams.get('sessionId')
+    t.type(sessionId, 'string')
+    const other = new URL(mesh.agent2Url)
+    other.pathname = '/message'
+    other.searchParams.set('sessionId', sessionId as string)
+    const takeover = await fetch(other, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 99,
+        method: 'tools/call',
+        params: { name: 'echo', arguments: {} },
+      }),
+    })
+    t.equal(takeover.status, 403)
+    t.equal(takeover.headers.get('x-svidecar-upstream-error'), 'SVD_MCP_SESSION_FOREIGN')
+    await takeover.body?.cancel()
+    other.searchParams.set('sessionId', 'never-issued')
+    const unknown = await fetch(other, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    })
+    t.equal(unknown.status, 404)
+    await unknown.body?.cancel()
+  },
+)

@@ -24,7 +24,7 @@ import {
   POLICY_DENIED,
   parseBody,
 } from '../lens/mcp/jsonrpc.ts'
-import { idKey, listFilterWrapper, type PendingLists } from '../lens/mcp/response.ts'
+import { idKey, listFilterWrapper, type PendingLists, sseStreamWrapper } from '../lens/mcp/response.ts'
 import { SessionTable } from '../lens/mcp/sessions.ts'
 import { type ListMethod, MCP_ATTRIBUTE, targetOf } from '../lens/mcp/targets.ts'
 import {
@@ -38,7 +38,7 @@ import {
 } from '../lens/mcp/transports.ts'
 import { authorize } from '../pipeline/authorize.ts'
 import type { Exchange } from '../pipeline/exchange.ts'
-import type { Stage, StageResult } from '../pipeline/stage.ts'
+import type { ResponseHead, ResponseWrapper, Stage, StageResult } from '../pipeline/stage.ts'
 import type { DenyStyle, PolicyDecision, PolicyEngine, PolicyResource } from '../policy/engine.ts'
 
 export interface McpStageOptions {
@@ -61,6 +61,14 @@ interface McpState {
   /** The body held an `initialize` request: its response's session id is bound to the subject. */
   initialize: boolean
   pending: PendingLists
+  /** A GET that may open an HTTP+SSE stream. */
+  openStream?: boolean
+}
+
+/** An open HTTP+SSE stream: the list requests POSTed on its session, and a way to answer on it. */
+interface OpenStream {
+  readonly pending: Map<string, { id: string | number; method: ListMethod }>
+  push: ((chunk: Buffer) => void) | undefined
 }
 
 export function mcpStage(options: McpStageOptions): Stage {
@@ -69,11 +77,51 @@ export function mcpStage(options: McpStageOptions): Stage {
     maxSessions: options.maxSessions,
     idleTimeoutMs: options.sessionIdleTimeoutMs,
   })
+  // HTTP+SSE sessions, and their open streams (where their answers arrive).
+  const sseSessions = new SessionTable({
+    maxSessions: options.maxSessions,
+    idleTimeoutMs: options.sessionIdleTimeoutMs,
+  })
+  const streams = new Map<string, OpenStream>()
   const engine = options.policy
   const defaultStyle = options.defaultDenyStyle ?? 'hide'
   const states = new WeakMap<Exchange, McpState>()
   const isMcp = (exchange: Exchange) => paths.some((p) => underPrefix(exchange.path, p))
   const styleOf = (d: PolicyDecision): DenyStyle => d.denyStyle ?? defaultStyle
+
+  /** Refuses a session id that is malformed, bound to another SPIFFE ID, or not bound at all. */
+  function sessionRefusal(table: SessionTable, sid: string, exchange: Exchange): SvidecarError | undefined {
+    if (!validSessionId(sid)) {
+      return refuse(
+        exchange,
+        400,
+        { code: INVALID_REQUEST, message: 'the MCP session id is not visible ASCII', id: null },
+        new SvidecarError('SVD_MCP_INVALID', 'the MCP session id is malformed', { reason: 'SESSION_ID' }),
+      )
+    }
+    const check = table.check(sid, exchange.subject?.toString() ?? '')
+    if (check === 'foreign') {
+      return refuse(
+        exchange,
+        403,
+        { code: INVALID_REQUEST, message: 'this MCP session belongs to another workload', id: null },
+        new SvidecarError('SVD_MCP_SESSION_FOREIGN', 'the MCP session was created by another SPIFFE ID', {
+          reason: 'SESSION_FOREIGN',
+        }),
+      )
+    }
+    if (check === 'unknown') {
+      return refuse(
+        exchange,
+        404,
+        { code: INVALID_REQUEST, message: 'unknown or expired MCP session: send initialize again', id: null },
+        new SvidecarError('SVD_MCP_SESSION_UNKNOWN', 'the sidecar holds no binding for this MCP session', {
+          reason: 'SESSION_UNKNOWN',
+        }),
+      )
+    }
+    return undefined
+  }
 
   function refuse(
     exchange: Exchange,
@@ -90,6 +138,7 @@ export function mcpStage(options: McpStageOptions): Stage {
     era: Era,
     version: string,
     sessionId: string | undefined,
+    sseSession: string | undefined,
   ): StageResult | Promise<StageResult> {
     const parsed = parseBody(exchange.body ?? Buffer.alloc(0), era === 'legacy' && allowsBatch(version))
     if (isProblem(parsed)) {
@@ -153,14 +202,27 @@ export function mcpStage(options: McpStageOptions): Stage {
     }
     const finish = (): StageResult => {
       exchange.decided = true
+      const stream = sseSession === undefined ? undefined : streams.get(sseSession)
       if (denials.length === 0 && refusals.length === 0) {
+        if (stream !== undefined) {
+          // HTTP+SSE: the answers come on the session's stream, which filters them.
+          for (const [key, p] of pending) stream.pending.set(key, p)
+          return undefined
+        }
         state.pending = pending
         states.set(exchange, state)
         // A list answer is read to be filtered: it must not come compressed.
         if (pending.size > 0 && engine !== undefined) exchange.headers.set['accept-encoding'] = 'identity'
         return undefined
       }
-      return answerRefused(exchange, era, parsed.batch, parsed.messages, denials, refusals)
+      const err = answerRefused(exchange, era, parsed.batch, parsed.messages, denials, refusals)
+      const reply = exchange.reply
+      if (stream?.push !== undefined && reply !== undefined && reply.status === 200) {
+        // HTTP+SSE answers on the stream, as the server would: the POST itself is only accepted.
+        stream.push(Buffer.from(`event: message\ndata: ${reply.body}\n\n`))
+        exchange.reply = { status: 202, headers: {}, body: '' }
+      }
+      return err
     }
     // Each message is decided with its own attributes; a decision service is awaited before the next.
     const decideFrom = (i: number): StageResult | Promise<StageResult> => {
@@ -287,65 +349,44 @@ export function mcpStage(options: McpStageOptions): Stage {
         )
       }
       let sessionId: string | undefined
+      let sseSession: string | undefined
       if (version.era === 'legacy') {
         const raw = exchange.req.headers['mcp-session-id']
         if (raw !== undefined) {
-          const sid = Array.isArray(raw) ? '' : raw
           exchange.decided = true
-          if (!validSessionId(sid)) {
-            return refuse(
-              exchange,
-              400,
-              { code: INVALID_REQUEST, message: 'the Mcp-Session-Id header is not visible ASCII', id: null },
-              new SvidecarError('SVD_MCP_INVALID', 'the Mcp-Session-Id header is malformed', {
-                reason: 'SESSION_ID',
-              }),
-            )
-          }
-          const subject = exchange.subject?.toString() ?? ''
-          const check = sessions.check(sid, subject)
-          if (check === 'foreign') {
-            return refuse(
-              exchange,
-              403,
-              { code: INVALID_REQUEST, message: 'this MCP session belongs to another workload', id: null },
-              new SvidecarError(
-                'SVD_MCP_SESSION_FOREIGN',
-                'the MCP session was created by another SPIFFE ID',
-                {
-                  reason: 'SESSION_FOREIGN',
-                },
-              ),
-            )
-          }
-          if (check === 'unknown') {
-            return refuse(
-              exchange,
-              404,
-              {
-                code: INVALID_REQUEST,
-                message: 'unknown or expired MCP session: send initialize again',
-                id: null,
-              },
-              new SvidecarError(
-                'SVD_MCP_SESSION_UNKNOWN',
-                'the sidecar holds no binding for this MCP session',
-                {
-                  reason: 'SESSION_UNKNOWN',
-                },
-              ),
-            )
-          }
+          const sid = Array.isArray(raw) ? '' : raw
+          const refused = sessionRefusal(sessions, sid, exchange)
+          if (refused !== undefined) return refused
           sessionId = sid
+        } else {
+          // HTTP+SSE (2024-11-05): the session is the endpoint URI's sessionId, bound when its stream opened.
+          const sid = querySessionId(exchange)
+          if (sid !== undefined) {
+            exchange.decided = true
+            const refused = sessionRefusal(sseSessions, sid, exchange)
+            if (refused !== undefined) return refused
+            sseSession = sid
+          }
         }
       }
       if (method !== 'POST') {
         // Opening the server's stream or ending a session: transport housekeeping, bound to the session above.
         exchange.decided = true
-        states.set(exchange, { era: version.era, sessionId, initialize: false, pending: new Map() })
+        states.set(exchange, {
+          era: version.era,
+          sessionId,
+          initialize: false,
+          pending: new Map(),
+          // A GET outside any session may open an HTTP+SSE stream: its `endpoint` event names the session.
+          openStream:
+            method === 'GET' &&
+            version.era === 'legacy' &&
+            sessionId === undefined &&
+            sseSession === undefined,
+        })
         return undefined
       }
-      const result = onPost(exchange, version.era, version.version, sessionId)
+      const result = onPost(exchange, version.era, version.version, sessionId, sseSession)
       exchange.decided = true
       return result
     },
@@ -353,6 +394,7 @@ export function mcpStage(options: McpStageOptions): Stage {
       const state = states.get(exchange)
       if (state === undefined) return undefined
       const ok = head.status >= 200 && head.status < 300
+      if (state.openStream === true) return streamWrapper(exchange, head)
       if (state.era === 'legacy') {
         const created = head.headers['mcp-session-id']
         if (state.initialize && ok && typeof created === 'string' && validSessionId(created)) {
@@ -366,15 +408,61 @@ export function mcpStage(options: McpStageOptions): Stage {
       return listFilterWrapper(
         head,
         state.pending,
-        (resource) => {
-          const listing = state.pending.values().next().value?.method
-          exchange.attributes[MCP_ATTRIBUTE] = { method: listing }
-          const answer = authorize(engine, exchange, resource, { report: false })
-          return answer instanceof Promise ? answer.then(listed) : listed(answer)
-        },
+        keepFor(exchange, state.pending.values().next().value?.method),
         options.maxMessageBytes,
       )
     },
+  }
+
+  /** Whether a list item stays, for this exchange's subject. */
+  function keepFor(exchange: Exchange, listing: ListMethod | undefined) {
+    return (resource: PolicyResource) => {
+      if (engine === undefined) return true
+      exchange.attributes[MCP_ATTRIBUTE] = { method: listing }
+      const answer = authorize(engine, exchange, resource, { report: false })
+      return answer instanceof Promise ? answer.then(listed) : listed(answer)
+    }
+  }
+
+  /**
+   * A stream a GET opened outside any session: if its first event is an HTTP+SSE `endpoint`, the session it
+   * names is bound to the subject, and the answers to that session's list requests are filtered on it.
+   */
+  function streamWrapper(exchange: Exchange, head: ResponseHead): ResponseWrapper | undefined {
+    const stream: OpenStream = { pending: new Map(), push: undefined }
+    let sid: string | undefined
+    const wrapper = sseStreamWrapper(
+      head,
+      stream.pending,
+      keepFor(exchange, undefined),
+      options.maxMessageBytes,
+      {
+        onEndpoint(data) {
+          if (sid !== undefined) return
+          const named = endpointSessionId(data)
+          if (named === undefined) return
+          sid = named
+          sseSessions.bind(named, exchange.subject?.toString() ?? '')
+          streams.set(named, stream)
+        },
+        consume: (key) => stream.pending.delete(key),
+      },
+    )
+    if (wrapper === undefined) return undefined
+    const end = wrapper.end
+    return {
+      ...wrapper,
+      attach(push) {
+        stream.push = push
+      },
+      end() {
+        if (sid !== undefined) {
+          streams.delete(sid)
+          sseSessions.end(sid)
+        }
+        return end?.()
+      },
+    }
   }
 
   /** Listed unless denied in the hide style: an explained or forbidden item stays visible. */
@@ -398,4 +486,22 @@ function underPrefix(path: string, prefix: string): boolean {
   if (prefix === '/') return true
   if (!path.startsWith(prefix)) return false
   return path.length === prefix.length || path.charCodeAt(prefix.length) === 47 /* / */
+}
+
+/** The `sessionId` query parameter of an HTTP+SSE POST (the TypeScript SDK's endpoint URI). */
+function querySessionId(exchange: Exchange): string | undefined {
+  const url = exchange.req.url ?? ''
+  const q = url.indexOf('?')
+  if (q === -1) return undefined
+  return new URLSearchParams(url.slice(q + 1)).get('sessionId') ?? undefined
+}
+
+/** The session an `endpoint` event's URI names, when it names one. */
+function endpointSessionId(data: string): string | undefined {
+  try {
+    const sid = new URL(data.trim(), 'http://endpoint.invalid').searchParams.get('sessionId')
+    return sid !== null && validSessionId(sid) ? sid : undefined
+  } catch {
+    return undefined
+  }
 }

@@ -45,13 +45,19 @@ export function listFilterWrapper(
 }
 
 /** One JSON-RPC message with its list result filtered, when it answers a pending list request. */
-function rewriteMessage(message: unknown, pending: PendingLists, keep: KeepItem): unknown | Promise<unknown> {
+function rewriteMessage(
+  message: unknown,
+  pending: PendingLists,
+  keep: KeepItem,
+  consume?: (key: string) => void,
+): unknown | Promise<unknown> {
   if (message === null || typeof message !== 'object' || Array.isArray(message)) return message
   const m = message as Record<string, unknown>
   const id = m.id
   if ((typeof id !== 'string' && typeof id !== 'number') || !Object.hasOwn(m, 'result')) return message
   const list = pending.get(idKey(id))
   if (list === undefined) return message
+  consume?.(idKey(id))
   const filtered = filterList(list.method, m.result, keep)
   if (filtered instanceof Promise)
     return filtered.then((r) => (r === undefined ? message : { ...m, result: r }))
@@ -146,7 +152,35 @@ function serializeEvent(event: {
   return `${out}\n`
 }
 
-function sseWrapper(pending: PendingLists, keep: KeepItem, maxBytes: number): ResponseWrapper {
+/** What an HTTP+SSE (2024-11-05) stream needs beyond a POST's own stream. */
+interface StreamHooks {
+  /** The `endpoint` event's data (the URI the client POSTs to). */
+  onEndpoint?(data: string): void
+  /** Answers arrive over the stream's life: a matched list request is done with. */
+  consume?(key: string): void
+}
+
+/**
+ * The long-lived stream of the HTTP+SSE transport (2024-11-05): every answer arrives here, so the list
+ * requests POSTed on its session are matched as they come (`pending` is filled by those POSTs).
+ */
+export function sseStreamWrapper(
+  head: ResponseHead,
+  pending: PendingLists,
+  keep: KeepItem,
+  maxBytes: number,
+  hooks: StreamHooks,
+): ResponseWrapper | undefined {
+  if (head.status < 200 || head.status >= 300 || mediaType(head) !== 'text/event-stream') return undefined
+  return sseWrapper(pending, keep, maxBytes, hooks)
+}
+
+function sseWrapper(
+  pending: PendingLists,
+  keep: KeepItem,
+  maxBytes: number,
+  hooks: StreamHooks = {},
+): ResponseWrapper {
   // Events are written in order; an event waiting for a decision service holds the ones after it.
   let out: Array<string | Promise<string>> = []
   let pendingId: string | undefined
@@ -163,6 +197,7 @@ function sseWrapper(pending: PendingLists, keep: KeepItem, maxBytes: number): Re
     // onId ran just before for this block's own id; without one, a pending id is an earlier id-only block's.
     if (e.id === undefined) flushId()
     else pendingId = undefined
+    if (e.event === 'endpoint') hooks.onEndpoint?.(e.data)
     const isMessage = e.event === undefined || e.event === 'message'
     let doc: unknown
     if (isMessage && e.data.includes('"result"')) {
@@ -176,7 +211,7 @@ function sseWrapper(pending: PendingLists, keep: KeepItem, maxBytes: number): Re
       out.push(serializeEvent(e))
       return
     }
-    const rewritten = rewriteMessage(doc, pending, keep)
+    const rewritten = rewriteMessage(doc, pending, keep, hooks.consume)
     if (rewritten === doc) {
       out.push(serializeEvent(e))
       return
