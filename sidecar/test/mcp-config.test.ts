@@ -33,11 +33,14 @@ t.test('defaults are filled in on both kinds of listener', async (t) => {
     paths: ['/mcp'],
     maxMessageBytes: 4194304,
     sessions: { max: 10000, idleTimeout: 3600000 },
+    pinTools: false,
   }
   t.same(c.inbound[0]?.mcp, expected)
   t.same(c.outbound[0]?.mcp, expected)
   const tuned = parseConfig(
-    listener('{ paths: [/mcp, /v2/mcp], maxMessageBytes: 65536, sessions: { max: 5, idleTimeout: 10m } }'),
+    listener(
+      '{ paths: [/mcp, /v2/mcp], maxMessageBytes: 65536, sessions: { max: 5, idleTimeout: 10m }, pinTools: true }',
+    ),
     'x.yaml',
     {},
   )
@@ -45,6 +48,7 @@ t.test('defaults are filled in on both kinds of listener', async (t) => {
     paths: ['/mcp', '/v2/mcp'],
     maxMessageBytes: 65536,
     sessions: { max: 5, idleTimeout: 600000 },
+    pinTools: true,
   })
   t.equal(
     parseConfig(listener('{ paths: [/mcp] }').replace(/ {4}mcp: .*\n/g, ''), 'x.yaml', {}).inbound[0]?.mcp,

@@ -3,12 +3,13 @@
  * and the lens's limits. Present on a listener, it puts the MCP lens
  * (stages/mcp.ts) in that listener's pipeline.
  */
-import { field, int, list, nonZeroDuration, obj, str } from './schema.ts'
+import { bool, field, int, list, nonZeroDuration, obj, str } from './schema.ts'
 
 export interface McpConfig {
   paths: string[]
   maxMessageBytes: number
   sessions: { max: number; idleTimeout: number }
+  pinTools: boolean
 }
 
 export const MCP_DEFAULTS = {
@@ -27,6 +28,7 @@ export const mcpSection = obj({
       }),
     }),
   ),
+  pinTools: field(bool, { default: false }),
 })
 
 /** The section with every default filled in. */
@@ -34,10 +36,12 @@ export function mcpConfig(parsed: {
   paths: string[]
   maxMessageBytes: number
   sessions?: { max: number; idleTimeout: number } | undefined
+  pinTools: boolean
 }): McpConfig {
   return {
     paths: parsed.paths,
     maxMessageBytes: parsed.maxMessageBytes,
     sessions: parsed.sessions ?? { ...MCP_DEFAULTS.sessions },
+    pinTools: parsed.pinTools,
   }
 }

@@ -147,6 +147,7 @@ function mcpLens(mcp: McpConfig, policy: PolicyEngine | undefined) {
     maxMessageBytes: mcp.maxMessageBytes,
     maxSessions: mcp.sessions.max,
     sessionIdleTimeoutMs: mcp.sessions.idleTimeout,
+    pinTools: mcp.pinTools,
     ...(policy === undefined ? {} : { policy }),
   })
 }

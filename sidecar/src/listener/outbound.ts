@@ -105,6 +105,7 @@ function mcpLens(mcp: McpConfig, policy: PolicyEngine | undefined) {
     maxMessageBytes: mcp.maxMessageBytes,
     maxSessions: mcp.sessions.max,
     sessionIdleTimeoutMs: mcp.sessions.idleTimeout,
+    pinTools: mcp.pinTools,
     ...(policy === undefined ? {} : { policy }),
   })
 }

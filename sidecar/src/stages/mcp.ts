@@ -24,6 +24,7 @@ import {
   POLICY_DENIED,
   parseBody,
 } from '../lens/mcp/jsonrpc.ts'
+import { ToolPins } from '../lens/mcp/pins.ts'
 import { idKey, listFilterWrapper, type PendingLists, sseStreamWrapper } from '../lens/mcp/response.ts'
 import { SessionTable } from '../lens/mcp/sessions.ts'
 import { type ListMethod, MCP_ATTRIBUTE, targetOf } from '../lens/mcp/targets.ts'
@@ -36,6 +37,7 @@ import {
   requestVersion,
   validSessionId,
 } from '../lens/mcp/transports.ts'
+import { publishPolicyDecision } from '../observe/events.ts'
 import { authorize } from '../pipeline/authorize.ts'
 import type { Exchange } from '../pipeline/exchange.ts'
 import type { ResponseHead, ResponseWrapper, Stage, StageResult } from '../pipeline/stage.ts'
@@ -52,7 +54,15 @@ export interface McpStageOptions {
   policy?: PolicyEngine
   /** The style of denials whose decision names none. */
   defaultDenyStyle?: DenyStyle
+  /** Pin each listed tool's name, description and input schema; a changed tool is hidden and refused. */
+  pinTools?: boolean
 }
+
+const MAX_PINS = 100_000
+/** Without a policy engine every message is allowed (the lens still checks, binds and pins). */
+const NO_POLICY: PolicyDecision = { decision: 'allow', reason: 'no policy', mode: 'enforce', engine: 'none' }
+/** The rule id audit lines name for a tool refused because it changed since it was pinned. */
+export const TOOL_PIN_RULE = 'svidecar:tool-pin'
 
 /** What the request side learned, for the response side. */
 interface McpState {
@@ -84,6 +94,8 @@ export function mcpStage(options: McpStageOptions): Stage {
   })
   const streams = new Map<string, OpenStream>()
   const engine = options.policy
+  const pins = options.pinTools === true ? new ToolPins(MAX_PINS) : undefined
+  const upstreamOf = (exchange: Exchange) => exchange.route ?? exchange.listener
   const defaultStyle = options.defaultDenyStyle ?? 'hide'
   const states = new WeakMap<Exchange, McpState>()
   const isMcp = (exchange: Exchange) => paths.some((p) => underPrefix(exchange.path, p))
@@ -212,7 +224,9 @@ export function mcpStage(options: McpStageOptions): Stage {
         state.pending = pending
         states.set(exchange, state)
         // A list answer is read to be filtered: it must not come compressed.
-        if (pending.size > 0 && engine !== undefined) exchange.headers.set['accept-encoding'] = 'identity'
+        if (pending.size > 0 && (engine !== undefined || pins !== undefined)) {
+          exchange.headers.set['accept-encoding'] = 'identity'
+        }
         return undefined
       }
       const err = answerRefused(exchange, era, parsed.batch, parsed.messages, denials, refusals)
@@ -228,7 +242,10 @@ export function mcpStage(options: McpStageOptions): Stage {
     const decideFrom = (i: number): StageResult | Promise<StageResult> => {
       for (; i < decisions.length; i++) {
         const d = decisions[i] as (typeof decisions)[number]
-        if (engine === undefined) continue
+        if (engine === undefined) {
+          record(d.message, d.resource, NO_POLICY)
+          continue
+        }
         exchange.attributes[MCP_ATTRIBUTE] = d.attributes
         const answer = authorize(engine, exchange, d.resource)
         if (answer instanceof Promise) {
@@ -244,7 +261,23 @@ export function mcpStage(options: McpStageOptions): Stage {
     }
     // Only requests name a tool, resource or prompt (targets.ts).
     const record = (m: McpMessage, resource: PolicyResource, decision: PolicyDecision) => {
-      if (decision.decision === 'allow' || m.kind !== 'request') return
+      if (m.kind !== 'request') return
+      if (decision.decision === 'allow') {
+        if (
+          resource.kind !== 'mcp.tool' ||
+          m.method !== 'tools/call' ||
+          !pins?.changed(upstreamOf(exchange), resource.name)
+        )
+          return
+        // Allowed by policy, but the tool is not the one that was approved: refused as unknown.
+        const pinned = pinDenial(
+          exchange,
+          resource.name,
+          'its calls are refused until the change is approved',
+        )
+        denials.push({ id: m.id, method: m.method, resource, decision: pinned, style: 'hide' })
+        return
+      }
       denials.push({ id: m.id, method: m.method, resource, decision, style: styleOf(decision) })
     }
     return decideFrom(0)
@@ -404,7 +437,7 @@ export function mcpStage(options: McpStageOptions): Stage {
           sessions.end(state.sessionId)
         }
       }
-      if (engine === undefined || state.pending.size === 0) return undefined
+      if ((engine === undefined && pins === undefined) || state.pending.size === 0) return undefined
       return listFilterWrapper(
         head,
         state.pending,
@@ -414,14 +447,57 @@ export function mcpStage(options: McpStageOptions): Stage {
     },
   }
 
-  /** Whether a list item stays, for this exchange's subject. */
+  /** Whether a list item stays, for this exchange's subject (and, with pinning, whether the tool is unchanged). */
   function keepFor(exchange: Exchange, listing: ListMethod | undefined) {
-    return (resource: PolicyResource) => {
-      if (engine === undefined) return true
+    const unchanged = (resource: PolicyResource, item: Readonly<Record<string, unknown>>) =>
+      pins === undefined ||
+      resource.kind !== 'mcp.tool' ||
+      pins.check(upstreamOf(exchange), item, (was, now) =>
+        pinDenial(
+          exchange,
+          resource.name,
+          `it is hidden until the change is approved (pinned ${was}, now ${now})`,
+        ),
+      ) === 'pinned'
+    return (resource: PolicyResource, item: Readonly<Record<string, unknown>>) => {
+      if (engine === undefined) return unchanged(resource, item)
       exchange.attributes[MCP_ATTRIBUTE] = { method: listing }
       const answer = authorize(engine, exchange, resource, { report: false })
-      return answer instanceof Promise ? answer.then(listed) : listed(answer)
+      return answer instanceof Promise
+        ? answer.then((d) => listed(d) && unchanged(resource, item))
+        : listed(answer) && unchanged(resource, item)
     }
+  }
+
+  /** The decision for a tool that changed since it was pinned, reported on the audit channel. */
+  function pinDenial(exchange: Exchange, name: string, what: string): PolicyDecision {
+    const decision: PolicyDecision = {
+      decision: 'deny',
+      ruleId: TOOL_PIN_RULE,
+      reason: `tool ${name.slice(0, 200)} changed since it was pinned (name, description or input schema): ${what}`,
+      mode: 'enforce',
+      engine: 'mcp-lens',
+    }
+    publishPolicyDecision({
+      time: new Date(),
+      listener: exchange.listener,
+      direction: exchange.direction,
+      subject: exchange.subject?.toString() ?? '',
+      ...(exchange.peer === undefined || exchange.peer === exchange.subject
+        ? {}
+        : { peer: exchange.peer.toString() }),
+      action: 'mcp.tool',
+      resource: name.slice(0, 200),
+      decision: 'deny',
+      ruleId: TOOL_PIN_RULE,
+      reason: decision.reason,
+      mode: 'enforce',
+      engine: 'mcp-lens',
+      wouldDeny: false,
+      latencyMs: 0,
+      traceparent: exchange.traceparent ?? '',
+    })
+    return decision
   }
 
   /**

@@ -37,7 +37,7 @@ export interface SeenMessage {
 
 const text = (t: string) => ({ content: [{ type: 'text' as const, text: t }] })
 
-function mcpServer(): Server {
+function mcpServer(describe: (name: string) => string): Server {
   const server = new Server(
     { name: 'svidecar-test-server', version: '1.0.0' },
     { capabilities: { tools: {}, resources: {}, prompts: {}, completions: {} } },
@@ -45,7 +45,7 @@ function mcpServer(): Server {
   server.setRequestHandler(ListToolsRequestSchema, () => ({
     tools: TOOLS.map((name) => ({
       name,
-      description: `the ${name} tool`,
+      description: describe(name),
       inputSchema: {
         type: 'object' as const,
         properties: { text: { type: 'string' }, path: { type: 'string' } },
@@ -97,6 +97,7 @@ export class McpTestServer {
   readonly #http: HttpServer
   readonly #sessions = new Map<string, StreamableHTTPServerTransport>()
   readonly #json: boolean
+  readonly #descriptions = new Map<string, string>()
 
   private constructor(json: boolean) {
     this.#json = json
@@ -117,6 +118,11 @@ export class McpTestServer {
 
   get url(): string {
     return `http://127.0.0.1:${(this.#http.address() as AddressInfo).port}`
+  }
+
+  /** Changes what tools/list says a tool does (a server swapping a tool under an approved name). */
+  describe(tool: string, description: string): void {
+    this.#descriptions.set(tool, description)
   }
 
   /** The methods (and tool names) that reached the server, in order. */
@@ -170,7 +176,7 @@ export class McpTestServer {
         },
       })
       transport = created
-      await mcpServer().connect(transport)
+      await mcpServer((name) => this.#descriptions.get(name) ?? `the ${name} tool`).connect(transport)
     }
     await transport.handleRequest(req, res, body)
   }

@@ -9,8 +9,11 @@
 import type { PolicyResource } from '../../policy/engine.ts'
 import type { ListMethod } from './targets.ts'
 
-/** Whether an item stays in the list; a decision service answers with a promise. */
-export type KeepItem = (resource: PolicyResource) => boolean | Promise<boolean>
+/** Whether an item (named as `resource`) stays in the list; a decision service answers with a promise. */
+export type KeepItem = (
+  resource: PolicyResource,
+  item: Readonly<Record<string, unknown>>,
+) => boolean | Promise<boolean>
 
 const ITEMS: Readonly<
   Record<ListMethod, { key: string; resource: (item: Record<string, unknown>) => PolicyResource | undefined }>
@@ -54,7 +57,7 @@ export function filterList(
   const answers: Array<boolean | Promise<boolean>> = items.map((item) => {
     if (!isObject(item)) return false
     const resource = spec.resource(item)
-    return resource === undefined ? false : keep(resource)
+    return resource === undefined ? false : keep(resource, item)
   })
   const build = (kept: readonly boolean[]) => {
     const out: Record<string, unknown> = { ...result, [spec.key]: items.filter((_, i) => kept[i] === true) }
