@@ -187,3 +187,9 @@ t.test('a compressed list answer is not forwarded unread', async (t) => {
   t.equal(String(await w.data?.(Buffer.from([0x1f, 0x8b, 1, 2]))), '')
   t.match(JSON.parse(String(await w.end?.())), { id: 1, error: { code: -32603 } })
 })
+
+t.test('a list answer with nothing to take out keeps its bytes', async (t) => {
+  const raw = '{ "jsonrpc": "2.0", "id": 1,  "result": { "tools": [ { "name": "echo" } ] } }'
+  const w = listFilterWrapper(sse('application/json'), pending, keep, 1 << 20) as ResponseWrapper
+  t.equal(await run(w, [Buffer.from(raw)]), raw)
+})

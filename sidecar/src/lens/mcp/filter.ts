@@ -42,8 +42,8 @@ const isObject = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === 'object' && !Array.isArray(v)
 
 /**
- * The result with only the items `keep` allows, marked private to caches (modern `cacheScope`). A result
- * without the list array is returned as it is: the client will reject it on its own.
+ * The result with only the items `keep` allows, marked private to caches (modern `cacheScope`); undefined when
+ * it stays as it is (every item kept and no cache scope, or no list array: the client will reject that itself).
  */
 export function filterList(
   method: ListMethod,
@@ -60,9 +60,12 @@ export function filterList(
     return resource === undefined ? false : keep(resource, item)
   })
   const build = (kept: readonly boolean[]) => {
+    const scoped = Object.hasOwn(result, 'cacheScope') || Object.hasOwn(result, 'ttlMs')
+    // Nothing to take out and no cache scope to force: the answer goes as it came, without re-serializing it.
+    if (!scoped && kept.every((k) => k === true)) return undefined
     const out: Record<string, unknown> = { ...result, [spec.key]: items.filter((_, i) => kept[i] === true) }
     // A result filtered per identity must never be shared from a cache (SEP-2549).
-    if (Object.hasOwn(result, 'cacheScope') || Object.hasOwn(result, 'ttlMs')) out.cacheScope = 'private'
+    if (scoped) out.cacheScope = 'private'
     return out
   }
   if (answers.some((a) => a instanceof Promise)) return Promise.all(answers).then(build)

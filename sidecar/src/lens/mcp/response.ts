@@ -127,14 +127,18 @@ function jsonWrapper(pending: PendingLists, keep: KeepItem, maxBytes: number): R
         // Not JSON: nothing in it can be a list result, and the client will refuse it as it is.
         return Buffer.concat(chunks, size)
       }
+      const original = Buffer.concat(chunks, size)
       const out = Array.isArray(doc)
         ? doc.map((m) => rewriteMessage(m, pending, keep))
         : rewriteMessage(doc, pending, keep)
-      if (Array.isArray(out) && out.some((m) => m instanceof Promise)) {
-        return Promise.all(out).then((all) => Buffer.from(JSON.stringify(all)))
-      }
-      if (out instanceof Promise) return out.then((m) => Buffer.from(JSON.stringify(m)))
-      return Buffer.from(JSON.stringify(out))
+      // Unchanged messages keep their bytes: only a filtered answer is written anew.
+      const write = (m: unknown) =>
+        (Array.isArray(m) && Array.isArray(doc) && m.every((x, i) => x === doc[i])) || m === doc
+          ? original
+          : Buffer.from(JSON.stringify(m))
+      if (Array.isArray(out) && out.some((m) => m instanceof Promise)) return Promise.all(out).then(write)
+      if (out instanceof Promise) return out.then(write)
+      return write(out)
     },
   }
 }
