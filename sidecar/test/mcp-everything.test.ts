@@ -181,6 +181,17 @@ t.test(
     t.equal(takeover.status, 403)
     t.equal(takeover.headers.get('x-svidecar-upstream-error'), 'SVD_MCP_SESSION_FOREIGN')
     await takeover.body?.cancel()
+    const modern = await fetch(other, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'mcp-protocol-version': '2026-07-28',
+        'mcp-method': 'ping',
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 98, method: 'ping' }),
+    })
+    t.equal(modern.status, 403, 'also when the request claims the stateless era')
+    await modern.body?.cancel()
     other.searchParams.set('sessionId', 'never-issued')
     const unknown = await fetch(other, {
       method: 'POST',

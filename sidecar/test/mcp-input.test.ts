@@ -256,6 +256,7 @@ t.test(
         'content-type': 'application/json',
         accept: 'application/json, text/event-stream',
         ...modern('tools/call', encoded),
+        'mcp-session-id': s.session,
       },
       body: JSON.stringify(body('echo')),
     })
@@ -265,6 +266,11 @@ t.test(
       s.upstream.seen.slice(before).map((m) => m.name),
       ['echo'],
       'forwarded to the server',
+    )
+    t.equal(
+      s.upstream.seen.at(-1)?.sessionId,
+      undefined,
+      'without its session id: the stateless era has none',
     )
     const denied = await fetch(s.url, {
       method: 'POST',

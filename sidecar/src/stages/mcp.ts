@@ -383,24 +383,25 @@ export function mcpStage(options: McpStageOptions): Stage {
       }
       let sessionId: string | undefined
       let sseSession: string | undefined
-      if (version.era === 'legacy') {
-        const raw = exchange.req.headers['mcp-session-id']
-        if (raw !== undefined) {
-          exchange.decided = true
-          const sid = Array.isArray(raw) ? '' : raw
-          const refused = sessionRefusal(sessions, sid, exchange)
-          if (refused !== undefined) return refused
-          sessionId = sid
-        } else {
-          // HTTP+SSE (2024-11-05): the session is the endpoint URI's sessionId, bound when its stream opened.
-          const sid = querySessionId(exchange)
-          if (sid !== undefined) {
-            exchange.decided = true
-            const refused = sessionRefusal(sseSessions, sid, exchange)
-            if (refused !== undefined) return refused
-            sseSession = sid
-          }
-        }
+      const raw = exchange.req.headers['mcp-session-id']
+      if (raw !== undefined && version.era === 'legacy') {
+        exchange.decided = true
+        const sid = Array.isArray(raw) ? '' : raw
+        const refused = sessionRefusal(sessions, sid, exchange)
+        if (refused !== undefined) return refused
+        sessionId = sid
+      } else if (raw !== undefined) {
+        // The stateless era has no sessions: a dual-era server must not be handed someone else's.
+        exchange.headers.strip.add('mcp-session-id')
+      }
+      // HTTP+SSE (2024-11-05): the session is the endpoint URI's sessionId, bound when its stream opened. Checked
+      // whatever the headers claim: the server that reads it reads no version header.
+      const querySid = querySessionId(exchange)
+      if (querySid !== undefined) {
+        exchange.decided = true
+        const refused = sessionRefusal(sseSessions, querySid, exchange)
+        if (refused !== undefined) return refused
+        sseSession = querySid
       }
       if (method !== 'POST') {
         // Opening the server's stream or ending a session: transport housekeeping, bound to the session above.

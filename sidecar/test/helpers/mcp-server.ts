@@ -33,6 +33,8 @@ export interface SeenMessage {
   name?: string
   uri?: string
   batch: boolean
+  /** The Mcp-Session-Id the request arrived with. */
+  sessionId?: string
 }
 
 const text = (t: string) => ({ content: [{ type: 'text' as const, text: t }] })
@@ -150,8 +152,10 @@ export class McpTestServer {
       const list = Array.isArray(body) ? body : [body]
       for (const m of list) {
         const msg = (m ?? {}) as { method?: string; params?: { name?: string; uri?: string } }
+        const session = req.headers['mcp-session-id']
         this.seen.push({
           batch: Array.isArray(body),
+          ...(typeof session === 'string' ? { sessionId: session } : {}),
           ...(msg.method === undefined ? {} : { method: msg.method }),
           ...(msg.params?.name === undefined ? {} : { name: msg.params.name }),
           ...(msg.params?.uri === undefined ? {} : { uri: msg.params.uri }),
