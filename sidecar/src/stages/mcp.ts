@@ -40,7 +40,7 @@ import {
 import { publishPolicyDecision } from '../observe/events.ts'
 import { authorize } from '../pipeline/authorize.ts'
 import type { Exchange } from '../pipeline/exchange.ts'
-import type { ResponseHead, ResponseWrapper, Stage, StageResult } from '../pipeline/stage.ts'
+import type { FrameFilter, ResponseHead, ResponseWrapper, Stage, StageResult } from '../pipeline/stage.ts'
 import type { DenyStyle, PolicyDecision, PolicyEngine, PolicyResource } from '../policy/engine.ts'
 
 export interface McpStageOptions {
@@ -364,10 +364,22 @@ export function mcpStage(options: McpStageOptions): Stage {
     onRequest(exchange) {
       if (!isMcp(exchange)) return undefined
       if (exchange.upgrade) {
-        // A WebSocket would carry MCP messages past every per-message check.
-        return new SvidecarError('SVD_MCP_INVALID', 'MCP over WebSocket is not supported on this path', {
-          reason: 'WEBSOCKET',
-        })
+        // MCP over WebSocket (the SDK's client transport): subprotocol `mcp`, every frame one message, each
+        // decided in wrapUpgrade. Anything else would carry traffic past the per-message checks.
+        const protocols = String(exchange.req.headers['sec-websocket-protocol'] ?? '')
+          .split(',')
+          .map((p) => p.trim())
+        if (!protocols.includes('mcp')) {
+          return new SvidecarError(
+            'SVD_MCP_INVALID',
+            'a WebSocket on an MCP path must speak the mcp subprotocol',
+            {
+              reason: 'WEBSOCKET',
+            },
+          )
+        }
+        exchange.decided = true
+        return undefined
       }
       const method = exchange.method
       if (method !== 'POST' && method !== 'GET' && method !== 'DELETE') return undefined
@@ -424,6 +436,10 @@ export function mcpStage(options: McpStageOptions): Stage {
       exchange.decided = true
       return result
     },
+    wrapUpgrade(exchange) {
+      if (!isMcp(exchange)) return undefined
+      return socketFilter(exchange)
+    },
     wrapResponse(exchange, head) {
       const state = states.get(exchange)
       if (state === undefined) return undefined
@@ -446,6 +462,61 @@ export function mcpStage(options: McpStageOptions): Stage {
         options.maxMessageBytes,
       )
     },
+  }
+
+  /**
+   * MCP over WebSocket: each client frame is decided as a POST body would be (no batches: the SDK's transport
+   * speaks 2025 revisions, which dropped them), a refusal answered on the socket; the answers to list requests
+   * are filtered on their way back, matched by id.
+   */
+  function socketFilter(exchange: Exchange): FrameFilter {
+    const pending = new Map<string, { id: string | number; method: ListMethod }>()
+    const max = options.maxMessageBytes
+    return {
+      fromClient(text, reply) {
+        if (Buffer.byteLength(text) > max) {
+          reply(JSON.stringify(errorResponse(null, INVALID_REQUEST, `the message is over ${max} bytes`)))
+          return false
+        }
+        exchange.body = Buffer.from(text)
+        exchange.reply = undefined
+        states.delete(exchange)
+        const settle = (refusal: StageResult): boolean => {
+          if (refusal === undefined) {
+            for (const [k, v] of states.get(exchange)?.pending ?? []) pending.set(k, v)
+            return true
+          }
+          const body = exchange.reply?.body
+          if (body !== undefined && body !== '') reply(body)
+          return false
+        }
+        const r = onPost(exchange, 'legacy', '2025-11-25', undefined, undefined)
+        return r instanceof Promise ? r.then(settle) : settle(r)
+      },
+      fromUpstream(text) {
+        if (pending.size === 0 || !text.includes('"result"')) return text
+        let id: unknown
+        try {
+          id = (JSON.parse(text) as { id?: unknown }).id
+        } catch {
+          return text
+        }
+        if (typeof id !== 'string' && typeof id !== 'number') return text
+        const key = idKey(id)
+        const list = pending.get(key)
+        if (list === undefined) return text
+        pending.delete(key)
+        const w = listFilterWrapper(
+          { status: 200, headers: { 'content-type': 'application/json' } },
+          new Map([[key, list]]),
+          keepFor(exchange, list.method),
+          max,
+        )
+        w?.data?.(Buffer.from(text))
+        const out = w?.end?.()
+        return out instanceof Promise ? out.then((b) => b?.toString('utf8')) : (out?.toString('utf8') ?? text)
+      },
+    }
   }
 
   /** Whether a list item stays, for this exchange's subject (and, with pinning, whether the tool is unchanged). */

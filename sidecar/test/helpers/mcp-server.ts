@@ -39,7 +39,8 @@ export interface SeenMessage {
 
 const text = (t: string) => ({ content: [{ type: 'text' as const, text: t }] })
 
-function mcpServer(describe: (name: string) => string): Server {
+/** The test server's tools, resources and prompts on a fresh SDK `Server`, for any transport. */
+export function mcpServer(describe: (name: string) => string = (name) => `the ${name} tool`): Server {
   const server = new Server(
     { name: 'svidecar-test-server', version: '1.0.0' },
     { capabilities: { tools: {}, resources: {}, prompts: {}, completions: {} } },
