@@ -7,10 +7,8 @@
  * `node --conditions=svidecar-source bench/mcp.ts`.
  */
 import { cpus } from 'node:os'
+import { listFilterWrapper, type PendingLists, type PolicyResource, parsePolicy } from 'svidecar'
 import { SpiffeId } from 'workload-api-client'
-import { listFilterWrapper, type PendingLists } from '../sidecar/src/lens/mcp/response.ts'
-import type { PolicyResource } from '../sidecar/src/policy/engine.ts'
-import { parsePolicy } from '../sidecar/src/policy/file.ts'
 
 const AGENT = SpiffeId.parse('spiffe://example.org/ns/agents/sa/planner')
 const rules = Array.from(

@@ -16,6 +16,7 @@ import {
   type PolicyRequest,
   parseCedarPolicy,
   parsePolicy,
+  readLlmRequest,
   translateToCedar,
 } from 'svidecar'
 import {
@@ -232,6 +233,44 @@ const latencies = [
     5,
   ),
 ]
+
+// The LLM lens on a 1 KB chat request: the strict pass (depth, duplicate and __proto__ keys) plus JSON.parse
+// and the field checks, beside JSON.parse alone on the same bytes.
+const llmBody = Buffer.from(
+  JSON.stringify({
+    model: 'gpt-4o-mini',
+    stream: true,
+    max_tokens: 256,
+    temperature: 0.2,
+    messages: [
+      { role: 'system', content: 'You are a careful assistant. Answer briefly and cite sources. '.repeat(4) },
+      {
+        role: 'user',
+        content: 'Summarise the attached incident report in three bullet points, please. '.repeat(6),
+      },
+    ],
+  }).padEnd(1024, ' '),
+)
+results.push(
+  bench(`baseline: JSON.parse of a ${llmBody.length}-byte chat request`, () =>
+    JSON.parse(llmBody.toString()),
+  ),
+)
+results.push(
+  bench(
+    `LLM lens: read a ${llmBody.length}-byte chat request`,
+    () => readLlmRequest('openai.chat', llmBody),
+    20_000,
+  ),
+)
+latencies.push(
+  latency(
+    `LLM lens: read a ${llmBody.length}-byte chat request`,
+    () => readLlmRequest('openai.chat', llmBody),
+    50,
+    200_000,
+  ),
+)
 
 // The OPA engine beside it (reported, no target): the same rules in Rego on a real OPA server.
 const notes: string[] = []

@@ -63,7 +63,7 @@ interface SrcRule {
 }
 
 const SRC_RULES: Readonly<Record<string, SrcRule>> = {
-  'workload-api-client': { allow: ['@grpc/grpc-js'] },
+  'workload-api-client': { allow: ['@grpc/grpc-js', '@bufbuild/protobuf'] },
   certs: { allow: ['workload-api-client', '@grpc/grpc-js', 'node-forge'] },
   sidecar: {
     allow: 'declared',
@@ -123,8 +123,8 @@ export function checkImports(rootDir: string): CheckResult {
         }
         const target = toPosix(relative(root, resolve(root, dirname(file), spec)))
         const targetPkg = target.startsWith('../') ? undefined : (owningPackage(target, packageAt) ?? rootPkg)
-        // Test helpers are never published, so any test may share a workspace's instead of copying them.
-        const sharedHelper = isTest && /^[^/]+\/test\/helpers\//.test(target)
+        // Test helpers are never published, so any test or benchmark may share a workspace's instead of copying them.
+        const sharedHelper = (isTest || file.startsWith('bench/')) && /^[^/]+\/test\/helpers\//.test(target)
         if (targetPkg?.dir !== pkg.dir && !sharedHelper) {
           report(
             ref.line,

@@ -35,12 +35,13 @@ import {
   TrustDomain,
 } from 'workload-api-client'
 import {
-  type JwtSvidRequest,
+  type JWTSVIDRequest,
+  type MessageInit,
   SECURITY_HEADER_KEY,
   SECURITY_HEADER_VALUE,
-  type ValidateJwtSvidRequest,
+  type ValidateJWTSVIDRequest,
   WORKLOAD_API_SERVICE,
-  type X509SvidResponse,
+  type X509SVIDResponse,
 } from 'workload-api-client/wire'
 import { DevCa, type IssuedX509Svid, type KeyType } from './ca.ts'
 import { DevJwtIssuer } from './jwt.ts'
@@ -282,9 +283,9 @@ export class DevWorkloadApi extends EventEmitter {
       FetchX509SVID: (call: Stream) => this.#stream(call, this.#streams.x509, 'FetchX509SVID'),
       FetchX509Bundles: (call: Stream) => this.#stream(call, this.#streams.x509Bundles, 'FetchX509Bundles'),
       FetchJWTBundles: (call: Stream) => this.#stream(call, this.#streams.jwtBundles, 'FetchJWTBundles'),
-      FetchJWTSVID: (call: ServerUnaryCall<JwtSvidRequest, unknown>, cb: sendUnaryData<unknown>) =>
+      FetchJWTSVID: (call: ServerUnaryCall<JWTSVIDRequest, unknown>, cb: sendUnaryData<unknown>) =>
         this.#fetchJwtSvid(call, cb),
-      ValidateJWTSVID: (call: ServerUnaryCall<ValidateJwtSvidRequest, unknown>, cb: sendUnaryData<unknown>) =>
+      ValidateJWTSVID: (call: ServerUnaryCall<ValidateJWTSVIDRequest, unknown>, cb: sendUnaryData<unknown>) =>
         this.#validateJwtSvid(call, cb),
       FetchWITSVID: (call: Stream) =>
         endWithStatus(call, status.UNIMPLEMENTED, 'WIT-SVIDs are not supported'),
@@ -317,8 +318,9 @@ export class DevWorkloadApi extends EventEmitter {
       return
     }
     if (set === this.#streams.x509) call.write(this.#x509Response())
-    else if (set === this.#streams.x509Bundles) call.write({ crl: [], bundles: this.#x509BundleMap() })
-    else call.write({ bundles: this.#jwtBundleMap() })
+    else if (set === this.#streams.x509Bundles)
+      call.write({ crl: [], bundles: Object.fromEntries(this.#x509BundleMap()) })
+    else call.write({ bundles: Object.fromEntries(this.#jwtBundleMap()) })
   }
 
   #pushAll(): void {
@@ -346,7 +348,7 @@ export class DevWorkloadApi extends EventEmitter {
     return issued
   }
 
-  #x509Response(): X509SvidResponse {
+  #x509Response(): MessageInit<X509SVIDResponse> {
     const bundle = this.bundleDer()
     const federated = new Map<string, Uint8Array>()
     const svids = this.#workloads.map((w) => {
@@ -363,7 +365,7 @@ export class DevWorkloadApi extends EventEmitter {
         hint: w.hint ?? '',
       }
     })
-    return { svids, crl: [], federatedBundles: federated }
+    return { svids, crl: [], federatedBundles: Object.fromEntries(federated) }
   }
 
   #visibleFederated(): string[] {
@@ -394,7 +396,7 @@ export class DevWorkloadApi extends EventEmitter {
     return map
   }
 
-  #fetchJwtSvid(call: ServerUnaryCall<JwtSvidRequest, unknown>, cb: sendUnaryData<unknown>): void {
+  #fetchJwtSvid(call: ServerUnaryCall<JWTSVIDRequest, unknown>, cb: sendUnaryData<unknown>): void {
     this.#count('FetchJWTSVID')
     if (!hasSecurityHeader(call.metadata)) {
       cb(grpcError(status.INVALID_ARGUMENT, 'security header missing from request'))
@@ -426,7 +428,7 @@ export class DevWorkloadApi extends EventEmitter {
     })
   }
 
-  #validateJwtSvid(call: ServerUnaryCall<ValidateJwtSvidRequest, unknown>, cb: sendUnaryData<unknown>): void {
+  #validateJwtSvid(call: ServerUnaryCall<ValidateJWTSVIDRequest, unknown>, cb: sendUnaryData<unknown>): void {
     this.#count('ValidateJWTSVID')
     if (!hasSecurityHeader(call.metadata)) {
       cb(grpcError(status.INVALID_ARGUMENT, 'security header missing from request'))

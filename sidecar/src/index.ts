@@ -1,7 +1,10 @@
 // The sidecar as a library: what the CLI uses, for embedding and for tests.
 export { type ConfigError, loadConfig, parseConfig, type SidecarConfig } from './config/index.ts'
 export { ERROR_TABLE, isSvidecarError, SvidecarError, type SvidecarErrorCode } from './errors/index.ts'
+export { readLlmRequest } from './lens/llm/request.ts'
+export { listFilterWrapper, type PendingLists } from './lens/mcp/response.ts'
 export { createLogger, type Logger } from './observe/log.ts'
+export { createMetrics, type Metrics, type MetricsOptions } from './observe/metrics.ts'
 export { CedarEngine, type CedarEngineOptions, createCedarEngine } from './policy/cedar/engine.ts'
 export { loadCedarPolicy, parseCedarPolicy } from './policy/cedar/load.ts'
 export { translateToCedar } from './policy/cedar/translate.ts'

@@ -8,6 +8,7 @@ import type { Writable } from 'node:stream'
 import type { SidecarConfig } from './config/index.ts'
 import { Upstreams } from './forwarder/upstreams.ts'
 import { Identity, type IdentityOptions } from './identity/identity.ts'
+import { Providers } from './lens/llm/providers.ts'
 import { startAdmin } from './listener/admin.ts'
 import { type InboundListener, startInbound } from './listener/inbound.ts'
 import { type OutboundListener, startOutbound } from './listener/outbound.ts'
@@ -16,6 +17,7 @@ import { type AuditLog, createAuditLog } from './observe/audit.ts'
 import { publishIdentity, publishLifecycle } from './observe/events.ts'
 import { createLogger, type Logger, subscribeLogs } from './observe/log.ts'
 import { createMetrics } from './observe/metrics.ts'
+import { startTracing, type Tracing } from './observe/tracing.ts'
 import { onPolicyReload } from './policy/events.ts'
 import { type OpenedPolicy, openPolicy } from './policy/open.ts'
 import { authorizerFromSpec } from './tls/authorizer.ts'
@@ -51,6 +53,7 @@ export class Sidecar {
   readonly policy: OpenedPolicy | undefined
   #admin: Awaited<ReturnType<typeof startAdmin>> | undefined
   #audit: AuditLog | undefined
+  #tracing: Tracing | undefined
   #draining = false
   #closed: Promise<void> | undefined
   readonly #options: SidecarOptions
@@ -116,6 +119,7 @@ export class Sidecar {
       publishLifecycle({ event: 'stopped' })
       for (const cleanup of this.#cleanups) cleanup()
       await this.#closeAudit(deadlineMs)
+      await this.#closeTracing()
     })()
     return this.#closed
   }
@@ -129,6 +133,37 @@ export class Sidecar {
     await this.#admin?.close()
     for (const cleanup of this.#cleanups) cleanup()
     await this.#closeAudit(0)
+    await this.#closeTracing()
+  }
+
+  /** Exports the spans still buffered; a collector that is down costs at most the export timeout. */
+  async #closeTracing(): Promise<void> {
+    const tracing = this.#tracing
+    this.#tracing = undefined
+    await tracing?.shutdown().catch(() => {})
+  }
+
+  /** The LLM providers and their keys; a key's loads and refusals are logged by where it came from, never by value. */
+  #llm(config: NonNullable<SidecarConfig['llm']>) {
+    const providers = new Providers(config.providers, (name) => ({
+      onReport: (r) => {
+        if (r.result === 'loaded')
+          this.logger.info('provider key loaded', { provider: name, source: r.source })
+        else
+          this.logger.warn('provider key unusable: the last good key (if any) stays in force', {
+            provider: name,
+            source: r.source,
+            ...(r.reason === undefined ? {} : { problem: r.reason }),
+          })
+      },
+    }))
+    this.#cleanups.push(() => providers.close())
+    return {
+      providers,
+      bodyLimit: config.bodyLimit,
+      maxDepth: config.maxDepth,
+      unknownPaths: config.unknownPaths,
+    }
   }
 
   /** Writes what the audit log still holds, for at most `deadlineMs` (a stuck stdout must not hold up exit). */
@@ -181,7 +216,10 @@ export class Sidecar {
       outbound: new Set([...config.outbound.map((l) => l.name), ...config.upstreams.keys()]),
       ...(store === undefined ? {} : { policy: store }),
     }
-    const metrics = createMetrics(scope, { policyRuleLabel: config.metrics.policyRuleLabel })
+    const metrics = createMetrics(scope, {
+      policyRuleLabel: config.metrics.policyRuleLabel,
+      workloadApiReachable: () => this.identity.workloadApiReachable,
+    })
     this.#cleanups.push(metrics.subscribe())
     this.#audit = createAuditLog(config.audit, {
       logger: this.logger,
@@ -224,6 +262,9 @@ export class Sidecar {
       maxBodyBytes: config.limits.maxBodyBytes,
       maxConnections: config.limits.maxConnections,
     }
+    // The OpenTelemetry SDK is loaded only here, and only when the config asks for spans.
+    if (config.tracing !== undefined) this.#tracing = await startTracing(config.tracing)
+    const tracing = this.#tracing
     this.#admin = await startAdmin({
       address: config.admin.address,
       registry: metrics.registry,
@@ -245,11 +286,13 @@ export class Sidecar {
           limits,
           connectTimeoutMs: config.limits.connectTimeout,
           ...(policy === undefined ? {} : { policy }),
+          ...(tracing === undefined ? {} : { tracing }),
           ...(inbound.mcp === undefined ? {} : { mcp: inbound.mcp }),
         }),
       )
     }
     const peerHeaders = config.inbound.map((i) => i.peerIdHeader)
+    const llm = config.llm === undefined ? undefined : this.#llm(config.llm)
     for (const outbound of config.outbound) {
       this.#outbound.push(
         await startOutbound(this.identity, this.#upstreams, {
@@ -260,6 +303,8 @@ export class Sidecar {
           connectTimeoutMs: config.limits.connectTimeout,
           strip: peerHeaders,
           ...(policy === undefined ? {} : { policy }),
+          ...(llm === undefined ? {} : { llm }),
+          ...(tracing === undefined ? {} : { tracing }),
           ...(outbound.mcp === undefined ? {} : { mcp: outbound.mcp }),
         }),
       )

@@ -521,3 +521,69 @@ t.test('policy: each engine takes its own settings, and only those', async (t) =
     'policy.opa.package',
   ])
 })
+
+t.test('llm: lens routes and providers', async (t) => {
+  const base = (
+    routes: string,
+    llm: string,
+    upstreams = 'upstreams:\n  openai: { url: "https://api.openai.com" }\n',
+  ) => `outbound:\n  - name: egress\n    address: "127.0.0.1:15001"\n    routes:\n${routes}${upstreams}${llm}`
+  const ok = parseConfig(
+    base(
+      '      - { match: { pathPrefix: /v1 }, lens: llm }\n',
+      'llm:\n  providers:\n    openai:\n      kind: openai\n      upstream: openai\n      credential: { env: OPENAI_API_KEY }\n',
+    ),
+    'test.yaml',
+    {},
+  )
+  t.same(ok.outbound[0]?.routes, [{ pathPrefix: '/v1', lens: 'llm' }])
+  t.same(ok.llm, {
+    bodyLimit: 4 * 1024 * 1024,
+    maxDepth: 64,
+    unknownPaths: 'deny',
+    providers: [
+      {
+        name: 'openai',
+        kind: 'openai',
+        upstream: 'openai',
+        models: ['*'],
+        credential: { env: 'OPENAI_API_KEY' },
+      },
+    ],
+  })
+  const paths = (routes: string, llm: string) => issues(base(routes, llm)).map((i) => i.path)
+  t.same(
+    paths('      - { lens: llm }\n', ''),
+    ['outbound[0].routes[0].lens'],
+    'lens: llm needs the llm section',
+  )
+  t.same(
+    paths(
+      '      - { upstream: openai, lens: llm }\n',
+      'llm:\n  providers:\n    a: { kind: openai-compatible, upstream: openai }\n',
+    ),
+    ['outbound[0].routes[0]'],
+    'an upstream and a lens',
+  )
+  t.same(paths('      - { match: { pathPrefix: /v1 } }\n', ''), ['outbound[0].routes[0]'], 'neither')
+  t.same(
+    paths(
+      '      - { lens: llm }\n',
+      'llm:\n  providers:\n    a: { kind: anthropic, upstream: nope, anthropicVersion: "2023-06-01" }\n    b: { kind: openai, upstream: openai, anthropicVersion: x, credential: { file: /k } }\n    c: { kind: openai-compatible, upstream: openai, credential: { env: "1BAD" } }\n',
+    ),
+    [
+      'llm.providers.c.credential.env',
+      'llm.providers.a.upstream',
+      'llm.providers.a.credential',
+      'llm.providers.b.anthropicVersion',
+    ],
+  )
+  t.same(
+    paths(
+      '      - { lens: llm }\n',
+      'llm:\n  providers:\n    a: { kind: openai, upstream: openai, credential: { file: /k, env: K } }\n',
+    ),
+    ['llm.providers.a.credential'],
+    'a file or a variable, not both',
+  )
+})

@@ -28,6 +28,17 @@ t.test('svidecar demo: traffic over mTLS between two sidecars, through SVID rota
   t.match(stdout, /denied route: POST \/admin\/reset: 403 SVD_POLICY_DENIED: /)
   t.notMatch(stdout, /denied route: .*no-admin/, 'the response does not name the rule')
   t.equal(stdout.match(/policy: ALLOW/g)?.length, 1, 'one allowed decision shown, not one per request')
+  t.match(stdout, /Call the LLM gateway with no key: +curl http:\/\/127\.0\.0\.1:\d+\/v1\/chat\/completions/)
+  t.match(stdout, /LLM demo-small \(allowed, streamed\): 200, 7 events: "Hello from the demo model\."/)
+  t.match(stdout, /LLM demo-large \(denied\): 403 SVD_POLICY_DENIED: /)
+  t.match(stdout, /LLM model list as the agent sees it: demo-small\n/)
+  t.match(
+    stdout,
+    /audit: \{[^\n]*"action":"llm\.model","resource":"demo-small","decision":"allow","rule":"agent-small-model"/,
+  )
+  t.match(stdout, /audit: \{[^\n]*"action":"llm\.model","resource":"demo-large","decision":"deny"/)
+  t.notMatch(stdout, /audit: [^\n]*"action":"http\.route"/, 'only model decisions of the agent are shown')
+  t.notMatch(stdout, /sk-demo-/, 'the model key is never printed')
   t.match(stdout, /rotation 2: new X\.509-SVID spiffe:\/\/example\.org\/demo\/agent serial [0-9A-F]+/)
   const serverSerials = new Set(
     [...stdout.matchAll(/server certificate serial ([0-9A-F]+)/g)].map((m) => m[1]),

@@ -187,3 +187,40 @@ t.test('response wrappers see and may rewrite each chunk, and the end', async (t
   t.match(await send(port, '/x', 'quiet'), { status: 200, text: 'ECHO:QUIET' })
   t.same(ends, [200])
 })
+
+t.test(
+  'a wrapper may rewrite the head and hold the body back until the end, waiting on a promise',
+  async (t) => {
+    const order: string[] = []
+    const holdBack = (name: string, later: boolean): Stage => ({
+      name,
+      onRequest: () => undefined,
+      wrapResponse() {
+        const held: Buffer[] = []
+        return {
+          headers: { set: { [`x-${name}`]: 'yes' } },
+          data: (chunk) => {
+            held.push(chunk)
+            return Buffer.alloc(0)
+          },
+          end: () => {
+            const text = `[${name}:${Buffer.concat(held).toString()}]`
+            order.push(name)
+            return later ? new Promise((r) => setTimeout(() => r(Buffer.from(text)), 20)) : Buffer.from(text)
+          },
+        }
+      },
+    })
+    const { port } = await proxy(t, [holdBack('outer', true), holdBack('inner', false)])
+    const req = httpRequest({ host: '127.0.0.1', port, path: '/x', method: 'POST' })
+    req.end('body')
+    const [res] = (await once(req, 'response')) as [IncomingMessage]
+    let text = ''
+    for await (const chunk of res) text += chunk
+    t.equal(res.headers['x-outer'], 'yes')
+    t.equal(res.headers['x-inner'], 'yes')
+    // The outer wrapper's held-back bytes pass through the inner one, which holds them too, then flushes all.
+    t.equal(text, '[inner:[outer:echo:body]]')
+    t.same(order, ['outer', 'inner'])
+  },
+)

@@ -2,16 +2,20 @@
 // no credential: not the Authorization, x-api-key or Cookie values, not a body, not the SVID key, not a JWT-SVID.
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { readdirSync, readFileSync } from 'node:fs'
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
+import Anthropic from '@anthropic-ai/sdk'
+import OpenAI from 'openai'
 import t from 'tap'
 import { WorkloadApiClient } from 'workload-api-client'
 import { WebSocket } from 'ws'
+import { waitFor } from '../../workload-api-client/test/helpers/wait.ts'
 import { type PolicyDecisionEvent, publishPolicyDecision } from '../src/observe/events.ts'
 import { createLogger } from '../src/observe/log.ts'
 import { describeResource } from '../src/policy/engine.ts'
+import { startLlmSidecar } from './helpers/llm-sidecar.ts'
 import { AGENT, MCP, startMesh } from './helpers/mesh.ts'
 import { trafficSuite } from './helpers/traffic-suite.ts'
 
@@ -202,4 +206,70 @@ t.test('no secret in any log or audit line of a full mesh run', async (t) => {
     }
     for (const [what, secret] of secrets) t.notOk(everything.includes(secret), `no ${what} in the output`)
   })
+})
+
+t.test('no provider key in any log, audit line, metric or response of an LLM gateway run', async (t) => {
+  const auditOut = new Capture()
+  const processOut = new Capture()
+  t.teardown(teeProcessOutput(processOut))
+  const s = await startLlmSidecar(t, { auditStdout: auditOut })
+  const agentKey = `sk-${fixture('fixture-agent-llm-key')}`
+  const openai = new OpenAI({ baseURL: `${s.outbound}/v1`, apiKey: agentKey, maxRetries: 0 })
+  const anthropic = new Anthropic({ baseURL: s.outbound, apiKey: agentKey, maxRetries: 0 })
+  const responses: string[] = []
+  const capture = async (p: Promise<unknown>) => {
+    const r = await p.catch((e: unknown) => e)
+    responses.push(r instanceof Error ? `${r.message} ${JSON.stringify(r)}` : JSON.stringify(r))
+  }
+  const chat = (model: string) =>
+    openai.chat.completions.create({ model, messages: [{ role: 'user', content: BODY }] })
+  await capture(chat('gpt-4o-mini'))
+  await capture(
+    (async () => {
+      let text = ''
+      const stream = await openai.chat.completions.create({
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content: BODY }],
+        stream: true,
+      })
+      for await (const c of stream) text += c.choices[0]?.delta.content ?? ''
+      return text
+    })(),
+  )
+  await capture(chat('gpt-4o'))
+  await capture(
+    anthropic.messages.create({
+      model: 'claude-test-small',
+      max_tokens: 2,
+      messages: [{ role: 'user', content: BODY }],
+    }),
+  )
+  await capture(
+    anthropic.messages.create({
+      model: 'claude-test-large',
+      max_tokens: 2,
+      messages: [{ role: 'user', content: BODY }],
+    }),
+  )
+  await capture(openai.models.list())
+  await capture(anthropic.models.list())
+  await capture(openai.files.list())
+  // A bad key file (kept out of force), then a missing provider key in an error path.
+  const rotated = `sk-${fixture('fixture-rotated-llm-key')}`
+  writeFileSync(s.openaiKeyFile, `${rotated} with a space`)
+  await waitFor(() => s.logs.text.includes('provider key unusable'), 'the refused reload', 10_000, 50)
+  await capture(chat('gpt-4o-mini'))
+  const metrics = await (await fetch(`${s.admin}/metrics`)).text()
+  t.ok(metrics.includes('svidecar_'), 'metrics were read')
+  await s.sidecar.close()
+  t.ok(auditOut.text.includes('"llm.model"'), 'model decisions were audited')
+  const everything = [s.logs.text, auditOut.text, processOut.text, metrics, ...responses].join('\n')
+  for (const [what, secret] of [
+    ['the OpenAI key', s.keys.openai],
+    ['the Anthropic key', s.keys.anthropic],
+    ['a refused key file', rotated],
+    ["the agent's key", agentKey],
+    ['a prompt', BODY],
+  ] as const)
+    t.notOk(everything.includes(secret), `no ${what} anywhere`)
 })

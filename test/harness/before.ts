@@ -9,6 +9,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { ensureDebianTools } from './debian.ts'
 import { ensureGhostunnel } from './ghostunnel-install.ts'
+import { ensureKustomize } from './kustomize-install.ts'
 import { OPA_UNAVAILABLE_MARKER } from './opa-available.ts'
 import { ensureOpa } from './opa-install.ts'
 import { UNAVAILABLE_MARKER } from './spire-available.ts'
@@ -49,5 +50,13 @@ try {
       (process.env.CI === 'true'
         ? '!!! CI=true: every real-OPA test file will FAIL.\n\n'
         : '!!! the real-OPA tests will be SKIPPED on this machine (they fail under CI=true).\n\n'),
+  )
+}
+try {
+  // The Kubernetes manifest tests render deploy/kubernetes/ with it; they fail with this reason when it is missing.
+  await ensureKustomize()
+} catch (err) {
+  process.stderr.write(
+    `\n!!! kustomize is unavailable: ${err instanceof Error ? err.message : String(err)}\n\n`,
   )
 }

@@ -12,6 +12,8 @@ export const DEBIAN_TOOLS: Readonly<Record<string, string>> = {
   curl: 'curl',
   openssl: 'openssl',
   promtool: 'prometheus',
+  // The server itself, for test/prometheus/scrape.test.ts (same package as promtool).
+  prometheus: 'prometheus',
 }
 
 function onPath(command: string): boolean {

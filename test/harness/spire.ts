@@ -53,6 +53,15 @@ export interface StartSpireOptions {
    * the bundle holds the upstream root, as with any UpstreamAuthority.
    */
   upstreamAuthority?: 'disk'
+  /**
+   * Serve this trust domain's bundle endpoint on a free loopback port
+   * (`federation { bundle_endpoint }`): `https_spiffe` presents the server's
+   * SVID `spiffe://<td>/spire/server`; `https_web` a certificate from files
+   * (`serving_cert_file`, no ACME, so it works offline).
+   */
+  bundleEndpoint?: { profile: 'https_spiffe' } | { profile: 'https_web'; certPem: string; keyPem: string }
+  /** `federates_with` blocks (https_spiffe); the foreign roots still need `setFederatedBundle` to bootstrap. */
+  federatesWith?: Array<{ trustDomain: string; bundleEndpointUrl: string; endpointSpiffeId: string }>
 }
 
 const READY_TIMEOUT_MS = 30_000
@@ -111,6 +120,8 @@ export class Spire {
   /** The agent's Workload API socket (absolute path). */
   readonly socketPath: string
   readonly serverPort: number
+  /** The bundle endpoint's port, with `bundleEndpoint`. */
+  bundleEndpointPort: number | undefined
   /** The upstream root (PEM) when started with `upstreamAuthority: 'disk'`. */
   upstreamRootPem: string | undefined
   readonly #bins: SpireBinaries
@@ -134,6 +145,7 @@ export class Spire {
     const dir = mkdtempSync(join(tmpdir(), 'spire-'))
     const spire = new Spire(bins, dir, options.trustDomain ?? 'example.org', await freePort())
     try {
+      if (options.bundleEndpoint !== undefined) spire.bundleEndpointPort = await freePort()
       spire.#writeConfigs(options)
       await spire.#startServer()
       if (options.agent !== false) await spire.#generateJoinToken()
@@ -311,6 +323,11 @@ export class Spire {
     this.#joinToken = match[1]
   }
 
+  /** Any `spire-server` subcommand against this server's socket (`federation refresh`, `bundle list`, …). */
+  cli(args: string[]): Promise<string> {
+    return this.#cli(args)
+  }
+
   async #cli(args: string[]): Promise<string> {
     const [command, sub, ...rest] = args
     const full = [
@@ -348,7 +365,7 @@ export class Spire {
   ca_ttl = "${options.caTtl ?? '1h'}"
   default_x509_svid_ttl = "${options.defaultX509SvidTtl ?? '10m'}"
   default_jwt_svid_ttl = "${options.defaultJwtSvidTtl ?? '5m'}"
-}
+${this.#bundleEndpointConfig(options)}}
 
 plugins {
   DataStore "sql" {
@@ -368,6 +385,45 @@ plugins {
 ${upstream}}
 `,
     )
+  }
+
+  #bundleEndpointConfig(options: StartSpireOptions): string {
+    const endpoint = options.bundleEndpoint
+    const relationships = (options.federatesWith ?? [])
+      .map(
+        (f) => `    federates_with "${f.trustDomain}" {
+      bundle_endpoint_url = "${f.bundleEndpointUrl}"
+      bundle_endpoint_profile "https_spiffe" {
+        endpoint_spiffe_id = "${f.endpointSpiffeId}"
+      }
+    }
+`,
+      )
+      .join('')
+    if (endpoint === undefined) return relationships === '' ? '' : `  federation {\n${relationships}  }\n`
+    let profile = '      profile "https_spiffe" {}\n'
+    if (endpoint.profile === 'https_web') {
+      const cert = join(this.dir, 'server', 'web.crt')
+      const key = join(this.dir, 'server', 'web.key')
+      writeFileSync(cert, endpoint.certPem)
+      writeFileSync(key, endpoint.keyPem, { mode: 0o600 })
+      profile = `      profile "https_web" {
+        serving_cert_file {
+          cert_file_path = "${cert}"
+          key_file_path = "${key}"
+          file_sync_interval = "1m"
+        }
+      }
+`
+    }
+    return `  federation {
+    bundle_endpoint {
+      address = "127.0.0.1"
+      port = ${this.bundleEndpointPort}
+      refresh_hint = "1m"
+${profile}    }
+${relationships}  }
+`
   }
 
   /** A self-signed upstream root and its key on disk, and the UpstreamAuthority "disk" block naming them. */

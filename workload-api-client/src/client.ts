@@ -13,9 +13,25 @@ import {
   type MethodDefinition,
 } from '@grpc/grpc-js'
 import { type EndpointAddress, resolveEndpointAddress } from './address.ts'
-import { type BackoffStrategy, LinearBackoff } from './backoff.ts'
 import type { BundleSet } from './bundle-set.ts'
 import { SpiffeError } from './errors.ts'
+import { type BackoffStrategy, LinearBackoff } from './internal/backoff.ts'
+import type {
+  JWTBundlesResponse,
+  JWTSVIDRequest,
+  JWTSVIDResponse,
+  ValidateJWTSVIDRequest,
+  X509BundlesResponse,
+  X509SVIDResponse,
+} from './internal/gen/workload_pb.ts'
+import {
+  type Empty,
+  type MessageInit,
+  SECURITY_HEADER_KEY,
+  SECURITY_HEADER_VALUE,
+  type ValidateJWTSVIDResponse,
+  WORKLOAD_API_SERVICE,
+} from './internal/wire/service.ts'
 import type { JwtBundle } from './jwt-bundle.ts'
 import { JwtSvid } from './jwt-svid.ts'
 import {
@@ -28,19 +44,6 @@ import {
 import { SpiffeId } from './spiffe-id.ts'
 import { fromGrpcError } from './status.ts'
 import { startWatch, type Watch, type WatchClock, type Watcher } from './watch.ts'
-import {
-  type Empty,
-  type JwtBundlesResponse,
-  type JwtSvidRequest,
-  type JwtSvidResponse,
-  SECURITY_HEADER_KEY,
-  SECURITY_HEADER_VALUE,
-  type ValidateJwtSvidRequest,
-  type ValidateJwtSvidResponse,
-  WORKLOAD_API_SERVICE,
-  type X509BundlesResponse,
-  type X509SvidResponse,
-} from './wire/index.ts'
 import type { X509Bundle } from './x509-bundle.ts'
 
 export interface WorkloadApiClientOptions {
@@ -71,11 +74,11 @@ export interface JwtSvidParams {
 
 // Request and response types per RPC this client calls.
 interface Rpcs {
-  FetchX509SVID: [Empty, X509SvidResponse]
+  FetchX509SVID: [Empty, X509SVIDResponse]
   FetchX509Bundles: [Empty, X509BundlesResponse]
-  FetchJWTBundles: [Empty, JwtBundlesResponse]
-  FetchJWTSVID: [JwtSvidRequest, JwtSvidResponse]
-  ValidateJWTSVID: [ValidateJwtSvidRequest, ValidateJwtSvidResponse]
+  FetchJWTBundles: [Empty, JWTBundlesResponse]
+  FetchJWTSVID: [MessageInit<JWTSVIDRequest>, JWTSVIDResponse]
+  ValidateJWTSVID: [MessageInit<ValidateJWTSVIDRequest>, ValidateJWTSVIDResponse]
 }
 type StreamMethod = 'FetchX509SVID' | 'FetchX509Bundles' | 'FetchJWTBundles'
 type UnaryMethod = 'FetchJWTSVID' | 'ValidateJWTSVID'

@@ -18,6 +18,10 @@ export const ERROR_CODES = {
   SPIFFE_CHAIN_UNVERIFIED: 'a certificate chain does not verify against the trust domain bundle',
   SPIFFE_BUNDLE_NOT_FOUND: 'no bundle is held for the trust domain',
   SPIFFE_BUNDLE_INVALID: 'a bundle (DER, JWKS or SPIFFE bundle document) is malformed',
+  SPIFFE_BUNDLE_ENDPOINT_UNAVAILABLE:
+    'a SPIFFE bundle endpoint could not be reached or did not answer with a bundle',
+  SPIFFE_BUNDLE_ENDPOINT_UNAUTHENTICATED:
+    'a SPIFFE bundle endpoint did not prove the identity its profile requires',
   SPIFFE_JWT_INVALID: 'a JWT-SVID is malformed or fails validation',
   SPIFFE_WLAPI_ADDRESS_INVALID: 'the Workload API endpoint address is malformed',
   SPIFFE_WLAPI_UNAVAILABLE: 'the Workload API cannot be reached or cannot serve now',

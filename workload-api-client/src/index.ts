@@ -1,21 +1,133 @@
-export * from './address.ts'
-export * from './backoff.ts'
-export * from './bundle-set.ts'
-export * from './client.ts'
-export { splitDerCertificates } from './der.ts'
-export * from './errors.ts'
-export * from './id-matcher.ts'
-export * from './jwt-bundle.ts'
-export * from './jwt-source.ts'
-export * from './jwt-svid.ts'
+/**
+ * SPIFFE for Node.js: SPIFFE IDs and matchers, X.509-SVIDs and JWT-SVIDs,
+ * bundles, and a client for the SPIFFE Workload API.
+ *
+ * Every name here is deliberate and recorded in `etc/workload-api-client.api.md`;
+ * a test fails when this list changes without that report. Helpers the
+ * library uses inside (DER reading, strict JSON, backoff, the generated
+ * protobuf code) live under `src/internal/` and are not exported.
+ *
+ * @packageDocumentation
+ */
+export {
+  ENDPOINT_SOCKET_ENV,
+  type EndpointAddress,
+  type EndpointAddressReason,
+  parseEndpointAddress,
+  resolveEndpointAddress,
+} from './address.ts'
+export { BundleSet, type TrustDomainBound } from './bundle-set.ts'
+export {
+  type CallOptions,
+  type JwtSvidParams,
+  WorkloadApiClient,
+  type WorkloadApiClientOptions,
+} from './client.ts'
+export {
+  ERROR_CODES,
+  isSpiffeError,
+  SpiffeError,
+  type SpiffeErrorCode,
+  type SpiffeErrorOptions,
+} from './errors.ts'
+export type {
+  BundleEndpoint,
+  BundleEndpointProfile,
+  HttpsSpiffeProfile,
+  HttpsWebProfile,
+} from './federation/endpoint.ts'
+export {
+  DEFAULT_BUNDLE_FETCH_TIMEOUT_MS,
+  type FetchSpiffeBundleOptions,
+  fetchSpiffeBundle,
+  MAX_BUNDLE_ENDPOINT_REDIRECTS,
+} from './federation/fetch.ts'
+export {
+  BundleEndpointServer,
+  type BundleEndpointServerOptions,
+  type BundleEndpointServerProfile,
+  DEFAULT_REFRESH_HINT_SECONDS,
+  type X509SvidProvider,
+} from './federation/server.ts'
+export {
+  DEFAULT_BUNDLE_REFRESH_MS,
+  DEFAULT_MAX_BUNDLE_REFRESH_MS,
+  DEFAULT_MIN_BUNDLE_REFRESH_MS,
+  type FederatedBundleErrorListener,
+  type FederatedBundleListener,
+  FederatedBundleSource,
+  type FederatedBundleSourceOptions,
+} from './federation/source.ts'
+export {
+  type IdMatcher,
+  matchAny,
+  matchAnyOf,
+  matchId,
+  matchMemberOf,
+  matchOneOf,
+  matchPathPrefix,
+  matchPattern,
+} from './id-matcher.ts'
+export type { BackoffStrategy } from './internal/backoff.ts'
+export type { JsonObject, JsonValue } from './internal/strict-json.ts'
+// Node's X509Certificate exposes neither the KeyUsage bits nor the URI SANs as a list;
+// TLS code checking a peer chain beyond verifyX509Svid (the sidecar's chain policy) needs both.
+export { type KeyUsage, parseX509Extensions, type X509Extensions } from './internal/x509-extensions.ts'
+export {
+  type JwtAuthority,
+  JwtBundle,
+  type JwtBundleSource,
+  type JwtKeyReason,
+  jwtAuthority,
+  jwtBundleSource,
+  MAX_JWKS_BYTES,
+} from './jwt-bundle.ts'
+export { type JwtFetchParams, JwtSource, type JwtSourceOptions } from './jwt-source.ts'
+export {
+  clearJwtSvidCache,
+  DEFAULT_JWT_LEEWAY_MS,
+  JWT_SVID_ALGORITHMS,
+  JwtSvid,
+  type JwtSvidAlgorithm,
+  type JwtSvidReason,
+  type JwtSvidValidateOptions,
+  MAX_JWT_SVID_LENGTH,
+} from './jwt-svid.ts'
 export type { X509Context } from './responses.ts'
-export * from './spiffe-bundle.ts'
-export * from './spiffe-id.ts'
-export * from './strict-json.ts'
-export * from './verify-x509.ts'
+export type { SourceClientOptions } from './source-client.ts'
+export {
+  JWT_SVID_USE,
+  MAX_BUNDLE_BYTES,
+  MAX_BUNDLE_MAP_BYTES,
+  parseSpiffeBundleMap,
+  SpiffeBundle,
+  type SpiffeBundleParts,
+  type SpiffeBundleReason,
+  X509_SVID_USE,
+} from './spiffe-bundle.ts'
+export {
+  MAX_ID_LENGTH,
+  MAX_TRUST_DOMAIN_LENGTH,
+  SPIFFE_SCHEME_PREFIX,
+  SpiffeId,
+  type SpiffeIdReason,
+  TrustDomain,
+} from './spiffe-id.ts'
+export {
+  MAX_CHAIN_LENGTH,
+  type VerifiedX509Svid,
+  type VerifyX509Options,
+  verifyX509Svid,
+} from './verify-x509.ts'
 export type { Watch, WatchClock, Watcher } from './watch.ts'
-export * from './x509-bundle.ts'
+export { X509Bundle, type X509BundleSource, x509BundleSource } from './x509-bundle.ts'
 export { clearX509Cache } from './x509-cert.ts'
-export * from './x509-extensions.ts'
-export * from './x509-source.ts'
-export * from './x509-svid.ts'
+export {
+  type SourceErrorListener,
+  type SourceStatus,
+  type WaitOptions,
+  X509Source,
+  type X509SourceListener,
+  type X509SourceOptions,
+} from './x509-source.ts'
+export { X509Svid } from './x509-svid.ts'

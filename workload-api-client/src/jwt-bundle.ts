@@ -9,8 +9,8 @@
 import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto'
 import type { BundleSet } from './bundle-set.ts'
 import { SpiffeError } from './errors.ts'
+import { isJsonObject, type JsonObject, type JsonValue, parseStrictJson } from './internal/strict-json.ts'
 import type { TrustDomain } from './spiffe-id.ts'
-import { isJsonObject, type JsonObject, type JsonValue, parseStrictJson } from './strict-json.ts'
 
 /** One JWT signing key of a trust domain. */
 export interface JwtAuthority {

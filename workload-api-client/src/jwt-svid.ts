@@ -12,9 +12,9 @@
 import { constants, type KeyObject, verify } from 'node:crypto'
 import { inspect } from 'node:util'
 import { SpiffeError } from './errors.ts'
+import { isJsonObject, type JsonObject, type JsonValue, parseStrictJson } from './internal/strict-json.ts'
 import type { JwtAuthority, JwtBundleSource } from './jwt-bundle.ts'
 import { SpiffeId } from './spiffe-id.ts'
-import { isJsonObject, type JsonObject, type JsonValue, parseStrictJson } from './strict-json.ts'
 
 /** JWT-SVID.md §3: the only signature algorithms a JWT-SVID may use. */
 export const JWT_SVID_ALGORITHMS = [

@@ -5,15 +5,15 @@
  */
 import { BundleSet } from './bundle-set.ts'
 import { SpiffeError } from './errors.ts'
+import type {
+  JWTBundlesResponse,
+  JWTSVIDResponse,
+  X509BundlesResponse,
+  X509SVIDResponse,
+} from './internal/gen/workload_pb.ts'
 import { JwtBundle } from './jwt-bundle.ts'
 import { JwtSvid } from './jwt-svid.ts'
 import { SpiffeId, TrustDomain } from './spiffe-id.ts'
-import type {
-  JwtBundlesResponse,
-  JwtSvidResponse,
-  X509BundlesResponse,
-  X509SvidResponse,
-} from './wire/index.ts'
 import { X509Bundle } from './x509-bundle.ts'
 import { X509Svid } from './x509-svid.ts'
 
@@ -46,7 +46,7 @@ function trustDomainKey(key: string, what: string): TrustDomain {
   return wrap(`${what} key "${key}"`, () => TrustDomain.parse(key))
 }
 
-export function parseX509SvidResponse(msg: X509SvidResponse): X509Context {
+export function parseX509SvidResponse(msg: X509SVIDResponse): X509Context {
   if (msg.svids.length === 0) throw malformed('MISSING_FIELD', 'X509SVIDResponse has no svids (mandatory)')
   const svids: X509Svid[] = []
   let bundles = new BundleSet<X509Bundle>()
@@ -73,7 +73,7 @@ export function parseX509SvidResponse(msg: X509SvidResponse): X509Context {
     if (!bundles.has(td))
       bundles = bundles.with(wrap(`${what} bundle`, () => X509Bundle.parseRaw(td, m.bundle)))
   })
-  for (const [key, der] of msg.federatedBundles) {
+  for (const [key, der] of Object.entries(msg.federatedBundles)) {
     const td = trustDomainKey(key, 'federated_bundles')
     // The own trust domain's bundle comes with the SVIDs; a federated copy must not override it.
     if (bundles.has(td)) continue
@@ -83,28 +83,28 @@ export function parseX509SvidResponse(msg: X509SvidResponse): X509Context {
 }
 
 export function parseX509BundlesResponse(msg: X509BundlesResponse): BundleSet<X509Bundle> {
-  if (msg.bundles.size === 0)
-    throw malformed('MISSING_FIELD', 'X509BundlesResponse has no bundles (mandatory)')
+  const entries = Object.entries(msg.bundles)
+  if (entries.length === 0) throw malformed('MISSING_FIELD', 'X509BundlesResponse has no bundles (mandatory)')
   const out: X509Bundle[] = []
-  for (const [key, der] of msg.bundles) {
+  for (const [key, der] of entries) {
     const td = trustDomainKey(key, 'bundles')
     out.push(wrap(`bundle "${key}"`, () => X509Bundle.parseRaw(td, der)))
   }
   return new BundleSet(out)
 }
 
-export function parseJwtBundlesResponse(msg: JwtBundlesResponse): BundleSet<JwtBundle> {
-  if (msg.bundles.size === 0)
-    throw malformed('MISSING_FIELD', 'JWTBundlesResponse has no bundles (mandatory)')
+export function parseJwtBundlesResponse(msg: JWTBundlesResponse): BundleSet<JwtBundle> {
+  const entries = Object.entries(msg.bundles)
+  if (entries.length === 0) throw malformed('MISSING_FIELD', 'JWTBundlesResponse has no bundles (mandatory)')
   const out: JwtBundle[] = []
-  for (const [key, json] of msg.bundles) {
+  for (const [key, json] of entries) {
     const td = trustDomainKey(key, 'bundles')
     out.push(wrap(`JWT bundle "${key}"`, () => JwtBundle.parseJwks(td, json)))
   }
   return new BundleSet(out)
 }
 
-export function parseJwtSvidResponse(msg: JwtSvidResponse, audience: readonly string[]): JwtSvid[] {
+export function parseJwtSvidResponse(msg: JWTSVIDResponse, audience: readonly string[]): JwtSvid[] {
   if (msg.svids.length === 0) throw malformed('MISSING_FIELD', 'JWTSVIDResponse has no svids')
   return msg.svids.map((m, i) => {
     const what = `JWTSVIDResponse svids[${i}]`

@@ -1,9 +1,10 @@
 /**
- * How X509Source and JwtSource get their Workload API client. Internal: not
- * re-exported from the package index.
+ * How X509Source and JwtSource get their Workload API client. The options
+ * type is public (both sources' options extend it); `sourceClient` is not.
  */
-import type { BackoffStrategy } from './backoff.ts'
+
 import { WorkloadApiClient } from './client.ts'
+import type { BackoffStrategy } from './internal/backoff.ts'
 
 /** What a source needs to reach the Workload API: a client of the caller's, or how to make its own. */
 export interface SourceClientOptions {

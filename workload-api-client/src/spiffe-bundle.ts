@@ -12,6 +12,7 @@
  */
 import { type JsonWebKey, X509Certificate } from 'node:crypto'
 import { SpiffeError } from './errors.ts'
+import { isJsonObject, type JsonObject, type JsonValue, parseStrictJson } from './internal/strict-json.ts'
 import {
   addAuthority,
   importJwtKey,
@@ -21,7 +22,6 @@ import {
   requireKid,
 } from './jwt-bundle.ts'
 import { TrustDomain } from './spiffe-id.ts'
-import { isJsonObject, type JsonObject, type JsonValue, parseStrictJson } from './strict-json.ts'
 import { X509Bundle } from './x509-bundle.ts'
 
 /** Stable reasons carried by SPIFFE_BUNDLE_INVALID for bundle documents and maps. */

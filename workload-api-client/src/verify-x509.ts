@@ -8,7 +8,7 @@ import type { X509Certificate } from 'node:crypto'
 import { SpiffeError } from './errors.ts'
 import type { SpiffeId } from './spiffe-id.ts'
 import { checkLeaf, checkSigner, leafSpiffeId } from './svid-rules.ts'
-import type { X509BundleSource } from './x509-bundle.ts'
+import { parsedAuthoritiesOf, type X509BundleSource } from './x509-bundle.ts'
 import { ParsedCert } from './x509-cert.ts'
 
 export interface VerifyX509Options {
@@ -64,7 +64,7 @@ export function verifyX509Svid(
       },
     )
   }
-  const roots = bundle.parsedAuthorities
+  const roots = parsedAuthoritiesOf(bundle)
   if (roots.length === 0) {
     throw unverified(
       'NO_AUTHORITIES',

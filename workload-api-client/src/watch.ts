@@ -12,8 +12,8 @@
  * their first message is retried ever more slowly.
  */
 import type { ClientReadableStream } from '@grpc/grpc-js'
-import { type BackoffStrategy, DEFAULT_STREAM_STABLE_MS } from './backoff.ts'
 import { SpiffeError } from './errors.ts'
+import { type BackoffStrategy, DEFAULT_STREAM_STABLE_MS } from './internal/backoff.ts'
 import { fromGrpcError, watchReaction } from './status.ts'
 
 export interface Watcher<T> {

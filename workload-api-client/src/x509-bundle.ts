@@ -6,10 +6,18 @@
  */
 import type { X509Certificate } from 'node:crypto'
 import type { BundleSet } from './bundle-set.ts'
-import { splitDerCertificates } from './der.ts'
+import { splitDerCertificates } from './internal/der.ts'
 import { derToPem, pemToDer } from './pem.ts'
 import type { TrustDomain } from './spiffe-id.ts'
 import { ParsedCert } from './x509-cert.ts'
+
+// The parsed roots, for path validation inside the library; kept off the class so they are no part of its API.
+const parsedRoots = new WeakMap<X509Bundle, readonly ParsedCert[]>()
+
+/** The parsed roots of `bundle` (not exported from the package). */
+export function parsedAuthoritiesOf(bundle: X509Bundle): readonly ParsedCert[] {
+  return parsedRoots.get(bundle) ?? []
+}
 
 export class X509Bundle {
   readonly trustDomain: TrustDomain
@@ -18,6 +26,7 @@ export class X509Bundle {
   private constructor(trustDomain: TrustDomain, authorities: readonly ParsedCert[]) {
     this.trustDomain = trustDomain
     this.#authorities = authorities
+    parsedRoots.set(this, authorities)
   }
 
   /** A bundle of the given roots; duplicates (same DER) are kept once. */
@@ -59,11 +68,6 @@ export class X509Bundle {
 
   get authorities(): readonly X509Certificate[] {
     return this.#authorities.map((a) => a.cert)
-  }
-
-  /** @internal the parsed roots, for path validation. */
-  get parsedAuthorities(): readonly ParsedCert[] {
-    return this.#authorities
   }
 
   get isEmpty(): boolean {

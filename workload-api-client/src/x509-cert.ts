@@ -7,9 +7,9 @@
  * it is safe; validity and bundle membership are re-checked on every call.
  */
 import { type KeyObject, X509Certificate } from 'node:crypto'
-import { DerError } from './der.ts'
 import { SpiffeError, type SpiffeErrorCode } from './errors.ts'
-import { parseX509Extensions, type X509Extensions } from './x509-extensions.ts'
+import { DerError } from './internal/der.ts'
+import { parseX509Extensions, type X509Extensions } from './internal/x509-extensions.ts'
 
 const CACHE_LIMIT = 4096
 const cache = new Map<string, ParsedCert>()

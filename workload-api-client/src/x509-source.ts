@@ -36,8 +36,10 @@ export interface WaitOptions {
   signal?: AbortSignal
 }
 
-type Listener = (source: X509Source) => void
-type ErrorListener = (err: SpiffeError) => void
+/** Called with the source after each applied update. */
+export type X509SourceListener = (source: X509Source) => void
+/** Called with each error the source's watch reports. */
+export type SourceErrorListener = (err: SpiffeError) => void
 
 // setTimeout stores delays in 32 bits; longer timers fire at once.
 const MAX_TIMER_MS = 2 ** 31 - 1
@@ -48,10 +50,10 @@ export class X509Source implements X509BundleSource {
   readonly #select: { hint?: string; spiffeId?: string }
   readonly #now: () => number
   readonly #watch: Watch
-  readonly #listeners = new Set<Listener>()
+  readonly #listeners = new Set<X509SourceListener>()
   /** waitReady()'s checks: woken by every change and by close(), unlike onUpdate listeners. */
   readonly #waiters = new Set<() => void>()
-  readonly #errorListeners = new Set<ErrorListener>()
+  readonly #errorListeners = new Set<SourceErrorListener>()
   #svid: X509Svid | undefined
   #bundles = new BundleSet<X509Bundle>()
   #status: SourceStatus = 'starting'
@@ -140,12 +142,12 @@ export class X509Source implements X509BundleSource {
    * Called after every change of SVID, bundles or readiness, never for the
    * caller's own close(). Returns an unsubscribe function.
    */
-  onUpdate(listener: Listener): () => void {
+  onUpdate(listener: X509SourceListener): () => void {
     this.#listeners.add(listener)
     return () => this.#listeners.delete(listener)
   }
 
-  onError(listener: ErrorListener): () => void {
+  onError(listener: SourceErrorListener): () => void {
     this.#errorListeners.add(listener)
     return () => this.#errorListeners.delete(listener)
   }

@@ -6,8 +6,8 @@
  * fails at every peer, far from the cause.
  */
 import { createPrivateKey, type KeyObject, type X509Certificate } from 'node:crypto'
-import { splitDerCertificates } from './der.ts'
 import { SpiffeError } from './errors.ts'
+import { splitDerCertificates } from './internal/der.ts'
 import { derToPem, parsePemBlocks } from './pem.ts'
 import type { SpiffeId } from './spiffe-id.ts'
 import { checkLeaf, checkSigner, leafSpiffeId } from './svid-rules.ts'

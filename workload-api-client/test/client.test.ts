@@ -3,7 +3,11 @@ import { Client, credentials, Metadata, status } from '@grpc/grpc-js'
 import { DevCa, DevWorkloadApi } from '@svidecar/certs'
 import t, { type Test } from 'tap'
 import { JwtSource, TrustDomain, WorkloadApiClient, X509Source } from '../src/index.ts'
-import { WORKLOAD_API_SERVICE, type X509SvidResponse } from '../src/wire/index.ts'
+import { type MessageInit, WORKLOAD_API_SERVICE, type X509SVIDResponse } from '../src/wire.ts'
+
+type X509SvidResponse = MessageInit<X509SVIDResponse>
+type X509SvidMessage = NonNullable<X509SvidResponse['svids']>[number]
+
 import { ScriptedServer } from './helpers/scripted-server.ts'
 import { socketDir } from './helpers/tmp.ts'
 import { fastBackoff, waitFor } from './helpers/wait.ts'
@@ -220,7 +224,7 @@ t.test('[C8] [C9] a malformed update is rejected and the previous state kept', a
     ['garbage chain', withSvid(msg, { x509Svid: Buffer.from('garbage') }), 'BAD_DER'],
     [
       'bad federated key',
-      { ...msg, federatedBundles: new Map([['spiffe://BAD', ca.bundleDer()]]) },
+      { ...msg, federatedBundles: { 'spiffe://BAD': ca.bundleDer() } },
       'BAD_TRUST_DOMAIN_CHAR',
     ],
   ]
@@ -367,13 +371,10 @@ function x509Message(issued: ReturnType<DevCa['issueX509Svid']>, ca: DevCa): X50
       },
     ],
     crl: [],
-    federatedBundles: new Map(),
+    federatedBundles: {},
   }
 }
 
-function withSvid(
-  msg: X509SvidResponse,
-  patch: Partial<X509SvidResponse['svids'][number]>,
-): X509SvidResponse {
-  return { ...msg, svids: [{ ...(msg.svids[0] as X509SvidResponse['svids'][number]), ...patch }] }
+function withSvid(msg: X509SvidResponse, patch: Partial<X509SvidMessage>): X509SvidResponse {
+  return { ...msg, svids: [{ ...(msg.svids?.[0] as X509SvidMessage), ...patch }] }
 }

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { parseStrictJson, type StrictJsonOptions } from '../src/strict-json.ts'
+import { parseStrictJson, type StrictJsonOptions } from '../src/internal/strict-json.ts'
 
 const opts: StrictJsonOptions = { errorCode: 'SPIFFE_BUNDLE_INVALID', what: 'test document' }
 

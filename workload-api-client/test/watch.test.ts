@@ -3,7 +3,7 @@
 import { DevCa } from '@svidecar/certs'
 import t, { type Test } from 'tap'
 import { type Watch, type WatchClock, WorkloadApiClient } from '../src/index.ts'
-import type { JwtBundlesResponse, X509BundlesResponse, X509SvidResponse } from '../src/wire/index.ts'
+import type { JWTBundlesResponse, MessageInit, X509BundlesResponse, X509SVIDResponse } from '../src/wire.ts'
 import { ScriptedServer, type StreamStep } from './helpers/scripted-server.ts'
 import { socketDir } from './helpers/tmp.ts'
 import { waitFor } from './helpers/wait.ts'
@@ -31,20 +31,20 @@ const WATCHES: Array<{
         },
       ],
       crl: [],
-      federatedBundles: new Map(),
-    } satisfies X509SvidResponse,
+      federatedBundles: {},
+    } satisfies MessageInit<X509SVIDResponse>,
     watch: (c, onUpdate) => c.watchX509Context({ onUpdate }),
   },
   {
     method: 'FetchX509Bundles',
-    message: { crl: [], bundles: new Map([[TD, ca.bundleDer()]]) } satisfies X509BundlesResponse,
+    message: { crl: [], bundles: { [TD]: ca.bundleDer() } } satisfies MessageInit<X509BundlesResponse>,
     watch: (c, onUpdate) => c.watchX509Bundles({ onUpdate }),
   },
   {
     method: 'FetchJWTBundles',
     message: {
-      bundles: new Map([[TD, new TextEncoder().encode('{"keys":[]}')]]),
-    } satisfies JwtBundlesResponse,
+      bundles: { [TD]: new TextEncoder().encode('{"keys":[]}') },
+    } satisfies MessageInit<JWTBundlesResponse>,
     watch: (c, onUpdate) => c.watchJwtBundles({ onUpdate }),
   },
 ]

@@ -1,19 +1,17 @@
-// The hand-written protobuf codec, checked against protobufjs reading our own
-// workload.proto (so the .proto, the codec and the wire agree), plus
-// malformed input.
+// The codec protoc-gen-es generated from workload.proto, with the library's
+// strict decoding and encoding checks, cross-checked against protobufjs (an
+// independent implementation) reading the same .proto, plus malformed input.
 import { readFileSync } from 'node:fs'
 import protobuf from 'protobufjs'
 import t from 'tap'
 import {
-  decodeJwtBundlesResponse,
-  decodeJwtSvidRequest,
-  decodeValidateJwtSvidResponse,
-  decodeX509SvidResponse,
-  encodeJwtBundlesResponse,
-  encodeJwtSvidRequest,
-  encodeValidateJwtSvidResponse,
-  encodeX509SvidResponse,
-} from '../src/wire/index.ts'
+  JWTBundlesResponseSchema,
+  JWTSVIDRequestSchema,
+  ValidateJWTSVIDResponseSchema,
+  X509SVIDResponseSchema,
+} from '../src/internal/gen/workload_pb.ts'
+import type { JsonObject } from '../src/internal/strict-json.ts'
+import { decodeMessage, encodeMessage } from '../src/internal/wire/codec.ts'
 
 const protoText = readFileSync(new URL('../proto/workload.proto', import.meta.url), 'utf8')
 const root = protobuf.parse(protoText, { keepCase: true }).root
@@ -27,6 +25,16 @@ root.resolveAll()
 const type = (name: string) => root.lookupType(name)
 
 const bytes = (...b: number[]) => Uint8Array.from(b)
+
+const encodeX509SvidResponse = (m: object) => encodeMessage(X509SVIDResponseSchema, m)
+const decodeX509SvidResponse = (b: Uint8Array) => decodeMessage(X509SVIDResponseSchema, b)
+const encodeJwtSvidRequest = (m: object) => encodeMessage(JWTSVIDRequestSchema, m)
+const decodeJwtSvidRequest = (b: Uint8Array) => decodeMessage(JWTSVIDRequestSchema, b)
+const encodeJwtBundlesResponse = (m: object) => encodeMessage(JWTBundlesResponseSchema, m)
+const decodeJwtBundlesResponse = (b: Uint8Array) => decodeMessage(JWTBundlesResponseSchema, b)
+const encodeValidateJwtSvidResponse = (m: { spiffeId: string; claims: JsonObject }) =>
+  encodeMessage(ValidateJWTSVIDResponseSchema, m)
+const decodeValidateJwtSvidResponse = (b: Uint8Array) => decodeMessage(ValidateJWTSVIDResponseSchema, b)
 
 t.test('X509SVIDResponse: our encoding reads back in protobufjs, and the other way round', async (t) => {
   const message = {
@@ -47,7 +55,7 @@ t.test('X509SVIDResponse: our encoding reads back in protobufjs, and the other w
       },
     ],
     crl: [bytes(10, 11)],
-    federatedBundles: new Map([['spiffe://partner.example', bytes(12, 13)]]),
+    federatedBundles: { 'spiffe://partner.example': bytes(12, 13) },
   }
   const T = type('X509SVIDResponse')
   const viaJs = T.toObject(T.decode(encodeX509SvidResponse(message)), {
@@ -80,7 +88,7 @@ t.test('X509SVIDResponse: our encoding reads back in protobufjs, and the other w
   t.equal(decoded.svids[0]?.spiffeId, 'spiffe://example.org/a')
   t.same([...(decoded.svids[0]?.x509Svid ?? [])], [1])
   t.equal(decoded.svids[0]?.hint, 'h')
-  t.same([...(decoded.federatedBundles.get('spiffe://x.example') ?? [])], [4, 5])
+  t.same([...(decoded.federatedBundles['spiffe://x.example'] ?? [])], [4, 5])
 })
 
 t.test(
@@ -95,6 +103,7 @@ t.test(
       },
     )
     t.same(decodeJwtSvidRequest(req.encode(req.fromObject({ audience: ['z'] })).finish()), {
+      $typeName: 'JWTSVIDRequest',
       audience: ['z'],
       spiffeId: '',
     })
@@ -102,7 +111,7 @@ t.test(
     const jwks = new TextEncoder().encode('{"keys":[]}')
     const bundles = type('JWTBundlesResponse')
     const b = bundles.toObject(
-      bundles.decode(encodeJwtBundlesResponse({ bundles: new Map([['spiffe://td', jwks]]) })),
+      bundles.decode(encodeJwtBundlesResponse({ bundles: { 'spiffe://td': jwks } })),
       {
         bytes: String,
       },
@@ -112,7 +121,7 @@ t.test(
       new TextDecoder().decode(
         decodeJwtBundlesResponse(
           bundles.encode(bundles.fromObject({ bundles: { 'spiffe://td': jwks } })).finish(),
-        ).bundles.get('spiffe://td'),
+        ).bundles['spiffe://td'],
       ),
       '{"keys":[]}',
     )
@@ -127,6 +136,7 @@ t.test(
     t.equal(parsed.spiffe_id, 'spiffe://td/x')
     t.same(Object.keys(parsed.claims.fields).sort(), ['aud', 'exp', 'nested', 'sub'])
     t.same(decodeValidateJwtSvidResponse(vr.encode(vr.decode(ours)).finish()), {
+      $typeName: 'ValidateJWTSVIDResponse',
       spiffeId: 'spiffe://td/x',
       claims,
     })
@@ -138,7 +148,11 @@ t.test('unknown fields are skipped, as proto3 requires', async (t) => {
   const known = T.encode(T.fromObject({ audience: ['a'], spiffe_id: 'spiffe://td/x' })).finish()
   // Field 9, varint 150 and field 10, length-delimited "hi": appended by a newer server.
   const extended = Uint8Array.from([...known, 0x48, 0x96, 0x01, 0x52, 0x02, 0x68, 0x69])
-  t.same(decodeJwtSvidRequest(extended), { audience: ['a'], spiffeId: 'spiffe://td/x' })
+  t.same(decodeJwtSvidRequest(extended), {
+    $typeName: 'JWTSVIDRequest',
+    audience: ['a'],
+    spiffeId: 'spiffe://td/x',
+  })
 })
 
 t.test('truncated or garbage input is a typed error, never a crash', async (t) => {
@@ -153,7 +167,7 @@ t.test('truncated or garbage input is a typed error, never a crash', async (t) =
       },
     ],
     crl: [],
-    federatedBundles: new Map(),
+    federatedBundles: {},
   })
   for (let cut = 1; cut < good.length; cut++) {
     t.throws(
@@ -170,3 +184,110 @@ t.test('truncated or garbage input is a typed error, never a crash', async (t) =
     t.throws(() => decodeX509SvidResponse(garbage), { code: 'SPIFFE_WLAPI_MALFORMED_RESPONSE' })
   }
 })
+
+t.test('malformed input carries a stable reason', async (t) => {
+  // [tag, ...] byte strings for X509SVIDResponse, each broken in one way.
+  const cases: Array<[string, Uint8Array, string]> = [
+    ['length past the end', bytes(0x0a, 0x05, 0x01), 'TRUNCATED'],
+    ['varint past the end', bytes(0x0a, 0x80), 'TRUNCATED'],
+    ['varint longer than 64 bits', bytes(0x10, ...Array(10).fill(0xff), 0x01), 'VARINT_TOO_LONG'],
+    ['field number 0', bytes(0x02, 0x00), 'BAD_FIELD_NUMBER'],
+    ['a group (wire type 3)', bytes(0x4b, 0x4c), 'BAD_WIRE_TYPE'],
+    ['wire type 7', bytes(0x0f), 'BAD_WIRE_TYPE'],
+    // svids (a message field) sent as a varint: the generated decoder alone would read it as a length.
+    ['known field with another wire type', bytes(0x08, 0x03, 0x0a, 0x00), 'BAD_WIRE_TYPE'],
+    // svids[0].spiffe_id = 0xff 0xfe
+    ['string that is not UTF-8', bytes(0x0a, 0x04, 0x0a, 0x02, 0xff, 0xfe), 'BAD_UTF8'],
+    // federated_bundles entry whose key is not UTF-8
+    ['map key that is not UTF-8', bytes(0x1a, 0x03, 0x0a, 0x01, 0xc0), 'BAD_UTF8'],
+    // federated_bundles entry whose bytes value arrives as a varint
+    ['map value with another wire type', bytes(0x1a, 0x02, 0x10, 0x01), 'BAD_WIRE_TYPE'],
+  ]
+  for (const [name, input, reason] of cases) {
+    t.throws(() => decodeX509SvidResponse(input), { code: 'SPIFFE_WLAPI_MALFORMED_RESPONSE', reason }, name)
+  }
+})
+
+t.test('Struct nesting past 100 levels is refused both ways', async (t) => {
+  // Struct{fields: {"a": Value{struct_value: Struct{...}}}} nested from the inside out.
+  let struct = new Uint8Array(0)
+  for (let i = 0; i < 60; i++) {
+    const value = Uint8Array.from([0x2a, ...varint(struct.length), ...struct])
+    const entry = Uint8Array.from([0x0a, 0x01, 0x61, 0x12, ...varint(value.length), ...value])
+    struct = Uint8Array.from([0x0a, ...varint(entry.length), ...entry])
+  }
+  const response = Uint8Array.from([0x12, ...varint(struct.length), ...struct])
+  t.throws(() => decodeValidateJwtSvidResponse(response), {
+    code: 'SPIFFE_WLAPI_MALFORMED_RESPONSE',
+    reason: 'TOO_DEEP',
+  })
+
+  let deep: JsonObject = {}
+  for (let i = 0; i < 120; i++) deep = { a: deep }
+  t.throws(() => encodeValidateJwtSvidResponse({ spiffeId: 'spiffe://td/x', claims: deep }), {
+    code: 'SPIFFE_ARGUMENT_INVALID',
+    reason: 'TOO_DEEP',
+  })
+  const cyclic: JsonObject = {}
+  cyclic.self = cyclic
+  t.throws(() => encodeValidateJwtSvidResponse({ spiffeId: 'spiffe://td/x', claims: cyclic }), {
+    code: 'SPIFFE_ARGUMENT_INVALID',
+    reason: 'TOO_DEEP',
+  })
+})
+
+t.test('encoding refuses what the wire cannot carry faithfully', async (t) => {
+  t.throws(() => encodeJwtSvidRequest({ audience: ['a\ud800'], spiffeId: '' }), {
+    code: 'SPIFFE_ARGUMENT_INVALID',
+    reason: 'BAD_STRING',
+  })
+  t.throws(() => encodeJwtSvidRequest({ audience: ['a'], spiffeId: 'spiffe://td/\udc00' }), {
+    code: 'SPIFFE_ARGUMENT_INVALID',
+    reason: 'BAD_STRING',
+  })
+  t.throws(
+    () =>
+      encodeValidateJwtSvidResponse({
+        spiffeId: 'spiffe://td/x',
+        claims: { f: (() => 1) as unknown as JsonObject },
+      }),
+    { code: 'SPIFFE_ARGUMENT_INVALID', reason: 'NOT_JSON' },
+  )
+})
+
+t.test(
+  'Struct claims: bigint as a double, undefined members dropped, "__proto__" kept as data',
+  async (t) => {
+    const claims = JSON.parse('{"__proto__": {"polluted": true}, "n": 1}') as JsonObject
+    claims.big = 12345678901234567890n
+    claims.gone = undefined as unknown as JsonObject
+    const decoded = decodeValidateJwtSvidResponse(
+      encodeValidateJwtSvidResponse({ spiffeId: 'spiffe://td/x', claims }),
+    )
+    const got = decoded.claims as Record<string, unknown>
+    t.same(Object.keys(got).sort(), ['__proto__', 'big', 'n'])
+    t.equal(got.big, Number(12345678901234567890n))
+    t.equal(Object.getPrototypeOf(got), Object.prototype)
+    t.same(Object.getOwnPropertyDescriptor(got, '__proto__')?.value, { polluted: true })
+    t.equal(({} as Record<string, unknown>).polluted, undefined)
+  },
+)
+
+t.test('a map key "__proto__" off the wire is an own member, not a prototype', async (t) => {
+  const T = type('X509SVIDResponse')
+  const wire = T.encode(T.fromObject({ federated_bundles: { ['__proto__']: [1] } })).finish()
+  const decoded = decodeX509SvidResponse(wire)
+  t.same(Object.keys(decoded.federatedBundles), ['__proto__'])
+  t.equal(Object.getPrototypeOf(decoded.federatedBundles), Object.prototype)
+})
+
+function varint(n: number): number[] {
+  const out: number[] = []
+  let v = n
+  while (v >= 0x80) {
+    out.push((v & 0x7f) | 0x80)
+    v >>>= 7
+  }
+  out.push(v)
+  return out
+}

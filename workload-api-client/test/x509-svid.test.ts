@@ -8,13 +8,13 @@ import {
   BundleSet,
   clearX509Cache,
   SpiffeError,
-  splitDerCertificates,
   TrustDomain,
   verifyX509Svid,
   X509Bundle,
   X509Svid,
   x509BundleSource,
 } from '../src/index.ts'
+import { splitDerCertificates } from '../src/internal/der.ts'
 
 const TD = TrustDomain.parse('example.org')
 const FED = TrustDomain.parse('partner.example')

@@ -4,16 +4,23 @@
  * identities; an agent's sidecar sends traffic over mTLS to an MCP server's
  * sidecar, which hands it to a local app with the caller's verified SPIFFE
  * ID. The MCP server's sidecar enforces a small policy; the demo shows one
- * route it allows and one it denies, with the decisions. It prints each
- * request, each rotation, and how to send your own.
+ * route it allows and one it denies, with the decisions. The agent's sidecar
+ * is also its LLM gateway: the agent calls a local OpenAI-compatible model
+ * server with no key, the sidecar decides the model by the agent's SPIFFE ID
+ * and injects the key only it holds; one allowed (streamed) and one denied
+ * model are called, with their audit lines. It prints each request, each
+ * rotation, and how to send your own.
  */
+import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Writable } from 'node:stream'
 import { parseArgs } from 'node:util'
 import { DevWorkloadApi } from '@svidecar/certs'
 import { parseConfig } from '../config/index.ts'
 import { startDemoApp } from '../dev/demo-app.ts'
+import { startDemoModel } from '../dev/demo-model.ts'
 import { on } from '../observe/events.ts'
 import { createLogger } from '../observe/log.ts'
 import { Sidecar } from '../sidecar.ts'
@@ -25,8 +32,10 @@ Runs a dev SPIFFE Workload API (no SPIRE needed), an agent's sidecar and an
 MCP server's sidecar with a local app behind it, and sends a request from the
 agent side over mTLS every few seconds. The MCP server's sidecar enforces a
 demo policy: the agent may call /tools/**, nobody may call /admin/**; the demo
-sends one request of each and prints the decisions. SVIDs rotate at half their
-lifetime.
+sends one request of each and prints the decisions. The agent's sidecar is
+also its LLM gateway to a local OpenAI-compatible model server: the agent
+holds no key, may use demo-small and not demo-large; the demo calls both and
+prints the audit lines. SVIDs rotate at half their lifetime.
 Stop with Ctrl-C.
 
 Options:
@@ -82,6 +91,13 @@ export async function runDemo(args: string[]): Promise<number> {
   const policyDir = mkdtempSync(join(tmpdir(), 'svidecar-demo-'))
   const policyFile = join(policyDir, 'policy.yaml')
   writeFileSync(policyFile, demoPolicy(agentId, td))
+  // The model server's key: in a file only the agent's sidecar reads (a Kubernetes Secret in a real pod).
+  const modelKey = `sk-demo-${randomBytes(16).toString('hex')}`
+  const model = await startDemoModel(modelKey)
+  const keyFile = join(policyDir, 'model-key')
+  writeFileSync(keyFile, modelKey, { mode: 0o600 })
+  const agentPolicyFile = join(policyDir, 'agent-policy.yaml')
+  writeFileSync(agentPolicyFile, agentPolicy(agentId))
   const server = await Sidecar.start(
     parseConfig(
       `workloadApi: { socket: "${api.endpoint}", hint: mcp }
@@ -109,18 +125,33 @@ outbound:
   - name: egress
     address: "127.0.0.1:0"
     routes: [{ upstream: mcp }]
+  - name: llm
+    address: "127.0.0.1:0"
+    routes: [{ lens: llm }]
 upstreams:
   mcp:
     url: "https://127.0.0.1:${inbound?.port}"
     spiffe: { exact: "${mcpId}" }
+  model:
+    url: "${model.url}"
+    allowPlaintext: true
+llm:
+  providers:
+    local:
+      kind: openai-compatible
+      upstream: model
+      credential: { file: "${keyFile}" }
+policy: { file: "${agentPolicyFile}" }
 `,
       'demo (agent side)',
       {},
     ),
-    { logger: quiet },
+    // Only the model decisions of the agent's audit log are shown; its route decisions would repeat per request.
+    { logger: quiet, auditStdout: auditFilter((line) => log(`audit: ${line}`)) },
   )
   await Promise.all([server.identity.waitReady(10_000), agent.identity.waitReady(10_000)])
   const outbound = `http://127.0.0.1:${agent.addresses.outbound.egress?.port}`
+  const llm = `http://127.0.0.1:${agent.addresses.outbound.llm?.port}`
   const admin = agent.addresses.admin
   const serverAdmin = server.addresses.admin
 
@@ -136,6 +167,8 @@ upstreams:
   Send your own request through the mesh:     curl ${outbound}/tools/list
   One the MCP server's policy denies (403):    curl ${outbound}/admin/reset
   The policy it enforces:                     ${policyFile}
+  Call the LLM gateway with no key:           curl ${llm}/v1/chat/completions -d '{"model":"demo-small","messages":[]}'
+  or any OpenAI SDK with baseURL ${llm}/v1 (demo-large is denied)
   Metrics of the agent's sidecar:             curl http://${admin.host}:${admin.port}/metrics
   Metrics of the MCP server's sidecar:        curl http://${serverAdmin.host}:${serverAdmin.port}/metrics
   Point your own SPIFFE client at the dev Workload API:
@@ -178,6 +211,7 @@ upstreams:
       `denied route: POST /admin/reset: ${res.status} ${body.error?.code ?? ''}: ${body.error?.message ?? ''}`,
     )
   }
+  await llmCalls(llm, log)
   let n = 0
   const send = async () => {
     n++
@@ -208,10 +242,87 @@ upstreams:
   offDecision()
   await Promise.all([agent.close(2000), server.close(2000)])
   app.server.close()
+  await model.close()
   await api.close()
   rmSync(policyDir, { recursive: true, force: true })
   log('stopped')
   return code
+}
+
+/** The agent's calls through its LLM gateway: an allowed model streamed, a denied one, the filtered model list. */
+async function llmCalls(llm: string, log: (line: string) => void): Promise<void> {
+  const chat = (model: string, stream: boolean) =>
+    fetch(`${llm}/v1/chat/completions`, {
+      method: 'POST',
+      // What an agent with a made-up key sends: the sidecar drops it and injects the real one.
+      headers: { 'content-type': 'application/json', authorization: 'Bearer not-a-real-key' },
+      body: JSON.stringify({ model, stream, messages: [{ role: 'user', content: 'Say hello.' }] }),
+    })
+  try {
+    const res = await chat('demo-small', true)
+    if (!res.ok || res.body === null) log(`LLM demo-small: ${res.status} ${await res.text()}`)
+    else {
+      let text = ''
+      let events = 0
+      let buffered = ''
+      const decoder = new TextDecoder()
+      for await (const bytes of res.body) {
+        buffered += decoder.decode(bytes, { stream: true })
+        let end = buffered.indexOf('\n\n')
+        while (end !== -1) {
+          const data = buffered.slice(0, end).replace(/^data: /, '')
+          buffered = buffered.slice(end + 2)
+          end = buffered.indexOf('\n\n')
+          if (data === '[DONE]') continue
+          events++
+          const delta = (JSON.parse(data) as { choices: { delta: { content?: string } }[] }).choices[0]?.delta
+          text += delta?.content ?? ''
+        }
+      }
+      log(`LLM demo-small (allowed, streamed): ${res.status}, ${events} events: "${text}"`)
+    }
+    const denied = await chat('demo-large', false)
+    const body = (await denied.json()) as { error?: { code?: string; message?: string } }
+    log(`LLM demo-large (denied): ${denied.status} ${body.error?.code ?? ''}: ${body.error?.message ?? ''}`)
+    const list = (await (await fetch(`${llm}/v1/models`)).json()) as { data?: { id: string }[] }
+    log(`LLM model list as the agent sees it: ${(list.data ?? []).map((m) => m.id).join(', ')}`)
+  } catch (err) {
+    log(`LLM calls failed: ${(err as Error).message}`)
+  }
+}
+
+/** A stream for audit lines that shows the model decisions and drops the rest. */
+function auditFilter(show: (line: string) => void): Writable {
+  let pending = ''
+  return new Writable({
+    write(chunk: Buffer | string, _encoding, done) {
+      pending += chunk.toString()
+      const lines = pending.split('\n')
+      pending = lines.pop() ?? ''
+      for (const line of lines) if (line.includes('"action":"llm.model"')) show(line)
+      done()
+    },
+  })
+}
+
+function agentPolicy(agentId: string): string {
+  return `version: 1
+rules:
+  - id: agent-uses-the-mesh
+    description: the agent's sidecar forwards its mesh traffic (the MCP server's sidecar decides it)
+    effect: allow
+    subjects: ["${agentId}"]
+    resources:
+      - kind: http.route
+        path: /**
+  - id: agent-small-model
+    description: the agent may use the small demo model, and no other
+    effect: allow
+    subjects: ["${agentId}"]
+    resources:
+      - kind: llm.model
+        name: demo-small
+`
 }
 
 function demoPolicy(agentId: string, td: string): string {

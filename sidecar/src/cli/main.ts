@@ -24,6 +24,18 @@ const COMMANDS: Record<string, Command> = {
     summary: 'check a policy file or explain a decision: svidecar policy check FILE | explain ...',
     run: async (args) => (await import('./policy.ts')).runPolicy(args),
   },
+  mcp: {
+    summary: 'stdio bridges: svidecar mcp serve-stdio -- CMD ARGS | mcp connect URL',
+    run: async (args) => (await import('./mcp.ts')).runMcp(args),
+  },
+  inject: {
+    summary: 'add the sidecar to Kubernetes manifests, offline: svidecar inject -f FILE',
+    run: async (args) => (await import('./inject.ts')).runInject(args),
+  },
+  'inject-webhook': {
+    summary: 'serve the Kubernetes admission webhook that injects the sidecar',
+    run: async (args) => (await import('./inject.ts')).runInjectWebhook(args),
+  },
   demo: {
     summary: 'run a dev Workload API and watch an SVID rotate (no SPIRE needed)',
     run: async (args) => (await loadDemo()).runDemo(args),

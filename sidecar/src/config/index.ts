@@ -9,6 +9,9 @@ import { readFileSync } from 'node:fs'
 import { matchPattern, resolveEndpointAddress, SpiffeId, TrustDomain } from 'workload-api-client'
 import type { Document } from 'yaml'
 import { SvidecarError } from '../errors/index.ts'
+import type { CredentialSource } from '../lens/llm/credential.ts'
+import type { ProviderSpec } from '../lens/llm/providers.ts'
+import type { TracingConfig } from '../observe/tracing.ts'
 import type { AuthorizerKind, AuthorizerSpec } from '../tls/authorizer.ts'
 import { TLS_PROFILES, type TlsProfile } from '../tls/profiles.ts'
 import { type HostPort, isLoopback, parseHostPort } from './address.ts'
@@ -55,7 +58,9 @@ export interface InboundConfig {
 export interface RouteConfig {
   host?: string
   pathPrefix?: string
-  upstream: string
+  /** Where the route goes; a route with `lens: llm` names no upstream (its provider does, per call). */
+  upstream?: string
+  lens?: 'llm'
 }
 export interface OutboundConfig {
   name: string
@@ -99,6 +104,16 @@ export interface PolicyConfig {
   opa?: { url: string; package: string; timeoutMs: number; cacheEntries: number; cacheTtlMs: number }
 }
 
+/** The LLM lens and the providers behind routes with `lens: llm`. */
+export interface LlmConfig {
+  /** The most request body bytes the lens reads to find the model. */
+  bodyLimit: number
+  maxDepth: number
+  /** What a path under an LLM route that is no LLM endpoint gets: refused, or forwarded to a provider. */
+  unknownPaths: 'deny' | 'forward'
+  providers: ProviderSpec[]
+}
+
 export interface SidecarConfig {
   source: string
   workloadApi: { socket?: string; hint?: string; spiffeId?: string; startupTimeout: number }
@@ -114,6 +129,9 @@ export interface SidecarConfig {
   policy?: PolicyConfig
   audit: { output: 'stdout' | 'file'; path?: string; maxBytes: number; maxFiles: number }
   metrics: { policyRuleLabel: boolean }
+  llm?: LlmConfig
+  /** OpenTelemetry spans over OTLP/HTTP; off when absent. */
+  tracing?: TracingConfig
   warnings: string[]
 }
 
@@ -276,12 +294,27 @@ const authorizer: Check<AuthorizerSpec> = (v, path, issues) => {
   return kinds
 }
 
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+
+/** A share from 0 to 1. */
+const ratio: Check<number> = (v, path, issues) => {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 1) {
+    issues.add(path, `expected a number from 0 to 1, got ${JSON.stringify(v)}`)
+    return undefined
+  }
+  return v
+}
+
 const AUDIT_DEFAULTS = {
   output: 'stdout' as const,
   path: undefined,
   maxBytes: 100 * 1024 * 1024,
   maxFiles: 5,
 }
+
+// A long conversation with tool schemas fits; a body the lens must read whole is never unbounded.
+const LLM_BODY_LIMIT_DEFAULT = 4 * 1024 * 1024
+const LLM_MAX_DEPTH_DEFAULT = 64
 
 /** The whole file's schema; `fieldPaths(SCHEMA)` lists its fields. */
 export const SCHEMA = obj({
@@ -348,7 +381,8 @@ export const SCHEMA = obj({
                   pathPrefix: field(str({ pattern: /^\/[^?#]*$/, what: 'a path starting with /' })),
                 }),
               ),
-              upstream: field(str(), { required: true }),
+              upstream: field(str()),
+              lens: field(oneOf(['llm'] as const)),
             }),
           ),
           { required: true },
@@ -435,6 +469,55 @@ export const SCHEMA = obj({
   metrics: field(obj({ policyRuleLabel: field(bool, { default: false }) }), {
     default: { policyRuleLabel: false },
   }),
+  llm: field(
+    obj({
+      bodyLimit: field(int(1024, 64 * 1024 * 1024), { default: LLM_BODY_LIMIT_DEFAULT }),
+      maxDepth: field(int(2, 1000), { default: LLM_MAX_DEPTH_DEFAULT }),
+      unknownPaths: field(oneOf(['deny', 'forward'] as const), { default: 'deny' as const }),
+      providers: field(
+        record(
+          obj({
+            kind: field(oneOf(['openai', 'anthropic', 'openai-compatible'] as const), { required: true }),
+            upstream: field(str(), { required: true }),
+            models: field(list(str()), { default: ['*'] }),
+            credential: field(
+              exactlyOne<CredentialSource>({
+                file: (v, path, issues) => {
+                  const file = str()(v, path, issues)
+                  return file === undefined ? undefined : { file }
+                },
+                env: (v, path, issues) => {
+                  const env = str({
+                    pattern: /^[A-Za-z_][A-Za-z0-9_]*$/,
+                    what: 'an environment variable name',
+                  })(v, path, issues)
+                  return env === undefined ? undefined : { env }
+                },
+              }),
+            ),
+            anthropicVersion: field(str({ pattern: /^[\x21-\x7e]+$/, what: 'a header value' })),
+          }),
+          NAME,
+          'a name of lower-case letters, digits and -',
+        ),
+        { required: true },
+      ),
+    }),
+  ),
+  tracing: field(
+    obj({
+      otlp: field(
+        obj({
+          endpoint: field(url, { required: true }),
+          headers: field(record(str(), HEADER_NAME, 'an HTTP header name'), { default: new Map() }),
+          timeout: field(nonZeroDuration('every export would time out'), { default: 10_000 }),
+        }),
+        { required: true },
+      ),
+      sampleRatio: field(ratio, { default: 1 }),
+      serviceName: field(str(), { default: 'svidecar' }),
+    }),
+  ),
 })
 
 const LIMIT_DEFAULTS: LimitsConfig = {
@@ -594,10 +677,17 @@ export function parseConfig(
       )
     }
     const routes = l.routes.map((r, j) => {
-      if (upstreamNames !== undefined && !upstreamNames.has(r.upstream))
-        issues.add(['outbound', i, 'routes', j, 'upstream'], `no upstream named "${r.upstream}"`)
+      const at = ['outbound', i, 'routes', j]
+      if (r.upstream === undefined && r.lens === undefined) issues.add(at, 'needs an upstream or lens: llm')
+      if (r.upstream !== undefined && r.lens !== undefined)
+        issues.add(at, 'a route with lens: llm goes to the provider of each call; it names no upstream')
+      if (r.lens === 'llm' && (raw.llm === undefined || raw.llm === null))
+        issues.add([...at, 'lens'], 'lens: llm needs the llm section with its providers')
+      if (r.upstream !== undefined && upstreamNames !== undefined && !upstreamNames.has(r.upstream))
+        issues.add([...at, 'upstream'], `no upstream named "${r.upstream}"`)
       return {
-        upstream: r.upstream,
+        ...(r.upstream === undefined ? {} : { upstream: r.upstream }),
+        ...(r.lens === undefined ? {} : { lens: r.lens }),
         ...(r.match?.host === undefined ? {} : { host: r.match.host }),
         ...(r.match?.pathPrefix === undefined ? {} : { pathPrefix: r.match.pathPrefix }),
       }
@@ -653,6 +743,11 @@ export function parseConfig(
       if (policy.mode !== undefined) issues.add(['policy', 'mode'], 'applies to engine: cedar only')
     }
   }
+  const llmView = parsed === undefined ? salvageLlm(raw) : parsed.llm
+  const llm = llmView === undefined ? undefined : llmConfig(llmView, upstreamNames, issues)
+  // Counted in the file, not in what passed the schema: a provider that failed it was reported already.
+  if (isMapping(raw.llm) && isMapping(raw.llm.providers) && Object.keys(raw.llm.providers).length === 0)
+    issues.add(['llm', 'providers'], 'needs at least one provider')
   if (parsed === undefined || found.length > 0)
     throw new ConfigError(source, found.length ? found : [{ path: '(root)', message: 'invalid' }])
 
@@ -681,8 +776,62 @@ export function parseConfig(
       maxFiles: parsed.audit.maxFiles,
     },
     metrics: parsed.metrics,
+    ...(llm === undefined ? {} : { llm }),
+    ...(parsed.tracing === undefined
+      ? {}
+      : {
+          tracing: {
+            otlp: {
+              endpoint: parsed.tracing.otlp.endpoint.href,
+              headers: parsed.tracing.otlp.headers,
+              timeoutMs: parsed.tracing.otlp.timeout,
+            },
+            sampleRatio: parsed.tracing.sampleRatio,
+            serviceName: parsed.tracing.serviceName,
+          },
+        }),
     warnings,
   }
+}
+
+/** The llm section with only the providers that pass the schema on their own, for the meaning checks. */
+function salvageLlm(doc: Record<string, unknown>): Parsed['llm'] | undefined {
+  const llm = doc.llm
+  if (!isMapping(llm)) return undefined
+  const quiet: Issues = { add() {} }
+  const providers = isMapping(llm.providers) ? llm.providers : {}
+  const good = Object.entries(providers).filter(
+    ([name, p]) => SCHEMA({ llm: { providers: { [name]: p } } }, [], quiet) !== undefined,
+  )
+  return SCHEMA({ llm: { ...llm, providers: Object.fromEntries(good) } }, [], quiet)?.llm
+}
+
+function llmConfig(
+  l: NonNullable<Parsed['llm']>,
+  upstreamNames: Set<string> | undefined,
+  issues: Issues,
+): LlmConfig {
+  const providers: ProviderSpec[] = []
+  for (const [name, p] of l.providers) {
+    const at = ['llm', 'providers', name]
+    if (upstreamNames !== undefined && !upstreamNames.has(p.upstream))
+      issues.add([...at, 'upstream'], `no upstream named "${p.upstream}"`)
+    // A self-hosted OpenAI-compatible server may take no key; the hosted providers always need one.
+    if (p.credential === undefined && p.kind !== 'openai-compatible')
+      issues.add([...at, 'credential'], `is required with kind: ${p.kind}`)
+    if (p.anthropicVersion !== undefined && p.kind !== 'anthropic')
+      issues.add([...at, 'anthropicVersion'], 'applies to kind: anthropic only')
+    if (p.models.length === 0) issues.add([...at, 'models'], 'needs at least one model glob')
+    providers.push({
+      name,
+      kind: p.kind,
+      upstream: p.upstream,
+      models: p.models,
+      ...(p.credential === undefined ? {} : { credential: p.credential }),
+      ...(p.anthropicVersion === undefined ? {} : { anthropicVersion: p.anthropicVersion }),
+    })
+  }
+  return { bodyLimit: l.bodyLimit, maxDepth: l.maxDepth, unknownPaths: l.unknownPaths, providers }
 }
 
 type Parsed = NonNullable<ReturnType<typeof SCHEMA>>

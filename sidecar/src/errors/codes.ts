@@ -35,6 +35,21 @@ export const ERROR_TABLE = {
     status: 403,
     summary: 'the policy does not allow this subject this request (the rule is named in the audit line only)',
   },
+  SVD_LLM_REQUEST_INVALID: {
+    status: 400,
+    summary:
+      'an LLM call the lens cannot decide on: not JSON, no string model, nested too deep, a __proto__ or duplicate key',
+  },
+  SVD_LLM_ENDPOINT_UNKNOWN: {
+    status: 404,
+    summary: 'a path under an LLM route that is not an LLM endpoint the lens reads (denied by default)',
+  },
+  SVD_LLM_NO_PROVIDER: { status: 404, summary: 'no configured LLM provider serves this model on this API' },
+  SVD_LLM_CREDENTIAL_UNAVAILABLE: {
+    status: 503,
+    summary:
+      'the provider key the sidecar injects cannot be read (missing, empty or unusable file or variable)',
+  },
   SVD_MCP_INVALID: {
     status: 400,
     summary:
@@ -89,6 +104,14 @@ export const ERROR_TABLE = {
   },
   SVD_OVERLOADED: { status: 503, summary: 'the listener is at its connection limit' },
   SVD_SHUTTING_DOWN: { status: 503, summary: 'the sidecar is draining and takes no new requests' },
+  SVD_INJECT_CONFLICT: {
+    status: 409,
+    summary: 'injection refused: the pod already has a container, volume or port the sidecar needs, not ours',
+  },
+  SVD_INJECT_INVALID: {
+    status: 400,
+    summary: 'injection refused: the object or one of its svidecar.io annotations is invalid',
+  },
   SVD_INTERNAL: { status: 500, summary: 'an unexpected internal error' },
 } as const satisfies Record<string, { status: number; summary: string }>
 

@@ -6,6 +6,8 @@ export interface SvidecarErrorOptions {
   where?: string
   /** A finer stable sub-code, e.g. the SPIFFE rule a peer broke. */
   reason?: string
+  /** Seconds after which the client may try again (sent as `retry-after`). */
+  retryAfter?: number
 }
 
 /** Every failure the sidecar reports. The message is safe to show a client: never a key, token or stack. */
@@ -13,6 +15,7 @@ export class SvidecarError extends Error {
   readonly code: SvidecarErrorCode
   readonly where: string | undefined
   readonly reason: string | undefined
+  readonly retryAfter: number | undefined
 
   constructor(code: SvidecarErrorCode, message: string, options: SvidecarErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
@@ -20,6 +23,7 @@ export class SvidecarError extends Error {
     this.code = code
     this.where = options.where
     this.reason = options.reason
+    this.retryAfter = options.retryAfter
   }
 
   get status(): number {

@@ -14,7 +14,7 @@ import { upstreamError } from '../errors/upstream-errors.ts'
 import { publishUpstreamFailed } from '../observe/events.ts'
 import { awaitsContinue, sendContinue } from './expect.ts'
 import { responseHeaders } from './headers.ts'
-import { sendError } from './respond.ts'
+import { type ErrorStyle, sendError } from './respond.ts'
 import type { Upstream } from './upstreams.ts'
 
 export interface ForwardOptions {
@@ -26,11 +26,19 @@ export interface ForwardOptions {
   body?: Readable | Buffer
   /** Response wrappers of the pipeline's stages, asked once the response head is known. */
   wrap?: (head: ResponseHead) => ResponseWrapper[]
+  /** The shape of the sidecar's own error responses (an LLM provider's, for an LLM call). */
+  errorStyle?: ErrorStyle
 }
 
 export interface ResponseHead {
   readonly status: number
   readonly headers: IncomingHttpHeaders
+  /**
+   * Ends the response early, now or later (from a timer or a promise): writes `last` (a terminal frame the
+   * client's parser understands) straight to the client, ends the response cleanly, aborts the upstream request
+   * and reports the exchange as ended by `err`. Nothing the upstream sends afterwards reaches the client.
+   */
+  readonly cut?: (last: Buffer, err: SvidecarError) => void
 }
 
 /**
@@ -43,6 +51,7 @@ export interface ResponseWrapper {
   /** Header changes, applied before the response head goes out. */
   readonly headers?: { readonly set?: Readonly<Record<string, string>>; readonly remove?: readonly string[] }
   data?(chunk: Buffer): Buffer | Promise<Buffer>
+  /** Called once when the body is over, also after a cut (whatever it returns then is dropped). */
   end?(): Buffer | undefined | Promise<Buffer | undefined>
   /**
    * Receives a way to write to the client between chunks, in order with them (an answer the sidecar gives
@@ -66,7 +75,7 @@ export function forwardHttp(
   options: ForwardOptions,
 ): void {
   // req.url is origin-form here: the listener normalised it (listener/request-target.ts).
-  const handler = new ProxyHandler(req, res, upstream.name, options.onEnd, options.wrap)
+  const handler = new ProxyHandler(req, res, upstream.name, options.onEnd, options.wrap, options.errorStyle)
   upstream.pool.dispatch(
     {
       origin: upstream.url.origin,
@@ -110,6 +119,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   #headPending = false
   /** The last chunk a wrapper still works on (a promise); undefined while chunks pass straight through. */
   #held: Promise<void> | undefined
+  readonly #errorStyle: ErrorStyle | undefined
 
   constructor(
     req: IncomingMessage,
@@ -117,7 +127,9 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     upstream: string,
     onEnd?: EndCallback,
     wrap?: (head: ResponseHead) => ResponseWrapper[],
+    errorStyle?: ErrorStyle,
   ) {
+    this.#errorStyle = errorStyle
     this.#req = req
     this.#res = res
     this.#upstream = upstream
@@ -175,7 +187,11 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       ? raw.map((h) => (typeof h === 'string' ? h : h.toString('latin1')))
       : flatten(headers)
     if (this.#wrap !== undefined) {
-      const wrappers = this.#wrap({ status: statusCode, headers })
+      const wrappers = this.#wrap({
+        status: statusCode,
+        headers,
+        cut: (last, err) => this.#cut(controller, last, err),
+      })
       if (wrappers.length > 0) {
         this.#wrappers = wrappers
         flat = editHeaders(flat, wrappers)
@@ -216,7 +232,9 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     if (this.#held === undefined) {
       const out = throughWrappers(chunk, wrappers, 0)
       if (!(out instanceof Promise)) {
-        if (!this.#res.write(out)) controller.pause()
+        // A wrapper cut the response while it looked at this chunk.
+        if (this.#done) return
+        if (out.length > 0 && !this.#res.write(out)) controller.pause()
         return
       }
       this.#hold(controller, out)
@@ -316,6 +334,20 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     )
   }
 
+  #cut(controller: Dispatcher.DispatchController, last: Buffer, err: SvidecarError): void {
+    if (this.#done) return
+    this.#headPending = false
+    // Every wrapper learns the body is over (a meter settles what it counted); what they would add is dropped.
+    for (const w of this.#wrappers ?? []) {
+      const tail = w.end?.()
+      if (tail instanceof Promise) tail.catch(() => undefined)
+    }
+    if (!this.#res.destroyed) this.#res.end(last)
+    this.#finish(this.#res.statusCode, err.code, err)
+    // The client has its answer; the upstream must stop generating (and billing) for it.
+    controller.abort(err)
+  }
+
   /** The sidecar gives up on a response undici still considers alive: stop it, then answer the client. */
   #fail(controller: Dispatcher.DispatchController, err: SvidecarError): void {
     this.#reply(err)
@@ -335,7 +367,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       ...(e.cause === undefined ? {} : { cause: e.cause }),
     })
     if (!midResponse) {
-      sendError(this.#res, e)
+      sendError(this.#res, e, this.#errorStyle)
       // A body still arriving has nowhere to go: drain it so the connection stays usable. Not while the client
       // still waits for a 100: it has sent nothing, and Node closes that connection after the answer.
       if (!this.#req.complete && !awaitsContinue(this.#req)) this.#req.resume()

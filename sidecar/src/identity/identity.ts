@@ -43,15 +43,23 @@ export interface IdentitySnapshot {
 
 type Listener = (snapshot: IdentitySnapshot | undefined) => void
 
+// Watch errors that mean nobody answered; PERMISSION_DENIED and the like come from an agent that did.
+const UNREACHABLE: ReadonlySet<string> = new Set(['SPIFFE_WLAPI_UNAVAILABLE', 'SPIFFE_WLAPI_TIMEOUT'])
+
 export class Identity {
   readonly #source: X509Source
   readonly #listeners = new Set<Listener>()
   #snapshot: IdentitySnapshot | undefined
   #generation = 0
+  /** The watch's last error said the Workload API could not be reached (until an update clears lastError). */
+  #unreachable = false
 
   private constructor(source: X509Source) {
     this.#source = source
     source.onUpdate(() => this.#refresh())
+    source.onError((err) => {
+      this.#unreachable = UNREACHABLE.has(err.code)
+    })
   }
 
   /** Starts the watch; does not wait for the first SVID (see waitReady). */
@@ -97,6 +105,15 @@ export class Identity {
 
   get lastError(): SpiffeError | undefined {
     return this.#source.lastError
+  }
+
+  /**
+   * False while the watch keeps failing to reach the Workload API (the agent is down, its socket gone):
+   * the SVID held may still be valid, so readiness alone would not show it before expiry.
+   */
+  get workloadApiReachable(): boolean {
+    // The source clears lastError on the first update of a new stream; an expiry while unreachable keeps one.
+    return !(this.#unreachable && this.#source.lastError !== undefined)
   }
 
   onChange(listener: Listener): () => void {

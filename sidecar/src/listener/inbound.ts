@@ -14,6 +14,7 @@ import type { McpConfig } from '../config/mcp.ts'
 import { handleExpectations } from '../forwarder/expect.ts'
 import { Upstream } from '../forwarder/upstreams.ts'
 import type { Identity } from '../identity/identity.ts'
+import type { Tracing } from '../observe/tracing.ts'
 import { buildPipeline } from '../pipeline/build.ts'
 import { Exchange } from '../pipeline/exchange.ts'
 import type { PolicyEngine } from '../policy/engine.ts'
@@ -25,6 +26,7 @@ import { policyStage } from '../stages/policy.ts'
 import { fixedRouteStage } from '../stages/route.ts'
 import { targetStage } from '../stages/target.ts'
 import { traceStage } from '../stages/trace.ts'
+import { tracingStage } from '../stages/tracing.ts'
 import { upgradeStage } from '../stages/upgrade.ts'
 import type { TlsParameters } from '../tls/profiles.ts'
 import { peerIdOf, ServerTls } from '../tls/server-tls.ts'
@@ -44,6 +46,8 @@ export interface InboundOptions {
   connectTimeoutMs: number
   /** Decides every request for `http.route`; without one, the authorizer alone says who may call. */
   policy?: PolicyEngine
+  /** Spans per request (the stage exists only when tracing is configured). */
+  tracing?: Tracing
   /** The MCP lens on these paths: JSON-RPC checks, per-message policy, list filtering, session binding. */
   mcp?: McpConfig
 }
@@ -97,7 +101,8 @@ export async function startInbound(identity: Identity, options: InboundOptions):
       fixedRouteStage(app),
       peerIdentityStage(identity, header),
       upgradeStage(),
-      ...(options.policy === undefined ? [] : [traceStage()]),
+      ...(options.policy === undefined && options.tracing === undefined ? [] : [traceStage()]),
+      ...(options.tracing === undefined ? [] : [tracingStage(options.tracing)]),
       // The MCP lens decides per message (and marks the exchange decided) before the policy stage.
       ...(options.mcp === undefined ? [] : [mcpLens(options.mcp, options.policy)]),
       ...(options.policy === undefined ? [] : [policyStage(options.policy)]),

@@ -11,17 +11,21 @@ import type { McpConfig } from '../config/mcp.ts'
 import { handleExpectations } from '../forwarder/expect.ts'
 import type { Upstreams } from '../forwarder/upstreams.ts'
 import type { Identity } from '../identity/identity.ts'
+import type { Providers } from '../lens/llm/providers.ts'
+import type { Tracing } from '../observe/tracing.ts'
 import { buildPipeline } from '../pipeline/build.ts'
 import { Exchange } from '../pipeline/exchange.ts'
 import type { PolicyEngine } from '../policy/engine.ts'
 import { drainStage } from '../stages/drain.ts'
 import { guardStage } from '../stages/guards.ts'
 import { ownIdentityStage } from '../stages/identity.ts'
+import { llmLensStages, llmProviderStage } from '../stages/llm.ts'
 import { mcpStage } from '../stages/mcp.ts'
 import { policyStage } from '../stages/policy.ts'
 import { routeTableStage } from '../stages/route.ts'
 import { targetStage } from '../stages/target.ts'
 import { traceStage } from '../stages/trace.ts'
+import { tracingStage } from '../stages/tracing.ts'
 import { upgradeStage } from '../stages/upgrade.ts'
 import type { Route } from './routes.ts'
 import { type HostPort, httpServerOptions, type ListenerLimits, ProxyListener } from './server.ts'
@@ -36,6 +40,15 @@ export interface OutboundOptions {
   strip?: readonly string[]
   /** Decides every request for `http.route` with this workload as the subject. */
   policy?: PolicyEngine
+  /** The LLM lens for routes with `lens: llm`. */
+  llm?: {
+    providers: Providers
+    bodyLimit: number
+    maxDepth: number
+    unknownPaths: 'deny' | 'forward'
+  }
+  /** Spans per request (the stage exists only when tracing is configured). */
+  tracing?: Tracing
   /** The MCP lens on these paths: JSON-RPC checks, per-message policy, list filtering, session binding. */
   mcp?: McpConfig
 }
@@ -59,6 +72,10 @@ export async function startOutbound(
   // Expect: 100-continue is answered by the forwarder once the upstream can take the body (forwarder/expect.ts).
   handleExpectations(server)
 
+  const llm =
+    options.llm === undefined
+      ? undefined
+      : { ...options.llm, upstreams, ...(options.policy === undefined ? {} : { policy: options.policy }) }
   const pipeline = buildPipeline(
     [
       drainStage(listener),
@@ -73,10 +90,14 @@ export async function startOutbound(
       // Every kind of upstream, not only mTLS peers: with no valid SVID the sidecar is not ready and sends nothing.
       ownIdentityStage(identity),
       upgradeStage(),
-      ...(options.policy === undefined ? [] : [traceStage()]),
+      ...(options.policy === undefined && options.tracing === undefined ? [] : [traceStage()]),
+      ...(options.tracing === undefined ? [] : [tracingStage(options.tracing)]),
+      // The lens names the model before the policy decides it; the provider (and its key) only after.
+      ...(llm === undefined ? [] : llmLensStages(llm)),
       // The MCP lens decides per message (and marks the exchange decided) before the policy stage.
       ...(options.mcp === undefined ? [] : [mcpLens(options.mcp, options.policy)]),
       ...(options.policy === undefined ? [] : [policyStage(options.policy)]),
+      ...(llm === undefined ? [] : [llmProviderStage(llm)]),
     ],
     { limits: options.limits, connectTimeoutMs: options.connectTimeoutMs },
   )

@@ -6,7 +6,9 @@
 export interface Route {
   host?: string
   pathPrefix?: string
-  upstream: string
+  /** Absent on a route with a lens that picks the upstream per call (`lens: llm`). */
+  upstream?: string
+  lens?: 'llm'
 }
 
 export class RouteTable {

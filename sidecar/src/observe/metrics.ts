@@ -46,6 +46,8 @@ export interface Metrics {
 export interface MetricsOptions {
   /** Add the deciding rule's id as a `rule` label on decisions (bounded by the policy file; off by default). */
   policyRuleLabel?: boolean
+  /** Read at each scrape: can the Workload API be reached (svidecar_workload_api_reachable)? */
+  workloadApiReachable?: () => boolean
 }
 
 /**
@@ -68,6 +70,14 @@ export function createMetrics(scope?: MetricsScope, options: MetricsOptions = {}
     scope === undefined || scope[e.direction].has(e.listener)
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
+  // prom-client's sums of the per-type gauges end in `_total`, which Prometheus reserves for counters
+  // (`promtool check metrics` flags them); sum(nodejs_active_handles) and friends give the same number.
+  for (const name of [
+    'nodejs_active_handles_total',
+    'nodejs_active_requests_total',
+    'nodejs_active_resources_total',
+  ])
+    registry.removeSingleMetric(name)
   const ready = new Gauge({
     name: 'svidecar_ready',
     help: '1 when a valid X.509-SVID is held',
@@ -78,6 +88,17 @@ export function createMetrics(scope?: MetricsScope, options: MetricsOptions = {}
     help: 'NotAfter of the current X.509-SVID, in Unix seconds',
     registers: [registry],
   })
+  const reachable = options.workloadApiReachable
+  if (reachable !== undefined) {
+    new Gauge({
+      name: 'svidecar_workload_api_reachable',
+      help: '0 while the Workload API watch fails to reach the agent (the SVID held may still be valid), 1 otherwise',
+      registers: [registry],
+      collect() {
+        this.set(reachable() ? 1 : 0)
+      },
+    })
+  }
   const rotations = new Counter({
     name: 'svidecar_svid_rotations_total',
     help: 'X.509-SVID or bundle updates applied',

@@ -112,7 +112,7 @@ export function buildPipeline(stages: readonly Stage[], options: PipelineOptions
           if (refusal !== undefined || upstream === undefined) {
             const err = refusal ?? new SvidecarError('SVD_ROUTE_NOT_FOUND', 'no route')
             const reply = refusal === undefined ? undefined : exchange.reply
-            if (reply === undefined) sendError(res, err)
+            if (reply === undefined) sendError(res, err, exchange.errorStyle)
             else sendReply(res, reply)
             exchange.end(reply?.status ?? err.status, err.code, err)
             return
@@ -127,6 +127,7 @@ export function buildPipeline(stages: readonly Stage[], options: PipelineOptions
           forwardHttp(req, res, upstream, {
             headers: outgoing(exchange, false),
             onEnd: exchange.end,
+            errorStyle: exchange.errorStyle,
             ...body,
             ...(wrapping.length === 0
               ? {}

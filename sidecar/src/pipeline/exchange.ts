@@ -7,7 +7,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { SpiffeId } from 'workload-api-client'
 import type { EndCallback } from '../forwarder/http.ts'
-import type { Reply } from '../forwarder/respond.ts'
+import type { ErrorStyle, Reply } from '../forwarder/respond.ts'
 import type { Upstream } from '../forwarder/upstreams.ts'
 import { publishRequest } from '../observe/events.ts'
 import type { PolicyResource } from '../policy/engine.ts'
@@ -66,7 +66,12 @@ export class Exchange {
    * `WWW-Authenticate`); the refusal's code is still what events report. Absent: the sidecar's JSON error.
    */
   reply: Reply | undefined
+  /** The lens the matched route names (`llm`): its stages act on this exchange, others pass it by. */
+  lens: 'llm' | undefined
+  /** The shape refusals are written in: a lens sets its provider's, so the client's SDK can parse them. */
+  errorStyle: ErrorStyle = 'svidecar'
   #ended = false
+  #onEnd: EndCallback[] | undefined
 
   constructor(init: ExchangeInit) {
     this.direction = init.direction
@@ -90,12 +95,31 @@ export class Exchange {
   }
 
   /**
+   * Runs `fn` once when the exchange ends, however it ends (refused by a later stage, upstream failure, client
+   * gone, response done), before the request event: a stage that holds something per request (a budget
+   * reservation) releases it here. Called in the order registered.
+   */
+  onEnd(fn: EndCallback): void {
+    if (this.#ended) return
+    if (this.#onEnd === undefined) this.#onEnd = [fn]
+    else this.#onEnd.push(fn)
+  }
+
+  /**
    * The one report per request, whichever way it ends. A client that left is reported as aborted, not under
    * a made-up status; a code that is not the sidecar's (CLIENT_ABORTED) becomes the reason.
    */
   readonly end: EndCallback = (status, code, err) => {
     if (this.#ended) return
     this.#ended = true
+    if (this.#onEnd !== undefined)
+      for (const fn of this.#onEnd) {
+        try {
+          fn(status, code, err)
+        } catch {
+          // A stage's clean-up must not keep the request from being reported.
+        }
+      }
     const own = err !== undefined || (code?.startsWith('SVD_') ?? false)
     const reason = err?.reason ?? (own ? undefined : code)
     const aborted = code === 'CLIENT_ABORTED'

@@ -2,7 +2,9 @@
  * Where the exchange goes. Inbound: always the local app. Outbound: the
  * first route of the listener's table that takes the Host and path; an
  * external API is addressed by its own name, a peer sidecar and its app keep
- * the name the client used.
+ * the name the client used. A route with a lens (`lens: llm`) names no
+ * upstream: the exchange is marked for the lens, whose stage picks the
+ * upstream per call; if no such stage runs, nothing is forwarded.
  */
 import { SvidecarError } from '../errors/index.ts'
 import type { Upstream, Upstreams } from '../forwarder/upstreams.ts'
@@ -26,8 +28,12 @@ export function routeTableStage(routes: readonly Route[], upstreams: Upstreams):
     onRequest(exchange) {
       const req = exchange.req
       const route = table.match(req.headers.host, req.url ?? '/')
-      const upstream = route === undefined ? undefined : upstreams.get(route.upstream)
-      if (route !== undefined) exchange.route = route.upstream
+      if (route?.lens !== undefined) {
+        exchange.lens = route.lens
+        return undefined
+      }
+      const upstream = route?.upstream === undefined ? undefined : upstreams.get(route.upstream)
+      if (route?.upstream !== undefined) exchange.route = route.upstream
       if (upstream === undefined) {
         // The path only: a query string may carry secrets and does not belong in an error message.
         return new SvidecarError(

@@ -1,3 +1,0 @@
-export * from './messages.ts'
-export * from './protobuf.ts'
-export * from './service.ts'
