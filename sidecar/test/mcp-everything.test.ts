@@ -11,6 +11,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { McpError } from '@modelcontextprotocol/sdk/types.js'
 import t, { type Test } from 'tap'
 import { waitFor } from '../../workload-api-client/test/helpers/wait.ts'
+import { startBridge } from './helpers/mcp-bridge.ts'
 import { AGENT, startMcpMesh } from './helpers/mcp-mesh.ts'
 
 const POLICY = `version: 1
@@ -200,5 +201,33 @@ t.test(
     })
     t.equal(unknown.status, 404)
     await unknown.body?.cancel()
+  },
+)
+
+t.test(
+  'server-everything over stdio behind `svidecar mcp serve-stdio`: the lens filters and decides',
+  async (t) => {
+    const bridge = await startBridge(t)
+    const mesh = await startMcpMesh(t, {
+      upstream: `http://127.0.0.1:${bridge.address.port}`,
+      serverPolicy: POLICY,
+    })
+    const client = new Client({ name: 'agent', version: '1.0.0' })
+    await client.connect(new StreamableHTTPClientTransport(new URL(mesh.agentUrl)))
+    t.teardown(() => client.close())
+    t.same((await client.listTools()).tools.map((x) => x.name).sort(), [
+      'echo',
+      'get-sum',
+      'trigger-long-running-operation',
+    ])
+    t.match(await client.callTool({ name: 'echo', arguments: { message: 'bridged' } }), {
+      content: [{ type: 'text', text: 'Echo: bridged' }],
+    })
+    try {
+      await client.callTool({ name: 'get-env', arguments: {} })
+      t.fail('get-env ran')
+    } catch (err) {
+      t.equal((err as McpError).code, -32602)
+    }
   },
 )
