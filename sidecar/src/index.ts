@@ -2,6 +2,7 @@
 export { type ConfigError, loadConfig, parseConfig, type SidecarConfig } from './config/index.ts'
 export { ERROR_TABLE, isSvidecarError, SvidecarError, type SvidecarErrorCode } from './errors/index.ts'
 export { readLlmRequest } from './lens/llm/request.ts'
+export { listFilterWrapper, type PendingLists } from './lens/mcp/response.ts'
 export { createLogger, type Logger } from './observe/log.ts'
 export { createMetrics, type Metrics, type MetricsOptions } from './observe/metrics.ts'
 export { CedarEngine, type CedarEngineOptions, createCedarEngine } from './policy/cedar/engine.ts'

@@ -313,6 +313,7 @@ export class Sidecar {
           connectTimeoutMs: config.limits.connectTimeout,
           ...(policy === undefined ? {} : { policy }),
           ...(tracing === undefined ? {} : { tracing }),
+          ...(inbound.mcp === undefined ? {} : { mcp: inbound.mcp }),
         }),
       )
     }
@@ -356,6 +357,7 @@ export class Sidecar {
           ...(llm === undefined ? {} : { llm }),
           ...(tracing === undefined ? {} : { tracing }),
           ...(llm === undefined ? {} : { metering: metering() }),
+          ...(outbound.mcp === undefined ? {} : { mcp: outbound.mcp }),
         }),
       )
     }

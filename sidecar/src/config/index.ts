@@ -23,6 +23,7 @@ import {
   checkRoutesReachable,
   peerIdHeader,
 } from './checks.ts'
+import { type McpConfig, mcpConfig, mcpSection } from './mcp.ts'
 import { policyHeader } from './policy-headers.ts'
 import {
   bool,
@@ -55,6 +56,8 @@ export interface InboundConfig {
   authorize: AuthorizerSpec
   /** The listener's own `tls:` over the global one. */
   tls: { profile: TlsProfile; handshakeTimeout: number }
+  /** The MCP lens on these paths (config/mcp.ts). */
+  mcp?: McpConfig
 }
 export interface RouteConfig {
   host?: string
@@ -68,6 +71,8 @@ export interface OutboundConfig {
   address: HostPort
   routes: RouteConfig[]
   allowNonLoopback: boolean
+  /** The MCP lens on these paths (config/mcp.ts). */
+  mcp?: McpConfig
 }
 export interface UpstreamConfig {
   name: string
@@ -416,6 +421,7 @@ export const SCHEMA = obj({
         peerIdHeader: field(peerIdHeader, { default: 'x-spiffe-id' }),
         authorize: field(authorizer, { required: true }),
         tls: field(obj({ profile: field(profile), handshakeTimeout: field(handshakeTimeout) })),
+        mcp: field(mcpSection),
       }),
     ),
     { default: [] },
@@ -443,6 +449,7 @@ export const SCHEMA = obj({
           ),
           { required: true },
         ),
+        mcp: field(mcpSection),
       }),
     ),
     { default: [] },
@@ -741,8 +748,10 @@ export function parseConfig(
     if (l.forwardTo.protocol !== 'http:' || !isLoopback(l.forwardTo.hostname.replace(/^\[|\]$/g, ''))) {
       issues.add(['inbound', i, 'forwardTo'], 'the local app must be an http:// address on loopback')
     }
+    const { mcp, ...rest } = l
     return {
-      ...l,
+      ...rest,
+      ...(mcp === undefined ? {} : { mcp: mcpConfig(mcp) }),
       peerIdHeader: l.peerIdHeader.toLowerCase(),
       tls: {
         profile: l.tls?.profile ?? tlsDefaults.profile,
@@ -778,7 +787,13 @@ export function parseConfig(
     })
     if (routes.length === 0) issues.add(['outbound', i, 'routes'], 'needs at least one route')
     checkRoutesReachable(routes, ['outbound', i, 'routes'], issues)
-    return { name: l.name, address: l.address, routes, allowNonLoopback: l.allowNonLoopback }
+    return {
+      name: l.name,
+      address: l.address,
+      routes,
+      allowNonLoopback: l.allowNonLoopback,
+      ...(l.mcp === undefined ? {} : { mcp: mcpConfig(l.mcp) }),
+    }
   })
   checkAddressConflicts(bound, issues)
   // A section that is there but not a list has its own schema problem already.

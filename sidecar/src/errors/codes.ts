@@ -50,6 +50,35 @@ export const ERROR_TABLE = {
     summary:
       'the provider key the sidecar injects cannot be read (missing, empty or unusable file or variable)',
   },
+  SVD_MCP_INVALID: {
+    status: 400,
+    summary:
+      'an MCP message is malformed (not JSON, not JSON-RPC 2.0, a bad id, a duplicate id in a batch, a batch the protocol version forbids, params that do not name the target); answered with the JSON-RPC error, nothing forwarded',
+  },
+  SVD_MCP_HEADER_MISMATCH: {
+    status: 400,
+    summary:
+      'a 2026-07-28 MCP request whose Mcp-Method, Mcp-Name or MCP-Protocol-Version header is missing, malformed or differs from the body (JSON-RPC -32020)',
+  },
+  SVD_MCP_VERSION_UNSUPPORTED: {
+    status: 400,
+    summary:
+      'the MCP-Protocol-Version is not one the sidecar can check (JSON-RPC -32022 with the supported list)',
+  },
+  SVD_MCP_DENIED: {
+    status: 403,
+    summary:
+      'the policy denies an MCP tool, resource or prompt (or the method is unknown); answered in the denial style: hide and explain as a JSON-RPC answer (200), forbid as 403 insufficient_scope',
+  },
+  SVD_MCP_SESSION_FOREIGN: {
+    status: 403,
+    summary: 'the Mcp-Session-Id was created by another SPIFFE ID',
+  },
+  SVD_MCP_SESSION_UNKNOWN: {
+    status: 404,
+    summary:
+      'the sidecar holds no binding for this Mcp-Session-Id (expired or never seen): send initialize again',
+  },
   SVD_TLS_HANDSHAKE_FAILED: {
     status: 400,
     summary: 'a client did not complete a TLS handshake (timeout, version, cipher, not TLS); it was closed',

@@ -53,6 +53,11 @@ export interface ResponseWrapper {
   data?(chunk: Buffer): Buffer | Promise<Buffer>
   /** Called once when the body is over, also after a cut (whatever it returns then is dropped). */
   end?(): Buffer | undefined | Promise<Buffer | undefined>
+  /**
+   * Receives a way to write to the client between chunks, in order with them (an answer the sidecar gives
+   * on a long-lived stream, such as a denial on an MCP HTTP+SSE stream). Writes after the end are dropped.
+   */
+  attach?(push: (chunk: Buffer) => void): void
 }
 
 export type EndCallback = (status: number, code: string | undefined, err?: SvidecarError) => void
@@ -190,6 +195,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       if (wrappers.length > 0) {
         this.#wrappers = wrappers
         flat = editHeaders(flat, wrappers)
+        for (const w of wrappers) w.attach?.((chunk) => this.#push(controller, chunk))
       }
     }
     try {
@@ -237,6 +243,19 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     this.#hold(
       controller,
       this.#held.then(() => throughWrappers(chunk, wrappers, 0)),
+    )
+  }
+
+  #push(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#done || this.#res.destroyed) return
+    this.#headPending = false
+    if (this.#held === undefined) {
+      if (!this.#res.write(chunk)) controller.pause()
+      return
+    }
+    this.#hold(
+      controller,
+      this.#held.then(() => chunk),
     )
   }
 

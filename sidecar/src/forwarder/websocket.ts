@@ -25,6 +25,19 @@ export interface WebSocketTarget {
   createConnection?: (options: object, callback: (err: Error | null, socket: Duplex) => void) => undefined
   maxPayload: number
   handshakeTimeoutMs: number
+  /** Per-message hooks of the pipeline's stages (a lens that decides every frame), in order. */
+  frames?: readonly FrameFilter[]
+}
+
+/**
+ * Sees each text message of a relayed WebSocket. `fromClient` says whether to forward it (and may answer the
+ * client with `reply`); `fromUpstream` returns the text to forward, or undefined to drop it. A promise holds
+ * that direction's later messages until it settles, so order is kept. A binary message on a socket with
+ * filters closes it (1003): what cannot be read is not relayed.
+ */
+export interface FrameFilter {
+  fromClient?(text: string, reply: (text: string) => void): boolean | Promise<boolean>
+  fromUpstream?(text: string): string | undefined | Promise<string | undefined>
 }
 
 // ws is loaded on the first upgrade: a sidecar that never relays a WebSocket never pays its memory.
@@ -173,20 +186,114 @@ function connectUpstream(ws: typeof import('ws'), relay: Relay): WebSocket {
     })
     wss.handleUpgrade(req, socket as Socket, head, (client) => {
       onEnd?.(101, undefined)
-      pipe(client, upstream)
-      pipe(upstream, client)
+      const filters = target.frames ?? []
+      if (filters.length === 0) {
+        pipe(client, upstream)
+        pipe(upstream, client)
+        return
+      }
+      pipe(client, upstream, clientGate(filters, client))
+      pipe(upstream, client, upstreamGate(filters))
     })
   })
   return upstream
 }
 
-function pipe(from: WebSocket, to: WebSocket): void {
-  from.on('message', (data, isBinary) => {
+/** What to send on for one message: the text, or undefined to drop it. */
+type Gate = (text: string) => string | undefined | Promise<string | undefined>
+
+function clientGate(filters: readonly FrameFilter[], client: WebSocket): Gate {
+  const reply = (text: string) => {
+    if (client.readyState === OPEN) client.send(text)
+  }
+  return (text) => {
+    const step = (i: number): string | undefined | Promise<string | undefined> => {
+      for (; i < filters.length; i++) {
+        const f = (filters[i] as FrameFilter).fromClient
+        if (f === undefined) continue
+        const ok = f(text, reply)
+        if (ok instanceof Promise) {
+          const next = i + 1
+          return ok.then((yes) => (yes ? step(next) : undefined))
+        }
+        if (!ok) return undefined
+      }
+      return text
+    }
+    return step(0)
+  }
+}
+
+function upstreamGate(filters: readonly FrameFilter[]): Gate {
+  return (text) => {
+    const step = (t: string | undefined, i: number): string | undefined | Promise<string | undefined> => {
+      for (; i < filters.length && t !== undefined; i++) {
+        const f = (filters[i] as FrameFilter).fromUpstream
+        if (f === undefined) continue
+        const out: string | undefined | Promise<string | undefined> = f(t)
+        if (out instanceof Promise) {
+          const next = i + 1
+          return out.then((o) => step(o, next))
+        }
+        t = out
+      }
+      return t
+    }
+    return step(text, 0)
+  }
+}
+
+function pipe(from: WebSocket, to: WebSocket, gate?: Gate): void {
+  // Messages a gate still decides on: later ones wait behind them.
+  let held: Promise<void> | undefined
+  const send = (data: Buffer | ArrayBuffer | Buffer[] | string, isBinary: boolean) => {
     if (to.readyState !== OPEN) return
     to.send(data, { binary: isBinary }, () => {
       if (to.bufferedAmount < HIGH_WATER / 2 && from.isPaused) from.resume()
     })
     if (to.bufferedAmount > HIGH_WATER) from.pause()
+  }
+  from.on('message', (data, isBinary) => {
+    if (gate === undefined) {
+      send(data, isBinary)
+      return
+    }
+    if (isBinary) {
+      from.close(1003, 'binary messages are not relayed on this socket')
+      return
+    }
+    const text = Array.isArray(data)
+      ? Buffer.concat(data).toString('utf8')
+      : Buffer.from(data as Buffer).toString('utf8')
+    const run = () => {
+      const out = gate(text)
+      if (!(out instanceof Promise)) {
+        if (out !== undefined) send(out, false)
+        return undefined
+      }
+      return out.then(
+        (o) => {
+          if (o !== undefined) send(o, false)
+        },
+        () => from.close(1011, 'the message could not be decided'),
+      )
+    }
+    // While a decision is pending, reading from this side stops: the queue behind it stays short.
+    const settle = (mine: Promise<void>) => () => {
+      if (held !== mine) return
+      held = undefined
+      if (from.isPaused && to.bufferedAmount < HIGH_WATER / 2) from.resume()
+    }
+    if (held === undefined) {
+      const r = run()
+      if (r === undefined) return
+      const mine: Promise<void> = r.then(() => settle(mine)())
+      held = mine
+      from.pause()
+      return
+    }
+    const mine: Promise<void> = held.then(run).then(() => settle(mine)())
+    held = mine
   })
   from.on('close', (code, reason) => {
     if (to.readyState === OPEN || to.readyState === CONNECTING) {

@@ -10,6 +10,7 @@ import { createServer as createHttpsServer } from 'node:https'
 import type { Duplex } from 'node:stream'
 import type { TLSSocket } from 'node:tls'
 import type { IdMatcher } from 'workload-api-client'
+import type { McpConfig } from '../config/mcp.ts'
 import { handleExpectations } from '../forwarder/expect.ts'
 import { Upstream } from '../forwarder/upstreams.ts'
 import type { Identity } from '../identity/identity.ts'
@@ -20,6 +21,7 @@ import type { PolicyEngine } from '../policy/engine.ts'
 import { drainStage } from '../stages/drain.ts'
 import { guardStage } from '../stages/guards.ts'
 import { peerIdentityStage } from '../stages/identity.ts'
+import { mcpStage } from '../stages/mcp.ts'
 import { policyStage } from '../stages/policy.ts'
 import { fixedRouteStage } from '../stages/route.ts'
 import { targetStage } from '../stages/target.ts'
@@ -46,6 +48,8 @@ export interface InboundOptions {
   policy?: PolicyEngine
   /** Spans per request (the stage exists only when tracing is configured). */
   tracing?: Tracing
+  /** The MCP lens on these paths: JSON-RPC checks, per-message policy, list filtering, session binding. */
+  mcp?: McpConfig
 }
 
 // Headers a client could use to pose as someone else; only the sidecar speaks for the peer.
@@ -99,6 +103,8 @@ export async function startInbound(identity: Identity, options: InboundOptions):
       upgradeStage(),
       ...(options.policy === undefined && options.tracing === undefined ? [] : [traceStage()]),
       ...(options.tracing === undefined ? [] : [tracingStage(options.tracing)]),
+      // The MCP lens decides per message (and marks the exchange decided) before the policy stage.
+      ...(options.mcp === undefined ? [] : [mcpLens(options.mcp, options.policy)]),
       ...(options.policy === undefined ? [] : [policyStage(options.policy)]),
     ],
     { limits: options.limits, connectTimeoutMs: options.connectTimeoutMs },
@@ -138,4 +144,15 @@ export async function startInbound(identity: Identity, options: InboundOptions):
       await app.destroy()
     },
   }
+}
+
+function mcpLens(mcp: McpConfig, policy: PolicyEngine | undefined) {
+  return mcpStage({
+    paths: mcp.paths,
+    maxMessageBytes: mcp.maxMessageBytes,
+    maxSessions: mcp.sessions.max,
+    sessionIdleTimeoutMs: mcp.sessions.idleTimeout,
+    pinTools: mcp.pinTools,
+    ...(policy === undefined ? {} : { policy }),
+  })
 }

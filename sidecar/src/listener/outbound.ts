@@ -7,6 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { createServer } from 'node:http'
 import type { Duplex } from 'node:stream'
+import type { McpConfig } from '../config/mcp.ts'
 import { handleExpectations } from '../forwarder/expect.ts'
 import type { Upstreams } from '../forwarder/upstreams.ts'
 import type { Identity } from '../identity/identity.ts'
@@ -20,6 +21,7 @@ import { drainStage } from '../stages/drain.ts'
 import { guardStage } from '../stages/guards.ts'
 import { ownIdentityStage } from '../stages/identity.ts'
 import { llmLensStages, llmProviderStage } from '../stages/llm.ts'
+import { mcpStage } from '../stages/mcp.ts'
 import { policyStage } from '../stages/policy.ts'
 import { routeTableStage } from '../stages/route.ts'
 import { targetStage } from '../stages/target.ts'
@@ -50,6 +52,8 @@ export interface OutboundOptions {
   tracing?: Tracing
   /** LLM token accounting and budgets (stages/usage.ts, stages/budget.ts), once a provider takes the call. */
   metering?: readonly Stage[]
+  /** The MCP lens on these paths: JSON-RPC checks, per-message policy, list filtering, session binding. */
+  mcp?: McpConfig
 }
 
 const ALWAYS_STRIP = ['x-forwarded-client-cert']
@@ -93,6 +97,8 @@ export async function startOutbound(
       ...(options.tracing === undefined ? [] : [tracingStage(options.tracing)]),
       // The lens names the model before the policy decides it; the provider (and its key) only after.
       ...(llm === undefined ? [] : llmLensStages(llm)),
+      // The MCP lens decides per message (and marks the exchange decided) before the policy stage.
+      ...(options.mcp === undefined ? [] : [mcpLens(options.mcp, options.policy)]),
       ...(options.policy === undefined ? [] : [policyStage(options.policy)]),
       ...(llm === undefined ? [] : [llmProviderStage(llm)]),
       ...(options.metering ?? []),
@@ -116,4 +122,15 @@ export async function startOutbound(
     close: (deadlineMs) => listener.close(deadlineMs),
     destroy: () => listener.destroy(),
   }
+}
+
+function mcpLens(mcp: McpConfig, policy: PolicyEngine | undefined) {
+  return mcpStage({
+    paths: mcp.paths,
+    maxMessageBytes: mcp.maxMessageBytes,
+    maxSessions: mcp.sessions.max,
+    sessionIdleTimeoutMs: mcp.sessions.idleTimeout,
+    pinTools: mcp.pinTools,
+    ...(policy === undefined ? {} : { policy }),
+  })
 }

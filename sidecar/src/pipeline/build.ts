@@ -16,7 +16,7 @@ import { sendError, sendReply } from '../forwarder/respond.ts'
 import { relayWebSocket, upgradeHeaders } from '../forwarder/websocket.ts'
 import { readCappedBody } from './body.ts'
 import type { Exchange } from './exchange.ts'
-import type { ResponseWrapper, Stage, StageResult } from './stage.ts'
+import type { FrameFilter, ResponseWrapper, Stage, StageResult } from './stage.ts'
 
 export interface PipelineOptions {
   /** Body limits of the listener (body-guard.ts). */
@@ -169,6 +169,9 @@ export function buildPipeline(stages: readonly Stage[], options: PipelineOptions
               ...(createConnection === undefined ? {} : { createConnection }),
               maxPayload: MAX_WEBSOCKET_MESSAGE_BYTES,
               handshakeTimeoutMs: options.connectTimeoutMs,
+              frames: stages
+                .map((s) => s.wrapUpgrade?.(exchange))
+                .filter((f): f is FrameFilter => f !== undefined),
             },
             exchange.end,
           )

@@ -6,9 +6,10 @@
  */
 import type { SvidecarError } from '../errors/index.ts'
 import type { ResponseHead, ResponseWrapper } from '../forwarder/http.ts'
+import type { FrameFilter } from '../forwarder/websocket.ts'
 import type { Exchange } from './exchange.ts'
 
-export type { ResponseHead, ResponseWrapper }
+export type { FrameFilter, ResponseHead, ResponseWrapper }
 
 export type StageResult = SvidecarError | undefined
 
@@ -24,4 +25,6 @@ export interface Stage {
   onRequest(exchange: Exchange): StageResult | Promise<StageResult>
   /** Called when the upstream's response head arrives (plain requests only). */
   wrapResponse?(exchange: Exchange, head: ResponseHead): ResponseWrapper | undefined
+  /** Called when a WebSocket upgrade is relayed: sees each message (a lens that decides per message). */
+  wrapUpgrade?(exchange: Exchange): FrameFilter | undefined
 }

@@ -4,7 +4,7 @@
  * Schema is generated from them (json-schema.ts), so an editor and
  * `svidecar policy check` can never disagree on which fields exist.
  */
-import { RESOURCE_KINDS, type ResourceKind } from './engine.ts'
+import { DENY_STYLES, type DenyStyle, RESOURCE_KINDS, type ResourceKind } from './engine.ts'
 
 export interface FieldDef {
   readonly def: Def
@@ -35,6 +35,7 @@ const RULE_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$'
 const METHOD_PATTERN = "^([!#$%&'*+.^_`|~0-9A-Za-z-]+)$"
 
 const MODE: Def = { t: 'string', enum: ['enforce', 'audit'] }
+const DENY_STYLE: Def = { t: 'string', enum: DENY_STYLES }
 
 export const SUBJECT: Def = {
   t: 'stringOrObject',
@@ -140,6 +141,11 @@ export const RULE: Def = {
       def: { t: 'string', maxLength: 4096 },
       description: 'a CEL condition over subject, peer, resource, request, time and attributes',
     },
+    denyStyle: {
+      def: DENY_STYLE,
+      description:
+        "deny rules: how an MCP denial is answered: hide (unknown, left out of lists), explain (an error naming the rule) or forbid (403 insufficient_scope); the policy's denyStyle when absent",
+    },
   },
 }
 
@@ -151,6 +157,11 @@ export const POLICY_FILE: Def = {
     mode: {
       def: MODE,
       description: 'enforce (default) or audit: let denied requests through and record them',
+    },
+    denyStyle: {
+      def: DENY_STYLE,
+      description:
+        'how MCP denials without a rule of their own (the default deny, deny rules without denyStyle) are answered: hide (default), explain or forbid',
     },
     rules: { def: { t: 'list', items: RULE }, required: true, description: 'the rules; order breaks ties' },
   },
@@ -170,10 +181,12 @@ export interface RuleDoc {
   subjects: SubjectDoc[]
   resources: ResourceDoc[]
   when?: string
+  denyStyle?: DenyStyle
 }
 export interface PolicyDocument {
   version: 1
   mode?: 'enforce' | 'audit'
+  denyStyle?: DenyStyle
   rules: RuleDoc[]
 }
 

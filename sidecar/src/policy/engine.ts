@@ -41,6 +41,13 @@ export interface PolicyRequest {
 
 export type DecisionMode = 'enforce' | 'audit'
 
+/**
+ * How a lens answers a denied MCP tool, resource or prompt: `hide` (left out of lists, a call answers as for
+ * an unknown one), `explain` (a tool error result naming the rule), `forbid` (HTTP 403 `insufficient_scope`).
+ */
+export const DENY_STYLES = ['hide', 'explain', 'forbid'] as const
+export type DenyStyle = (typeof DENY_STYLES)[number]
+
 export interface PolicyDecision {
   /** What the caller must do. In audit mode a denial is reported here as allow. */
   readonly decision: 'allow' | 'deny'
@@ -54,6 +61,8 @@ export interface PolicyDecision {
   readonly wouldDeny?: true
   /** Set when a condition failed to evaluate; such a failure never allows. */
   readonly conditionError?: { readonly ruleId: string; readonly message: string }
+  /** A denial's style for MCP answers, when the policy names one (the lens's default otherwise). */
+  readonly denyStyle?: DenyStyle
 }
 
 /**

@@ -124,7 +124,7 @@ export function parsePolicy(text: string, source: string): LoadedPolicy {
   const mode = valid ? (document.mode ?? 'enforce') : 'enforce'
   const rules = compileRules(Array.isArray(rawRules) ? rawRules : [], mode, issues)
   if (!valid || rules === undefined) throw new PolicyError(source, sortIssues(issues.map(locate)))
-  return { source, engine: new BuiltinEngine(rules, mode), document }
+  return { source, engine: new BuiltinEngine(rules, mode, valid ? document.denyStyle : undefined), document }
 }
 
 /** File order, so the list reads top to bottom. */

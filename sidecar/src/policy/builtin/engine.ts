@@ -16,6 +16,7 @@ import { auditedDeny, defaultDeny } from '../decisions.ts'
 import { RESOURCE_KINDS } from '../definitions.ts'
 import {
   type DecisionMode,
+  type DenyStyle,
   describeResource,
   type PolicyDecision,
   type PolicyEngine,
@@ -42,12 +43,21 @@ export class BuiltinEngine implements PolicyEngine {
   readonly name = BUILTIN_ENGINE
   readonly mode: DecisionMode
   readonly rules: readonly CompiledRule[]
+  /** The policy's `denyStyle`: for the default deny and deny rules without their own. */
+  readonly denyStyle: DenyStyle | undefined
   readonly #index: RuleIndex
 
-  constructor(rules: readonly CompiledRule[], mode: DecisionMode) {
+  constructor(rules: readonly CompiledRule[], mode: DecisionMode, denyStyle?: DenyStyle) {
     this.rules = rules
     this.mode = mode
+    this.denyStyle = denyStyle
     this.#index = new RuleIndex(rules)
+  }
+
+  /** The decision with the style its denial is answered in, when the policy names one. */
+  #styled(decision: PolicyDecision, rule?: CompiledRule): PolicyDecision {
+    const style = rule?.denyStyle ?? this.denyStyle
+    return decision.decision === 'deny' && style !== undefined ? { ...decision, denyStyle: style } : decision
   }
 
   /** A policy with no rules: everything is denied (what an unloadable policy means). */
@@ -91,22 +101,28 @@ export class BuiltinEngine implements PolicyEngine {
       }
       if (rule.mode === 'enforce') {
         if (error === undefined) {
-          return {
+          return this.#styled(
+            {
+              decision: 'deny',
+              ruleId: rule.id,
+              reason: `rule ${rule.id} denies ${describeResource(resource)}`,
+              mode: 'enforce',
+              engine: BUILTIN_ENGINE,
+            },
+            rule,
+          )
+        }
+        return this.#styled(
+          {
             decision: 'deny',
             ruleId: rule.id,
-            reason: `rule ${rule.id} denies ${describeResource(resource)}`,
+            reason: `rule ${rule.id} denies: its ${error}`,
             mode: 'enforce',
             engine: BUILTIN_ENGINE,
-          }
-        }
-        return {
-          decision: 'deny',
-          ruleId: rule.id,
-          reason: `rule ${rule.id} denies: its ${error}`,
-          mode: 'enforce',
-          engine: BUILTIN_ENGINE,
-          conditionError: { ruleId: rule.id, message: error },
-        }
+            conditionError: { ruleId: rule.id, message: error },
+          },
+          rule,
+        )
       }
       if (auditDeny === undefined) {
         auditDeny = rule
@@ -147,11 +163,13 @@ export class BuiltinEngine implements PolicyEngine {
       // Nothing allows it and an audited deny rule matched: that rule is the one that would have denied it.
       return auditedDeny(BUILTIN_ENGINE, auditDeny.id, auditError, resource, base)
     }
-    return defaultDeny(
-      BUILTIN_ENGINE,
-      this.mode,
-      allowError === undefined ? base : `${base}: rule ${allowError.ruleId}'s ${allowError.message}`,
-      allowError,
+    return this.#styled(
+      defaultDeny(
+        BUILTIN_ENGINE,
+        this.mode,
+        allowError === undefined ? base : `${base}: rule ${allowError.ruleId}'s ${allowError.message}`,
+        allowError,
+      ),
     )
   }
 }

@@ -14,7 +14,7 @@ import {
 } from 'workload-api-client'
 import type { Path } from '../../config/schema.ts'
 import { RESOURCE, type ResourceDoc, RULE, type RuleDoc, SUBJECT, type SubjectDoc } from '../definitions.ts'
-import type { DecisionMode, ResourceKind } from '../engine.ts'
+import type { DecisionMode, DenyStyle, ResourceKind } from '../engine.ts'
 import { type Issue, validate } from '../validate.ts'
 import { type CompiledCondition, ConditionCompileError, compileCondition } from './condition.ts'
 import { type NameGlob, nameGlob } from './names.ts'
@@ -60,6 +60,8 @@ export interface CompiledRule {
   readonly resources: readonly CompiledResource[]
   readonly kinds: ReadonlySet<ResourceKind>
   readonly condition: CompiledCondition | undefined
+  /** How an MCP lens answers this deny rule's denials, when the rule says. */
+  readonly denyStyle: DenyStyle | undefined
 }
 
 const STANDARD_METHODS = new Set([
@@ -247,6 +249,7 @@ export function compileRules(
       resources,
       kinds: new Set(resources.map((r) => r.kind)),
       condition,
+      denyStyle: rule.denyStyle,
     })
   })
   return issues.length > before ? undefined : out

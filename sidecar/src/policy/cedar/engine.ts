@@ -229,6 +229,7 @@ export class CedarEngine implements PolicyEngine {
             reason: `rule ${forbid.policy.id} denies ${describeResource(resource)}`,
             mode: 'enforce',
             engine: CEDAR_ENGINE,
+            ...(forbid.policy.denyStyle === undefined ? {} : { denyStyle: forbid.policy.denyStyle }),
           }
         }
         return {
@@ -238,6 +239,7 @@ export class CedarEngine implements PolicyEngine {
           mode: 'enforce',
           engine: CEDAR_ENGINE,
           conditionError: { ruleId: forbid.policy.id, message: forbid.message },
+          ...(forbid.policy.denyStyle === undefined ? {} : { denyStyle: forbid.policy.denyStyle }),
         }
       }
       permit = this.#first(main.reason, [], 'permit')?.policy

@@ -19,7 +19,7 @@ import {
   validate,
 } from '@cedar-policy/cedar-wasm/nodejs'
 import { SvidecarError } from '../../errors/index.ts'
-import type { DecisionMode } from '../engine.ts'
+import { DENY_STYLES, type DecisionMode, type DenyStyle } from '../engine.ts'
 import { DEFAULT_MAX_POLICY_BYTES, PolicyError, type PolicyIssue } from '../file.ts'
 import { type PolicyHead, readPolicyHead } from './head.ts'
 
@@ -29,6 +29,8 @@ export interface CedarPolicyEntry {
   readonly effect: 'permit' | 'forbid'
   /** The `@mode` annotation; the engine's mode when absent. */
   readonly mode: DecisionMode | undefined
+  /** The `@denyStyle` annotation of a forbid policy: how an MCP lens answers its denials. */
+  readonly denyStyle?: DenyStyle
   /** The policy's text, annotations included. */
   readonly text: string
   /** The entity in a `principal == ...` scope, as `Type::"id"` text; undefined for any other scope. */
@@ -225,10 +227,20 @@ export function parseCedarPolicy(
         message: `@mode("${mode}"): write "enforce" or "audit"`,
       })
     }
+    const denyStyle = annotations.denyStyle ?? undefined
+    const styled = (DENY_STYLES as readonly string[]).includes(denyStyle ?? '')
+    if (denyStyle !== undefined && !styled) {
+      issues.push({
+        path: `policy ${id}`,
+        ...where(),
+        message: `@denyStyle("${denyStyle}"): write "hide", "explain" or "forbid"`,
+      })
+    }
     policies.push({
       id,
       effect: head.effect,
       mode: mode === 'enforce' || mode === 'audit' ? mode : undefined,
+      ...(styled ? { denyStyle: denyStyle as DenyStyle } : {}),
       text: policyText,
       principal: head.principal,
       action: head.action,

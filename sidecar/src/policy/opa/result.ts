@@ -2,7 +2,10 @@
  * What OPA must answer, and how it becomes a PolicyDecision. The policy's
  * decision document (the package the engine asks for) is:
  *
- *   { "allow": bool, "rule_id"?: string, "reason"?: string, "mode"?: "audit" | "enforce" }
+ *   { "allow": bool, "rule_id"?: string, "reason"?: string, "mode"?: "audit" | "enforce",
+ *     "deny_style"?: "hide" | "explain" | "forbid" }
+ *
+ * `deny_style` says how an MCP lens answers a denial (engine.ts DenyStyle).
  *
  * `allow: false` with `mode: "audit"` is a denial the policy does not
  * enforce: the request goes through, reported as `mode: 'audit'` with
@@ -11,7 +14,7 @@
  * a missing or non-boolean `allow`, fields of the wrong type) is malformed,
  * and a malformed answer denies.
  */
-import { describeResource, type PolicyDecision, type PolicyRequest } from '../engine.ts'
+import { DENY_STYLES, describeResource, type PolicyDecision, type PolicyRequest } from '../engine.ts'
 
 export const OPA_ENGINE = 'opa'
 
@@ -35,7 +38,7 @@ export function decisionFromResult(body: unknown, request: PolicyRequest): Polic
   if (typeof result !== 'object' || result === null || Array.isArray(result)) {
     return 'the result is not an object with "allow"'
   }
-  const { allow, rule_id: ruleId, reason, mode } = result as Record<string, unknown>
+  const { allow, rule_id: ruleId, reason, mode, deny_style: style } = result as Record<string, unknown>
   if (typeof allow !== 'boolean') return 'the result has no boolean "allow"'
   if (ruleId !== undefined && (typeof ruleId !== 'string' || !RULE_ID.test(ruleId))) {
     return 'the result\'s "rule_id" is not a rule id'
@@ -43,6 +46,9 @@ export function decisionFromResult(body: unknown, request: PolicyRequest): Polic
   if (reason !== undefined && typeof reason !== 'string') return 'the result\'s "reason" is not a string'
   if (mode !== undefined && mode !== 'audit' && mode !== 'enforce') {
     return 'the result\'s "mode" is neither "audit" nor "enforce"'
+  }
+  if (style !== undefined && !(DENY_STYLES as readonly unknown[]).includes(style)) {
+    return 'the result\'s "deny_style" is not hide, explain or forbid'
   }
   if (allow && mode === 'audit') return 'the result allows in "audit" mode (audit marks an unenforced denial)'
   const rule = ruleId === undefined ? undefined : { ruleId }
@@ -61,7 +67,14 @@ export function decisionFromResult(body: unknown, request: PolicyRequest): Polic
       wouldDeny: true,
     }
   }
-  return { decision: 'deny', ...rule, reason: why, mode: 'enforce', engine: OPA_ENGINE }
+  return {
+    decision: 'deny',
+    ...rule,
+    reason: why,
+    mode: 'enforce',
+    engine: OPA_ENGINE,
+    ...(style === undefined ? {} : { denyStyle: style as (typeof DENY_STYLES)[number] }),
+  }
 }
 
 /** A denial the engine makes itself: the service could not be asked, or its answer was unusable. */

@@ -1,0 +1,292 @@
+/**
+ * The response side of the MCP lens: the answers to this POST's list
+ * requests (correlated by JSON-RPC id) are filtered, whether they come as
+ * the JSON body or as events of an SSE stream. A JSON body is held (under
+ * the cap) and rewritten whole, without its Content-Length; in a stream
+ * only the events that answer a list request are rewritten, and every other
+ * event is written the moment its block is complete. A filtered response
+ * is marked private to caches. What cannot be read under the cap is not
+ * forwarded: the list requests get a JSON-RPC error instead.
+ */
+import { StringDecoder } from 'node:string_decoder'
+import { createParser, type EventSourceMessage } from 'eventsource-parser'
+import type { ResponseHead, ResponseWrapper } from '../../pipeline/stage.ts'
+import { filterList, type KeepItem } from './filter.ts'
+import { errorResponse, INTERNAL_ERROR, type JsonRpcId } from './jsonrpc.ts'
+import type { ListMethod } from './targets.ts'
+
+/** The list requests of one POST, by id. */
+export type PendingLists = ReadonlyMap<string, { readonly id: JsonRpcId; readonly method: ListMethod }>
+
+export function idKey(id: JsonRpcId): string {
+  return `${typeof id}:${id}`
+}
+
+const EMPTY = Buffer.alloc(0)
+
+function mediaType(head: ResponseHead): string {
+  const ct = head.headers['content-type']
+  return (Array.isArray(ct) ? ct[0] : ct)?.split(';')[0]?.trim().toLowerCase() ?? ''
+}
+
+export function listFilterWrapper(
+  head: ResponseHead,
+  pending: PendingLists,
+  keep: KeepItem,
+  maxBytes: number,
+): ResponseWrapper | undefined {
+  if (head.status < 200 || head.status >= 300 || pending.size === 0) return undefined
+  const encoding = head.headers['content-encoding']
+  if (encoding !== undefined && encoding !== 'identity') return encodedWrapper(pending)
+  const type = mediaType(head)
+  if (type === 'application/json') return jsonWrapper(pending, keep, maxBytes)
+  if (type === 'text/event-stream') return sseWrapper(pending, keep, maxBytes)
+  return undefined
+}
+
+/** One JSON-RPC message with its list result filtered, when it answers a pending list request. */
+function rewriteMessage(
+  message: unknown,
+  pending: PendingLists,
+  keep: KeepItem,
+  consume?: (key: string) => void,
+): unknown | Promise<unknown> {
+  if (message === null || typeof message !== 'object' || Array.isArray(message)) return message
+  const m = message as Record<string, unknown>
+  const id = m.id
+  if ((typeof id !== 'string' && typeof id !== 'number') || !Object.hasOwn(m, 'result')) return message
+  const list = pending.get(idKey(id))
+  if (list === undefined) return message
+  consume?.(idKey(id))
+  const filtered = filterList(list.method, m.result, keep)
+  if (filtered instanceof Promise)
+    return filtered.then((r) => (r === undefined ? message : { ...m, result: r }))
+  return filtered === undefined ? message : { ...m, result: filtered }
+}
+
+function tooLarge(pending: PendingLists, maxBytes: number): object[] {
+  return [...pending.values()].map((p) =>
+    errorResponse(
+      p.id,
+      INTERNAL_ERROR,
+      `the ${p.method} result is over the ${maxBytes} bytes the sidecar filters`,
+    ),
+  )
+}
+
+/**
+ * A compressed answer cannot be read without inflating it, and the lens asked for `identity`: what the upstream
+ * sent anyway is not forwarded unread; the list requests get an error.
+ */
+function encodedWrapper(pending: PendingLists): ResponseWrapper {
+  return {
+    headers: {
+      remove: ['content-length', 'content-encoding'],
+      set: { 'content-type': 'application/json', 'cache-control': 'no-store' },
+    },
+    data: () => EMPTY,
+    end() {
+      const errors = [...pending.values()].map((p) =>
+        errorResponse(
+          p.id,
+          INTERNAL_ERROR,
+          `the ${p.method} result came compressed; the sidecar cannot filter it`,
+        ),
+      )
+      return Buffer.from(JSON.stringify(errors.length === 1 ? errors[0] : errors))
+    },
+  }
+}
+
+function jsonWrapper(pending: PendingLists, keep: KeepItem, maxBytes: number): ResponseWrapper {
+  const chunks: Buffer[] = []
+  let size = 0
+  let over = false
+  return {
+    headers: { remove: ['content-length'], set: { 'cache-control': 'private' } },
+    data(chunk) {
+      if (over) return EMPTY
+      size += chunk.length
+      if (size > maxBytes) {
+        over = true
+        chunks.length = 0
+        return EMPTY
+      }
+      chunks.push(chunk)
+      return EMPTY
+    },
+    end() {
+      if (over) {
+        const errors = tooLarge(pending, maxBytes)
+        return Buffer.from(JSON.stringify(errors.length === 1 ? errors[0] : errors))
+      }
+      let doc: unknown
+      try {
+        doc = JSON.parse(Buffer.concat(chunks, size).toString('utf8'))
+      } catch {
+        // Not JSON: nothing in it can be a list result, and the client will refuse it as it is.
+        return Buffer.concat(chunks, size)
+      }
+      const original = Buffer.concat(chunks, size)
+      const out = Array.isArray(doc)
+        ? doc.map((m) => rewriteMessage(m, pending, keep))
+        : rewriteMessage(doc, pending, keep)
+      // Unchanged messages keep their bytes: only a filtered answer is written anew.
+      const write = (m: unknown) =>
+        (Array.isArray(m) && Array.isArray(doc) && m.every((x, i) => x === doc[i])) || m === doc
+          ? original
+          : Buffer.from(JSON.stringify(m))
+      if (Array.isArray(out) && out.some((m) => m instanceof Promise)) return Promise.all(out).then(write)
+      if (out instanceof Promise) return out.then(write)
+      return write(out)
+    },
+  }
+}
+
+/** An SSE event block as the client will read it again. */
+function serializeEvent(event: {
+  id?: string | undefined
+  event?: string | undefined
+  data: string
+}): string {
+  let out = ''
+  if (event.id !== undefined) out += `id: ${event.id}\n`
+  if (event.event !== undefined) out += `event: ${event.event}\n`
+  for (const line of event.data.split('\n')) out += `data: ${line}\n`
+  return `${out}\n`
+}
+
+/** What an HTTP+SSE (2024-11-05) stream needs beyond a POST's own stream. */
+interface StreamHooks {
+  /** The `endpoint` event's data (the URI the client POSTs to). */
+  onEndpoint?(data: string): void
+  /** Answers arrive over the stream's life: a matched list request is done with. */
+  consume?(key: string): void
+}
+
+/**
+ * The long-lived stream of the HTTP+SSE transport (2024-11-05): every answer arrives here, so the list
+ * requests POSTed on its session are matched as they come (`pending` is filled by those POSTs).
+ */
+export function sseStreamWrapper(
+  head: ResponseHead,
+  pending: PendingLists,
+  keep: KeepItem,
+  maxBytes: number,
+  hooks: StreamHooks,
+): ResponseWrapper | undefined {
+  if (head.status < 200 || head.status >= 300 || mediaType(head) !== 'text/event-stream') return undefined
+  return sseWrapper(pending, keep, maxBytes, hooks)
+}
+
+function sseWrapper(
+  pending: PendingLists,
+  keep: KeepItem,
+  maxBytes: number,
+  hooks: StreamHooks = {},
+): ResponseWrapper {
+  // Events are written in order; an event waiting for a decision service holds the ones after it.
+  let out: Array<string | Promise<string>> = []
+  let pendingId: string | undefined
+  let cut = false
+  // A multi-byte character split across chunks is joined before the parser sees it.
+  const decoder = new StringDecoder('utf8')
+  const flushId = () => {
+    if (pendingId === undefined) return
+    // An id-only block (a resumption point): the client must still see it.
+    out.push(`id: ${pendingId}\n\n`)
+    pendingId = undefined
+  }
+  const onEvent = (e: EventSourceMessage) => {
+    // onId ran just before for this block's own id; without one, a pending id is an earlier id-only block's.
+    if (e.id === undefined) flushId()
+    else pendingId = undefined
+    if (e.event === 'endpoint') hooks.onEndpoint?.(e.data)
+    const isMessage = e.event === undefined || e.event === 'message'
+    let doc: unknown
+    if (isMessage && e.data.includes('"result"')) {
+      try {
+        doc = JSON.parse(e.data)
+      } catch {
+        doc = undefined
+      }
+    }
+    if (doc === undefined) {
+      out.push(serializeEvent(e))
+      return
+    }
+    const rewritten = rewriteMessage(doc, pending, keep, hooks.consume)
+    if (rewritten === doc) {
+      out.push(serializeEvent(e))
+      return
+    }
+    out.push(
+      rewritten instanceof Promise
+        ? rewritten.then((m) => serializeEvent({ ...e, data: JSON.stringify(m) }))
+        : serializeEvent({ ...e, data: JSON.stringify(rewritten) }),
+    )
+  }
+  const parser = createParser({
+    maxBufferSize: maxBytes,
+    onId: (id) => {
+      flushId()
+      pendingId = id
+    },
+    onEvent,
+    onRetry: (ms) => {
+      flushId()
+      out.push(`retry: ${ms}\n\n`)
+    },
+    onComment: (comment) => {
+      flushId()
+      out.push(`:${comment}\n\n`)
+    },
+    onError: () => {
+      // An event over the cap cannot be checked: the list requests get an error and the stream ends here.
+      cut = true
+    },
+  })
+  const drain = (): Buffer | Promise<Buffer> => {
+    flushId()
+    const parts = out
+    out = []
+    if (parts.some((p) => p instanceof Promise)) {
+      return Promise.all(parts).then((all) => Buffer.from(all.join('')))
+    }
+    return parts.length === 0 ? EMPTY : Buffer.from(parts.join(''))
+  }
+  const cutEvents = () =>
+    Buffer.from(
+      tooLarge(pending, maxBytes)
+        .map((m) => serializeEvent({ event: 'message', data: JSON.stringify(m) }))
+        .join(''),
+    )
+  let cutWritten = false
+  const afterCut = (): Buffer => {
+    if (cutWritten) return EMPTY
+    cutWritten = true
+    return cutEvents()
+  }
+  return {
+    headers: {
+      remove: ['content-length'],
+      set: { 'cache-control': 'private, no-cache', 'x-accel-buffering': 'no' },
+    },
+    data(chunk) {
+      if (cut) return afterCut()
+      try {
+        parser.feed(decoder.write(chunk))
+      } catch {
+        cut = true
+      }
+      const ready = drain()
+      if (!cut) return ready
+      if (ready instanceof Promise) return ready.then((b) => Buffer.concat([b, afterCut()]))
+      return Buffer.concat([ready, afterCut()])
+    },
+    end() {
+      if (cut) return afterCut()
+      return drain()
+    },
+  }
+}

@@ -1,0 +1,655 @@
+/**
+ * The MCP lens on the listener's MCP paths (Streamable HTTP, both eras).
+ * A POST body is read under the cap and checked as JSON-RPC; in the
+ * stateless era the mirrored headers must equal it; every message is
+ * decided on its own (a tool by name, a resource by URI, a prompt by name,
+ * a completion by its target; housekeeping passes), and one denial refuses
+ * the whole body, answered in the denial's style. The session era's
+ * `Mcp-Session-Id` is bound to the SPIFFE ID that created it. List results
+ * in the response are filtered to what the subject may know about. The
+ * lens makes every decision the request needs, so the policy stage adds
+ * none (`exchange.decided`).
+ */
+import { SvidecarError } from '../errors/index.ts'
+import { answerReply, type Denial, denialAnswer, forbidReply, problemReply } from '../lens/mcp/denials.ts'
+import {
+  errorResponse,
+  HEADER_MISMATCH,
+  INVALID_PARAMS,
+  INVALID_REQUEST,
+  isProblem,
+  type JsonRpcProblem,
+  type McpMessage,
+  METHOD_NOT_FOUND,
+  POLICY_DENIED,
+  parseBody,
+} from '../lens/mcp/jsonrpc.ts'
+import { ToolPins } from '../lens/mcp/pins.ts'
+import { idKey, listFilterWrapper, type PendingLists, sseStreamWrapper } from '../lens/mcp/response.ts'
+import { SessionTable } from '../lens/mcp/sessions.ts'
+import { type ListMethod, MCP_ATTRIBUTE, targetOf } from '../lens/mcp/targets.ts'
+import {
+  allowsBatch,
+  checkMirroredHeaders,
+  type Era,
+  MODERN_VERSIONS,
+  metaVersion,
+  requestVersion,
+  validSessionId,
+} from '../lens/mcp/transports.ts'
+import { publishPolicyDecision } from '../observe/events.ts'
+import { authorize } from '../pipeline/authorize.ts'
+import type { Exchange } from '../pipeline/exchange.ts'
+import type { FrameFilter, ResponseHead, ResponseWrapper, Stage, StageResult } from '../pipeline/stage.ts'
+import type { DenyStyle, PolicyDecision, PolicyEngine, PolicyResource } from '../policy/engine.ts'
+
+export interface McpStageOptions {
+  /** Path prefixes (matched at segment boundaries) that speak MCP. */
+  paths: readonly string[]
+  /** The largest JSON-RPC body read, and the largest list result or SSE event filtered. */
+  maxMessageBytes: number
+  maxSessions: number
+  sessionIdleTimeoutMs: number
+  /** Decides every message; without one every message is allowed (the lens still checks and binds). */
+  policy?: PolicyEngine
+  /** The style of denials whose decision names none. */
+  defaultDenyStyle?: DenyStyle
+  /** Pin each listed tool's name, description and input schema; a changed tool is hidden and refused. */
+  pinTools?: boolean
+}
+
+const MAX_PINS = 100_000
+/** Without a policy engine every message is allowed (the lens still checks, binds and pins). */
+const NO_POLICY: PolicyDecision = { decision: 'allow', reason: 'no policy', mode: 'enforce', engine: 'none' }
+/** The rule id audit lines name for a tool refused because it changed since it was pinned. */
+export const TOOL_PIN_RULE = 'svidecar:tool-pin'
+
+/** What the request side learned, for the response side. */
+interface McpState {
+  readonly era: Era
+  readonly sessionId: string | undefined
+  /** The body held an `initialize` request: its response's session id is bound to the subject. */
+  initialize: boolean
+  pending: PendingLists
+  /** A GET that may open an HTTP+SSE stream. */
+  openStream?: boolean
+}
+
+/** An open HTTP+SSE stream: the list requests POSTed on its session, and a way to answer on it. */
+interface OpenStream {
+  readonly pending: Map<string, { id: string | number; method: ListMethod }>
+  push: ((chunk: Buffer) => void) | undefined
+}
+
+export function mcpStage(options: McpStageOptions): Stage {
+  const paths = options.paths.map((p) => (p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p))
+  const sessions = new SessionTable({
+    maxSessions: options.maxSessions,
+    idleTimeoutMs: options.sessionIdleTimeoutMs,
+  })
+  // HTTP+SSE sessions, and their open streams (where their answers arrive).
+  const sseSessions = new SessionTable({
+    maxSessions: options.maxSessions,
+    idleTimeoutMs: options.sessionIdleTimeoutMs,
+  })
+  const streams = new Map<string, OpenStream>()
+  const engine = options.policy
+  const pins = options.pinTools === true ? new ToolPins(MAX_PINS) : undefined
+  const upstreamOf = (exchange: Exchange) => exchange.route ?? exchange.listener
+  const defaultStyle = options.defaultDenyStyle ?? 'hide'
+  const states = new WeakMap<Exchange, McpState>()
+  const isMcp = (exchange: Exchange) => paths.some((p) => underPrefix(exchange.path, p))
+  const styleOf = (d: PolicyDecision): DenyStyle => d.denyStyle ?? defaultStyle
+
+  /** Refuses a session id that is malformed, bound to another SPIFFE ID, or not bound at all. */
+  function sessionRefusal(table: SessionTable, sid: string, exchange: Exchange): SvidecarError | undefined {
+    if (!validSessionId(sid)) {
+      return refuse(
+        exchange,
+        400,
+        { code: INVALID_REQUEST, message: 'the MCP session id is not visible ASCII', id: null },
+        new SvidecarError('SVD_MCP_INVALID', 'the MCP session id is malformed', { reason: 'SESSION_ID' }),
+      )
+    }
+    const check = table.check(sid, exchange.subject?.toString() ?? '')
+    if (check === 'foreign') {
+      return refuse(
+        exchange,
+        403,
+        { code: INVALID_REQUEST, message: 'this MCP session belongs to another workload', id: null },
+        new SvidecarError('SVD_MCP_SESSION_FOREIGN', 'the MCP session was created by another SPIFFE ID', {
+          reason: 'SESSION_FOREIGN',
+        }),
+      )
+    }
+    if (check === 'unknown') {
+      return refuse(
+        exchange,
+        404,
+        { code: INVALID_REQUEST, message: 'unknown or expired MCP session: send initialize again', id: null },
+        new SvidecarError('SVD_MCP_SESSION_UNKNOWN', 'the sidecar holds no binding for this MCP session', {
+          reason: 'SESSION_UNKNOWN',
+        }),
+      )
+    }
+    return undefined
+  }
+
+  function refuse(
+    exchange: Exchange,
+    status: number,
+    problem: JsonRpcProblem,
+    err: SvidecarError,
+  ): SvidecarError {
+    exchange.reply = problemReply(status, problem, err.code)
+    return err
+  }
+
+  function onPost(
+    exchange: Exchange,
+    era: Era,
+    version: string,
+    sessionId: string | undefined,
+    sseSession: string | undefined,
+  ): StageResult | Promise<StageResult> {
+    const parsed = parseBody(exchange.body ?? Buffer.alloc(0), era === 'legacy' && allowsBatch(version))
+    if (isProblem(parsed)) {
+      return refuse(
+        exchange,
+        400,
+        parsed,
+        new SvidecarError('SVD_MCP_INVALID', parsed.message, { reason: 'JSONRPC' }),
+      )
+    }
+    for (const m of parsed.messages) {
+      const problem =
+        era === 'modern' ? checkMirroredHeaders(exchange.req.headers, version, m) : modernWithoutHeader(m)
+      if (problem !== undefined) {
+        return refuse(
+          exchange,
+          400,
+          problem,
+          new SvidecarError('SVD_MCP_HEADER_MISMATCH', problem.message, { reason: 'HEADER_MISMATCH' }),
+        )
+      }
+    }
+    const state: McpState = { era, sessionId, initialize: false, pending: new Map() }
+    const pending = new Map<string, { id: string | number; method: ListMethod }>()
+    const denials: Denial[] = []
+    const refusals: Array<{ message: McpMessage; problem: JsonRpcProblem }> = []
+    const decisions: Array<{ message: McpMessage; resource: PolicyResource; attributes: object }> = []
+    for (const m of parsed.messages) {
+      const target = targetOf(m)
+      if (m.kind === 'request' && m.method === 'initialize') state.initialize = true
+      switch (target.kind) {
+        case 'pass':
+          break
+        case 'list':
+          if (m.kind === 'request') pending.set(idKey(m.id), { id: m.id, method: target.method })
+          break
+        case 'decide':
+          decisions.push({ message: m, resource: target.resource, attributes: target.attributes })
+          break
+        case 'invalid':
+          refusals.push({
+            message: m,
+            problem: {
+              code: INVALID_PARAMS,
+              message: target.message,
+              id: m.kind === 'request' ? m.id : null,
+            },
+          })
+          break
+        case 'unknown':
+          refusals.push({
+            message: m,
+            problem: {
+              code: m.kind === 'request' ? METHOD_NOT_FOUND : INVALID_REQUEST,
+              message: `method ${target.method.slice(0, 100)} is not one the sidecar lets through`,
+              id: m.kind === 'request' ? m.id : null,
+            },
+          })
+          break
+      }
+    }
+    const finish = (): StageResult => {
+      exchange.decided = true
+      const stream = sseSession === undefined ? undefined : streams.get(sseSession)
+      if (denials.length === 0 && refusals.length === 0) {
+        if (stream !== undefined) {
+          // HTTP+SSE: the answers come on the session's stream, which filters them.
+          for (const [key, p] of pending) stream.pending.set(key, p)
+          return undefined
+        }
+        state.pending = pending
+        states.set(exchange, state)
+        // A list answer is read to be filtered: it must not come compressed.
+        if (pending.size > 0 && (engine !== undefined || pins !== undefined)) {
+          exchange.headers.set['accept-encoding'] = 'identity'
+        }
+        return undefined
+      }
+      const err = answerRefused(exchange, era, parsed.batch, parsed.messages, denials, refusals)
+      const reply = exchange.reply
+      if (stream?.push !== undefined && reply !== undefined && reply.status === 200) {
+        // HTTP+SSE answers on the stream, as the server would: the POST itself is only accepted.
+        stream.push(Buffer.from(`event: message\ndata: ${reply.body}\n\n`))
+        exchange.reply = { status: 202, headers: {}, body: '' }
+      }
+      return err
+    }
+    // Each message is decided with its own attributes; a decision service is awaited before the next.
+    const decideFrom = (i: number): StageResult | Promise<StageResult> => {
+      for (; i < decisions.length; i++) {
+        const d = decisions[i] as (typeof decisions)[number]
+        if (engine === undefined) {
+          record(d.message, d.resource, NO_POLICY)
+          continue
+        }
+        exchange.attributes[MCP_ATTRIBUTE] = d.attributes
+        const answer = authorize(engine, exchange, d.resource)
+        if (answer instanceof Promise) {
+          const next = i + 1
+          return answer.then((decision) => {
+            record(d.message, d.resource, decision)
+            return decideFrom(next)
+          })
+        }
+        record(d.message, d.resource, answer)
+      }
+      return finish()
+    }
+    // Only requests name a tool, resource or prompt (targets.ts).
+    const record = (m: McpMessage, resource: PolicyResource, decision: PolicyDecision) => {
+      if (m.kind !== 'request') return
+      if (decision.decision === 'allow') {
+        if (
+          resource.kind !== 'mcp.tool' ||
+          m.method !== 'tools/call' ||
+          !pins?.changed(upstreamOf(exchange), resource.name)
+        )
+          return
+        // Allowed by policy, but the tool is not the one that was approved: refused as unknown.
+        const pinned = pinDenial(
+          exchange,
+          resource.name,
+          'its calls are refused until the change is approved',
+        )
+        denials.push({ id: m.id, method: m.method, resource, decision: pinned, style: 'hide' })
+        return
+      }
+      denials.push({ id: m.id, method: m.method, resource, decision, style: styleOf(decision) })
+    }
+    return decideFrom(0)
+  }
+
+  function answerRefused(
+    exchange: Exchange,
+    era: Era,
+    batch: boolean,
+    messages: readonly McpMessage[],
+    denials: readonly Denial[],
+    refusals: ReadonlyArray<{ message: McpMessage; problem: JsonRpcProblem }>,
+  ): SvidecarError {
+    const forbid = denials.find((d) => d.style === 'forbid')
+    if (forbid !== undefined) {
+      const err = new SvidecarError('SVD_MCP_DENIED', `the policy does not allow ${forbid.resource.kind}`, {
+        reason: 'FORBID',
+      })
+      exchange.reply = forbidReply(forbid, batch, err.code)
+      return err
+    }
+    if (denials.length === 0) {
+      const first = refusals[0] as { message: McpMessage; problem: JsonRpcProblem }
+      const unknown = first.problem.code === METHOD_NOT_FOUND || first.message.kind === 'notification'
+      const err = new SvidecarError(unknown ? 'SVD_MCP_DENIED' : 'SVD_MCP_INVALID', first.problem.message, {
+        reason: unknown ? 'METHOD_UNKNOWN' : 'PARAMS',
+      })
+      if (!batch) {
+        // A lone notification cannot be answered in JSON-RPC: the HTTP error says it.
+        if (first.message.kind !== 'request') return refuse(exchange, 400, first.problem, err)
+        exchange.reply = answerReply(
+          errorResponse(first.problem.id, first.problem.code, first.problem.message),
+          err.code,
+        )
+        return err
+      }
+      exchange.reply = answerReply(batchAnswers(messages, new Map(), refusals), err.code)
+      return err
+    }
+    const explain = denials.some((d) => d.style === 'explain')
+    const err = new SvidecarError('SVD_MCP_DENIED', 'the policy denies a message of this request', {
+      reason: explain ? 'EXPLAIN' : 'HIDE',
+    })
+    const byId = new Map(denials.map((d) => [idKey(d.id), denialAnswer(d, era)]))
+    // Hidden denials leave no sign the sidecar answered; an explained one says so.
+    const code = explain ? err.code : undefined
+    if (!batch) {
+      exchange.reply = answerReply(byId.values().next().value as object, code)
+      return err
+    }
+    exchange.reply = answerReply(batchAnswers(messages, byId, refusals), code)
+    return err
+  }
+
+  /** One answer per request of a refused batch: its own refusal, or "not forwarded" for the allowed ones. */
+  function batchAnswers(
+    messages: readonly McpMessage[],
+    denied: ReadonlyMap<string, object>,
+    refusals: ReadonlyArray<{ message: McpMessage; problem: JsonRpcProblem }>,
+  ): object[] {
+    const refused = new Map<McpMessage, JsonRpcProblem>(refusals.map((r) => [r.message, r.problem]))
+    const out: object[] = []
+    for (const m of messages) {
+      if (m.kind !== 'request') continue
+      const own = denied.get(idKey(m.id))
+      if (own !== undefined) {
+        out.push(own)
+        continue
+      }
+      const problem = refused.get(m)
+      out.push(
+        problem !== undefined
+          ? errorResponse(m.id, problem.code, problem.message)
+          : errorResponse(m.id, POLICY_DENIED, 'not forwarded: another message of this batch was refused'),
+      )
+    }
+    return out
+  }
+
+  return {
+    name: 'mcp',
+    bodyLimit: (exchange) =>
+      exchange.method === 'POST' && isMcp(exchange) ? options.maxMessageBytes : undefined,
+    onRequest(exchange) {
+      if (!isMcp(exchange)) return undefined
+      if (exchange.upgrade) {
+        // MCP over WebSocket (the SDK's client transport): subprotocol `mcp`, every frame one message, each
+        // decided in wrapUpgrade. Anything else would carry traffic past the per-message checks.
+        const protocols = String(exchange.req.headers['sec-websocket-protocol'] ?? '')
+          .split(',')
+          .map((p) => p.trim())
+        if (!protocols.includes('mcp')) {
+          return new SvidecarError(
+            'SVD_MCP_INVALID',
+            'a WebSocket on an MCP path must speak the mcp subprotocol',
+            {
+              reason: 'WEBSOCKET',
+            },
+          )
+        }
+        exchange.decided = true
+        return undefined
+      }
+      const method = exchange.method
+      if (method !== 'POST' && method !== 'GET' && method !== 'DELETE') return undefined
+      const version = requestVersion(exchange.req.headers)
+      if ('code' in version) {
+        exchange.decided = true
+        return refuse(
+          exchange,
+          400,
+          version,
+          new SvidecarError('SVD_MCP_VERSION_UNSUPPORTED', version.message, { reason: 'PROTOCOL_VERSION' }),
+        )
+      }
+      let sessionId: string | undefined
+      let sseSession: string | undefined
+      const raw = exchange.req.headers['mcp-session-id']
+      if (raw !== undefined && version.era === 'legacy') {
+        exchange.decided = true
+        const sid = Array.isArray(raw) ? '' : raw
+        const refused = sessionRefusal(sessions, sid, exchange)
+        if (refused !== undefined) return refused
+        sessionId = sid
+      } else if (raw !== undefined) {
+        // The stateless era has no sessions: a dual-era server must not be handed someone else's.
+        exchange.headers.strip.add('mcp-session-id')
+      }
+      // HTTP+SSE (2024-11-05): the session is the endpoint URI's sessionId, bound when its stream opened. Checked
+      // whatever the headers claim: the server that reads it reads no version header.
+      const querySid = querySessionId(exchange)
+      if (querySid !== undefined) {
+        exchange.decided = true
+        const refused = sessionRefusal(sseSessions, querySid, exchange)
+        if (refused !== undefined) return refused
+        sseSession = querySid
+      }
+      if (method !== 'POST') {
+        // Opening the server's stream or ending a session: transport housekeeping, bound to the session above.
+        exchange.decided = true
+        states.set(exchange, {
+          era: version.era,
+          sessionId,
+          initialize: false,
+          pending: new Map(),
+          // A GET outside any session may open an HTTP+SSE stream: its `endpoint` event names the session.
+          openStream:
+            method === 'GET' &&
+            version.era === 'legacy' &&
+            sessionId === undefined &&
+            sseSession === undefined,
+        })
+        return undefined
+      }
+      const result = onPost(exchange, version.era, version.version, sessionId, sseSession)
+      exchange.decided = true
+      return result
+    },
+    wrapUpgrade(exchange) {
+      if (!isMcp(exchange)) return undefined
+      return socketFilter(exchange)
+    },
+    wrapResponse(exchange, head) {
+      const state = states.get(exchange)
+      if (state === undefined) return undefined
+      const ok = head.status >= 200 && head.status < 300
+      if (state.openStream === true) return streamWrapper(exchange, head)
+      if (state.era === 'legacy') {
+        const created = head.headers['mcp-session-id']
+        if (state.initialize && ok && typeof created === 'string' && validSessionId(created)) {
+          sessions.bind(created, exchange.subject?.toString() ?? '')
+        }
+        if (state.sessionId !== undefined && ((exchange.method === 'DELETE' && ok) || head.status === 404)) {
+          sessions.end(state.sessionId)
+        }
+      }
+      if ((engine === undefined && pins === undefined) || state.pending.size === 0) return undefined
+      return listFilterWrapper(
+        head,
+        state.pending,
+        keepFor(exchange, state.pending.values().next().value?.method),
+        options.maxMessageBytes,
+      )
+    },
+  }
+
+  /**
+   * MCP over WebSocket: each client frame is decided as a POST body would be (no batches: the SDK's transport
+   * speaks 2025 revisions, which dropped them), a refusal answered on the socket; the answers to list requests
+   * are filtered on their way back, matched by id.
+   */
+  function socketFilter(exchange: Exchange): FrameFilter {
+    const pending = new Map<string, { id: string | number; method: ListMethod }>()
+    const max = options.maxMessageBytes
+    return {
+      fromClient(text, reply) {
+        if (Buffer.byteLength(text) > max) {
+          reply(JSON.stringify(errorResponse(null, INVALID_REQUEST, `the message is over ${max} bytes`)))
+          return false
+        }
+        exchange.body = Buffer.from(text)
+        exchange.reply = undefined
+        states.delete(exchange)
+        const settle = (refusal: StageResult): boolean => {
+          if (refusal === undefined) {
+            for (const [k, v] of states.get(exchange)?.pending ?? []) pending.set(k, v)
+            return true
+          }
+          const body = exchange.reply?.body
+          if (body !== undefined && body !== '') reply(body)
+          return false
+        }
+        const r = onPost(exchange, 'legacy', '2025-11-25', undefined, undefined)
+        return r instanceof Promise ? r.then(settle) : settle(r)
+      },
+      fromUpstream(text) {
+        if (pending.size === 0 || !text.includes('"result"')) return text
+        let id: unknown
+        try {
+          id = (JSON.parse(text) as { id?: unknown }).id
+        } catch {
+          return text
+        }
+        if (typeof id !== 'string' && typeof id !== 'number') return text
+        const key = idKey(id)
+        const list = pending.get(key)
+        if (list === undefined) return text
+        pending.delete(key)
+        const w = listFilterWrapper(
+          { status: 200, headers: { 'content-type': 'application/json' } },
+          new Map([[key, list]]),
+          keepFor(exchange, list.method),
+          max,
+        )
+        w?.data?.(Buffer.from(text))
+        const out = w?.end?.()
+        return out instanceof Promise ? out.then((b) => b?.toString('utf8')) : (out?.toString('utf8') ?? text)
+      },
+    }
+  }
+
+  /** Whether a list item stays, for this exchange's subject (and, with pinning, whether the tool is unchanged). */
+  function keepFor(exchange: Exchange, listing: ListMethod | undefined) {
+    const unchanged = (resource: PolicyResource, item: Readonly<Record<string, unknown>>) =>
+      pins === undefined ||
+      resource.kind !== 'mcp.tool' ||
+      pins.check(upstreamOf(exchange), item, (was, now) =>
+        pinDenial(
+          exchange,
+          resource.name,
+          `it is hidden until the change is approved (pinned ${was}, now ${now})`,
+        ),
+      ) === 'pinned'
+    return (resource: PolicyResource, item: Readonly<Record<string, unknown>>) => {
+      if (engine === undefined) return unchanged(resource, item)
+      exchange.attributes[MCP_ATTRIBUTE] = { method: listing }
+      const answer = authorize(engine, exchange, resource, { report: false })
+      return answer instanceof Promise
+        ? answer.then((d) => listed(d) && unchanged(resource, item))
+        : listed(answer) && unchanged(resource, item)
+    }
+  }
+
+  /** The decision for a tool that changed since it was pinned, reported on the audit channel. */
+  function pinDenial(exchange: Exchange, name: string, what: string): PolicyDecision {
+    const decision: PolicyDecision = {
+      decision: 'deny',
+      ruleId: TOOL_PIN_RULE,
+      reason: `tool ${name.slice(0, 200)} changed since it was pinned (name, description or input schema): ${what}`,
+      mode: 'enforce',
+      engine: 'mcp-lens',
+    }
+    publishPolicyDecision({
+      time: new Date(),
+      listener: exchange.listener,
+      direction: exchange.direction,
+      subject: exchange.subject?.toString() ?? '',
+      ...(exchange.peer === undefined || exchange.peer === exchange.subject
+        ? {}
+        : { peer: exchange.peer.toString() }),
+      action: 'mcp.tool',
+      resource: name.slice(0, 200),
+      decision: 'deny',
+      ruleId: TOOL_PIN_RULE,
+      reason: decision.reason,
+      mode: 'enforce',
+      engine: 'mcp-lens',
+      wouldDeny: false,
+      latencyMs: 0,
+      traceparent: exchange.traceparent ?? '',
+    })
+    return decision
+  }
+
+  /**
+   * A stream a GET opened outside any session: if its first event is an HTTP+SSE `endpoint`, the session it
+   * names is bound to the subject, and the answers to that session's list requests are filtered on it.
+   */
+  function streamWrapper(exchange: Exchange, head: ResponseHead): ResponseWrapper | undefined {
+    const stream: OpenStream = { pending: new Map(), push: undefined }
+    let sid: string | undefined
+    const wrapper = sseStreamWrapper(
+      head,
+      stream.pending,
+      keepFor(exchange, undefined),
+      options.maxMessageBytes,
+      {
+        onEndpoint(data) {
+          if (sid !== undefined) return
+          const named = endpointSessionId(data)
+          if (named === undefined) return
+          sid = named
+          sseSessions.bind(named, exchange.subject?.toString() ?? '')
+          streams.set(named, stream)
+        },
+        consume: (key) => stream.pending.delete(key),
+      },
+    )
+    if (wrapper === undefined) return undefined
+    const end = wrapper.end
+    return {
+      ...wrapper,
+      attach(push) {
+        stream.push = push
+      },
+      end() {
+        if (sid !== undefined) {
+          streams.delete(sid)
+          sseSessions.end(sid)
+        }
+        return end?.()
+      },
+    }
+  }
+
+  /** Listed unless denied in the hide style: an explained or forbidden item stays visible. */
+  function listed(d: PolicyDecision): boolean {
+    return d.decision === 'allow' || styleOf(d) !== 'hide'
+  }
+}
+
+/** A stateless-era body sent without `MCP-Protocol-Version`: its headers cannot be checked. */
+function modernWithoutHeader(m: McpMessage): JsonRpcProblem | undefined {
+  const v = metaVersion(m)
+  if (v === undefined || !(MODERN_VERSIONS as readonly string[]).includes(v)) return undefined
+  return {
+    code: HEADER_MISMATCH,
+    message: 'the MCP-Protocol-Version header is missing',
+    id: m.kind === 'notification' ? null : m.id,
+  }
+}
+
+function underPrefix(path: string, prefix: string): boolean {
+  if (prefix === '/') return true
+  if (!path.startsWith(prefix)) return false
+  return path.length === prefix.length || path.charCodeAt(prefix.length) === 47 /* / */
+}
+
+/** The `sessionId` query parameter of an HTTP+SSE POST (the TypeScript SDK's endpoint URI). */
+function querySessionId(exchange: Exchange): string | undefined {
+  const url = exchange.req.url ?? ''
+  const q = url.indexOf('?')
+  if (q === -1) return undefined
+  return new URLSearchParams(url.slice(q + 1)).get('sessionId') ?? undefined
+}
+
+/** The session an `endpoint` event's URI names, when it names one. */
+function endpointSessionId(data: string): string | undefined {
+  try {
+    const sid = new URL(data.trim(), 'http://endpoint.invalid').searchParams.get('sessionId')
+    return sid !== null && validSessionId(sid) ? sid : undefined
+  } catch {
+    return undefined
+  }
+}
