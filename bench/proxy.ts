@@ -15,7 +15,7 @@
  * Run from the repository root: `npm run bench:proxy` (needs `nginx`: apt-get install nginx-light).
  * BENCH_SECONDS (10), BENCH_WARMUP (5), BENCH_REPS (3), BENCH_NODE_FLAGS (V8 flags for the sidecars).
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, release, tmpdir } from 'node:os'
@@ -24,6 +24,7 @@ import { fileURLToPath } from 'node:url'
 import { DevCa, DevWorkloadApi } from '@svidecar/certs'
 import { ensureFortio } from '../test/harness/fortio-install.ts'
 import { imageNodeFlags } from '../test/harness/image.ts'
+import { cpuMs, firstLine, pinned, rssMb, sleep } from './procs.ts'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
 // The compiled build, as the container image runs it (`npm run build` first; bench:proxy does).
@@ -42,36 +43,11 @@ const REST_CORE = 0
 const AGENT = 'spiffe://example.org/bench/agent'
 const MCP = 'spiffe://example.org/bench/mcp'
 const dir = mkdtempSync(join(tmpdir(), 'svidecar-bench-'))
-const children: ChildProcess[] = []
 process.on('exit', () => {
-  for (const c of children) c.kill('SIGKILL')
   if (!process.env.BENCH_KEEP_STDOUT) rmSync(dir, { recursive: true, force: true })
 })
 // This process hosts the dev Workload API: keep it off the proxy's core.
 spawnSync('taskset', ['-pc', String(REST_CORE), String(process.pid)])
-
-function pinned(core: number, cmd: string, args: string[]): ChildProcess {
-  const child = spawn('taskset', ['-c', String(core), cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-  children.push(child)
-  return child
-}
-
-async function firstLine(child: ChildProcess, match: RegExp): Promise<string> {
-  let buf = ''
-  for await (const chunk of child.stdout ?? []) {
-    buf += chunk
-    const line = buf.split('\n').find((l) => match.test(l))
-    if (line) return line
-  }
-  throw new Error(`process ended before printing ${match}`)
-}
-
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-  return m ? Number(m[1]) / 1024 : 0
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 interface LoadResult {
   ok: number
@@ -95,12 +71,6 @@ interface LoadOptions {
   connections: number
   warmup: number
   watch: number[]
-}
-
-/** CPU milliseconds (utime + stime) of a process, from /proc (clock ticks of 10 ms). */
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
-  return (Number(fields[11]) + Number(fields[12])) * 10
 }
 
 let runs = 0
