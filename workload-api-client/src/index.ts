@@ -44,9 +44,6 @@ export {
 } from './id-matcher.ts'
 export type { BackoffStrategy } from './internal/backoff.ts'
 export type { JsonObject, JsonValue } from './internal/strict-json.ts'
-// Node's X509Certificate exposes neither the KeyUsage bits nor the URI SANs as a list;
-// TLS code checking a peer chain beyond verifyX509Svid (the sidecar's chain policy) needs both.
-export { type KeyUsage, parseX509Extensions, type X509Extensions } from './internal/x509-extensions.ts'
 export {
   type JwtAuthority,
   JwtBundle,

@@ -3,6 +3,7 @@
 // Workload API speaking real gRPC. SPIRE-issued SVIDs: test/spire/library-tls.test.ts.
 import { execFile } from 'node:child_process'
 import { once } from 'node:events'
+import { connect as http2Connect, createSecureServer as http2Server } from 'node:http2'
 import { type Server as HttpsServer, request as httpsRequest, createServer as httpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
@@ -129,6 +130,40 @@ t.test('https.request through the client httpsAgent, tls.connect through connect
   const socket = await client.connect({ host: '127.0.0.1', port: served.port })
   t.teardown(() => socket.destroy())
   t.equal(peerIdOf(socket)?.toString(), SERVER, 'the verified server ID is on the socket')
+})
+
+t.test('an http2 secure server, and an http2 client over connect()', async (t) => {
+  const spiffe = new SpiffeTlsServer({ source: await source(t, SERVER), authorizer: matchId(CLIENT) })
+  const server = spiffe.attach(
+    http2Server({ ...spiffe.options, ALPNProtocols: ['h2'] }, (req, res) => {
+      // req.socket is http2's proxy of the TLS socket; peerIdOf reads through it.
+      res.end(`${peerIdOf(req.socket)}`)
+    }),
+  )
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => {
+    spiffe.close()
+    server.close()
+  })
+  const port = (server.address() as AddressInfo).port
+  const client = new SpiffeTlsClient({ source: await source(t, CLIENT), authorizer: matchId(SERVER) })
+  const socket = await client.connect({ host: '127.0.0.1', port, ALPNProtocols: ['h2'] })
+  t.equal(socket.alpnProtocol, 'h2')
+  const session = http2Connect(`https://127.0.0.1:${port}`, { createConnection: () => socket })
+  t.teardown(() => session.close())
+  const body = await new Promise<string>((resolve, reject) => {
+    const stream = session.request({ ':path': '/' })
+    let text = ''
+    stream.setEncoding('utf8')
+    stream.on('data', (c: string) => {
+      text += c
+    })
+    stream.on('end', () => resolve(text))
+    stream.on('error', reject)
+    stream.end()
+  })
+  t.equal(body, CLIENT)
 })
 
 t.test('[C27] a client refuses a server with the wrong ID before sending a byte', async (t) => {

@@ -71,15 +71,20 @@ export function peerLeafDer(socket: TLSSocket): Buffer | undefined {
   return cert !== null && typeof cert === 'object' && cert.raw ? cert.raw : undefined
 }
 
-const peerIds = new WeakMap<Socket, SpiffeId>()
+// A property rather than a WeakMap entry: http2 hands out a Proxy of the socket (session.socket,
+// req.socket), which forwards property reads to the socket but is not the same WeakMap key.
+const PEER_ID = Symbol('workload-api-client.peerId')
 
-/** The verified SPIFFE ID of a connection a SpiffeTlsServer accepted or a SpiffeTlsClient made. */
+/**
+ * The verified SPIFFE ID of a connection a SpiffeTlsServer accepted or a
+ * SpiffeTlsClient made: the socket, or http2's proxy of it (`req.socket`).
+ */
 export function peerIdOf(socket: Socket): SpiffeId | undefined {
-  return peerIds.get(socket)
+  return (socket as Socket & { [PEER_ID]?: SpiffeId })[PEER_ID]
 }
 
 export function rememberPeerId(socket: TLSSocket, id: SpiffeId): void {
-  peerIds.set(socket, id)
+  Object.defineProperty(socket, PEER_ID, { value: id, enumerable: false })
 }
 
 export interface VerifyTlsPeerOptions {
