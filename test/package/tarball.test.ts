@@ -1,8 +1,8 @@
-// The published workload-api-client as a user gets it: `npm pack`, installed into an empty project on every
+// The published workload-api-client as a user gets it: its `npm pack` tarball, installed into an empty project on every
 // Node major the `engines` range supports, running the README's examples by package name (the compiled dist/,
 // no repository condition) against the dev Workload API.
 import { execFile } from 'node:child_process'
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs'
+import { copyFileSync, cpSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { DevWorkloadApi } from '@svidecar/certs'
@@ -25,16 +25,33 @@ t.test('engines admits Node 22 on (the 22.12 floor: require(esm) and X509Certifi
   t.equal(manifest.engines.node, '>=22.12')
 })
 
-const packDir = t.testdir()
-const packed = await run(
-  'npm',
-  ['pack', '-w', 'workload-api-client', '--json', '--pack-destination', packDir],
-  {
-    cwd: root,
-    timeout: 300_000,
-    maxBuffer: 16 * 1024 * 1024,
-  },
-)
+// Built and packed from a private copy: the repository's own dist/ may be rebuilt by another suite meanwhile
+// (test/deploy runs `tsc -b`), and a test must not write into the package it checks. The copy sits under
+// .tap/fixtures, inside the repository, so the compiler finds the root node_modules for @types and deps.
+const work = t.testdir({ pack: {} })
+const copy = join(work, 'workload-api-client')
+copyFileSync(join(root, 'tsconfig.base.json'), join(work, 'tsconfig.base.json'))
+for (const entry of [
+  'package.json',
+  'README.md',
+  'CHANGELOG.md',
+  'LICENSE',
+  'tsconfig.json',
+  'proto',
+  'src',
+]) {
+  cpSync(join(pkgDir, entry), join(copy, entry), { recursive: true })
+}
+await run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', copy], {
+  timeout: 300_000,
+})
+const packDir = join(work, 'pack')
+// --ignore-scripts: prepack's `tsc -b` already ran above, on the copy.
+const packed = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', packDir], {
+  cwd: copy,
+  timeout: 300_000,
+  maxBuffer: 16 * 1024 * 1024,
+})
 const [info] = JSON.parse(packed.stdout) as [{ filename: string; files: { path: string }[] }]
 const tarball = join(packDir, info.filename)
 
