@@ -11,6 +11,11 @@
 import { Agent } from 'undici'
 import { SpiffeTlsClient, type SpiffeTlsClientOptions } from './tls/client.ts'
 
+/**
+ * What spiffeDispatcher takes: `SpiffeTlsClientOptions` of the main entry
+ * point (source, authorizer, TLS versions, connect timeout) and undici Agent
+ * options.
+ */
 export interface SpiffeDispatcherOptions extends SpiffeTlsClientOptions {
   /** undici Agent options (pool sizes, timeouts); `connect` is the SPIFFE connector and cannot be set. */
   agent?: Omit<Agent.Options, 'connect'>
