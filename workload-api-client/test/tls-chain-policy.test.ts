@@ -101,3 +101,25 @@ t.test('signing certificates’ SPIFFE IDs', async (t) => {
   t.equal(chainOf(nested, 'spiffe://partner.example/agent'), 'accepted')
   t.equal(chainOf(nested), 'SIGNER_TRUST_DOMAIN_MISMATCH')
 })
+
+t.test('a chain that passed is remembered per purpose and per exact chain, never beyond', async (t) => {
+  const ca = DevCa.create({ trustDomain: 'example.org', intermediates: 1 })
+  const svid = ca.issueX509Svid({ spiffeId: AGENT, extKeyUsage: ['serverAuth'] })
+  const chain = [...svid.certificates, ca.root]
+  const id = SpiffeId.parse(AGENT)
+  const check = (c: typeof chain, purpose: PeerPurpose) => {
+    try {
+      checkChainPolicy(c, purpose, id)
+      return 'accepted'
+    } catch (err) {
+      return isSpiffeError(err, 'SPIFFE_CHAIN_UNVERIFIED') ? err.reason : String(err)
+    }
+  }
+  t.equal(check(chain, 'server'), 'accepted')
+  t.equal(check(chain, 'server'), 'accepted', 'again, from memory')
+  t.equal(check(chain, 'client'), 'EKU_MISMATCH', 'passing as a server says nothing about a client')
+  // The same leaf under an intermediate that did not sign it: a different chain, checked in full.
+  const stranger = DevCa.create({ trustDomain: 'example.org', intermediates: 1 })
+  const spliced = [chain[0], stranger.issueX509Svid({ spiffeId: AGENT }).certificates[1], stranger.root]
+  t.equal(check(spliced as typeof chain, 'server'), 'ISSUER_MISMATCH')
+})

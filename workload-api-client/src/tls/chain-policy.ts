@@ -60,6 +60,40 @@ export function checkChainPolicy(
   purpose: PeerPurpose,
   leafId: SpiffeId,
 ): void {
+  if (passedBefore(chain, purpose)) return
+  checkEach(chain, purpose, leafId)
+  remember(chain, purpose)
+}
+
+// Every check here reads only the certificates themselves (no clock, no bundle), so a chain that passed once
+// passes again. verifyX509Svid returns interned X509Certificate objects (one per DER), so the same chain is
+// the same objects, and a repeated handshake costs a lookup instead of DER parsing and key decoding.
+const MAX_PER_LEAF = 4
+const passed = new WeakMap<X509Certificate, { purpose: PeerPurpose; chain: readonly X509Certificate[] }[]>()
+
+function passedBefore(chain: readonly X509Certificate[], purpose: PeerPurpose): boolean {
+  const leaf = chain[0]
+  if (leaf === undefined) return false
+  return (
+    passed
+      .get(leaf)
+      ?.some(
+        (e) =>
+          e.purpose === purpose && e.chain.length === chain.length && e.chain.every((c, i) => c === chain[i]),
+      ) ?? false
+  )
+}
+
+function remember(chain: readonly X509Certificate[], purpose: PeerPurpose): void {
+  const leaf = chain[0]
+  if (leaf === undefined) return
+  const list = passed.get(leaf) ?? []
+  if (list.length >= MAX_PER_LEAF) list.shift()
+  list.push({ purpose, chain: [...chain] })
+  passed.set(leaf, list)
+}
+
+function checkEach(chain: readonly X509Certificate[], purpose: PeerPurpose, leafId: SpiffeId): void {
   chain.forEach((cert, i) => {
     const what = i === 0 ? 'leaf' : i === chain.length - 1 ? 'bundle root' : `intermediate ${i}`
     // X509Certificate.keyUsage holds the extended key usage OIDs; undefined when the extension is absent.
