@@ -63,7 +63,11 @@ interface SrcRule {
 }
 
 const SRC_RULES: Readonly<Record<string, SrcRule>> = {
-  'workload-api-client': { allow: ['@grpc/grpc-js', '@bufbuild/protobuf'] },
+  'workload-api-client': {
+    allow: ['@grpc/grpc-js', '@bufbuild/protobuf', 'undici'],
+    // undici is an optional peer dependency: only the `workload-api-client/undici` entry point loads it.
+    deny: { undici: { except: ['src/undici.ts'] } },
+  },
   certs: { allow: ['workload-api-client', '@grpc/grpc-js', 'node-forge'] },
   sidecar: {
     allow: 'declared',

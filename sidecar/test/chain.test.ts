@@ -349,7 +349,7 @@ t.test('checks OpenSSL made on client chains stay, each with its reason', async 
     ],
     [
       // Node links the presented chain with X509_check_issued, so this leaf arrives without its intermediate;
-      // chain-policy.test.ts covers ISSUER_MISMATCH for a chain that does arrive linked.
+      // workload-api-client/test/tls-chain-policy.test.ts covers ISSUER_MISMATCH for a chain that does arrive linked.
       'authority key ID not the signer’s',
       'UNKNOWN_AUTHORITY',
       ca.issueX509Svid({ spiffeId: AGENT, authorityKeyId: Buffer.alloc(20, 7) }),

@@ -16,6 +16,7 @@ export const ERROR_CODES = {
   SPIFFE_MATCHER_INVALID: 'a SPIFFE ID matcher or pattern is malformed',
   SPIFFE_SVID_INVALID: 'an X.509-SVID breaks a rule of the X509-SVID specification',
   SPIFFE_CHAIN_UNVERIFIED: 'a certificate chain does not verify against the trust domain bundle',
+  SPIFFE_PEER_UNAUTHORIZED: 'a TLS peer holds a valid SVID whose SPIFFE ID the authorizer does not allow',
   SPIFFE_BUNDLE_NOT_FOUND: 'no bundle is held for the trust domain',
   SPIFFE_BUNDLE_INVALID: 'a bundle (DER, JWKS or SPIFFE bundle document) is malformed',
   SPIFFE_BUNDLE_ENDPOINT_UNAVAILABLE:

@@ -1,6 +1,8 @@
 /**
  * SPIFFE for Node.js: SPIFFE IDs and matchers, X.509-SVIDs and JWT-SVIDs,
- * bundles, and a client for the SPIFFE Workload API.
+ * bundles, a client for the SPIFFE Workload API, and SPIFFE mTLS for
+ * node:tls, https and http2 servers and clients (`fetch` through the
+ * `workload-api-client/undici` entry point).
  *
  * Every name here is deliberate and recorded in `etc/workload-api-client.api.md`;
  * a test fails when this list changes without that report. Helpers the
@@ -70,9 +72,6 @@ export {
 } from './id-matcher.ts'
 export type { BackoffStrategy } from './internal/backoff.ts'
 export type { JsonObject, JsonValue } from './internal/strict-json.ts'
-// Node's X509Certificate exposes neither the KeyUsage bits nor the URI SANs as a list;
-// TLS code checking a peer chain beyond verifyX509Svid (the sidecar's chain policy) needs both.
-export { type KeyUsage, parseX509Extensions, type X509Extensions } from './internal/x509-extensions.ts'
 export {
   type JwtAuthority,
   JwtBundle,
@@ -113,6 +112,17 @@ export {
   type SpiffeIdReason,
   TrustDomain,
 } from './spiffe-id.ts'
+export { type ChainPolicyReason, checkChainPolicy, type PeerPurpose } from './tls/chain-policy.ts'
+export {
+  type SpiffeConnectCallback,
+  type SpiffeConnectTarget,
+  SpiffeTlsClient,
+  type SpiffeTlsClientOptions,
+  spiffeTlsClient,
+} from './tls/client.ts'
+export type { TlsProtocolOptions, X509TlsSource } from './tls/credentials.ts'
+export { peerChain, peerIdOf, type VerifyTlsPeerOptions, verifyTlsPeer } from './tls/peer.ts'
+export { SpiffeTlsServer, type SpiffeTlsServerOptions, spiffeTlsServer } from './tls/server.ts'
 export {
   MAX_CHAIN_LENGTH,
   type VerifiedX509Svid,

@@ -13,6 +13,11 @@ const bin = join(pkg, '..', 'node_modules', '.bin')
 const ENTRIES = [
   { config: 'api-extractor.json', entry: 'index.d.ts', report: 'etc/workload-api-client.api.md' },
   { config: 'api-extractor.wire.json', entry: 'wire.d.ts', report: 'etc/workload-api-client-wire.api.md' },
+  {
+    config: 'api-extractor.undici.json',
+    entry: 'undici.d.ts',
+    report: 'etc/workload-api-client-undici.api.md',
+  },
 ]
 
 t.test('the public API matches the committed API reports', async (t) => {

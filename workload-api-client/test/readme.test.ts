@@ -15,6 +15,12 @@ t.test('the README quick start is examples/quickstart.ts, verbatim', async (t) =
   t.equal(block, example)
 })
 
+t.test('the README mTLS example is examples/mtls.ts, verbatim (tls.test.ts runs it)', async (t) => {
+  const readme = readFileSync(`${pkg}/README.md`, 'utf8')
+  const block = /## SPIFFE mTLS for servers and clients[\s\S]*?```ts\n([\s\S]*?)```/.exec(readme)?.[1]
+  t.equal(block, readFileSync(`${pkg}/examples/mtls.ts`, 'utf8'))
+})
+
 t.test('the quick start runs against a Workload API and prints the SVID', async (t) => {
   const api = await DevWorkloadApi.start({ workloads: [{ spiffeId: 'spiffe://example.org/quickstart' }] })
   t.teardown(() => api.close())

@@ -119,7 +119,7 @@ const SPIFFE_CHAIN_REASONS: Record<string, TlsRefusalReason> = {
   PATH_LEN_EXCEEDED: 'BAD_CHAIN',
 }
 
-// What tls/chain-policy.ts checks in OpenSSL's stead (its reasons arrive without a SPIFFE cause).
+// What the library's chain policy checks in OpenSSL's stead (SPIFFE_CHAIN_UNVERIFIED with these reasons).
 const CHAIN_POLICY_REASONS: Record<string, TlsRefusalReason> = {
   EKU_MISMATCH: 'BAD_CHAIN',
   KEY_USAGE_MISMATCH: 'BAD_CHAIN',

@@ -2,8 +2,7 @@
 // every reason, for the purpose it applies to, and the SPIRE shapes that must pass.
 import { DevCa } from '@svidecar/certs'
 import t from 'tap'
-import { SpiffeId } from 'workload-api-client'
-import { ChainPolicyError, checkChainPolicy, type PeerPurpose } from '../src/tls/chain-policy.ts'
+import { checkChainPolicy, isSpiffeError, type PeerPurpose, SpiffeId } from 'workload-api-client'
 
 const AGENT = 'spiffe://example.org/agent'
 
@@ -12,7 +11,7 @@ function reasonOf(ca: DevCa, svid: ReturnType<DevCa['issueX509Svid']>, purpose: 
     checkChainPolicy([...svid.certificates, ca.root], purpose, SpiffeId.parse(svid.spiffeId))
     return 'accepted'
   } catch (err) {
-    return err instanceof ChainPolicyError ? err.reason : String(err)
+    return isSpiffeError(err, 'SPIFFE_CHAIN_UNVERIFIED') ? err.reason : String(err)
   }
 }
 
@@ -82,7 +81,7 @@ t.test('signing certificates’ SPIFFE IDs', async (t) => {
       )
       return 'accepted'
     } catch (err) {
-      return err instanceof ChainPolicyError ? err.reason : String(err)
+      return isSpiffeError(err, 'SPIFFE_CHAIN_UNVERIFIED') ? err.reason : String(err)
     }
   }
   t.equal(
@@ -101,4 +100,26 @@ t.test('signing certificates’ SPIFFE IDs', async (t) => {
   const nested = root.createIntermediate().createIntermediate({ trustDomain: 'partner.example' })
   t.equal(chainOf(nested, 'spiffe://partner.example/agent'), 'accepted')
   t.equal(chainOf(nested), 'SIGNER_TRUST_DOMAIN_MISMATCH')
+})
+
+t.test('a chain that passed is remembered per purpose and per exact chain, never beyond', async (t) => {
+  const ca = DevCa.create({ trustDomain: 'example.org', intermediates: 1 })
+  const svid = ca.issueX509Svid({ spiffeId: AGENT, extKeyUsage: ['serverAuth'] })
+  const chain = [...svid.certificates, ca.root]
+  const id = SpiffeId.parse(AGENT)
+  const check = (c: typeof chain, purpose: PeerPurpose) => {
+    try {
+      checkChainPolicy(c, purpose, id)
+      return 'accepted'
+    } catch (err) {
+      return isSpiffeError(err, 'SPIFFE_CHAIN_UNVERIFIED') ? err.reason : String(err)
+    }
+  }
+  t.equal(check(chain, 'server'), 'accepted')
+  t.equal(check(chain, 'server'), 'accepted', 'again, from memory')
+  t.equal(check(chain, 'client'), 'EKU_MISMATCH', 'passing as a server says nothing about a client')
+  // The same leaf under an intermediate that did not sign it: a different chain, checked in full.
+  const stranger = DevCa.create({ trustDomain: 'example.org', intermediates: 1 })
+  const spliced = [chain[0], stranger.issueX509Svid({ spiffeId: AGENT }).certificates[1], stranger.root]
+  t.equal(check(spliced as typeof chain, 'server'), 'ISSUER_MISMATCH')
 })

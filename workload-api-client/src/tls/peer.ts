@@ -1,0 +1,156 @@
+/**
+ * SPIFFE verification of a TLS peer, in our code, against the bundle of the
+ * trust domain the peer's ID names: OpenSSL verifies against the union of
+ * every trust domain's roots, which accepts an ID of trust domain A signed by
+ * B's CA. The chain verified is the one the peer presented (leaf, then the
+ * intermediates of an UpstreamAuthority or nested SPIRE), the leaf must be a
+ * conformant X.509-SVID, the chain must pass what OpenSSL would check
+ * (chain-policy.ts), and the ID must pass the authorizer.
+ *
+ * Where the chain comes from: getPeerCertificate(true). On a client socket
+ * it is the presented chain plus the root OpenSSL took from our store. On a
+ * server socket Node 24 loses it once OpenSSL's verification succeeds: its
+ * own onServerSocketSecure() calls getPeerX509Certificate(), which removes
+ * the certificates it walks from OpenSSL's peer stack (nodejs/node#65579), so
+ * only the leaf is left. Servers therefore let OpenSSL find no anchor
+ * (server.ts: no roots, rejectUnauthorized false), which leaves the stack
+ * whole, and the whole verification runs here.
+ */
+import { createHash } from 'node:crypto'
+import type { Socket } from 'node:net'
+import type { TLSSocket } from 'node:tls'
+import { SpiffeError } from '../errors.ts'
+import type { IdMatcher } from '../id-matcher.ts'
+import type { SpiffeId } from '../spiffe-id.ts'
+import { verifyX509Svid } from '../verify-x509.ts'
+import type { X509BundleSource } from '../x509-bundle.ts'
+import { checkChainPolicy, type PeerPurpose } from './chain-policy.ts'
+
+// Deeper chains are not SPIRE-shaped; the walk stops there whatever the peer sent.
+const MAX_WALK = 8
+
+/**
+ * The peer's chain as DER, leaf first, in issuing order, without a
+ * self-issued last certificate (the anchor OpenSSL appended from our store,
+ * or a root the peer sent): anchors come from the bundle, never the peer.
+ */
+export function peerChain(socket: TLSSocket): Buffer[] {
+  const leaf = socket.getPeerCertificate(true)
+  if (leaf === null || typeof leaf !== 'object' || !leaf.raw) return []
+  const chain: Buffer[] = [leaf.raw]
+  let cert = leaf
+  while (chain.length < MAX_WALK) {
+    const issuer = cert.issuerCertificate
+    if (
+      issuer === undefined ||
+      issuer === null ||
+      !issuer.raw ||
+      issuer === cert ||
+      issuer.raw.equals(cert.raw)
+    )
+      break
+    chain.push(issuer.raw)
+    cert = issuer
+  }
+  const last = chain.length > 1 ? cert : undefined
+  if (
+    last !== undefined &&
+    (last.issuerCertificate === last || last.issuerCertificate?.raw?.equals(last.raw))
+  )
+    chain.pop()
+  return chain
+}
+
+/**
+ * The peer's leaf certificate, DER. Not getPeerX509Certificate(): on a
+ * client socket in Node 24 it answers only once, and afterwards both it and
+ * getPeerCertificate() come back empty.
+ */
+export function peerLeafDer(socket: TLSSocket): Buffer | undefined {
+  const cert = socket.getPeerCertificate()
+  return cert !== null && typeof cert === 'object' && cert.raw ? cert.raw : undefined
+}
+
+// A property rather than a WeakMap entry: http2 hands out a Proxy of the socket (session.socket,
+// req.socket), which forwards property reads to the socket but is not the same WeakMap key.
+const PEER_ID = Symbol('workload-api-client.peerId')
+
+/**
+ * The verified SPIFFE ID of a connection a SpiffeTlsServer accepted or a
+ * SpiffeTlsClient made: the socket, or http2's proxy of it (`req.socket`).
+ */
+export function peerIdOf(socket: Socket): SpiffeId | undefined {
+  return (socket as Socket & { [PEER_ID]?: SpiffeId })[PEER_ID]
+}
+
+export function rememberPeerId(socket: TLSSocket, id: SpiffeId): void {
+  Object.defineProperty(socket, PEER_ID, { value: id, enumerable: false })
+}
+
+export interface VerifyTlsPeerOptions {
+  /** `client` on a server (the peer is a client), `server` on a client. */
+  purpose: PeerPurpose
+  /** The leaf seen when the session was first established (a resumed client session shows none). */
+  resumedLeaf?: Buffer | undefined
+}
+
+/**
+ * Verifies the peer of an established TLS connection and returns its SPIFFE
+ * ID. Refuses with verifyX509Svid's codes and reasons (an absent certificate
+ * is SPIFFE_SVID_INVALID/EMPTY), with SPIFFE_CHAIN_UNVERIFIED and a
+ * ChainPolicyReason for what OpenSSL would also refuse, and with
+ * SPIFFE_PEER_UNAUTHORIZED/UNAUTHORIZED when the authorizer does not allow
+ * the verified ID.
+ */
+export function verifyTlsPeer(
+  socket: TLSSocket,
+  bundles: X509BundleSource,
+  authorizer: IdMatcher,
+  options: VerifyTlsPeerOptions,
+): SpiffeId {
+  let chain = peerChain(socket)
+  const resumed = socket.isSessionReused()
+  if (chain.length === 0 && options.resumedLeaf !== undefined && resumed) chain = [options.resumedLeaf]
+  const leaf = chain[0]
+  // A resumed session carries the leaf only; the intermediates are the ones verified when it was established.
+  if (leaf !== undefined && chain.length === 1 && resumed) chain = recalledChain(bundles, leaf) ?? chain
+  const verified = verifyX509Svid(chain, bundles)
+  checkChainPolicy(verified.verifiedChain, options.purpose, verified.id)
+  if (chain.length > 1) rememberChain(bundles, chain)
+  if (!authorizer(verified.id)) {
+    throw new SpiffeError(
+      'SPIFFE_PEER_UNAUTHORIZED',
+      `peer ${verified.id} is not allowed here (expected ${authorizer.description})`,
+      { reason: 'UNAUTHORIZED' },
+    )
+  }
+  return verified.id
+}
+
+// Chains verified under a bundle source, by leaf, for the resumptions of their sessions. A new source (a rotation,
+// for callers that make one per update) starts empty; the recalled chain is verified again all the same.
+const CHAIN_MEMORY = 1024
+const verifiedChains = new WeakMap<X509BundleSource, Map<string, Buffer[]>>()
+
+function leafKey(leaf: Buffer): string {
+  return createHash('sha256').update(leaf).digest('base64')
+}
+
+function rememberChain(bundles: X509BundleSource, chain: Buffer[]): void {
+  let byLeaf = verifiedChains.get(bundles)
+  if (byLeaf === undefined) {
+    byLeaf = new Map()
+    verifiedChains.set(bundles, byLeaf)
+  }
+  const key = leafKey(chain[0] as Buffer)
+  if (byLeaf.has(key)) return
+  if (byLeaf.size >= CHAIN_MEMORY) {
+    const oldest = byLeaf.keys().next()
+    if (oldest.done !== true) byLeaf.delete(oldest.value)
+  }
+  byLeaf.set(key, chain)
+}
+
+function recalledChain(bundles: X509BundleSource, leaf: Buffer): Buffer[] | undefined {
+  return verifiedChains.get(bundles)?.get(leafKey(leaf))
+}
