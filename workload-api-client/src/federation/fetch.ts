@@ -11,10 +11,10 @@
  * exactly like the first hop); the configured URL is used again next time.
  */
 import { SpiffeError } from '../errors.ts'
+import { matchId } from '../id-matcher.ts'
 import { httpsGet } from '../internal/https-get.ts'
-import { presentedChain } from '../internal/tls-peer-chain.ts'
 import { MAX_BUNDLE_BYTES, SpiffeBundle } from '../spiffe-bundle.ts'
-import { verifyX509Svid } from '../verify-x509.ts'
+import { verifyTlsPeer } from '../tls/peer.ts'
 import type { X509BundleSource } from '../x509-bundle.ts'
 import { type BundleEndpoint, checkEndpointUrl, type ResolvedEndpoint, resolveEndpoint } from './endpoint.ts'
 
@@ -143,12 +143,18 @@ function tlsFor(
     // An empty `ca` list (an absent one means Node's public roots) leaves OpenSSL no roots to
     // verify with, so it keeps the whole presented chain for us (nodejs/node#65579).
     tls: { rejectUnauthorized: false, ca: [] },
+    // The same verification the TLS helpers run (chain to the endpoint's own trust domain, SVID rules,
+    // serverAuth), with the configured endpoint ID as the only acceptable peer.
     verify: (socket) => {
-      const chain = presentedChain(socket)
-      let id: string
       try {
-        id = verifyX509Svid(chain, endpointBundles).id.toString()
+        verifyTlsPeer(socket, endpointBundles, matchId(expected), { purpose: 'server' })
       } catch (err) {
+        if (err instanceof SpiffeError && err.code === 'SPIFFE_PEER_UNAUTHORIZED')
+          throw new SpiffeError(
+            'SPIFFE_BUNDLE_ENDPOINT_UNAUTHENTICATED',
+            `${what}: the server's SVID is not the configured ${expected}: ${err.message}`,
+            { reason: 'WRONG_SPIFFE_ID', cause: err },
+          )
         const reason =
           err instanceof SpiffeError && err.code === 'SPIFFE_BUNDLE_NOT_FOUND'
             ? 'NO_ENDPOINT_BUNDLE'
@@ -157,13 +163,6 @@ function tlsFor(
           'SPIFFE_BUNDLE_ENDPOINT_UNAUTHENTICATED',
           `${what}: the server's X509-SVID does not verify: ${err instanceof Error ? err.message : String(err)}`,
           { reason, cause: err },
-        )
-      }
-      if (id !== expected.toString()) {
-        throw new SpiffeError(
-          'SPIFFE_BUNDLE_ENDPOINT_UNAUTHENTICATED',
-          `${what}: the server presented ${id}, not the configured ${expected}`,
-          { reason: 'WRONG_SPIFFE_ID' },
         )
       }
     },
