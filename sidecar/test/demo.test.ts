@@ -55,7 +55,13 @@ t.test('svidecar demo: traffic over mTLS between two sidecars, through SVID rota
     /LLM demo-large \(denied\): 403 in OpenAI's error shape, type permission_error, code SVD_POLICY_DENIED: /,
   )
   t.same(audits(large), [{ action: 'llm.model', resource: 'demo-large', decision: 'deny' }])
-  t.match(stdout, /LLM model list as the agent sees it: demo-small\n/)
+  const models = step(/LLM model list as the agent sees it/)
+  t.match(models, /LLM model list as the agent sees it: demo-small \(/)
+  t.same(
+    audits(models),
+    [{ action: 'llm.model', resource: 'demo-large', decision: 'deny' }],
+    'the filter audits its denial',
+  )
   // The budget runs out mid-stream: the stream ends with the error frame, the usage line says so.
   const long = step(/LLM demo-small long answer/)
   t.match(
@@ -91,7 +97,13 @@ t.test('svidecar demo: traffic over mTLS between two sidecars, through SVID rota
   t.notMatch(stdout, /audit: [^\n]*"action":"http\.route"/, 'route decisions are not repeated as audit lines')
 
   // MCP: the list filtered to the allowed tools, an allowed call, and each denial style with its audit line.
-  t.match(stdout, /MCP tools\/list as the agent sees it: search_docs, delete_repo, deploy \(/)
+  const tools = step(/MCP tools\/list as the agent sees it/)
+  t.match(tools, /MCP tools\/list as the agent sees it: search_docs, delete_repo, deploy \(/)
+  t.match(
+    audits(tools).find((a) => a.resource === 'read_secrets'),
+    { action: 'mcp.tool', decision: 'deny' },
+    'the hidden tool is audited',
+  )
   const search = step(/MCP search_docs \(allowed\)/)
   t.match(
     search,

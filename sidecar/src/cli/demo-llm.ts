@@ -33,7 +33,7 @@ export async function llmCalls(llm: string, audit: DemoAudit, log: Log): Promise
     log('LLM: the agent holds no key; its sidecar decides the model and injects the key only it can read')
     const hello = await readStream(await chat('demo-small', true, 'Say hello.'))
     log(
-      `LLM demo-small (allowed, streamed): ${hello.status}, ${hello.events} events: "${hello.text}" (the model server answers only its key)`,
+      `LLM demo-small (allowed, streamed): ${hello.status}, ${hello.events} events: "${hello.text}" (the model server accepts only the key the sidecar injected)`,
     )
     await flush(usageLine)
 
@@ -45,7 +45,9 @@ export async function llmCalls(llm: string, audit: DemoAudit, log: Log): Promise
     await flush(decisionOn('demo-large'))
 
     const list = (await (await fetch(`${llm}/v1/models`)).json()) as { data?: { id: string }[] }
-    log(`LLM model list as the agent sees it: ${(list.data ?? []).map((m) => m.id).join(', ')}`)
+    log(
+      `LLM model list as the agent sees it: ${(list.data ?? []).map((m) => m.id).join(', ')} (the server lists demo-large too; left out, its denial audited)`,
+    )
     await flush(decisionOn('demo-large'))
 
     const long = await readStream(await chat('demo-small', true, 'Tell me a long story.', 500))
