@@ -36,7 +36,12 @@ export class DemoAudit {
         this.#partial = lines.pop() ?? ''
         for (const line of lines) {
           if (line === '') continue
-          const record = JSON.parse(line) as AuditRecord
+          let record: AuditRecord
+          try {
+            record = JSON.parse(line) as AuditRecord
+          } catch {
+            continue // every audit line is JSON; a demo never stops over one that is not
+          }
           if (keep(record)) this.#pending.push(record)
         }
         done()
