@@ -85,6 +85,8 @@ t.test("the demo's configs validate against the schema and load", async (t) => {
       modelUrl: 'http://127.0.0.1:8000',
       keyFile: '/tmp/svidecar-demo/model-key',
       policyFile: '/tmp/svidecar-demo/agent-policy.yaml',
+      agentId: 'spiffe://example.org/demo/agent',
+      tokensPerDay: 100,
     }),
   }
   for (const [what, text] of Object.entries(configs)) {

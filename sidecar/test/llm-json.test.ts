@@ -121,8 +121,16 @@ t.test('model lists: both shapes filtered, paging fields describing the filtered
       { data: [{ id: 'no-0' }], has_more: true, first_id: 'no-0', last_id: 'no-0' },
       allowed,
     ),
+    { data: [], has_more: true, first_id: null, last_id: null },
+    'an emptied page names no denied model and keeps the provider has_more',
+  )
+  t.same(
+    filterAnthropicModels(
+      { data: [{ id: 'no-0' }], has_more: false, first_id: 'no-0', last_id: 'no-0' },
+      allowed,
+    ),
     { data: [], has_more: false, first_id: null, last_id: null },
-    'an emptied page names no denied model and offers no next page',
+    'the last page stays the last page',
   )
   t.equal(filterOpenAiModels({ object: 'list', data: 'x' }, allowed), undefined, 'not the list shape')
   t.equal(filterAnthropicModels({}, allowed), undefined)

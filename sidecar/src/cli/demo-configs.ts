@@ -4,7 +4,10 @@
  * them like the files in deploy/examples.
  */
 
-/** The MCP server's sidecar: one inbound listener that lets the agent in, under the demo policy. */
+/**
+ * The MCP server's sidecar: one inbound listener that lets the agent in, under the demo policy, with the MCP
+ * lens on the app's `/mcp` path.
+ */
 export function mcpSidecarConfig(o: {
   socket: string
   appUrl: string
@@ -19,13 +22,15 @@ inbound:
     address: "127.0.0.1:0"
     forwardTo: "${o.appUrl}"
     authorize: { exact: "${o.agentId}" }
+    mcp: { paths: [/mcp] }
 policy: { file: "${o.policyFile}" }
 `
 }
 
 /**
  * The agent's sidecar: one outbound listener to the MCP server's sidecar over mTLS, and one LLM gateway
- * listener in front of the local model server, whose key only this sidecar reads.
+ * listener in front of the local model server, whose key only this sidecar reads, with a small daily token
+ * budget for the agent (in memory) that the demo runs out of.
  */
 export function agentSidecarConfig(o: {
   socket: string
@@ -34,6 +39,8 @@ export function agentSidecarConfig(o: {
   modelUrl: string
   keyFile: string
   policyFile: string
+  agentId: string
+  tokensPerDay: number
 }): string {
   return `workloadApi: { socket: "${o.socket}", hint: agent }
 admin: { address: "127.0.0.1:0" }
@@ -58,6 +65,13 @@ llm:
       kind: openai-compatible
       upstream: model
       credential: { file: "${o.keyFile}" }
+budgets:
+  defaultMaxTokens: 16
+  extendTokens: 16
+  limits:
+    - name: agent-daily
+      subjects: ["${o.agentId}"]
+      tokensPerDay: ${o.tokensPerDay}
 policy: { file: "${o.policyFile}" }
 `
 }

@@ -4,18 +4,19 @@
  * identities; an agent's sidecar sends traffic over mTLS to an MCP server's
  * sidecar, which hands it to a local app with the caller's verified SPIFFE
  * ID. The MCP server's sidecar enforces a small policy; the demo shows one
- * route it allows and one it denies, with the decisions. The agent's sidecar
- * is also its LLM gateway: the agent calls a local OpenAI-compatible model
- * server with no key, the sidecar decides the model by the agent's SPIFFE ID
- * and injects the key only it holds; one allowed (streamed) and one denied
- * model are called, with their audit lines. It prints each request, each
- * rotation, and how to send your own.
+ * route it allows and one it denies, with the decisions, and its MCP lens
+ * in front of a small MCP server: the tool list the agent is shown, an
+ * allowed call and a denied call in each denial style (demo-mcp-calls.ts).
+ * The agent's sidecar is also its LLM gateway: the agent calls a local
+ * OpenAI-compatible model server with no key, the sidecar decides the model
+ * by the agent's SPIFFE ID, injects the key only it holds and keeps the
+ * agent's token budget (demo-llm.ts). Each step prints its audit lines. It
+ * then prints each request, each rotation, and how to send your own.
  */
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Writable } from 'node:stream'
 import { parseArgs } from 'node:util'
 import { DevWorkloadApi } from '@svidecar/certs'
 import { parseConfig } from '../config/index.ts'
@@ -24,7 +25,10 @@ import { startDemoModel } from '../dev/demo-model.ts'
 import { on } from '../observe/events.ts'
 import { createLogger } from '../observe/log.ts'
 import { Sidecar } from '../sidecar.ts'
+import { DemoAudit } from './demo-audit.ts'
 import { agentSidecarConfig, mcpSidecarConfig } from './demo-configs.ts'
+import { llmCalls } from './demo-llm.ts'
+import { mcpCalls } from './demo-mcp-calls.ts'
 import { UsageError } from './usage.ts'
 
 const HELP = `Usage: svidecar demo [options]
@@ -33,21 +37,26 @@ Runs a dev SPIFFE Workload API (no SPIRE needed), an agent's sidecar and an
 MCP server's sidecar with a local app behind it, and sends a request from the
 agent side over mTLS every few seconds. The MCP server's sidecar enforces a
 demo policy: the agent may call /tools/**, nobody may call /admin/**; the demo
-sends one request of each and prints the decisions. The agent's sidecar is
-also its LLM gateway to a local OpenAI-compatible model server: the agent
-holds no key, may use demo-small and not demo-large; the demo calls both and
-prints the audit lines. SVIDs rotate at half their lifetime.
+sends one request of each and prints the decisions. Its MCP lens guards a
+small MCP server: the agent sees only the tools it may use, and calls one it
+may and three it may not (denied as hide, explain and forbid). The agent's
+sidecar is also its LLM gateway to a local OpenAI-compatible model server:
+the agent holds no key, may use demo-small and not demo-large, and has a
+small daily token budget that a long answer runs out of mid-stream. Each
+step prints its audit lines. SVIDs rotate at half their lifetime.
 Stop with Ctrl-C.
 
 Options:
   --ttl <seconds>       X.509-SVID lifetime; rotation comes at half of it (default 20)
-  --rotations <n>       exit after n rotations (default: run until stopped)
+  --rotations <n>       exit after n rotations during the repeated requests (default: run until stopped)
   --interval <seconds>  time between demo requests (default 2)
   --trust-domain <td>   trust domain (default example.org)
   -h, --help            show this help
 `
 
 // The demo's own sidecars log only problems; the demo narrates the rest.
+// The agent's daily token budget: room for a short answer, not for the long one.
+const DEMO_TOKENS_PER_DAY = 100
 const quiet = createLogger({ level: 'warn' })
 
 export async function runDemo(args: string[]): Promise<number> {
@@ -99,15 +108,19 @@ export async function runDemo(args: string[]): Promise<number> {
   writeFileSync(keyFile, modelKey, { mode: 0o600 })
   const agentPolicyFile = join(policyDir, 'agent-policy.yaml')
   writeFileSync(agentPolicyFile, agentPolicy(agentId))
+  // The MCP server's MCP decisions are shown per step; its route decisions come from the policy events below.
+  const serverAudit = new DemoAudit((r) => typeof r.action === 'string' && r.action.startsWith('mcp.'))
   const server = await Sidecar.start(
     parseConfig(
       mcpSidecarConfig({ socket: api.endpoint, appUrl: app.url, agentId, policyFile }),
       'demo (MCP server side)',
       {},
     ),
-    { logger: quiet },
+    { logger: quiet, auditStdout: serverAudit.stream },
   )
   const inbound = server.addresses.inbound.mcp
+  // Only the agent's model decisions and usage lines are shown; its route decisions would repeat per request.
+  const agentAudit = new DemoAudit((r) => r.action === 'llm.model' || r.kind === 'llm.usage')
   const agent = await Sidecar.start(
     parseConfig(
       agentSidecarConfig({
@@ -117,12 +130,13 @@ export async function runDemo(args: string[]): Promise<number> {
         modelUrl: model.url,
         keyFile,
         policyFile: agentPolicyFile,
+        agentId,
+        tokensPerDay: DEMO_TOKENS_PER_DAY,
       }),
       'demo (agent side)',
       {},
     ),
-    // Only the model decisions of the agent's audit log are shown; its route decisions would repeat per request.
-    { logger: quiet, auditStdout: auditFilter((line) => log(`audit: ${line}`)) },
+    { logger: quiet, auditStdout: agentAudit.stream },
   )
   await Promise.all([server.identity.waitReady(10_000), agent.identity.waitReady(10_000)])
   const outbound = `http://127.0.0.1:${agent.addresses.outbound.egress?.port}`
@@ -141,6 +155,7 @@ export async function runDemo(args: string[]): Promise<number> {
 
   Send your own request through the mesh:     curl ${outbound}/tools/list
   One the MCP server's policy denies (403):    curl ${outbound}/admin/reset
+  The MCP server, through both sidecars:      ${outbound}/mcp (Streamable HTTP; any MCP client)
   The policy it enforces:                     ${policyFile}
   Call the LLM gateway with no key:           curl ${llm}/v1/chat/completions -d '{"model":"demo-small","messages":[]}'
   or any OpenAI SDK with baseURL ${llm}/v1 (demo-large is denied)
@@ -148,6 +163,8 @@ export async function runDemo(args: string[]): Promise<number> {
   Metrics of the MCP server's sidecar:        curl http://${serverAdmin.host}:${serverAdmin.port}/metrics
   Point your own SPIFFE client at the dev Workload API:
     export SPIFFE_ENDPOINT_SOCKET=${api.endpoint}
+
+  Below, each step's "audit:" lines are the sidecars' own audit lines, trimmed to their key fields.
 
 `)
 
@@ -170,10 +187,10 @@ export async function runDemo(args: string[]): Promise<number> {
   const offHandshake = on('tlsHandshake', (e) => {
     if (e.direction === 'outbound' && e.peerSerial) lastServerSerial = e.peerSerial
   })
-  // The policy decisions of the MCP server's sidecar, for the first allowed request and every denied one.
+  // The route decisions of the MCP server's sidecar, for the first allowed request and every denied one.
   let shownAllow = false
   const offDecision = on('policyDecision', (e) => {
-    if (e.listener !== 'mcp' || (e.decision === 'allow' && shownAllow)) return
+    if (e.listener !== 'mcp' || e.action !== 'http.route' || (e.decision === 'allow' && shownAllow)) return
     if (e.decision === 'allow') shownAllow = true
     log(
       `policy: ${e.decision.toUpperCase()} ${e.resource} for ${e.subject} by ${e.ruleId === undefined ? 'default deny' : `rule ${e.ruleId}`} (${e.reason}; traceparent ${e.traceparent})`,
@@ -186,7 +203,11 @@ export async function runDemo(args: string[]): Promise<number> {
       `denied route: POST /admin/reset: ${res.status} ${body.error?.code ?? ''}: ${body.error?.message ?? ''}`,
     )
   }
-  await llmCalls(llm, log)
+  await mcpCalls(`${outbound}/mcp`, serverAudit, log)
+  await llmCalls(llm, agentAudit, log)
+  log('mesh: the agent now calls the app every few seconds; watch the SVIDs rotate')
+  // Rotations during the steps above do not count: the requests below are to meet the new certificates.
+  const rotationsBefore = rotations
   let n = 0
   const send = async () => {
     n++
@@ -201,7 +222,7 @@ export async function runDemo(args: string[]): Promise<number> {
     } catch (err) {
       log(`request ${n}: failed: ${(err as Error).message}`)
     }
-    if (rotations >= maxRotations) finish(0)
+    if (rotations - rotationsBefore >= maxRotations) finish(0)
   }
   await send()
   const timer = setInterval(send, intervalMs)
@@ -222,62 +243,6 @@ export async function runDemo(args: string[]): Promise<number> {
   rmSync(policyDir, { recursive: true, force: true })
   log('stopped')
   return code
-}
-
-/** The agent's calls through its LLM gateway: an allowed model streamed, a denied one, the filtered model list. */
-async function llmCalls(llm: string, log: (line: string) => void): Promise<void> {
-  const chat = (model: string, stream: boolean) =>
-    fetch(`${llm}/v1/chat/completions`, {
-      method: 'POST',
-      // What an agent with a made-up key sends: the sidecar drops it and injects the real one.
-      headers: { 'content-type': 'application/json', authorization: 'Bearer not-a-real-key' },
-      body: JSON.stringify({ model, stream, messages: [{ role: 'user', content: 'Say hello.' }] }),
-    })
-  try {
-    const res = await chat('demo-small', true)
-    if (!res.ok || res.body === null) log(`LLM demo-small: ${res.status} ${await res.text()}`)
-    else {
-      let text = ''
-      let events = 0
-      let buffered = ''
-      const decoder = new TextDecoder()
-      for await (const bytes of res.body) {
-        buffered += decoder.decode(bytes, { stream: true })
-        let end = buffered.indexOf('\n\n')
-        while (end !== -1) {
-          const data = buffered.slice(0, end).replace(/^data: /, '')
-          buffered = buffered.slice(end + 2)
-          end = buffered.indexOf('\n\n')
-          if (data === '[DONE]') continue
-          events++
-          const delta = (JSON.parse(data) as { choices: { delta: { content?: string } }[] }).choices[0]?.delta
-          text += delta?.content ?? ''
-        }
-      }
-      log(`LLM demo-small (allowed, streamed): ${res.status}, ${events} events: "${text}"`)
-    }
-    const denied = await chat('demo-large', false)
-    const body = (await denied.json()) as { error?: { code?: string; message?: string } }
-    log(`LLM demo-large (denied): ${denied.status} ${body.error?.code ?? ''}: ${body.error?.message ?? ''}`)
-    const list = (await (await fetch(`${llm}/v1/models`)).json()) as { data?: { id: string }[] }
-    log(`LLM model list as the agent sees it: ${(list.data ?? []).map((m) => m.id).join(', ')}`)
-  } catch (err) {
-    log(`LLM calls failed: ${(err as Error).message}`)
-  }
-}
-
-/** A stream for audit lines that shows the model decisions and drops the rest. */
-function auditFilter(show: (line: string) => void): Writable {
-  let pending = ''
-  return new Writable({
-    write(chunk: Buffer | string, _encoding, done) {
-      pending += chunk.toString()
-      const lines = pending.split('\n')
-      pending = lines.pop() ?? ''
-      for (const line of lines) if (line.includes('"action":"llm.model"')) show(line)
-      done()
-    },
-  })
 }
 
 function agentPolicy(agentId: string): string {
@@ -303,6 +268,7 @@ rules:
 function demoPolicy(agentId: string, td: string): string {
   return `version: 1
 mode: enforce
+denyStyle: hide
 rules:
   - id: agent-calls-tools
     description: the demo agent may list and call tools
@@ -319,5 +285,22 @@ rules:
     resources:
       - kind: http.route
         path: /admin/**
+  - id: agent-searches-docs
+    description: the agent may search the docs (every other tool is denied; by default it is hidden)
+    effect: allow
+    subjects: ["${agentId}"]
+    resources: [{ kind: mcp.tool, name: search_docs }]
+  - id: no-deletes
+    description: deleting is refused with a tool error the model can read
+    effect: deny
+    denyStyle: explain
+    subjects: [{ trustDomain: ${td} }]
+    resources: [{ kind: mcp.tool, name: delete_* }]
+  - id: deploy-needs-approval
+    description: deploying needs rights the agent does not have (HTTP 403, insufficient_scope)
+    effect: deny
+    denyStyle: forbid
+    subjects: [{ trustDomain: ${td} }]
+    resources: [{ kind: mcp.tool, name: deploy }]
 `
 }

@@ -16,7 +16,8 @@
  *   response is filtered to the models the subject may use.
  * - `llm-provider`, after the policy, sends the call to the first provider of
  *   its API style that serves the model, strips every credential the agent
- *   sent and injects the provider key the sidecar holds.
+ *   sent and injects the provider key the sidecar holds. (Keys in the query
+ *   string are dropped first of all, by the endpoint stage.)
  */
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib'
 import { SvidecarError } from '../errors/index.ts'
@@ -30,6 +31,7 @@ import { LLM_ATTRIBUTE, type LlmApi, type LlmCall, llmCallOf } from '../lens/llm
 import { JsonRejected, readJsonObject } from '../lens/llm/json.ts'
 import { filterOpenAiModels, OPENAI_ENDPOINTS } from '../lens/llm/openai.ts'
 import { type ApiStyle, type Providers, styleOf } from '../lens/llm/providers.ts'
+import { stripCredentialParams } from '../lens/llm/query.ts'
 import { LlmRequestRejected, readLlmRequest, validModelName } from '../lens/llm/request.ts'
 import { authorize } from '../pipeline/authorize.ts'
 import type { Exchange } from '../pipeline/exchange.ts'
@@ -72,6 +74,8 @@ function endpointStage(options: LlmStageOptions): Stage {
     name: 'llm-endpoint',
     onRequest(exchange) {
       if (exchange.lens !== 'llm') return undefined
+      // A key in the query string (`?api-key=`, `?key=`) is the agent's too: it never goes upstream.
+      if (exchange.req.url !== undefined) exchange.req.url = stripCredentialParams(exchange.req.url)
       const anthropic = exchange.req.headers[ANTHROPIC_VERSION_HEADER] !== undefined
       const key = `${exchange.method} ${exchange.path}`
       const one = exchange.upgrade ? undefined : oneModel(exchange.method, exchange.path)

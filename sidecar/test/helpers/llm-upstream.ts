@@ -20,6 +20,8 @@ import type { AddressInfo } from 'node:net'
 export interface ReceivedRequest {
   method: string
   path: string
+  /** The request target as it arrived, query included. */
+  target: string
   headers: IncomingMessage['headers']
   /** The raw body as it arrived. */
   raw: Buffer
@@ -79,7 +81,14 @@ export async function startLlmUpstream(options: LlmUpstreamOptions = {}): Promis
         body = undefined
       }
       const path = (req.url ?? '/').split('?')[0] as string
-      const record: ReceivedRequest = { method: req.method ?? '', path, headers: req.headers, raw, body }
+      const record: ReceivedRequest = {
+        method: req.method ?? '',
+        path,
+        target: req.url ?? '/',
+        headers: req.headers,
+        raw,
+        body,
+      }
       received.push(record)
       route(record, res, options, state).catch(() => res.destroy())
     })

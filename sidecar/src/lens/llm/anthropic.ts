@@ -22,9 +22,11 @@ export const ANTHROPIC_NEVER_STREAMS: ReadonlySet<LlmApi> = new Set<LlmApi>(['an
 export const ANTHROPIC_VERSION_HEADER = 'anthropic-version'
 
 /**
- * The list with only the models `allowed` keeps; `first_id`/`last_id` name the first and last model kept.
- * A page left empty says `has_more: false`: with no id to continue after, a client could not page on, and an
- * id of a denied model would name it. Returns undefined when the document is not the Anthropic list shape.
+ * The list with only the models `allowed` keeps; `first_id`/`last_id` name the first and last model kept
+ * (null when none is), so no id of a denied model leaks. `has_more` stays the provider's: a page the filter
+ * emptied is not the end of the list, and saying so would hide the allowed models of later pages from a client
+ * that pages by hand (the SDKs stop at an empty page either way). Returns undefined when the document is not
+ * the Anthropic list shape.
  */
 export function filterAnthropicModels(
   doc: Record<string, unknown>,
@@ -42,7 +44,6 @@ export function filterAnthropicModels(
   return {
     ...doc,
     data: kept,
-    ...(kept.length === 0 ? { has_more: false } : {}),
     first_id: first,
     last_id: last,
   }
