@@ -239,7 +239,8 @@ async function startSvidecar(upstreamPort: number): Promise<Target> {
 
 /**
  * The sidecar as an LLM egress, as a user would run it: the LLM lens on /v1, a policy that allows the agent
- * this model, the provider key read from a file and injected, whatever the agent sent stripped.
+ * this model, the provider key read from a file and injected, whatever the agent sent stripped, tokens
+ * counted and a budget reserved and settled on every call.
  */
 function svidecarConfig(socket: string, upstreamPort: number, keyFile: string): string {
   const policy = join(dir, 'policy.yaml')
@@ -271,6 +272,13 @@ llm:
       models: ["*"]
       credential: { file: "${keyFile}" }
 policy: { file: "${policy}" }
+# Counted and reserved on every call like a real budget, never exhausted in the run.
+budgets:
+  limits:
+    - name: bench
+      subjects: ["spiffe://example.org/bench/*"]
+      tokensPerMinute: 1000000000
+      requestsPerMinute: 100000000
 `
 }
 
