@@ -11,6 +11,7 @@
  * none (`exchange.decided`).
  */
 import { SvidecarError } from '../errors/index.ts'
+import { answerServer, type ClientRequest, refusalOf } from '../lens/mcp/client-requests.ts'
 import { answerReply, type Denial, denialAnswer, forbidReply, problemReply } from '../lens/mcp/denials.ts'
 import {
   errorResponse,
@@ -25,7 +26,13 @@ import {
   parseBody,
 } from '../lens/mcp/jsonrpc.ts'
 import { ToolPins } from '../lens/mcp/pins.ts'
-import { idKey, listFilterWrapper, type PendingLists, sseStreamWrapper } from '../lens/mcp/response.ts'
+import {
+  idKey,
+  listFilterWrapper,
+  type PendingLists,
+  type StreamHooks,
+  sseStreamWrapper,
+} from '../lens/mcp/response.ts'
 import { SessionTable } from '../lens/mcp/sessions.ts'
 import { type ListMethod, MCP_ATTRIBUTE, targetOf } from '../lens/mcp/targets.ts'
 import {
@@ -454,12 +461,18 @@ export function mcpStage(options: McpStageOptions): Stage {
           sessions.end(state.sessionId)
         }
       }
-      if ((engine === undefined && pins === undefined) || state.pending.size === 0) return undefined
+      const hooks = clientRequestHooks(exchange, () => exchange.req.url ?? exchange.path)
+      if (
+        hooks.clientRequest === undefined &&
+        ((engine === undefined && pins === undefined) || state.pending.size === 0)
+      )
+        return undefined
       return listFilterWrapper(
         head,
         state.pending,
         keepFor(exchange, state.pending.values().next().value?.method),
         options.maxMessageBytes,
+        hooks,
       )
     },
   }
@@ -515,6 +528,34 @@ export function mcpStage(options: McpStageOptions): Stage {
         w?.data?.(Buffer.from(text))
         const out = w?.end?.()
         return out instanceof Promise ? out.then((b) => b?.toString('utf8')) : (out?.toString('utf8') ?? text)
+      },
+    }
+  }
+
+  /**
+   * On the agent's sidecar, the server's requests of the agent (sampling, elicitation, roots) are decided for the
+   * agent; a refused one is answered for it, POSTed to `answerPath()` on the same session.
+   */
+  function clientRequestHooks(exchange: Exchange, answerPath: () => string | undefined): StreamHooks {
+    if (exchange.direction !== 'outbound' || engine === undefined) return {}
+    const upstream = exchange.upstream
+    if (upstream === undefined) return {}
+    const headers: Record<string, string> = {}
+    for (const name of ['mcp-session-id', 'mcp-protocol-version']) {
+      const v = exchange.req.headers[name]
+      if (typeof v === 'string') headers[name] = v
+    }
+    return {
+      clientRequest(request: ClientRequest) {
+        exchange.attributes[MCP_ATTRIBUTE] = { method: request.method, name: request.name }
+        const settle = (d: PolicyDecision): boolean => {
+          if (d.decision === 'allow') return true
+          const path = answerPath()
+          if (path !== undefined) void answerServer({ upstream, path, headers }, refusalOf(request, d))
+          return false
+        }
+        const answer = authorize(engine, exchange, { kind: 'mcp.client', name: request.name })
+        return answer instanceof Promise ? answer.then(settle) : settle(answer)
       },
     }
   }
@@ -579,17 +620,20 @@ export function mcpStage(options: McpStageOptions): Stage {
   function streamWrapper(exchange: Exchange, head: ResponseHead): ResponseWrapper | undefined {
     const stream: OpenStream = { pending: new Map(), push: undefined }
     let sid: string | undefined
+    let endpoint: string | undefined
     const wrapper = sseStreamWrapper(
       head,
       stream.pending,
       keepFor(exchange, undefined),
       options.maxMessageBytes,
       {
+        ...clientRequestHooks(exchange, () => endpoint),
         onEndpoint(data) {
           if (sid !== undefined) return
           const named = endpointSessionId(data)
           if (named === undefined) return
           sid = named
+          endpoint = endpointPath(data)
           sseSessions.bind(named, exchange.subject?.toString() ?? '')
           streams.set(named, stream)
         },
@@ -642,6 +686,16 @@ function querySessionId(exchange: Exchange): string | undefined {
   const q = url.indexOf('?')
   if (q === -1) return undefined
   return new URLSearchParams(url.slice(q + 1)).get('sessionId') ?? undefined
+}
+
+/** The path and query of an `endpoint` event's URI (where the client POSTs), as the server sent it. */
+function endpointPath(data: string): string | undefined {
+  try {
+    const u = new URL(data.trim(), 'http://endpoint.invalid')
+    return u.pathname + u.search
+  } catch {
+    return undefined
+  }
 }
 
 /** The session an `endpoint` event's URI names, when it names one. */

@@ -11,6 +11,7 @@
 import { StringDecoder } from 'node:string_decoder'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import type { ResponseHead, ResponseWrapper } from '../../pipeline/stage.ts'
+import { type ClientRequest, clientRequestOf, mayHoldClientRequest } from './client-requests.ts'
 import { filterList, type KeepItem } from './filter.ts'
 import { errorResponse, INTERNAL_ERROR, type JsonRpcId } from './jsonrpc.ts'
 import type { ListMethod } from './targets.ts'
@@ -34,13 +35,20 @@ export function listFilterWrapper(
   pending: PendingLists,
   keep: KeepItem,
   maxBytes: number,
+  hooks: StreamHooks = {},
 ): ResponseWrapper | undefined {
-  if (head.status < 200 || head.status >= 300 || pending.size === 0) return undefined
+  if (head.status < 200 || head.status >= 300) return undefined
+  const type = mediaType(head)
+  if (pending.size === 0) {
+    // Only a stream can carry the server's own requests; with nothing else to do a JSON answer passes untouched.
+    return hooks.clientRequest !== undefined && type === 'text/event-stream'
+      ? sseWrapper(pending, keep, maxBytes, hooks)
+      : undefined
+  }
   const encoding = head.headers['content-encoding']
   if (encoding !== undefined && encoding !== 'identity') return encodedWrapper(pending)
-  const type = mediaType(head)
   if (type === 'application/json') return jsonWrapper(pending, keep, maxBytes)
-  if (type === 'text/event-stream') return sseWrapper(pending, keep, maxBytes)
+  if (type === 'text/event-stream') return sseWrapper(pending, keep, maxBytes, hooks)
   return undefined
 }
 
@@ -156,8 +164,13 @@ function serializeEvent(event: {
   return `${out}\n`
 }
 
-/** What an HTTP+SSE (2024-11-05) stream needs beyond a POST's own stream. */
-interface StreamHooks {
+/** What a stream needs beyond filtering the answers to list requests. */
+export interface StreamHooks {
+  /**
+   * A request the server makes of the agent (agent's sidecar only): true delivers it, false drops the event
+   * (the hook has answered the server).
+   */
+  clientRequest?(request: ClientRequest): boolean | Promise<boolean>
   /** The `endpoint` event's data (the URI the client POSTs to). */
   onEndpoint?(data: string): void
   /** Answers arrive over the stream's life: a matched list request is done with. */
@@ -209,6 +222,28 @@ function sseWrapper(
         doc = JSON.parse(e.data)
       } catch {
         doc = undefined
+      }
+    }
+    if (doc === undefined && isMessage && hooks.clientRequest !== undefined && mayHoldClientRequest(e.data)) {
+      let request: ClientRequest | undefined
+      try {
+        request = clientRequestOf(JSON.parse(e.data))
+      } catch {
+        request = undefined
+      }
+      if (request !== undefined) {
+        const deliver = hooks.clientRequest(request)
+        const block = serializeEvent(e)
+        // A dropped event still leaves its resumption point.
+        const dropped = e.id === undefined ? '' : `id: ${e.id}\n\n`
+        out.push(
+          deliver instanceof Promise
+            ? deliver.then((yes) => (yes ? block : dropped))
+            : deliver
+              ? block
+              : dropped,
+        )
+        return
       }
     }
     if (doc === undefined) {

@@ -1,0 +1,164 @@
+// Requests an MCP server makes of the agent (sampling, roots) pass the agent's own sidecar policy: the official
+// SDK 1.x server calls createMessage / listRoots inside a tool call (the request travels in the POST's SSE
+// answer), the SDK client answers with its handlers. Allowed: the agent's answer reaches the server. Denied:
+// the agent never sees the request, and the server's call fails with the error the agent's sidecar sent.
+import { randomUUID } from 'node:crypto'
+import { once } from 'node:events'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
+import { CreateMessageRequestSchema, ListRootsRequestSchema } from '@modelcontextprotocol/sdk/types.js'
+import t, { type Test } from 'tap'
+import { on, type PolicyDecisionEvent } from '../src/observe/events.ts'
+import { AGENT, AGENT2, startMcpMesh } from './helpers/mcp-mesh.ts'
+
+const SERVER_POLICY = `version: 1
+rules:
+  - id: agents-tools
+    effect: allow
+    subjects: ["${AGENT}", "${AGENT2}"]
+    resources: [{ kind: mcp.tool, name: "*" }]
+`
+
+// The agents' own policy: both may call the tools; only AGENT lets the server sample through it, nobody lists roots.
+const AGENT_POLICY = `version: 1
+rules:
+  - id: tools
+    effect: allow
+    subjects: ["${AGENT}", "${AGENT2}"]
+    resources: [{ kind: mcp.tool, name: "*" }]
+  - id: agent-sampling
+    effect: allow
+    subjects: ["${AGENT}"]
+    resources: [{ kind: mcp.client, name: sampling }]
+`
+
+/** An SDK McpServer whose tools ask the client: `ask` samples, `roots` lists the client's roots. */
+async function startServer(t: Test): Promise<string> {
+  const sessions = new Map<string, StreamableHTTPServerTransport>()
+  const build = () => {
+    const server = new McpServer({ name: 'asking-server', version: '1.0.0' })
+    server.registerTool('ask', { description: 'asks the client to sample' }, async () => {
+      try {
+        const r = await server.server.createMessage(
+          { messages: [{ role: 'user', content: { type: 'text', text: 'say hi' } }], maxTokens: 20 },
+          { timeout: 10_000 },
+        )
+        return {
+          content: [{ type: 'text', text: `sampled: ${r.content.type === 'text' ? r.content.text : ''}` }],
+        }
+      } catch (err) {
+        return {
+          content: [{ type: 'text', text: `refused: ${(err as { code?: number }).code}` }],
+          isError: true,
+        }
+      }
+    })
+    server.registerTool('roots', { description: 'lists the client roots' }, async () => {
+      try {
+        const r = await server.server.listRoots(undefined, { timeout: 10_000 })
+        return { content: [{ type: 'text', text: `roots: ${r.roots.length}` }] }
+      } catch (err) {
+        return {
+          content: [{ type: 'text', text: `refused: ${(err as { code?: number }).code}` }],
+          isError: true,
+        }
+      }
+    })
+    return server
+  }
+  const http = createServer(async (req: IncomingMessage, res: ServerResponse) => {
+    let body: unknown
+    if (req.method === 'POST') {
+      const chunks: Buffer[] = []
+      for await (const c of req) chunks.push(c as Buffer)
+      body = JSON.parse(Buffer.concat(chunks).toString('utf8'))
+    }
+    const sid = req.headers['mcp-session-id']
+    let transport = typeof sid === 'string' ? sessions.get(sid) : undefined
+    if (transport === undefined) {
+      const created = new StreamableHTTPServerTransport({
+        sessionIdGenerator: () => randomUUID(),
+        onsessioninitialized: (id) => {
+          sessions.set(id, created)
+        },
+      })
+      transport = created
+      await build().connect(created)
+    }
+    await transport.handleRequest(req, res, body)
+  })
+  http.listen(0, '127.0.0.1')
+  await once(http, 'listening')
+  t.teardown(async () => {
+    for (const s of sessions.values()) await s.close()
+    http.closeAllConnections()
+    http.close()
+  })
+  return `http://127.0.0.1:${(http.address() as AddressInfo).port}`
+}
+
+async function connect(t: Test, url: string, asked: string[]): Promise<Client> {
+  const client = new Client(
+    { name: 'svidecar-test-agent', version: '1.0.0' },
+    { capabilities: { sampling: {}, roots: {} } },
+  )
+  client.setRequestHandler(CreateMessageRequestSchema, async () => {
+    asked.push('sampling')
+    return { model: 'test-model', role: 'assistant', content: { type: 'text', text: 'hi there' } }
+  })
+  client.setRequestHandler(ListRootsRequestSchema, async () => {
+    asked.push('roots')
+    return { roots: [{ uri: 'file:///work', name: 'work' }] }
+  })
+  await client.connect(new StreamableHTTPClientTransport(new URL(url)))
+  t.teardown(() => client.close())
+  return client
+}
+
+const text = (r: unknown) => ((r as { content: Array<{ text: string }> }).content[0] as { text: string }).text
+
+t.test('server-to-client requests are decided by the agent sidecar for the agent', async (t) => {
+  const upstream = await startServer(t)
+  const mesh = await startMcpMesh(t, { upstream, serverPolicy: SERVER_POLICY, agentPolicy: AGENT_POLICY })
+  const seen: PolicyDecisionEvent[] = []
+  t.teardown(on('policyDecision', (e) => seen.push(e)))
+
+  const asked: string[] = []
+  const agent = await connect(t, mesh.agentUrl, asked)
+  const sampled = await agent.callTool({ name: 'ask', arguments: {} })
+  t.equal(
+    text(sampled),
+    'sampled: hi there',
+    'an allowed sampling request reaches the agent and its answer the server',
+  )
+  t.same(asked, ['sampling'])
+  t.ok(
+    seen.some(
+      (e) =>
+        e.action === 'mcp.client' &&
+        e.resource === 'sampling' &&
+        e.decision === 'allow' &&
+        e.subject === AGENT,
+    ),
+    'the allow is audited for the agent',
+  )
+
+  const roots = await agent.callTool({ name: 'roots', arguments: {} })
+  t.equal(text(roots), 'refused: 403', 'a denied roots/list is answered for the agent with the policy error')
+  t.same(asked, ['sampling'], 'the agent never saw the denied request')
+
+  const asked2: string[] = []
+  const agent2 = await connect(t, mesh.agent2Url, asked2)
+  const refused = await agent2.callTool({ name: 'ask', arguments: {} })
+  t.equal(text(refused), 'refused: 403', 'sampling denied for another agent fails on the server at once')
+  t.same(asked2, [], 'agent2 never saw the sampling request')
+  const denial = seen.find((e) => e.action === 'mcp.client' && e.subject === AGENT2)
+  t.equal(denial?.decision, 'deny')
+  t.equal(denial?.resource, 'sampling')
+  // The agent's session still works after a refusal.
+  t.equal(text(await agent2.callTool({ name: 'roots', arguments: {} })), 'refused: 403')
+})
