@@ -12,7 +12,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
 import { CreateMessageRequestSchema, ListRootsRequestSchema } from '@modelcontextprotocol/sdk/types.js'
 import t, { type Test } from 'tap'
-import { on, type PolicyDecisionEvent } from '../src/observe/events.ts'
+import { type LlmUsageEvent, on, type PolicyDecisionEvent } from '../src/observe/events.ts'
 import { AGENT, AGENT2, startMcpMesh } from './helpers/mcp-mesh.ts'
 
 const SERVER_POLICY = `version: 1
@@ -101,14 +101,14 @@ async function startServer(t: Test): Promise<string> {
   return `http://127.0.0.1:${(http.address() as AddressInfo).port}`
 }
 
-async function connect(t: Test, url: string, asked: string[]): Promise<Client> {
+async function connect(t: Test, url: string, asked: string[], answer = 'hi there'): Promise<Client> {
   const client = new Client(
     { name: 'svidecar-test-agent', version: '1.0.0' },
     { capabilities: { sampling: {}, roots: {} } },
   )
   client.setRequestHandler(CreateMessageRequestSchema, async () => {
     asked.push('sampling')
-    return { model: 'test-model', role: 'assistant', content: { type: 'text', text: 'hi there' } }
+    return { model: 'test-model', role: 'assistant', content: { type: 'text', text: answer } }
   })
   client.setRequestHandler(ListRootsRequestSchema, async () => {
     asked.push('roots')
@@ -161,4 +161,39 @@ t.test('server-to-client requests are decided by the agent sidecar for the agent
   t.equal(denial?.resource, 'sampling')
   // The agent's session still works after a refusal.
   t.equal(text(await agent2.callTool({ name: 'roots', arguments: {} })), 'refused: 403')
+})
+
+t.test('sampling counts against the agent token budget and is refused once it is used up', async (t) => {
+  const upstream = await startServer(t)
+  const mesh = await startMcpMesh(t, {
+    upstream,
+    serverPolicy: SERVER_POLICY,
+    agentPolicy: AGENT_POLICY,
+    agentExtra: `budgets:
+  limits:
+    - name: agent-day
+      subjects: ["${AGENT}"]
+      tokensPerDay: 40`,
+  })
+  const usage: LlmUsageEvent[] = []
+  t.teardown(on('llmUsage', (e) => usage.push(e)))
+  const asked: string[] = []
+  // An answer far longer than the budget: the first sampling fits the reservation, its settlement uses it up.
+  const long = Array.from({ length: 80 }, (_, i) => `word${i}`).join(' ')
+  const agent = await connect(t, mesh.agentUrl, asked, long)
+  t.equal(text(await agent.callTool({ name: 'ask', arguments: {} })), `sampled: ${long}`)
+  const line = usage.find((e) => e.api === 'mcp.sampling')
+  t.equal(line?.subject, AGENT, 'the sampling is counted for the agent')
+  t.equal(line?.estimated, true, 'marked estimated: sampling results carry no token counts')
+  t.equal(line?.model, 'test-model')
+  t.ok((line?.outputTokens ?? 0) >= 40, 'the answer text is counted')
+  t.ok((line?.inputTokens ?? 0) > 0, 'the prompt text is counted')
+  t.same(line?.budget?.names, ['agent-day'])
+
+  t.equal(
+    text(await agent.callTool({ name: 'ask', arguments: {} })),
+    'refused: 403',
+    'with the budget used up the next sampling request is refused to the server',
+  )
+  t.same(asked, ['sampling'], 'the agent never saw the refused request')
 })

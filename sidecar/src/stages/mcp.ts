@@ -33,6 +33,7 @@ import {
   type StreamHooks,
   sseStreamWrapper,
 } from '../lens/mcp/response.ts'
+import { type SamplingBudget, SamplingMeter } from '../lens/mcp/sampling.ts'
 import { SessionTable } from '../lens/mcp/sessions.ts'
 import { type ListMethod, MCP_ATTRIBUTE, targetOf } from '../lens/mcp/targets.ts'
 import {
@@ -63,6 +64,8 @@ export interface McpStageOptions {
   defaultDenyStyle?: DenyStyle
   /** Pin each listed tool's name, description and input schema; a changed tool is hidden and refused. */
   pinTools?: boolean
+  /** On the agent's side: sampling requests count against the agent's token budget. */
+  sampling?: SamplingBudget
 }
 
 const MAX_PINS = 100_000
@@ -102,6 +105,10 @@ export function mcpStage(options: McpStageOptions): Stage {
   const streams = new Map<string, OpenStream>()
   const engine = options.policy
   const pins = options.pinTools === true ? new ToolPins(MAX_PINS) : undefined
+  const meter = options.sampling === undefined ? undefined : new SamplingMeter(options.sampling)
+  /** Names a server's request to the agent, so the agent's answer finds what was reserved for it. */
+  const samplingKey = (exchange: Exchange, session: string | undefined, id: string | number) =>
+    `${exchange.subject?.toString() ?? ''}|${session ?? ''}|${idKey(id)}`
   const upstreamOf = (exchange: Exchange) => exchange.route ?? exchange.listener
   const defaultStyle = options.defaultDenyStyle ?? 'hide'
   const states = new WeakMap<Exchange, McpState>()
@@ -223,6 +230,17 @@ export function mcpStage(options: McpStageOptions): Stage {
       exchange.decided = true
       const stream = sseSession === undefined ? undefined : streams.get(sseSession)
       if (denials.length === 0 && refusals.length === 0) {
+        if (meter !== undefined && exchange.direction === 'outbound' && exchange.subject !== undefined) {
+          for (const m of parsed.messages) {
+            if (m.kind !== 'response' || m.id === null) continue
+            meter.answered(samplingKey(exchange, sessionId ?? sseSession, m.id), m.result, {
+              listener: exchange.listener,
+              direction: exchange.direction,
+              subject: exchange.subject,
+              ...(exchange.traceparent === undefined ? {} : { traceparent: exchange.traceparent }),
+            })
+          }
+        }
         if (stream !== undefined) {
           // HTTP+SSE: the answers come on the session's stream, which filters them.
           for (const [key, p] of pending) stream.pending.set(key, p)
@@ -461,7 +479,11 @@ export function mcpStage(options: McpStageOptions): Stage {
           sessions.end(state.sessionId)
         }
       }
-      const hooks = clientRequestHooks(exchange, () => exchange.req.url ?? exchange.path)
+      const hooks = clientRequestHooks(
+        exchange,
+        () => exchange.req.url ?? exchange.path,
+        () => state.sessionId,
+      )
       if (
         hooks.clientRequest === undefined &&
         ((engine === undefined && pins === undefined) || state.pending.size === 0)
@@ -536,10 +558,15 @@ export function mcpStage(options: McpStageOptions): Stage {
    * On the agent's sidecar, the server's requests of the agent (sampling, elicitation, roots) are decided for the
    * agent; a refused one is answered for it, POSTed to `answerPath()` on the same session.
    */
-  function clientRequestHooks(exchange: Exchange, answerPath: () => string | undefined): StreamHooks {
-    if (exchange.direction !== 'outbound' || engine === undefined) return {}
+  function clientRequestHooks(
+    exchange: Exchange,
+    answerPath: () => string | undefined,
+    session: () => string | undefined,
+  ): StreamHooks {
+    if (exchange.direction !== 'outbound' || (engine === undefined && meter === undefined)) return {}
     const upstream = exchange.upstream
-    if (upstream === undefined) return {}
+    const subject = exchange.subject
+    if (upstream === undefined || subject === undefined) return {}
     const headers: Record<string, string> = {}
     for (const name of ['mcp-session-id', 'mcp-protocol-version']) {
       const v = exchange.req.headers[name]
@@ -547,13 +574,22 @@ export function mcpStage(options: McpStageOptions): Stage {
     }
     return {
       clientRequest(request: ClientRequest) {
-        exchange.attributes[MCP_ATTRIBUTE] = { method: request.method, name: request.name }
-        const settle = (d: PolicyDecision): boolean => {
-          if (d.decision === 'allow') return true
+        const refuse = (why: PolicyDecision | string): false => {
           const path = answerPath()
-          if (path !== undefined) void answerServer({ upstream, path, headers }, refusalOf(request, d))
+          if (path !== undefined) void answerServer({ upstream, path, headers }, refusalOf(request, why))
           return false
         }
+        const budget = (): boolean | Promise<boolean> => {
+          if (meter === undefined || request.name !== 'sampling') return true
+          return meter.admit(samplingKey(exchange, session(), request.id), subject, request.params).then(
+            (refusal) => (refusal === undefined ? true : refuse(refusal)),
+            // The store cannot be reached: no sampling that cannot be counted.
+            () => refuse('the budget store cannot be reached'),
+          )
+        }
+        if (engine === undefined) return budget()
+        exchange.attributes[MCP_ATTRIBUTE] = { method: request.method, name: request.name }
+        const settle = (d: PolicyDecision) => (d.decision === 'allow' ? budget() : refuse(d))
         const answer = authorize(engine, exchange, { kind: 'mcp.client', name: request.name })
         return answer instanceof Promise ? answer.then(settle) : settle(answer)
       },
@@ -627,7 +663,11 @@ export function mcpStage(options: McpStageOptions): Stage {
       keepFor(exchange, undefined),
       options.maxMessageBytes,
       {
-        ...clientRequestHooks(exchange, () => endpoint),
+        ...clientRequestHooks(
+          exchange,
+          () => endpoint,
+          () => sid,
+        ),
         onEndpoint(data) {
           if (sid !== undefined) return
           const named = endpointSessionId(data)

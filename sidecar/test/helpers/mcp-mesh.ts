@@ -39,6 +39,8 @@ export interface McpMeshOptions {
   /** The server sidecar's `mcp:` section as flow YAML. */
   serverMcp?: string
   mcpPath?: string
+  /** More top-level YAML for each agent's sidecar (e.g. `budgets:`). */
+  agentExtra?: string
 }
 
 export interface McpMesh {
@@ -110,6 +112,7 @@ upstreams:
     url: "https://127.0.0.1:${inboundPort}"
     spiffe: { exact: "${SERVER}" }
 ${agentPolicy}
+${o.agentExtra ?? ''}
 `,
         `${hint}.yaml`,
         {},

@@ -32,6 +32,7 @@ export interface ClientRequest {
   readonly method: string
   /** The capability: sampling, elicitation or roots. */
   readonly name: string
+  readonly params: Readonly<Record<string, unknown>> | undefined
 }
 
 /** The server→client request a parsed message is, if it is one (responses and notifications are not). */
@@ -41,7 +42,17 @@ export function clientRequestOf(doc: unknown): ClientRequest | undefined {
   const { id, method } = m
   if (typeof method !== 'string' || (typeof id !== 'string' && typeof id !== 'number')) return undefined
   const name = Object.hasOwn(CLIENT_REQUESTS, method) ? CLIENT_REQUESTS[method] : undefined
-  return name === undefined ? undefined : { id, method, name }
+  if (name === undefined) return undefined
+  const params = m.params
+  return {
+    id,
+    method,
+    name,
+    params:
+      params !== null && typeof params === 'object' && !Array.isArray(params)
+        ? (params as Record<string, unknown>)
+        : undefined,
+  }
 }
 
 /** The error the agent's sidecar answers a refused server request with. */
