@@ -11,7 +11,13 @@
  * none (`exchange.decided`).
  */
 import { SvidecarError } from '../errors/index.ts'
-import { answerServer, type ClientRequest, refusalOf } from '../lens/mcp/client-requests.ts'
+import {
+  answerServer,
+  type ClientRequest,
+  clientRequestOf,
+  mayHoldClientRequest,
+  refusalOf,
+} from '../lens/mcp/client-requests.ts'
 import { answerReply, type Denial, denialAnswer, forbidReply, problemReply } from '../lens/mcp/denials.ts'
 import {
   errorResponse,
@@ -507,6 +513,12 @@ export function mcpStage(options: McpStageOptions): Stage {
   function socketFilter(exchange: Exchange): FrameFilter {
     const pending = new Map<string, { id: string | number; method: ListMethod }>()
     const max = options.maxMessageBytes
+    // No way to POST an answer beside the socket: a refused server request is dropped (the server's call times out).
+    const asks = clientRequestHooks(
+      exchange,
+      () => undefined,
+      () => undefined,
+    ).clientRequest
     return {
       fromClient(text, reply) {
         if (Buffer.byteLength(text) > max) {
@@ -529,6 +541,22 @@ export function mcpStage(options: McpStageOptions): Stage {
         return r instanceof Promise ? r.then(settle) : settle(r)
       },
       fromUpstream(text) {
+        if (asks !== undefined && mayHoldClientRequest(text)) {
+          let request: ClientRequest | undefined
+          try {
+            request = clientRequestOf(JSON.parse(text))
+          } catch {
+            request = undefined
+          }
+          if (request !== undefined) {
+            const deliver = asks(request)
+            return deliver instanceof Promise
+              ? deliver.then((yes) => (yes ? text : undefined))
+              : deliver
+                ? text
+                : undefined
+          }
+        }
         if (pending.size === 0 || !text.includes('"result"')) return text
         let id: unknown
         try {
