@@ -238,7 +238,8 @@ for (let rep = 0; rep < REPS; rep++) {
   const order = rep % 2 === 0 ? targets : [...targets].reverse()
   for (const t of order) {
     const cell = await measure(t)
-    ;(results[t.name] ??= []).push(cell)
+    results[t.name] ??= []
+    results[t.name]?.push(cell)
     process.stderr.write(`rep ${rep + 1} ${t.name}: ${JSON.stringify(cell)}\n`)
   }
 }
