@@ -636,13 +636,21 @@ export function mcpStage(options: McpStageOptions): Stage {
           `it is hidden until the change is approved (pinned ${was}, now ${now})`,
         ),
       ) === 'pinned'
+    // Each distinct name is decided once per list (a list item's decision reads nothing but its name or URI).
+    const decided = new Map<string, boolean | Promise<boolean>>()
     return (resource: PolicyResource, item: Readonly<Record<string, unknown>>) => {
       if (engine === undefined) return unchanged(resource, item)
-      exchange.attributes[MCP_ATTRIBUTE] = { method: listing }
-      const answer = authorize(engine, exchange, resource, { report: false })
-      return answer instanceof Promise
-        ? answer.then((d) => listed(d) && unchanged(resource, item))
-        : listed(answer) && unchanged(resource, item)
+      const key = resource.kind === 'mcp.resource' ? resource.uri : (resource as { name: string }).name
+      let allowed = decided.get(key)
+      if (allowed === undefined) {
+        exchange.attributes[MCP_ATTRIBUTE] = { method: listing }
+        const answer = authorize(engine, exchange, resource, { report: false })
+        allowed = answer instanceof Promise ? answer.then(listed) : listed(answer)
+        decided.set(key, allowed)
+      }
+      return allowed instanceof Promise
+        ? allowed.then((yes) => yes && unchanged(resource, item))
+        : allowed && unchanged(resource, item)
     }
   }
 

@@ -128,14 +128,14 @@ function jsonWrapper(pending: PendingLists, keep: KeepItem, maxBytes: number): R
         const errors = tooLarge(pending, maxBytes)
         return Buffer.from(JSON.stringify(errors.length === 1 ? errors[0] : errors))
       }
+      const original = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)
       let doc: unknown
       try {
-        doc = JSON.parse(Buffer.concat(chunks, size).toString('utf8'))
+        doc = JSON.parse(original.toString('utf8'))
       } catch {
         // Not JSON: nothing in it can be a list result, and the client will refuse it as it is.
-        return Buffer.concat(chunks, size)
+        return original
       }
-      const original = Buffer.concat(chunks, size)
       const out = Array.isArray(doc)
         ? doc.map((m) => rewriteMessage(m, pending, keep))
         : rewriteMessage(doc, pending, keep)
