@@ -10,7 +10,11 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
-import { CreateMessageRequestSchema, ListRootsRequestSchema } from '@modelcontextprotocol/sdk/types.js'
+import {
+  CreateMessageRequestSchema,
+  CreateMessageResultSchema,
+  ListRootsRequestSchema,
+} from '@modelcontextprotocol/sdk/types.js'
 import t, { type Test } from 'tap'
 import { type LlmUsageEvent, on, type PolicyDecisionEvent } from '../src/observe/events.ts'
 import { AGENT, AGENT2, startMcpMesh } from './helpers/mcp-mesh.ts'
@@ -45,6 +49,30 @@ async function startServer(t: Test): Promise<string> {
       try {
         const r = await server.server.createMessage(
           { messages: [{ role: 'user', content: { type: 'text', text: 'say hi' } }], maxTokens: 20 },
+          { timeout: 10_000 },
+        )
+        return {
+          content: [{ type: 'text', text: `sampled: ${r.content.type === 'text' ? r.content.text : ''}` }],
+        }
+      } catch (err) {
+        return {
+          content: [{ type: 'text', text: `refused: ${(err as { code?: number }).code}` }],
+          isError: true,
+        }
+      }
+    })
+    // Sent as related to the call: it travels inside the tools/call POST's SSE answer, not on the GET stream.
+    server.registerTool('ask_related', { description: 'samples on the call stream' }, async (extra) => {
+      try {
+        const r = await extra.sendRequest(
+          {
+            method: 'sampling/createMessage',
+            params: {
+              messages: [{ role: 'user', content: { type: 'text', text: 'say hi' } }],
+              maxTokens: 20,
+            },
+          },
+          CreateMessageResultSchema,
           { timeout: 10_000 },
         )
         return {
@@ -147,9 +175,15 @@ t.test('server-to-client requests are decided by the agent sidecar for the agent
     'the allow is audited for the agent',
   )
 
+  t.equal(
+    text(await agent.callTool({ name: 'ask_related', arguments: {} })),
+    'sampled: hi there',
+    "a sampling request inside the call's own SSE answer is delivered too",
+  )
+  t.same(asked, ['sampling', 'sampling'])
   const roots = await agent.callTool({ name: 'roots', arguments: {} })
   t.equal(text(roots), 'refused: 403', 'a denied roots/list is answered for the agent with the policy error')
-  t.same(asked, ['sampling'], 'the agent never saw the denied request')
+  t.same(asked, ['sampling', 'sampling'], 'the agent never saw the denied request')
 
   const asked2: string[] = []
   const agent2 = await connect(t, mesh.agent2Url, asked2)
@@ -159,6 +193,12 @@ t.test('server-to-client requests are decided by the agent sidecar for the agent
   const denial = seen.find((e) => e.action === 'mcp.client' && e.subject === AGENT2)
   t.equal(denial?.decision, 'deny')
   t.equal(denial?.resource, 'sampling')
+  t.equal(
+    text(await agent2.callTool({ name: 'ask_related', arguments: {} })),
+    'refused: 403',
+    'refused inside the call stream as well',
+  )
+  t.same(asked2, [])
   // The agent's session still works after a refusal.
   t.equal(text(await agent2.callTool({ name: 'roots', arguments: {} })), 'refused: 403')
 })
