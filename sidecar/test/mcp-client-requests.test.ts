@@ -7,8 +7,10 @@ import { once } from 'node:events'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
+import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js'
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
 import {
   CreateMessageRequestSchema,
@@ -236,4 +238,86 @@ t.test('sampling counts against the agent token budget and is refused once it is
     'with the budget used up the next sampling request is refused to the server',
   )
   t.same(asked, ['sampling'], 'the agent never saw the refused request')
+})
+
+/** The same asking server over the deprecated HTTP+SSE transport (2024-11-05): GET /sse, POST /message. */
+async function startSseServer(t: Test): Promise<string> {
+  const transports = new Map<string, SSEServerTransport>()
+  const http = createServer(async (req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://x')
+    if (req.method === 'GET' && url.pathname === '/sse') {
+      const transport = new SSEServerTransport('/message', res)
+      transports.set(transport.sessionId, transport)
+      const server = new McpServer({ name: 'asking-sse-server', version: '1.0.0' })
+      server.registerTool('ask', { description: 'asks the client to sample' }, async () => {
+        try {
+          const r = await server.server.createMessage(
+            { messages: [{ role: 'user', content: { type: 'text', text: 'say hi' } }], maxTokens: 20 },
+            { timeout: 10_000 },
+          )
+          return {
+            content: [{ type: 'text', text: `sampled: ${r.content.type === 'text' ? r.content.text : ''}` }],
+          }
+        } catch (err) {
+          return {
+            content: [{ type: 'text', text: `refused: ${(err as { code?: number }).code}` }],
+            isError: true,
+          }
+        }
+      })
+      await server.connect(transport)
+      return
+    }
+    const transport = transports.get(url.searchParams.get('sessionId') ?? '')
+    if (req.method !== 'POST' || transport === undefined) {
+      res.writeHead(404).end()
+      return
+    }
+    await transport.handlePostMessage(req, res)
+  })
+  http.listen(0, '127.0.0.1')
+  await once(http, 'listening')
+  t.teardown(async () => {
+    for (const tr of transports.values()) await tr.close()
+    http.closeAllConnections()
+    http.close()
+  })
+  return `http://127.0.0.1:${(http.address() as AddressInfo).port}`
+}
+
+t.test('over HTTP+SSE the refusal is POSTed to the session endpoint the stream named', async (t) => {
+  const upstream = await startSseServer(t)
+  const mesh = await startMcpMesh(t, {
+    upstream,
+    serverPolicy: SERVER_POLICY,
+    agentPolicy: AGENT_POLICY,
+    mcpPath: '/sse',
+    serverMcp: '{ paths: [/sse, /message] }',
+    agentMcp: '{ paths: [/sse, /message] }',
+  })
+  const sse = async (url: string, asked: string[]) => {
+    const client = new Client(
+      { name: 'svidecar-test-agent', version: '1.0.0' },
+      { capabilities: { sampling: {} } },
+    )
+    client.setRequestHandler(CreateMessageRequestSchema, async () => {
+      asked.push('sampling')
+      return { model: 'test-model', role: 'assistant', content: { type: 'text', text: 'hi over sse' } }
+    })
+    await client.connect(new SSEClientTransport(new URL(url)))
+    t.teardown(() => client.close())
+    return client
+  }
+  const asked: string[] = []
+  const agent = await sse(mesh.agentUrl, asked)
+  t.equal(text(await agent.callTool({ name: 'ask', arguments: {} })), 'sampled: hi over sse')
+  const asked2: string[] = []
+  const agent2 = await sse(mesh.agent2Url, asked2)
+  t.equal(
+    text(await agent2.callTool({ name: 'ask', arguments: {} })),
+    'refused: 403',
+    'the server got the refusal on its message endpoint at once',
+  )
+  t.same(asked, ['sampling'])
+  t.same(asked2, [])
 })
