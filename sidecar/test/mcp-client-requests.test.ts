@@ -238,6 +238,16 @@ t.test('sampling counts against the agent token budget and is refused once it is
     'with the budget used up the next sampling request is refused to the server',
   )
   t.same(asked, ['sampling'], 'the agent never saw the refused request')
+  t.match(
+    usage.find((e) => e.budgetRefusal !== undefined),
+    {
+      api: 'mcp.sampling',
+      subject: AGENT,
+      code: 'SVD_BUDGET_EXHAUSTED',
+      budgetRefusal: { at: 'before', name: 'agent-day' },
+    },
+    'the refusal is a usage line naming the budget',
+  )
 })
 
 /** The same asking server over the deprecated HTTP+SSE transport (2024-11-05): GET /sse, POST /message. */

@@ -6,9 +6,12 @@
  * a completion by its target; housekeeping passes), and one denial refuses
  * the whole body, answered in the denial's style. The session era's
  * `Mcp-Session-Id` is bound to the SPIFFE ID that created it. List results
- * in the response are filtered to what the subject may know about. The
- * lens makes every decision the request needs, so the policy stage adds
- * none (`exchange.decided`).
+ * in the response are filtered to what the subject may know about. On the
+ * agent's side, the server's own requests of the agent (sampling,
+ * elicitation, roots) are decided for the agent as `mcp.client`, and
+ * sampling is counted against its budget (lens/mcp/client-requests.ts,
+ * sampling.ts). The lens makes every decision the request needs, so the
+ * policy stage adds none (`exchange.decided`).
  */
 import { SvidecarError } from '../errors/index.ts'
 import {
@@ -609,7 +612,13 @@ export function mcpStage(options: McpStageOptions): Stage {
         }
         const budget = (): boolean | Promise<boolean> => {
           if (meter === undefined || request.name !== 'sampling') return true
-          return meter.admit(samplingKey(exchange, session(), request.id), subject, request.params).then(
+          const ctx = {
+            listener: exchange.listener,
+            direction: exchange.direction,
+            subject,
+            ...(exchange.traceparent === undefined ? {} : { traceparent: exchange.traceparent }),
+          }
+          return meter.admit(samplingKey(exchange, session(), request.id), ctx, request.params).then(
             (refusal) => (refusal === undefined ? true : refuse(refusal)),
             // The store cannot be reached: no sampling that cannot be counted.
             () => refuse('the budget store cannot be reached'),

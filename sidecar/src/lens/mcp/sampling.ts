@@ -83,9 +83,10 @@ export class SamplingMeter {
    */
   async admit(
     key: string,
-    subject: SpiffeId,
+    ctx: SamplingContext,
     params: Readonly<Record<string, unknown>> | undefined,
   ): Promise<string | undefined> {
+    const subject = ctx.subject
     const model = firstHint(params)
     const keys = this.#budget.table.keys(subject, model)
     if (keys.length === 0) return undefined
@@ -93,7 +94,27 @@ export class SamplingMeter {
     const max = params?.maxTokens
     const output = typeof max === 'number' && Number.isSafeInteger(max) && max > 0 ? max : 0
     const r = await this.#budget.store.reserve(keys, input + output, Date.now())
-    if (!r.ok) return `the ${r.kind} budget ${r.key.name} of ${subject} is used up`
+    if (!r.ok) {
+      // The refusal is a usage line like an LLM call's, so the audit shows why the server was told no.
+      publishLlmUsage({
+        time: new Date(),
+        listener: ctx.listener,
+        direction: ctx.direction,
+        subject: subject.toString(),
+        api: 'mcp.sampling',
+        ...(model === undefined ? {} : { model: model.slice(0, 200) }),
+        modelLabel: 'other',
+        status: 0,
+        inputTokens: 0,
+        outputTokens: 0,
+        estimated: true,
+        durationMs: 0,
+        code: 'SVD_BUDGET_EXHAUSTED',
+        budgetRefusal: { at: 'before', kind: r.kind, name: r.key.name },
+        ...(ctx.traceparent === undefined ? {} : { traceparent: ctx.traceparent }),
+      })
+      return `the ${r.kind} budget ${r.key.name} of ${subject} is used up; it resets in ${r.retryAfter} s`
+    }
     if (this.#open.size >= MAX_OPEN) {
       const [oldest, open] = this.#open.entries().next().value as [string, Open]
       this.#open.delete(oldest)
