@@ -18,6 +18,7 @@ import {
   ListRootsRequestSchema,
 } from '@modelcontextprotocol/sdk/types.js'
 import t, { type Test } from 'tap'
+import { listFilterWrapper } from '../src/lens/mcp/response.ts'
 import { type LlmUsageEvent, on, type PolicyDecisionEvent } from '../src/observe/events.ts'
 import { AGENT, AGENT2, startMcpMesh } from './helpers/mcp-mesh.ts'
 
@@ -330,4 +331,40 @@ t.test('over HTTP+SSE the refusal is POSTed to the session endpoint the stream n
   )
   t.same(asked, ['sampling'])
   t.same(asked2, [])
+})
+
+t.test('the stream reader finds server requests however they are spelled', async (t) => {
+  const asked: string[] = []
+  const w = listFilterWrapper(
+    { status: 200, headers: { 'content-type': 'text/event-stream' } },
+    new Map(),
+    () => true,
+    1 << 20,
+    {
+      clientRequest(r) {
+        asked.push(`${r.name}:${String(r.id)}`)
+        return r.id === 'ok'
+      },
+    },
+  )
+  const feed = (s: string) => String(w?.data?.(Buffer.from(s)) ?? 'no wrapper')
+  // JSON lets a string escape any character: the client reads these as the methods they spell.
+  t.equal(
+    feed('id: 4\ndata: {"jsonrpc":"2.0","id":1,"method":"sampling\\/createMessage","params":{}}\n\n'),
+    'id: 4\n\n',
+    'an escaped method is still decided; the refused event leaves only its id',
+  )
+  t.equal(feed('data: {"jsonrpc":"2.0","id":2,"m\\u0065thod":"roots/list"}\n\n'), '', 'an escaped key too')
+  t.equal(
+    feed(
+      'data: {"jsonrpc":"2.0","id":3,"method":"elicitation/create","params":{"message":"\\"result\\""}}\n\n',
+    ),
+    '',
+    'a request that mentions "result" is still a request',
+  )
+  const allowed = 'data: {"jsonrpc":"2.0","id":"ok","method":"sampling/createMessage","params":{}}\n\n'
+  t.equal(feed(allowed), allowed, 'an allowed request is delivered as it came')
+  const note = 'data: {"jsonrpc":"2.0","method":"notifications/message","params":{"data":"a\\\\b"}}\n\n'
+  t.equal(feed(note), note, 'other messages pass untouched')
+  t.same(asked, ['sampling:1', 'roots:2', 'elicitation:3', 'sampling:ok'])
 })

@@ -560,7 +560,7 @@ export function mcpStage(options: McpStageOptions): Stage {
                 : undefined
           }
         }
-        if (pending.size === 0 || !text.includes('"result"')) return text
+        if (pending.size === 0 || !(text.includes('"result"') || text.includes('\\'))) return text
         let id: unknown
         try {
           id = (JSON.parse(text) as { id?: unknown }).id

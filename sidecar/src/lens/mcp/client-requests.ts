@@ -23,8 +23,9 @@ export const CLIENT_REQUESTS: Readonly<Record<string, string>> = {
 /** A quick look before parsing: only events that may hold one of these methods are parsed for them. */
 const MENTIONS = /"(?:sampling\/createMessage|elicitation\/create|roots\/list)"/
 
+/** False only when the text cannot be one of these requests (a method spelled with escapes has a backslash). */
 export function mayHoldClientRequest(data: string): boolean {
-  return MENTIONS.test(data)
+  return MENTIONS.test(data) || data.includes('\\')
 }
 
 export interface ClientRequest {

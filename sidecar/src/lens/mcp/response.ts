@@ -217,22 +217,24 @@ function sseWrapper(
     if (e.event === 'endpoint') hooks.onEndpoint?.(e.data)
     const isMessage = e.event === undefined || e.event === 'message'
     let doc: unknown
-    if (isMessage && e.data.includes('"result"')) {
+    const asks = hooks.clientRequest
+    // A key or method spelled with escapes is still that key or method to the client: text with a backslash is read.
+    if (
+      isMessage &&
+      (e.data.includes('"result"') ||
+        e.data.includes('\\') ||
+        (asks !== undefined && mayHoldClientRequest(e.data)))
+    ) {
       try {
         doc = JSON.parse(e.data)
       } catch {
         doc = undefined
       }
     }
-    if (doc === undefined && isMessage && hooks.clientRequest !== undefined && mayHoldClientRequest(e.data)) {
-      let request: ClientRequest | undefined
-      try {
-        request = clientRequestOf(JSON.parse(e.data))
-      } catch {
-        request = undefined
-      }
+    if (doc !== undefined && asks !== undefined) {
+      const request: ClientRequest | undefined = clientRequestOf(doc)
       if (request !== undefined) {
-        const deliver = hooks.clientRequest(request)
+        const deliver = asks(request)
         const block = serializeEvent(e)
         // A dropped event still leaves its resumption point.
         const dropped = e.id === undefined ? '' : `id: ${e.id}\n\n`
