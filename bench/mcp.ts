@@ -85,5 +85,7 @@ const lines = [
   percentiles('filter a 1,000-tool tools/list (JSON body), 1,000-rule policy', json, 2000, 1),
   percentiles('filter a 1,000-tool tools/list (one SSE event), 1,000-rule policy', sse, 2000, 1),
   percentiles('pass one SSE notification through a filtering stream', passNote, 100_000, 0.5),
+  // The floor of any filter that reads the answer: parsing it alone, same host, same moment.
+  percentiles('for scale: JSON.parse of the same answer alone', () => JSON.parse(body.toString()), 2000, 1),
 ]
 process.stdout.write(`${lines.join('\n')}\n`)

@@ -358,6 +358,9 @@ export class Sidecar {
           ...(tracing === undefined ? {} : { tracing }),
           ...(llm === undefined ? {} : { metering: metering() }),
           ...(outbound.mcp === undefined ? {} : { mcp: outbound.mcp }),
+          ...(table === undefined || budgetStore === undefined
+            ? {}
+            : { sampling: { table, store: budgetStore } }),
         }),
       )
     }

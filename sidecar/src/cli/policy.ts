@@ -12,7 +12,7 @@ import { explainOpa } from '../policy/opa/explain.ts'
 const HELP = `Usage:
   svidecar policy check FILE
   svidecar policy explain --policy FILE --subject ID
-      (--route METHOD PATH | --model M | --tool T | --resource URI | --prompt P)
+      (--route METHOD PATH | --model M | --tool T | --resource URI | --prompt P | --client-request C)
       [--engine builtin|cedar] [--schema FILE] [--mode enforce|audit]
       [--context JSON] [--json]
   svidecar policy explain --engine opa --opa-url URL --opa-package PKG
@@ -268,6 +268,9 @@ function parseExplainArgs(args: string[]): ExplainArgs | 'help' {
       case '--prompt':
         resources.push({ kind: 'mcp.prompt', name: value() })
         break
+      case '--client-request':
+        resources.push({ kind: 'mcp.client', name: value() })
+        break
       default:
         throw new UsageError(`unknown argument "${a}"`)
     }
@@ -285,7 +288,9 @@ function parseExplainArgs(args: string[]): ExplainArgs | 'help' {
     throw new UsageError('--schema and --mode go with --engine cedar')
   if (subject === undefined) throw new UsageError('--subject ID is required')
   if (resources.length !== 1)
-    throw new UsageError('give exactly one of --route METHOD PATH, --model, --tool, --resource, --prompt')
+    throw new UsageError(
+      'give exactly one of --route METHOD PATH, --model, --tool, --resource, --prompt, --client-request',
+    )
   return {
     engine,
     policy: policy ?? '',

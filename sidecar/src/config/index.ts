@@ -852,9 +852,17 @@ export function parseConfig(
     issues.add(['llm', 'providers'], 'needs at least one provider')
   const budgets = parsed?.budgets
   if (budgets !== undefined) checkBudgets(budgets, issues)
-  // Budgets count what the LLM lens reads; without it they would silently count nothing.
-  if (budgets !== undefined && parsed?.llm === undefined)
-    issues.add(['budgets'], 'applies to LLM calls: add the llm section and a route with lens: llm')
+  // Budgets count what the LLM lens reads (or MCP sampling an outbound MCP lens sees); without either they would
+  // silently count nothing.
+  if (
+    budgets !== undefined &&
+    parsed?.llm === undefined &&
+    !parsed?.outbound?.some((o) => o.mcp !== undefined)
+  )
+    issues.add(
+      ['budgets'],
+      'applies to LLM calls and MCP sampling: add the llm section and a route with lens: llm, or an outbound mcp section',
+    )
   if (parsed === undefined || found.length > 0)
     throw new ConfigError(source, found.length ? found : [{ path: '(root)', message: 'invalid' }])
 

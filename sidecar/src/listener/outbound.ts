@@ -12,6 +12,7 @@ import { handleExpectations } from '../forwarder/expect.ts'
 import type { Upstreams } from '../forwarder/upstreams.ts'
 import type { Identity } from '../identity/identity.ts'
 import type { Providers } from '../lens/llm/providers.ts'
+import type { SamplingBudget } from '../lens/mcp/sampling.ts'
 import type { Tracing } from '../observe/tracing.ts'
 import { buildPipeline } from '../pipeline/build.ts'
 import { Exchange } from '../pipeline/exchange.ts'
@@ -54,6 +55,8 @@ export interface OutboundOptions {
   metering?: readonly Stage[]
   /** The MCP lens on these paths: JSON-RPC checks, per-message policy, list filtering, session binding. */
   mcp?: McpConfig
+  /** MCP sampling counted against the agent's token budgets (lens/mcp/sampling.ts). */
+  sampling?: SamplingBudget
 }
 
 const ALWAYS_STRIP = ['x-forwarded-client-cert']
@@ -98,7 +101,7 @@ export async function startOutbound(
       // The lens names the model before the policy decides it; the provider (and its key) only after.
       ...(llm === undefined ? [] : llmLensStages(llm)),
       // The MCP lens decides per message (and marks the exchange decided) before the policy stage.
-      ...(options.mcp === undefined ? [] : [mcpLens(options.mcp, options.policy)]),
+      ...(options.mcp === undefined ? [] : [mcpLens(options.mcp, options.policy, options.sampling)]),
       ...(options.policy === undefined ? [] : [policyStage(options.policy)]),
       ...(llm === undefined ? [] : [llmProviderStage(llm)]),
       ...(options.metering ?? []),
@@ -124,7 +127,7 @@ export async function startOutbound(
   }
 }
 
-function mcpLens(mcp: McpConfig, policy: PolicyEngine | undefined) {
+function mcpLens(mcp: McpConfig, policy: PolicyEngine | undefined, sampling: SamplingBudget | undefined) {
   return mcpStage({
     paths: mcp.paths,
     maxMessageBytes: mcp.maxMessageBytes,
@@ -132,5 +135,6 @@ function mcpLens(mcp: McpConfig, policy: PolicyEngine | undefined) {
     sessionIdleTimeoutMs: mcp.sessions.idleTimeout,
     pinTools: mcp.pinTools,
     ...(policy === undefined ? {} : { policy }),
+    ...(sampling === undefined ? {} : { sampling }),
   })
 }

@@ -117,7 +117,7 @@ export interface PolicyDecisionEvent {
   subject: string
   /** The other end when known and verified (outbound to a peer sidecar: its SPIFFE ID). */
   peer?: string
-  /** The resource kind: http.route, llm.model, mcp.tool, mcp.resource, mcp.prompt. */
+  /** The resource kind: http.route, llm.model, mcp.tool, mcp.resource, mcp.prompt, mcp.client. */
   action: string
   /** `GET /path` for http.route; the name or URI otherwise. */
   resource: string

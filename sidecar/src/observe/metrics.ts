@@ -20,7 +20,7 @@ function codeLabel(code: string | undefined): string {
   return code !== undefined && Object.hasOwn(ERROR_TABLE, code) ? code : ''
 }
 
-const ACTIONS = new Set(['http.route', 'llm.model', 'mcp.tool', 'mcp.resource', 'mcp.prompt'])
+const ACTIONS = new Set(['http.route', 'llm.model', 'mcp.tool', 'mcp.resource', 'mcp.prompt', 'mcp.client'])
 const ENGINE_NAME = /^[a-z][a-z0-9_-]{0,31}$/
 const RULE_LABEL_MAX = 128
 const LIMIT_LABELS = new Set([

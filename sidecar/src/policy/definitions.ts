@@ -112,6 +112,21 @@ const RESOURCE_VARIANTS: Readonly<Record<ResourceKind, Def>> = {
       name: NAME_GLOB,
     },
   },
+  'mcp.client': {
+    t: 'object',
+    fields: {
+      kind: {
+        def: { t: 'string', enum: ['mcp.client'] },
+        required: true,
+        description: "a request an MCP server makes of the agent, decided on the agent's sidecar",
+      },
+      name: {
+        def: { t: 'string', maxLength: 1024 },
+        required: true,
+        description: 'the client capability it uses: sampling, elicitation or roots (or a glob)',
+      },
+    },
+  },
 }
 
 export const RESOURCE: Def = { t: 'tagged', tag: 'kind', variants: RESOURCE_VARIANTS }
@@ -171,7 +186,7 @@ export const POLICY_FILE: Def = {
 export type SubjectDoc = string | { id: string } | { pattern: string } | { trustDomain: string }
 export type ResourceDoc =
   | { kind: 'http.route'; methods?: string[]; path: string }
-  | { kind: 'llm.model' | 'mcp.tool' | 'mcp.prompt'; name: string }
+  | { kind: 'llm.model' | 'mcp.tool' | 'mcp.prompt' | 'mcp.client'; name: string }
   | { kind: 'mcp.resource'; uri: string }
 export interface RuleDoc {
   id: string

@@ -7,7 +7,18 @@
 import type { SpiffeId } from 'workload-api-client'
 
 /** The kinds of resource a rule can name; the action of a request is its resource's kind. */
-export const RESOURCE_KINDS = ['http.route', 'llm.model', 'mcp.tool', 'mcp.resource', 'mcp.prompt'] as const
+/**
+ * `mcp.client` is a request an MCP server makes of the agent (sampling, elicitation, roots), named by the client
+ * capability it uses; the agent's own sidecar decides it with the agent as the subject.
+ */
+export const RESOURCE_KINDS = [
+  'http.route',
+  'llm.model',
+  'mcp.tool',
+  'mcp.resource',
+  'mcp.prompt',
+  'mcp.client',
+] as const
 export type ResourceKind = (typeof RESOURCE_KINDS)[number]
 
 export type PolicyResource =
@@ -16,6 +27,7 @@ export type PolicyResource =
   | { readonly kind: 'mcp.tool'; readonly name: string }
   | { readonly kind: 'mcp.resource'; readonly uri: string }
   | { readonly kind: 'mcp.prompt'; readonly name: string }
+  | { readonly kind: 'mcp.client'; readonly name: string }
 
 export interface PolicyContext {
   /** The time of the request; conditions see it as a CEL timestamp. */

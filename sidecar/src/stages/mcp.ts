@@ -6,11 +6,21 @@
  * a completion by its target; housekeeping passes), and one denial refuses
  * the whole body, answered in the denial's style. The session era's
  * `Mcp-Session-Id` is bound to the SPIFFE ID that created it. List results
- * in the response are filtered to what the subject may know about. The
- * lens makes every decision the request needs, so the policy stage adds
- * none (`exchange.decided`).
+ * in the response are filtered to what the subject may know about. On the
+ * agent's side, the server's own requests of the agent (sampling,
+ * elicitation, roots) are decided for the agent as `mcp.client`, and
+ * sampling is counted against its budget (lens/mcp/client-requests.ts,
+ * sampling.ts). The lens makes every decision the request needs, so the
+ * policy stage adds none (`exchange.decided`).
  */
 import { SvidecarError } from '../errors/index.ts'
+import {
+  answerServer,
+  type ClientRequest,
+  clientRequestOf,
+  mayHoldClientRequest,
+  refusalOf,
+} from '../lens/mcp/client-requests.ts'
 import { answerReply, type Denial, denialAnswer, forbidReply, problemReply } from '../lens/mcp/denials.ts'
 import {
   errorResponse,
@@ -25,7 +35,14 @@ import {
   parseBody,
 } from '../lens/mcp/jsonrpc.ts'
 import { ToolPins } from '../lens/mcp/pins.ts'
-import { idKey, listFilterWrapper, type PendingLists, sseStreamWrapper } from '../lens/mcp/response.ts'
+import {
+  idKey,
+  listFilterWrapper,
+  type PendingLists,
+  type StreamHooks,
+  sseStreamWrapper,
+} from '../lens/mcp/response.ts'
+import { type SamplingBudget, SamplingMeter } from '../lens/mcp/sampling.ts'
 import { SessionTable } from '../lens/mcp/sessions.ts'
 import { type ListMethod, MCP_ATTRIBUTE, targetOf } from '../lens/mcp/targets.ts'
 import {
@@ -56,6 +73,8 @@ export interface McpStageOptions {
   defaultDenyStyle?: DenyStyle
   /** Pin each listed tool's name, description and input schema; a changed tool is hidden and refused. */
   pinTools?: boolean
+  /** On the agent's side: sampling requests count against the agent's token budget. */
+  sampling?: SamplingBudget
 }
 
 const MAX_PINS = 100_000
@@ -95,6 +114,10 @@ export function mcpStage(options: McpStageOptions): Stage {
   const streams = new Map<string, OpenStream>()
   const engine = options.policy
   const pins = options.pinTools === true ? new ToolPins(MAX_PINS) : undefined
+  const meter = options.sampling === undefined ? undefined : new SamplingMeter(options.sampling)
+  /** Names a server's request to the agent, so the agent's answer finds what was reserved for it. */
+  const samplingKey = (exchange: Exchange, session: string | undefined, id: string | number) =>
+    `${exchange.subject?.toString() ?? ''}|${session ?? ''}|${idKey(id)}`
   const upstreamOf = (exchange: Exchange) => exchange.route ?? exchange.listener
   const defaultStyle = options.defaultDenyStyle ?? 'hide'
   const states = new WeakMap<Exchange, McpState>()
@@ -216,6 +239,17 @@ export function mcpStage(options: McpStageOptions): Stage {
       exchange.decided = true
       const stream = sseSession === undefined ? undefined : streams.get(sseSession)
       if (denials.length === 0 && refusals.length === 0) {
+        if (meter !== undefined && exchange.direction === 'outbound' && exchange.subject !== undefined) {
+          for (const m of parsed.messages) {
+            if (m.kind !== 'response' || m.id === null) continue
+            meter.answered(samplingKey(exchange, sessionId ?? sseSession, m.id), m.result, {
+              listener: exchange.listener,
+              direction: exchange.direction,
+              subject: exchange.subject,
+              ...(exchange.traceparent === undefined ? {} : { traceparent: exchange.traceparent }),
+            })
+          }
+        }
         if (stream !== undefined) {
           // HTTP+SSE: the answers come on the session's stream, which filters them.
           for (const [key, p] of pending) stream.pending.set(key, p)
@@ -454,12 +488,22 @@ export function mcpStage(options: McpStageOptions): Stage {
           sessions.end(state.sessionId)
         }
       }
-      if ((engine === undefined && pins === undefined) || state.pending.size === 0) return undefined
+      const hooks = clientRequestHooks(
+        exchange,
+        () => exchange.req.url ?? exchange.path,
+        () => state.sessionId,
+      )
+      if (
+        hooks.clientRequest === undefined &&
+        ((engine === undefined && pins === undefined) || state.pending.size === 0)
+      )
+        return undefined
       return listFilterWrapper(
         head,
         state.pending,
         keepFor(exchange, state.pending.values().next().value?.method),
         options.maxMessageBytes,
+        hooks,
       )
     },
   }
@@ -472,6 +516,12 @@ export function mcpStage(options: McpStageOptions): Stage {
   function socketFilter(exchange: Exchange): FrameFilter {
     const pending = new Map<string, { id: string | number; method: ListMethod }>()
     const max = options.maxMessageBytes
+    // No way to POST an answer beside the socket: a refused server request is dropped (the server's call times out).
+    const asks = clientRequestHooks(
+      exchange,
+      () => undefined,
+      () => undefined,
+    ).clientRequest
     return {
       fromClient(text, reply) {
         if (Buffer.byteLength(text) > max) {
@@ -494,7 +544,23 @@ export function mcpStage(options: McpStageOptions): Stage {
         return r instanceof Promise ? r.then(settle) : settle(r)
       },
       fromUpstream(text) {
-        if (pending.size === 0 || !text.includes('"result"')) return text
+        if (asks !== undefined && mayHoldClientRequest(text)) {
+          let request: ClientRequest | undefined
+          try {
+            request = clientRequestOf(JSON.parse(text))
+          } catch {
+            request = undefined
+          }
+          if (request !== undefined) {
+            const deliver = asks(request)
+            return deliver instanceof Promise
+              ? deliver.then((yes) => (yes ? text : undefined))
+              : deliver
+                ? text
+                : undefined
+          }
+        }
+        if (pending.size === 0 || !(text.includes('"result"') || text.includes('\\'))) return text
         let id: unknown
         try {
           id = (JSON.parse(text) as { id?: unknown }).id
@@ -519,6 +585,54 @@ export function mcpStage(options: McpStageOptions): Stage {
     }
   }
 
+  /**
+   * On the agent's sidecar, the server's requests of the agent (sampling, elicitation, roots) are decided for the
+   * agent; a refused one is answered for it, POSTed to `answerPath()` on the same session.
+   */
+  function clientRequestHooks(
+    exchange: Exchange,
+    answerPath: () => string | undefined,
+    session: () => string | undefined,
+  ): StreamHooks {
+    if (exchange.direction !== 'outbound' || (engine === undefined && meter === undefined)) return {}
+    const upstream = exchange.upstream
+    const subject = exchange.subject
+    if (upstream === undefined || subject === undefined) return {}
+    const headers: Record<string, string> = {}
+    for (const name of ['mcp-session-id', 'mcp-protocol-version']) {
+      const v = exchange.req.headers[name]
+      if (typeof v === 'string') headers[name] = v
+    }
+    return {
+      clientRequest(request: ClientRequest) {
+        const refuse = (why: PolicyDecision | string): false => {
+          const path = answerPath()
+          if (path !== undefined) void answerServer({ upstream, path, headers }, refusalOf(request, why))
+          return false
+        }
+        const budget = (): boolean | Promise<boolean> => {
+          if (meter === undefined || request.name !== 'sampling') return true
+          const ctx = {
+            listener: exchange.listener,
+            direction: exchange.direction,
+            subject,
+            ...(exchange.traceparent === undefined ? {} : { traceparent: exchange.traceparent }),
+          }
+          return meter.admit(samplingKey(exchange, session(), request.id), ctx, request.params).then(
+            (refusal) => (refusal === undefined ? true : refuse(refusal)),
+            // The store cannot be reached: no sampling that cannot be counted.
+            () => refuse('the budget store cannot be reached'),
+          )
+        }
+        if (engine === undefined) return budget()
+        exchange.attributes[MCP_ATTRIBUTE] = { method: request.method, name: request.name }
+        const settle = (d: PolicyDecision) => (d.decision === 'allow' ? budget() : refuse(d))
+        const answer = authorize(engine, exchange, { kind: 'mcp.client', name: request.name })
+        return answer instanceof Promise ? answer.then(settle) : settle(answer)
+      },
+    }
+  }
+
   /** Whether a list item stays, for this exchange's subject (and, with pinning, whether the tool is unchanged). */
   function keepFor(exchange: Exchange, listing: ListMethod | undefined) {
     const unchanged = (resource: PolicyResource, item: Readonly<Record<string, unknown>>) =>
@@ -531,13 +645,21 @@ export function mcpStage(options: McpStageOptions): Stage {
           `it is hidden until the change is approved (pinned ${was}, now ${now})`,
         ),
       ) === 'pinned'
+    // Each distinct name is decided once per list (a list item's decision reads nothing but its name or URI).
+    const decided = new Map<string, boolean | Promise<boolean>>()
     return (resource: PolicyResource, item: Readonly<Record<string, unknown>>) => {
       if (engine === undefined) return unchanged(resource, item)
-      exchange.attributes[MCP_ATTRIBUTE] = { method: listing }
-      const answer = authorize(engine, exchange, resource, { report: false })
-      return answer instanceof Promise
-        ? answer.then((d) => listed(d) && unchanged(resource, item))
-        : listed(answer) && unchanged(resource, item)
+      const key = resource.kind === 'mcp.resource' ? resource.uri : (resource as { name: string }).name
+      let allowed = decided.get(key)
+      if (allowed === undefined) {
+        exchange.attributes[MCP_ATTRIBUTE] = { method: listing }
+        const answer = authorize(engine, exchange, resource, { report: false })
+        allowed = answer instanceof Promise ? answer.then(listed) : listed(answer)
+        decided.set(key, allowed)
+      }
+      return allowed instanceof Promise
+        ? allowed.then((yes) => yes && unchanged(resource, item))
+        : allowed && unchanged(resource, item)
     }
   }
 
@@ -579,17 +701,24 @@ export function mcpStage(options: McpStageOptions): Stage {
   function streamWrapper(exchange: Exchange, head: ResponseHead): ResponseWrapper | undefined {
     const stream: OpenStream = { pending: new Map(), push: undefined }
     let sid: string | undefined
+    let endpoint: string | undefined
     const wrapper = sseStreamWrapper(
       head,
       stream.pending,
       keepFor(exchange, undefined),
       options.maxMessageBytes,
       {
+        ...clientRequestHooks(
+          exchange,
+          () => endpoint,
+          () => sid,
+        ),
         onEndpoint(data) {
           if (sid !== undefined) return
           const named = endpointSessionId(data)
           if (named === undefined) return
           sid = named
+          endpoint = endpointPath(data)
           sseSessions.bind(named, exchange.subject?.toString() ?? '')
           streams.set(named, stream)
         },
@@ -642,6 +771,16 @@ function querySessionId(exchange: Exchange): string | undefined {
   const q = url.indexOf('?')
   if (q === -1) return undefined
   return new URLSearchParams(url.slice(q + 1)).get('sessionId') ?? undefined
+}
+
+/** The path and query of an `endpoint` event's URI (where the client POSTs), as the server sent it. */
+function endpointPath(data: string): string | undefined {
+  try {
+    const u = new URL(data.trim(), 'http://endpoint.invalid')
+    return u.pathname + u.search
+  } catch {
+    return undefined
+  }
 }
 
 /** The session an `endpoint` event's URI names, when it names one. */

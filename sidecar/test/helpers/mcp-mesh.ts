@@ -39,6 +39,10 @@ export interface McpMeshOptions {
   /** The server sidecar's `mcp:` section as flow YAML. */
   serverMcp?: string
   mcpPath?: string
+  /** Each agent sidecar's `mcp:` section as flow YAML (with `agentPolicy`; `{ paths: [mcpPath] }` otherwise). */
+  agentMcp?: string
+  /** More top-level YAML for each agent's sidecar (e.g. `budgets:`). */
+  agentExtra?: string
 }
 
 export interface McpMesh {
@@ -104,12 +108,13 @@ outbound:
   - name: egress
     address: "127.0.0.1:0"
     routes: [{ upstream: mcp }]
-    ${o.agentPolicy === undefined ? '' : `mcp: { paths: ["${path}"] }`}
+    ${o.agentPolicy === undefined ? '' : `mcp: ${o.agentMcp ?? `{ paths: ["${path}"] }`}`}
 upstreams:
   mcp:
     url: "https://127.0.0.1:${inboundPort}"
     spiffe: { exact: "${SERVER}" }
 ${agentPolicy}
+${o.agentExtra ?? ''}
 `,
         `${hint}.yaml`,
         {},

@@ -35,6 +35,8 @@ function label(resource: PolicyResource): string {
       return `prompt ${resource.name}`
     case 'mcp.resource':
       return `resource ${resource.uri}`
+    case 'mcp.client':
+      return `${resource.name} requests from the server`
     default:
       return resource.kind
   }

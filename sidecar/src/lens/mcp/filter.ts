@@ -54,20 +54,24 @@ export function filterList(
   const spec = ITEMS[method]
   const items = result[spec.key]
   if (!Array.isArray(items)) return undefined
-  const answers: Array<boolean | Promise<boolean>> = items.map((item) => {
-    if (!isObject(item)) return false
-    const resource = spec.resource(item)
-    return resource === undefined ? false : keep(resource, item)
-  })
+  const answers: Array<boolean | Promise<boolean>> = new Array(items.length)
+  let waiting = false
+  for (let i = 0; i < items.length; i++) {
+    const item: unknown = items[i]
+    const resource = isObject(item) ? spec.resource(item) : undefined
+    const a = resource === undefined ? false : keep(resource, item as Record<string, unknown>)
+    if (a instanceof Promise) waiting = true
+    answers[i] = a
+  }
   const build = (kept: readonly boolean[]) => {
     const scoped = Object.hasOwn(result, 'cacheScope') || Object.hasOwn(result, 'ttlMs')
     // Nothing to take out and no cache scope to force: the answer goes as it came, without re-serializing it.
-    if (!scoped && kept.every((k) => k === true)) return undefined
+    if (!scoped && !kept.includes(false)) return undefined
     const out: Record<string, unknown> = { ...result, [spec.key]: items.filter((_, i) => kept[i] === true) }
     // A result filtered per identity must never be shared from a cache (SEP-2549).
     if (scoped) out.cacheScope = 'private'
     return out
   }
-  if (answers.some((a) => a instanceof Promise)) return Promise.all(answers).then(build)
+  if (waiting) return Promise.all(answers).then(build)
   return build(answers as boolean[])
 }

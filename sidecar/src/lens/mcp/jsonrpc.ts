@@ -12,7 +12,7 @@ export type McpMessage =
   | { readonly kind: 'request'; readonly id: JsonRpcId; readonly method: string; readonly params: Params }
   | { readonly kind: 'notification'; readonly method: string; readonly params: Params }
   /** A client's answer to a server's request (sampling, elicitation, roots). */
-  | { readonly kind: 'response'; readonly id: JsonRpcId | null }
+  | { readonly kind: 'response'; readonly id: JsonRpcId | null; readonly result?: unknown }
 
 export type Params = Readonly<Record<string, unknown>> | undefined
 
@@ -120,7 +120,7 @@ function parseMessage(v: unknown, where: string): McpMessage | JsonRpcProblem {
         id: null,
       }
     }
-    return { kind: 'response', id }
+    return isResult ? { kind: 'response', id, result: v.result } : { kind: 'response', id }
   }
   if (typeof v.method !== 'string' || v.method === '') {
     return { code: INVALID_REQUEST, message: `${where} has a method that is not a non-empty string`, id }

@@ -11,6 +11,7 @@
 import { StringDecoder } from 'node:string_decoder'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import type { ResponseHead, ResponseWrapper } from '../../pipeline/stage.ts'
+import { type ClientRequest, clientRequestOf, mayHoldClientRequest } from './client-requests.ts'
 import { filterList, type KeepItem } from './filter.ts'
 import { errorResponse, INTERNAL_ERROR, type JsonRpcId } from './jsonrpc.ts'
 import type { ListMethod } from './targets.ts'
@@ -34,13 +35,20 @@ export function listFilterWrapper(
   pending: PendingLists,
   keep: KeepItem,
   maxBytes: number,
+  hooks: StreamHooks = {},
 ): ResponseWrapper | undefined {
-  if (head.status < 200 || head.status >= 300 || pending.size === 0) return undefined
+  if (head.status < 200 || head.status >= 300) return undefined
+  const type = mediaType(head)
+  if (pending.size === 0) {
+    // Only a stream can carry the server's own requests; with nothing else to do a JSON answer passes untouched.
+    return hooks.clientRequest !== undefined && type === 'text/event-stream'
+      ? sseWrapper(pending, keep, maxBytes, hooks)
+      : undefined
+  }
   const encoding = head.headers['content-encoding']
   if (encoding !== undefined && encoding !== 'identity') return encodedWrapper(pending)
-  const type = mediaType(head)
   if (type === 'application/json') return jsonWrapper(pending, keep, maxBytes)
-  if (type === 'text/event-stream') return sseWrapper(pending, keep, maxBytes)
+  if (type === 'text/event-stream') return sseWrapper(pending, keep, maxBytes, hooks)
   return undefined
 }
 
@@ -120,14 +128,14 @@ function jsonWrapper(pending: PendingLists, keep: KeepItem, maxBytes: number): R
         const errors = tooLarge(pending, maxBytes)
         return Buffer.from(JSON.stringify(errors.length === 1 ? errors[0] : errors))
       }
+      const original = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)
       let doc: unknown
       try {
-        doc = JSON.parse(Buffer.concat(chunks, size).toString('utf8'))
+        doc = JSON.parse(original.toString('utf8'))
       } catch {
         // Not JSON: nothing in it can be a list result, and the client will refuse it as it is.
-        return Buffer.concat(chunks, size)
+        return original
       }
-      const original = Buffer.concat(chunks, size)
       const out = Array.isArray(doc)
         ? doc.map((m) => rewriteMessage(m, pending, keep))
         : rewriteMessage(doc, pending, keep)
@@ -156,8 +164,13 @@ function serializeEvent(event: {
   return `${out}\n`
 }
 
-/** What an HTTP+SSE (2024-11-05) stream needs beyond a POST's own stream. */
-interface StreamHooks {
+/** What a stream needs beyond filtering the answers to list requests. */
+export interface StreamHooks {
+  /**
+   * A request the server makes of the agent (agent's sidecar only): true delivers it, false drops the event
+   * (the hook has answered the server).
+   */
+  clientRequest?(request: ClientRequest): boolean | Promise<boolean>
   /** The `endpoint` event's data (the URI the client POSTs to). */
   onEndpoint?(data: string): void
   /** Answers arrive over the stream's life: a matched list request is done with. */
@@ -204,11 +217,35 @@ function sseWrapper(
     if (e.event === 'endpoint') hooks.onEndpoint?.(e.data)
     const isMessage = e.event === undefined || e.event === 'message'
     let doc: unknown
-    if (isMessage && e.data.includes('"result"')) {
+    const asks = hooks.clientRequest
+    // A key or method spelled with escapes is still that key or method to the client: text with a backslash is read.
+    if (
+      isMessage &&
+      (e.data.includes('"result"') ||
+        e.data.includes('\\') ||
+        (asks !== undefined && mayHoldClientRequest(e.data)))
+    ) {
       try {
         doc = JSON.parse(e.data)
       } catch {
         doc = undefined
+      }
+    }
+    if (doc !== undefined && asks !== undefined) {
+      const request: ClientRequest | undefined = clientRequestOf(doc)
+      if (request !== undefined) {
+        const deliver = asks(request)
+        const block = serializeEvent(e)
+        // A dropped event still leaves its resumption point.
+        const dropped = e.id === undefined ? '' : `id: ${e.id}\n\n`
+        out.push(
+          deliver instanceof Promise
+            ? deliver.then((yes) => (yes ? block : dropped))
+            : deliver
+              ? block
+              : dropped,
+        )
+        return
       }
     }
     if (doc === undefined) {

@@ -42,7 +42,7 @@ export type CompiledResource =
       readonly path: readonly SegmentPattern[]
     }
   | {
-      readonly kind: 'llm.model' | 'mcp.tool' | 'mcp.prompt'
+      readonly kind: 'llm.model' | 'mcp.tool' | 'mcp.prompt' | 'mcp.client'
       readonly source: string
       readonly glob: NameGlob
     }

@@ -6,11 +6,12 @@
  *   `id` (the ID), `trustDomain`, `path` (`/ns/x/sa/y`, `""` for none) and
  *   its segments (see below).
  * - action `Spiffe::Action::"<kind>"`: `http.route`, `llm.model`,
- *   `mcp.tool`, `mcp.resource`, `mcp.prompt`.
+ *   `mcp.tool`, `mcp.resource`, `mcp.prompt`, `mcp.client`.
  * - resource, one type per kind:
  *   `Spiffe::Route` (`method`, `path`, segments), `Spiffe::Model` (`name`),
  *   `Spiffe::Tool` (`name`), `Spiffe::Prompt` (`name`),
- *   `Spiffe::Resource` (`uri`, segments of the URI split at `/`).
+ *   `Spiffe::Resource` (`uri`, segments of the URI split at `/`),
+ *   `Spiffe::ClientRequest` (`name`: sampling, elicitation or roots).
  * - context: `time` (a Cedar `datetime`), and when known `direction`
  *   (`inbound` | `outbound`), `method`, `path`, `peer` (a
  *   `Spiffe::Workload`); always `headers` (a record keyed by lower-case
@@ -37,6 +38,7 @@ export const RESOURCE_TYPES = {
   'mcp.tool': `${NAMESPACE}::Tool`,
   'mcp.resource': `${NAMESPACE}::Resource`,
   'mcp.prompt': `${NAMESPACE}::Prompt`,
+  'mcp.client': `${NAMESPACE}::ClientRequest`,
 } as const
 
 /** Cedar's JSON value shapes, as far as this module builds them. */

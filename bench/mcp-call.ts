@@ -1,0 +1,265 @@
+/**
+ * MCP call benchmark (issue 11): `tools/call` sent direct to an MCP server
+ * (the official SDK over Streamable HTTP, one session, JSON answers) and
+ * through two sidecars (the agent's outbound listener with the MCP lens and
+ * its policy, mTLS, the server's inbound listener with the MCP lens and its
+ * policy), open loop at BENCH_RATE calls/s (500), contenders interleaved
+ * over repetitions. Target: through two sidecars adds at most 1 ms at p99.
+ *
+ * Placement on a 2-core host: both sidecars on core 1; the load generator
+ * (this process), the MCP server and the dev Workload API on core 0.
+ *
+ * Run: `node --conditions=svidecar-source bench/mcp-call.ts` (the sidecars run
+ * from the sources). BENCH_SECONDS (10), BENCH_WARMUP (3), BENCH_REPS (3),
+ * BENCH_RATE (500).
+ */
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus, release, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { DevCa, DevWorkloadApi } from '@svidecar/certs'
+import { Pool } from 'undici'
+import { cpuMs, firstLine, pinned, sleep } from './procs.ts'
+
+const here = fileURLToPath(new URL('.', import.meta.url))
+const main = join(here, '..', 'sidecar', 'src', 'cli', 'main.ts')
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 3)
+const REPS = Number(process.env.BENCH_REPS ?? 3)
+const RATE = Number(process.env.BENCH_RATE ?? 500)
+const PROXY_CORE = 1
+const REST_CORE = 0
+const AGENT = 'spiffe://example.org/bench/agent'
+const SERVER = 'spiffe://example.org/bench/mcp'
+const VERSION = '2025-11-25'
+const dir = mkdtempSync(join(tmpdir(), 'svidecar-bench-mcp-'))
+process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
+spawnSync('taskset', ['-pc', String(REST_CORE), String(process.pid)])
+
+interface Target {
+  name: string
+  origin: string
+  pids: number[]
+  session?: string
+}
+
+const HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }
+
+async function initialize(pool: Pool): Promise<string> {
+  const res = await pool.request({
+    method: 'POST',
+    path: '/mcp',
+    headers: HEADERS,
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: { protocolVersion: VERSION, capabilities: {}, clientInfo: { name: 'bench', version: '1' } },
+    }),
+  })
+  await res.body.text()
+  const sid = res.headers['mcp-session-id']
+  if (res.statusCode !== 200 || typeof sid !== 'string') throw new Error(`initialize: ${res.statusCode}`)
+  const note = await pool.request({
+    method: 'POST',
+    path: '/mcp',
+    headers: { ...HEADERS, 'mcp-session-id': sid, 'mcp-protocol-version': VERSION },
+    body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
+  })
+  await note.body.dump()
+  return sid
+}
+
+let nextId = 1
+async function call(pool: Pool, t: Target, scheduled: number): Promise<number> {
+  const res = await pool.request({
+    method: 'POST',
+    path: '/mcp',
+    headers: { ...HEADERS, 'mcp-session-id': t.session as string, 'mcp-protocol-version': VERSION },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: nextId++,
+      method: 'tools/call',
+      params: { name: 'echo', arguments: {} },
+    }),
+  })
+  const text = await res.body.text()
+  if (res.statusCode !== 200 || !text.includes('"ok"'))
+    throw new Error(`${t.name}: ${res.statusCode} ${text}`)
+  return performance.now() - scheduled
+}
+
+/** Open loop: sends at RATE/s for `seconds` whatever the answers do, and waits for the last answer. */
+async function load(t: Target, seconds: number): Promise<number[]> {
+  const pool = new Pool(t.origin, { connections: 256, pipelining: 1 })
+  t.session ??= await initialize(pool)
+  const n = Math.round(seconds * RATE)
+  const start = performance.now() + 10
+  const pending: Promise<number | undefined>[] = []
+  let failed = 0
+  for (let i = 0; i < n; i++) {
+    const at = start + (i * 1000) / RATE
+    const wait = at - performance.now()
+    if (wait > 1) await sleep(wait)
+    pending.push(
+      call(pool, t, at).catch((err: Error) => {
+        if (failed++ === 0) process.stderr.write(`${err.message}\n`)
+        return undefined
+      }),
+    )
+  }
+  const out = (await Promise.all(pending)).filter((s): s is number => s !== undefined)
+  await pool.close()
+  if (failed > 0) process.stderr.write(`${t.name}: ${failed} of ${n} failed\n`)
+  return out
+}
+
+function pct(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN
+}
+
+interface Cell {
+  p50: number
+  p99: number
+  cpuMsPerS: number
+  ok: number
+}
+
+async function measure(t: Target): Promise<Cell> {
+  await load(t, WARMUP)
+  const cpu0 = t.pids.reduce((s, p) => s + cpuMs(p), 0)
+  const t0 = performance.now()
+  const samples = await load(t, SECONDS)
+  const wallS = (performance.now() - t0) / 1000
+  const cpu = t.pids.reduce((s, p) => s + cpuMs(p), 0) - cpu0
+  return { p50: pct(samples, 50), p99: pct(samples, 99), cpuMsPerS: cpu / wallS, ok: samples.length }
+}
+
+async function startSidecar(
+  name: string,
+  config: string,
+): Promise<{ pid: number; started: Record<string, unknown> }> {
+  const file = join(dir, `${name}.yaml`)
+  writeFileSync(file, config)
+  const child = pinned(PROXY_CORE, process.execPath, [
+    '--conditions=svidecar-source',
+    main,
+    'run',
+    '--config',
+    file,
+  ])
+  let log = ''
+  child.stderr?.on('data', (d) => {
+    if (log.length < 65_536) log += d
+  })
+  child.stdout?.on('data', (d) => {
+    if (log.length < 65_536) log += d
+  })
+  for (let i = 0; i < 400 && !log.includes('svidecar started'); i++) await sleep(50)
+  const line = log.split('\n').find((l) => l.includes('svidecar started'))
+  if (!line) throw new Error(`${name} sidecar did not start:\n${log}`)
+  return { pid: child.pid as number, started: JSON.parse(line) as Record<string, unknown> }
+}
+
+const policy = join(dir, 'policy.yaml')
+writeFileSync(
+  policy,
+  `version: 1
+rules:
+  - id: bench-agent-echo
+    effect: allow
+    subjects: ["${AGENT}"]
+    resources: [{ kind: mcp.tool, name: echo }]
+`,
+)
+
+const upstream = pinned(REST_CORE, process.execPath, [join(here, 'mcp-upstream-main.ts')])
+const upstreamPort = Number(await firstLine(upstream, /^\d+$/))
+const ca = DevCa.create({ trustDomain: 'example.org' })
+const api = await DevWorkloadApi.start({
+  ca,
+  workloads: [
+    { spiffeId: AGENT, hint: 'agent' },
+    { spiffeId: SERVER, hint: 'mcp' },
+  ],
+})
+const inboundPort = 20_000 + Math.floor(Math.random() * 20_000)
+const server = await startSidecar(
+  'server',
+  `workloadApi: { socket: "${api.endpoint}", hint: mcp }
+admin: { address: "127.0.0.1:0" }
+inbound:
+  - name: public
+    address: "127.0.0.1:${inboundPort}"
+    forwardTo: "http://127.0.0.1:${upstreamPort}"
+    authorize: { exact: "${AGENT}" }
+    mcp: { paths: [/mcp] }
+policy: { file: "${policy}" }
+`,
+)
+const agent = await startSidecar(
+  'agent',
+  `workloadApi: { socket: "${api.endpoint}", hint: agent }
+admin: { address: "127.0.0.1:0" }
+outbound:
+  - name: egress
+    address: "127.0.0.1:0"
+    routes: [{ upstream: mcp }]
+    mcp: { paths: [/mcp] }
+upstreams:
+  mcp:
+    url: "https://127.0.0.1:${inboundPort}"
+    spiffe: { exact: "${SERVER}" }
+policy: { file: "${policy}" }
+`,
+)
+const egress = (agent.started.outbound as Record<string, string>).egress
+const targets: Target[] = [
+  { name: 'direct', origin: `http://127.0.0.1:${upstreamPort}`, pids: [] },
+  { name: 'two sidecars', origin: `http://${egress}`, pids: [agent.pid, server.pid] },
+]
+// The sidecars become ready once their SVIDs arrive: wait for a call to go through.
+for (let i = 0; ; i++) {
+  try {
+    const pool = new Pool(targets[1]?.origin as string)
+    await initialize(pool)
+    await pool.close()
+    break
+  } catch (err) {
+    if (i > 100) throw err
+    await sleep(100)
+  }
+}
+
+const results: Record<string, Cell[]> = {}
+for (let rep = 0; rep < REPS; rep++) {
+  const order = rep % 2 === 0 ? targets : [...targets].reverse()
+  for (const t of order) {
+    const cell = await measure(t)
+    results[t.name] ??= []
+    results[t.name]?.push(cell)
+    process.stderr.write(`rep ${rep + 1} ${t.name}: ${JSON.stringify(cell)}\n`)
+  }
+}
+const median = (cells: Cell[], key: keyof Cell) =>
+  pct(
+    cells.map((c) => c[key]),
+    50,
+  )
+const fmt = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : 'n/a')
+const base = results.direct ?? []
+const through = results['two sidecars'] ?? []
+const lines = [
+  `node ${process.version}, ${cpus()[0]?.model ?? ''} (${cpus().length} cores), kernel ${release()}, ${new Date().toISOString().slice(0, 10)}`,
+  `tools/call, ${RATE} calls/s open loop, ${SECONDS} s × ${REPS} (medians)`,
+  '',
+  '| path | p50 ms | p99 ms | added p50 ms | added p99 ms | sidecars CPU ms/s |',
+  '| --- | ---: | ---: | ---: | ---: | ---: |',
+  `| direct | ${fmt(median(base, 'p50'))} | ${fmt(median(base, 'p99'))} | | | |`,
+  `| two sidecars | ${fmt(median(through, 'p50'))} | ${fmt(median(through, 'p99'))} | ${fmt(median(through, 'p50') - median(base, 'p50'))} | ${fmt(median(through, 'p99') - median(base, 'p99'))} | ${fmt(median(through, 'cpuMsPerS'))} |`,
+]
+process.stdout.write(`${lines.join('\n')}\n`)
+await api.close()
+process.exit(0)
