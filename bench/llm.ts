@@ -32,6 +32,11 @@ const REPS = Number(process.env.BENCH_REPS ?? 3)
 const RATE = Number(process.env.BENCH_RATE ?? 100)
 const ONLY = process.env.BENCH_ONLY?.split(',')
 const VENV = process.env.BENCH_LITELLM_VENV ?? join(homedir(), '.cache', 'svidecar', 'litellm-venv')
+// The sidecar starts as the image starts it (its ENTRYPOINT's Node flags), unless BENCH_NODE_FLAGS says otherwise.
+const NODE_FLAGS =
+  process.env.BENCH_NODE_FLAGS === undefined
+    ? imageNodeFlags()
+    : process.env.BENCH_NODE_FLAGS.split(' ').filter(Boolean)
 const PROXY_CORE = 1
 const REST_CORE = 0
 const TOKENS = 20
@@ -216,7 +221,7 @@ async function startSvidecar(upstreamPort: number): Promise<Target> {
   writeFileSync(key, 'sk-bench-provider-key\n')
   const file = join(dir, 'svidecar.yaml')
   writeFileSync(file, svidecarConfig(api.endpoint, upstreamPort, key))
-  const child = pinned(PROXY_CORE, process.execPath, [...imageNodeFlags(), bin, 'run', '--config', file])
+  const child = pinned(PROXY_CORE, process.execPath, [...NODE_FLAGS, bin, 'run', '--config', file])
   let log = ''
   child.stderr?.on('data', (d) => {
     if (log.length < 65_536) log += d
