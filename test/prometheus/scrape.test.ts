@@ -65,8 +65,9 @@ t.test('prometheus scrapes the sidecars and the series are there', async (t) => 
   t.equal(total(await prometheus.query('svidecar_workload_api_reachable')), 2)
   // The dashboard's queries parse and run, and those that read series this traffic fills find them (a rate
   // needs two scrapes of a series, so each is polled).
+  // Series this mesh never fills: it makes no LLM calls and refuses, aborts and reloads nothing.
   const unfilled =
-    /svidecar_llm_budget_refusals_total|svidecar_requests_aborted_total|svidecar_connections_refused_total|svidecar_audit_write_errors_total|svidecar_policy_reloads_total/
+    /svidecar_llm_budget_refusals_total|svidecar_llm_tokens_total|svidecar_llm_time_to_first_token_seconds|svidecar_requests_aborted_total|svidecar_connections_refused_total|svidecar_audit_write_errors_total|svidecar_policy_reloads_total/
   for (const { panel, expr } of queries(loadDashboard())) {
     const empty = unfilled.test(expr)
     const result = await prometheus.waitFor(filled(expr), (r) => empty || r.length > 0, 20_000)
