@@ -9,17 +9,26 @@
  * growth of the used heap over the batch is what the batch allocated; a batch
  * during which a GC ran is thrown away and retried. GCs per 10k requests: a
  * second child with the image's flags (`--max-semi-space-size=1`, Dockerfile)
- * counts `gc` performance entries over 10k requests.
+ * counts `gc` performance entries over 10k requests. Each is run twice: with
+ * nobody listening to the request and decision events, and with no-op
+ * subscribers, as when metrics or audit are on. Each request is ended as the
+ * forwarder ends it (`Exchange.end`), which publishes the request event.
  *
  * Run: `npm run bench:alloc` (spawns both children itself).
  */
 import { spawnSync } from 'node:child_process'
 import { PerformanceObserver } from 'node:perf_hooks'
 import { getHeapStatistics } from 'node:v8'
+import { on } from '../src/observe/events.ts'
 import { Exchange } from '../src/pipeline/exchange.ts'
 import { app, runStages, type Sample, samples } from './stage-list.ts'
 
 const mode = process.argv[2]
+// As the sidecar does when metrics or audit are on: someone listens to the request and decision events.
+if (process.argv[3] === 'subscribed') {
+  on('request', () => {})
+  on('policyDecision', () => {})
+}
 
 const passing: Sample[] = []
 const refused: Sample[] = []
@@ -37,7 +46,7 @@ const settle = () => new Promise((resolve) => setTimeout(resolve, 20))
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => {})
 
 function run(set: Sample[], n: number): void {
-  for (let i = 0; i < n; i++) runStages(set[i % set.length] as Sample)
+  for (let i = 0; i < n; i++) runStages(set[i % set.length] as Sample, undefined, true)
 }
 
 /** Median bytes per request over 7 clean batches of `n` requests. */
@@ -77,27 +86,33 @@ if (mode === 'bytes') {
     `${JSON.stringify({ gcs: gcs - before, cpuUsPerRequest: (cpu.user + cpu.system) / 10_000 })}\n`,
   )
 } else {
-  const child = (flags: string[], m: string) => {
-    const r = spawnSync(process.execPath, [...process.execArgv, ...flags, import.meta.filename, m], {
+  const child = (flags: string[], m: string, sub = '') => {
+    const r = spawnSync(process.execPath, [...process.execArgv, ...flags, import.meta.filename, m, sub], {
       encoding: 'utf8',
     })
     if (r.status !== 0) throw new Error(`child ${m} failed: ${r.stderr}`)
     return JSON.parse(r.stdout) as Record<string, number>
   }
   const b = child(['--expose-gc', '--min-semi-space-size=64', '--max-semi-space-size=64'], 'bytes')
+  const bs = child(
+    ['--expose-gc', '--min-semi-space-size=64', '--max-semi-space-size=64'],
+    'bytes',
+    'subscribed',
+  )
   const g = child(['--expose-gc', '--max-semi-space-size=1'], 'gc')
+  const gs = child(['--expose-gc', '--max-semi-space-size=1'], 'gc', 'subscribed')
   const f = (x: number | undefined) => (x ?? 0).toFixed(0)
   process.stdout.write(
     [
       `node ${process.version}, ${new Date().toISOString()}; ${passing.length} passing / ${refused.length} refused sample requests`,
       '',
-      '| inbound stage list, per request | bytes allocated |',
-      '| --- | ---: |',
-      `| all samples | ${f(b.all)} |`,
-      `| passing every stage | ${f(b.pass)} |`,
-      `| refused (policy deny, no route) | ${f(b.refuse)} |`,
+      '| inbound stage list + end, per request | no subscribers B | request/decision subscribers B |',
+      '| --- | ---: | ---: |',
+      `| all samples | ${f(b.all)} | ${f(bs.all)} |`,
+      `| passing every stage | ${f(b.pass)} | ${f(bs.pass)} |`,
+      `| refused (policy deny, no route) | ${f(b.refuse)} | ${f(bs.refuse)} |`,
       '',
-      `GCs per 10k requests (all samples, --max-semi-space-size=1): ${g.gcs}; process CPU ${(g.cpuUsPerRequest ?? 0).toFixed(2)} µs/request`,
+      `GCs per 10k requests (all samples, --max-semi-space-size=1): ${g.gcs} without subscribers, ${gs.gcs} with; process CPU ${(g.cpuUsPerRequest ?? 0).toFixed(2)} / ${(gs.cpuUsPerRequest ?? 0).toFixed(2)} µs/request`,
       '',
     ].join('\n'),
   )

@@ -99,8 +99,12 @@ for (let i = 0; i < 1000; i++) {
   })
 }
 
-/** One request through the stages, as build.ts runs them; the refusal (or undefined) it ends with. */
-export function runStages(s: Sample, upTo = stages.length): unknown {
+/**
+ * One request through the stages, as build.ts runs them; the refusal (or the exchange) it ends with. With
+ * `end`, the exchange is also ended as the forwarder ends it (200, or the refusal's status and code), which
+ * builds the request event when someone subscribes.
+ */
+export function runStages(s: Sample, upTo = stages.length, end = false): unknown {
   const ex = new Exchange({
     direction: 'inbound',
     listener: 'public',
@@ -113,7 +117,11 @@ export function runStages(s: Sample, upTo = stages.length): unknown {
     const r = stage.onRequest(ex)
     if (r instanceof Promise)
       throw new Error(`stage ${stage.name} went async; the bench measures the sync path`)
-    if (r !== undefined) return r
+    if (r !== undefined) {
+      if (end) ex.end(r.status, r.code, r)
+      return r
+    }
   }
+  if (end) ex.end(200, undefined)
   return ex
 }
