@@ -18,7 +18,16 @@ export class SvidecarError extends Error {
   readonly retryAfter: number | undefined
 
   constructor(code: SvidecarErrorCode, message: string, options: SvidecarErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    // A 4xx is a refusal of what the client sent (a denial, a guard, no route): expected, frequent, and its
+    // stack is shown nowhere, yet capturing one is most of what building the error costs (bench/RESULTS.md,
+    // issue 13). Failures (5xx) keep theirs, for the logs.
+    const limit = Error.stackTraceLimit
+    if (ERROR_TABLE[code].status < 500) Error.stackTraceLimit = 0
+    try {
+      super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    } finally {
+      Error.stackTraceLimit = limit
+    }
     this.name = 'SvidecarError'
     this.code = code
     this.where = options.where

@@ -219,6 +219,21 @@ export function publishLlmUsage(e: LlmUsageEvent): void {
   if (llmUsage.hasSubscribers) llmUsage.publish(e)
 }
 
+/**
+ * Whether anyone listens, for callers whose event costs something to build (per request, per decision, per
+ * handshake): they ask first and build nothing when nobody listens (the sidecar subscribes only for the
+ * observers its config turns on).
+ */
+export function wantsRequest(): boolean {
+  return request.hasSubscribers
+}
+export function wantsPolicyDecision(): boolean {
+  return policyDecision.hasSubscribers
+}
+export function wantsTlsHandshake(): boolean {
+  return tlsHandshake.hasSubscribers
+}
+
 /** Subscribes to one channel with a typed handler; returns the unsubscribe function. */
 export function on<K extends keyof EventMap>(name: K, handler: (e: EventMap[K]) => void): () => void {
   const ch = channel(CHANNELS[name])

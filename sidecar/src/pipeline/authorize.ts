@@ -6,7 +6,7 @@
  * decision event (audit log, decision metrics) has the same shape, and an
  * engine that throws or rejects denies.
  */
-import { publishPolicyDecision } from '../observe/events.ts'
+import { publishPolicyDecision, wantsPolicyDecision } from '../observe/events.ts'
 import {
   describeResource,
   type PolicyDecision,
@@ -103,6 +103,7 @@ function concluded(
   report: boolean,
 ): PolicyDecision {
   if (!report && decision.decision === 'allow' && decision.wouldDeny !== true) return decision
+  if (!wantsPolicyDecision()) return decision
   const action = request.resource.kind
   publishPolicyDecision({
     time: request.context.time,

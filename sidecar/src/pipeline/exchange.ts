@@ -9,7 +9,7 @@ import type { SpiffeId } from 'workload-api-client'
 import type { EndCallback } from '../forwarder/http.ts'
 import type { ErrorStyle, Reply } from '../forwarder/respond.ts'
 import type { Upstream } from '../forwarder/upstreams.ts'
-import { publishRequest } from '../observe/events.ts'
+import { publishRequest, wantsRequest } from '../observe/events.ts'
 import type { PolicyResource } from '../policy/engine.ts'
 
 export type Direction = 'inbound' | 'outbound'
@@ -119,6 +119,7 @@ export class Exchange {
     this.#endedWith = [status, code, err]
     if (this.#onEnd !== undefined) for (const fn of this.#onEnd) runQuietly(fn, this.#endedWith)
     this.#onEnd = undefined
+    if (!wantsRequest()) return
     const own = err !== undefined || (code?.startsWith('SVD_') ?? false)
     const reason = err?.reason ?? (own ? undefined : code)
     const aborted = code === 'CLIENT_ABORTED'

@@ -11,7 +11,7 @@ import { type TLSSocket, connect as tlsConnect } from 'node:tls'
 import type { IdMatcher } from 'workload-api-client'
 import { SvidecarError } from '../errors/index.ts'
 import type { Identity } from '../identity/identity.ts'
-import { publishTlsHandshake, publishTlsRejected } from '../observe/events.ts'
+import { publishTlsHandshake, publishTlsRejected, wantsTlsHandshake } from '../observe/events.ts'
 import { ContextCache } from './contexts.ts'
 import { peerLeafDer, peerSerial, verifyPeer } from './peer.ts'
 import type { TlsParameters } from './profiles.ts'
@@ -141,14 +141,15 @@ export class ClientTls {
           resumed,
         )
         leaf = peerLeafDer(socket) ?? resumed
-        publishTlsHandshake({
-          listener: this.#options.upstream,
-          direction: 'outbound',
-          peerId: id.toString(),
-          resumed: socket.isSessionReused(),
-          peerSerial: peerSerial(socket),
-          protocol: socket.getProtocol() ?? '',
-        })
+        if (wantsTlsHandshake())
+          publishTlsHandshake({
+            listener: this.#options.upstream,
+            direction: 'outbound',
+            peerId: id.toString(),
+            resumed: socket.isSessionReused(),
+            peerSerial: peerSerial(socket),
+            protocol: socket.getProtocol() ?? '',
+          })
         finish(null)
       } catch (err) {
         const e =

@@ -12,7 +12,7 @@ import type { TLSSocket, TlsOptions, Server as TlsServer } from 'node:tls'
 import type { IdMatcher, SpiffeId } from 'workload-api-client'
 import { SvidecarError } from '../errors/index.ts'
 import type { Identity, IdentitySnapshot } from '../identity/identity.ts'
-import { publishTlsHandshake, publishTlsRejected } from '../observe/events.ts'
+import { publishTlsHandshake, publishTlsRejected, wantsTlsHandshake } from '../observe/events.ts'
 import { protocolOptions, secureContextOptions } from './contexts.ts'
 import { peerSerial, verifyPeer } from './peer.ts'
 import type { TlsParameters } from './profiles.ts'
@@ -101,14 +101,15 @@ export class ServerTls {
       }
       const id = verifyPeer(socket, snapshot, this.#options.authorizer, 'SVD_PEER_REJECTED')
       peerIds.set(socket, id)
-      publishTlsHandshake({
-        listener: this.#options.listener,
-        direction: 'inbound',
-        peerId: id.toString(),
-        resumed: socket.isSessionReused(),
-        peerSerial: peerSerial(socket),
-        protocol: socket.getProtocol() ?? '',
-      })
+      if (wantsTlsHandshake())
+        publishTlsHandshake({
+          listener: this.#options.listener,
+          direction: 'inbound',
+          peerId: id.toString(),
+          resumed: socket.isSessionReused(),
+          peerSerial: peerSerial(socket),
+          protocol: socket.getProtocol() ?? '',
+        })
     } catch (err) {
       const e =
         err instanceof SvidecarError
