@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url'
 import { DevCa, DevWorkloadApi } from '@svidecar/certs'
 import { Pool } from 'undici'
 import { imageNodeFlags } from '../test/harness/image.ts'
+import { openLoop, percentile } from './open-loop.ts'
 import { cpuMs, firstLine, pinned, processTree, rssMb, sleep } from './procs.ts'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
@@ -94,30 +95,11 @@ async function one(pool: Pool, target: Target, stream: boolean, scheduled: numbe
 /** Open loop: sends at RATE/s for `seconds` whatever the answers do, and waits for the last answer. */
 async function load(target: Target, stream: boolean, seconds: number): Promise<Sample[]> {
   const pool = new Pool(target.origin, { connections: 256, pipelining: 1 })
-  const n = Math.round(seconds * RATE)
-  const start = performance.now() + 10
-  const pending: Promise<Sample | undefined>[] = []
-  let failed = 0
-  for (let i = 0; i < n; i++) {
-    const at = start + (i * 1000) / RATE
-    const wait = at - performance.now()
-    if (wait > 1) await sleep(wait)
-    pending.push(
-      one(pool, target, stream, at).catch((err: Error) => {
-        if (failed++ === 0) process.stderr.write(`${err.message}\n`)
-        return undefined
-      }),
-    )
-  }
-  const samples = (await Promise.all(pending)).filter((s): s is Sample => s !== undefined)
+  const samples = await openLoop({ rate: RATE, seconds, name: target.name }, (at) =>
+    one(pool, target, stream, at),
+  )
   await pool.close()
-  if (failed > 0) process.stderr.write(`${target.name}: ${failed} of ${n} failed\n`)
   return samples
-}
-
-function pct(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN
 }
 
 interface Cell {
@@ -142,9 +124,9 @@ async function measure(target: Target, stream: boolean): Promise<Cell> {
   const totals = samples.map((s) => s.total)
   const ttfts = samples.flatMap((s) => (s.ttft === undefined ? [] : [s.ttft]))
   return {
-    p50: pct(totals, 50),
-    p99: pct(totals, 99),
-    ...(stream ? { ttft50: pct(ttfts, 50), ttft99: pct(ttfts, 99) } : {}),
+    p50: percentile(totals, 50),
+    p99: percentile(totals, 99),
+    ...(stream ? { ttft50: percentile(ttfts, 50), ttft99: percentile(ttfts, 99) } : {}),
     // CPU per second of the window, scaled to 100 requests/s.
     cpuMsPer100: (cpu / wallS) * (100 / RATE),
     rssMb: pids.reduce((s, p) => s + rssMb(p), 0),
@@ -318,7 +300,7 @@ for (let rep = 0; rep < REPS; rep++) {
 }
 
 function median(cells: Cell[], key: keyof Cell): number {
-  return pct(
+  return percentile(
     cells.map((c) => c[key] as number),
     50,
   )

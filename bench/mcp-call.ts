@@ -20,6 +20,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { DevCa, DevWorkloadApi } from '@svidecar/certs'
 import { Pool } from 'undici'
+import { openLoop, percentile } from './open-loop.ts'
 import { cpuMs, firstLine, pinned, sleep } from './procs.ts'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
@@ -94,30 +95,9 @@ async function call(pool: Pool, t: Target, scheduled: number): Promise<number> {
 async function load(t: Target, seconds: number): Promise<number[]> {
   const pool = new Pool(t.origin, { connections: 256, pipelining: 1 })
   t.session ??= await initialize(pool)
-  const n = Math.round(seconds * RATE)
-  const start = performance.now() + 10
-  const pending: Promise<number | undefined>[] = []
-  let failed = 0
-  for (let i = 0; i < n; i++) {
-    const at = start + (i * 1000) / RATE
-    const wait = at - performance.now()
-    if (wait > 1) await sleep(wait)
-    pending.push(
-      call(pool, t, at).catch((err: Error) => {
-        if (failed++ === 0) process.stderr.write(`${err.message}\n`)
-        return undefined
-      }),
-    )
-  }
-  const out = (await Promise.all(pending)).filter((s): s is number => s !== undefined)
+  const out = await openLoop({ rate: RATE, seconds, name: t.name }, (at) => call(pool, t, at))
   await pool.close()
-  if (failed > 0) process.stderr.write(`${t.name}: ${failed} of ${n} failed\n`)
   return out
-}
-
-function pct(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN
 }
 
 interface Cell {
@@ -134,7 +114,12 @@ async function measure(t: Target): Promise<Cell> {
   const samples = await load(t, SECONDS)
   const wallS = (performance.now() - t0) / 1000
   const cpu = t.pids.reduce((s, p) => s + cpuMs(p), 0) - cpu0
-  return { p50: pct(samples, 50), p99: pct(samples, 99), cpuMsPerS: cpu / wallS, ok: samples.length }
+  return {
+    p50: percentile(samples, 50),
+    p99: percentile(samples, 99),
+    cpuMsPerS: cpu / wallS,
+    ok: samples.length,
+  }
 }
 
 async function startSidecar(
@@ -244,7 +229,7 @@ for (let rep = 0; rep < REPS; rep++) {
   }
 }
 const median = (cells: Cell[], key: keyof Cell) =>
-  pct(
+  percentile(
     cells.map((c) => c[key]),
     50,
   )
