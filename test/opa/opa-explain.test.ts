@@ -1,27 +1,14 @@
 // `svidecar policy explain --engine opa`: the decision the sidecar would get from a real OPA server, with the
 // decision document the server computed, in the built-in explanation's shape.
-import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
+import { svidecar } from '../../sidecar/test/helpers/cli.ts'
 import { startOpa } from '../harness/opa.ts'
 import { requireOpa } from '../harness/opa-available.ts'
 
 const ROOT = join(import.meta.dirname, '../..')
-const BIN = join(ROOT, 'sidecar/bin/svidecar.js')
 const OPA_DIR = join(ROOT, 'deploy/examples/policies/opa')
-
-function svidecar(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['--conditions=svidecar-source', BIN, ...args],
-      { timeout: 60_000 },
-      (err, stdout, stderr) =>
-        resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr }),
-    )
-  })
-}
 
 t.test('policy explain --engine opa asks the server and shows its decision document', async (t) => {
   if (!requireOpa(t)) return

@@ -1,32 +1,11 @@
 // `svidecar policy explain --engine cedar` (and the --engine flags' usage errors), run as the real CLI.
-import { execFile } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { svidecar } from '../helpers/cli.ts'
 
-const bin = fileURLToPath(new URL('../../bin/svidecar.js', import.meta.url))
 const EXAMPLE = fileURLToPath(new URL('../../../deploy/examples/policies/mesh.yaml', import.meta.url))
-
-interface Run {
-  code: number
-  stdout: string
-  stderr: string
-}
-
-function svidecar(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['--conditions=svidecar-source', bin, ...args],
-      { timeout: 60_000 },
-      (err, stdout, stderr) => {
-        const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1
-        resolve({ code, stdout, stderr })
-      },
-    )
-  })
-}
 
 const AGENT = 'spiffe://example.org/ns/agents/sa/planner'
 
