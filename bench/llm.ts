@@ -23,7 +23,7 @@ import { DevCa, DevWorkloadApi } from '@svidecar/certs'
 import { Pool } from 'undici'
 import { imageNodeFlags } from '../test/harness/image.ts'
 import { openLoop, percentile } from './open-loop.ts'
-import { cpuMs, firstLine, pinned, processTree, rssMb, sleep } from './procs.ts'
+import { cpuMs, firstLine, pinned, processTree, rssMb, sidecarStarted, sleep } from './procs.ts'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
 const bin = join(here, '..', 'sidecar', 'dist', 'cli', 'main.js')
@@ -204,15 +204,11 @@ async function startSvidecar(upstreamPort: number): Promise<Target> {
   const file = join(dir, 'svidecar.yaml')
   writeFileSync(file, svidecarConfig(api.endpoint, upstreamPort, key))
   const child = pinned(PROXY_CORE, process.execPath, [...NODE_FLAGS, bin, 'run', '--config', file])
-  let log = ''
-  child.stderr?.on('data', (d) => {
-    if (log.length < 65_536) log += d
-  })
   child.stdout?.resume()
-  for (let i = 0; i < 200 && !log.includes('svidecar started'); i++) await sleep(50)
-  const line = log.split('\n').find((l) => l.includes('svidecar started'))
-  if (!line) throw new Error(`svidecar did not start:\n${log}`)
-  const started = JSON.parse(line) as { admin: string; outbound: Record<string, string> }
+  const started = (await sidecarStarted(child, 'svidecar')) as {
+    admin: string
+    outbound: Record<string, string>
+  }
   await waitHttp(`http://${started.admin}/readyz`, () => 'svidecar')
   const pid = child.pid as number
   return {

@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url'
 import { DevCa, DevWorkloadApi } from '@svidecar/certs'
 import { Pool } from 'undici'
 import { openLoop, percentile } from './open-loop.ts'
-import { cpuMs, firstLine, pinned, sleep } from './procs.ts'
+import { cpuMs, firstLine, pinned, sidecarStarted, sleep } from './procs.ts'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
 const main = join(here, '..', 'sidecar', 'src', 'cli', 'main.ts')
@@ -135,17 +135,8 @@ async function startSidecar(
     '--config',
     file,
   ])
-  let log = ''
-  child.stderr?.on('data', (d) => {
-    if (log.length < 65_536) log += d
-  })
-  child.stdout?.on('data', (d) => {
-    if (log.length < 65_536) log += d
-  })
-  for (let i = 0; i < 400 && !log.includes('svidecar started'); i++) await sleep(50)
-  const line = log.split('\n').find((l) => l.includes('svidecar started'))
-  if (!line) throw new Error(`${name} sidecar did not start:\n${log}`)
-  return { pid: child.pid as number, started: JSON.parse(line) as Record<string, unknown> }
+  child.stdout?.resume()
+  return { pid: child.pid as number, started: await sidecarStarted(child, `${name} sidecar`, 20_000) }
 }
 
 const policy = join(dir, 'policy.yaml')

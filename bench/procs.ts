@@ -68,3 +68,23 @@ export function processTree(pid: number): number[] {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/**
+ * Waits for the `svidecar started` log line a sidecar child writes on stderr (its listeners' addresses) and
+ * returns it parsed; the log so far is in the error when it never comes. Stdout is the caller's to drain.
+ */
+export async function sidecarStarted(
+  child: ChildProcess,
+  name: string,
+  timeoutMs = 10_000,
+): Promise<Record<string, unknown>> {
+  let log = ''
+  child.stderr?.on('data', (d) => {
+    if (log.length < 65_536) log += d
+  })
+  const deadline = Date.now() + timeoutMs
+  while (!log.includes('svidecar started') && Date.now() < deadline) await sleep(50)
+  const line = log.split('\n').find((l) => l.includes('svidecar started'))
+  if (!line) throw new Error(`${name} did not start:\n${log}`)
+  return JSON.parse(line) as Record<string, unknown>
+}

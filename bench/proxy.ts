@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url'
 import { DevCa, DevWorkloadApi } from '@svidecar/certs'
 import { ensureFortio } from '../test/harness/fortio-install.ts'
 import { imageNodeFlags } from '../test/harness/image.ts'
-import { cpuMs, firstLine, pinned, rssMb, sleep } from './procs.ts'
+import { cpuMs, firstLine, pinned, rssMb, sidecarStarted, sleep } from './procs.ts'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
 // The compiled build, as the container image runs it (`npm run build` first; bench:proxy does).
@@ -144,20 +144,13 @@ async function sidecar(
   const file = join(dir, `${name}.yaml`)
   writeFileSync(file, yaml)
   const child = pinned(PROXY_CORE, process.execPath, [...NODE_FLAGS, bin, 'run', '--config', file])
-  let log = ''
-  child.stderr?.on('data', (d) => {
-    if (log.length < 65_536) log += d
-  })
   // Never let a pipe fill and stall the sidecar (e.g. with --trace-gc in BENCH_NODE_FLAGS); keep it for a look.
   child.stdout?.pipe(createWriteStream(join(dir, `${name}.stdout`)))
   if (process.env.BENCH_KEEP_STDOUT) process.stderr.write(`${name} stdout: ${join(dir, `${name}.stdout`)}\n`)
-  for (let i = 0; i < 200 && !log.includes('svidecar started'); i++) await sleep(50)
-  const line = log.split('\n').find((l) => l.includes('svidecar started'))
-  if (!line) throw new Error(`${name} did not start:\n${log}`)
-  const started = JSON.parse(line) as Record<string, unknown>
+  const started = await sidecarStarted(child, name)
   for (let i = 0; ; i++) {
     if ((await fetch(`http://${started.admin}/readyz`).catch(() => undefined))?.status === 200) break
-    if (i === 200) throw new Error(`${name} did not become ready:\n${log}`)
+    if (i === 200) throw new Error(`${name} did not become ready`)
     await sleep(50)
   }
   return { pid: child.pid as number, started }
