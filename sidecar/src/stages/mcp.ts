@@ -13,6 +13,7 @@
  * sampling.ts). The lens makes every decision the request needs, so the
  * policy stage adds none (`exchange.decided`).
  */
+import type { SpiffeId } from 'workload-api-client'
 import { SvidecarError } from '../errors/index.ts'
 import {
   answerServer,
@@ -22,6 +23,14 @@ import {
   refusalOf,
 } from '../lens/mcp/client-requests.ts'
 import { answerReply, type Denial, denialAnswer, forbidReply, problemReply } from '../lens/mcp/denials.ts'
+import {
+  type Admission,
+  inputRequiredOf,
+  inputResponsesOf,
+  MRTR_METHODS,
+  type MrtrMethod,
+  screenInputRequests,
+} from '../lens/mcp/input-requests.ts'
 import {
   errorResponse,
   HEADER_MISMATCH,
@@ -38,6 +47,8 @@ import { ToolPins } from '../lens/mcp/pins.ts'
 import {
   idKey,
   listFilterWrapper,
+  listingOf,
+  type PendingAnswer,
   type PendingLists,
   type StreamHooks,
   sseStreamWrapper,
@@ -96,7 +107,7 @@ interface McpState {
 
 /** An open HTTP+SSE stream: the list requests POSTed on its session, and a way to answer on it. */
 interface OpenStream {
-  readonly pending: Map<string, { id: string | number; method: ListMethod }>
+  readonly pending: Map<string, PendingAnswer>
   push: ((chunk: Buffer) => void) | undefined
 }
 
@@ -118,6 +129,9 @@ export function mcpStage(options: McpStageOptions): Stage {
   /** Names a server's request to the agent, so the agent's answer finds what was reserved for it. */
   const samplingKey = (exchange: Exchange, session: string | undefined, id: string | number) =>
     `${exchange.subject?.toString() ?? ''}|${session ?? ''}|${idKey(id)}`
+  /** The same for an MRTR input request: its retry echoes the server's opaque state and the request's key. */
+  const inputKey = (exchange: Exchange, state: string | undefined, key: string) =>
+    `${exchange.subject?.toString() ?? ''}|mrtr|${JSON.stringify([state ?? null, key])}`
   const upstreamOf = (exchange: Exchange) => exchange.route ?? exchange.listener
   const defaultStyle = options.defaultDenyStyle ?? 'hide'
   const states = new WeakMap<Exchange, McpState>()
@@ -197,7 +211,10 @@ export function mcpStage(options: McpStageOptions): Stage {
       }
     }
     const state: McpState = { era, sessionId, initialize: false, pending: new Map() }
-    const pending = new Map<string, { id: string | number; method: ListMethod }>()
+    const pending = new Map<string, PendingAnswer>()
+    // Agent's side, stateless era: an answer may ask the agent for input (MRTR), which its policy screens.
+    const screensInput =
+      era === 'modern' && exchange.direction === 'outbound' && (engine !== undefined || meter !== undefined)
     const denials: Denial[] = []
     const refusals: Array<{ message: McpMessage; problem: JsonRpcProblem }> = []
     const decisions: Array<{ message: McpMessage; resource: PolicyResource; attributes: object }> = []
@@ -212,6 +229,9 @@ export function mcpStage(options: McpStageOptions): Stage {
           break
         case 'decide':
           decisions.push({ message: m, resource: target.resource, attributes: target.attributes })
+          if (screensInput && m.kind === 'request' && MRTR_METHODS.has(m.method)) {
+            pending.set(idKey(m.id), { id: m.id, method: m.method as MrtrMethod })
+          }
           break
         case 'invalid':
           refusals.push({
@@ -240,14 +260,17 @@ export function mcpStage(options: McpStageOptions): Stage {
       const stream = sseSession === undefined ? undefined : streams.get(sseSession)
       if (denials.length === 0 && refusals.length === 0) {
         if (meter !== undefined && exchange.direction === 'outbound' && exchange.subject !== undefined) {
+          const ctx = samplingContext(exchange, exchange.subject)
           for (const m of parsed.messages) {
-            if (m.kind !== 'response' || m.id === null) continue
-            meter.answered(samplingKey(exchange, sessionId ?? sseSession, m.id), m.result, {
-              listener: exchange.listener,
-              direction: exchange.direction,
-              subject: exchange.subject,
-              ...(exchange.traceparent === undefined ? {} : { traceparent: exchange.traceparent }),
-            })
+            if (m.kind === 'response' && m.id !== null) {
+              meter.answered(samplingKey(exchange, sessionId ?? sseSession, m.id), m.result, ctx)
+            } else if (m.kind === 'request' && era === 'modern') {
+              // An MRTR retry: each sampling answer settles what was reserved when the server asked.
+              const answers = inputResponsesOf(m.params)
+              for (const [key, result] of answers?.responses ?? []) {
+                meter.answered(inputKey(exchange, answers?.state, key), result, ctx)
+              }
+            }
           }
         }
         if (stream !== undefined) {
@@ -258,7 +281,7 @@ export function mcpStage(options: McpStageOptions): Stage {
         state.pending = pending
         states.set(exchange, state)
         // A list answer is read to be filtered: it must not come compressed.
-        if (pending.size > 0 && (engine !== undefined || pins !== undefined)) {
+        if (pending.size > 0 && (engine !== undefined || pins !== undefined || meter !== undefined)) {
           exchange.headers.set['accept-encoding'] = 'identity'
         }
         return undefined
@@ -488,20 +511,23 @@ export function mcpStage(options: McpStageOptions): Stage {
           sessions.end(state.sessionId)
         }
       }
-      const hooks = clientRequestHooks(
-        exchange,
-        () => exchange.req.url ?? exchange.path,
-        () => state.sessionId,
-      )
+      const hooks: StreamHooks = {
+        ...clientRequestHooks(
+          exchange,
+          () => exchange.req.url ?? exchange.path,
+          () => state.sessionId,
+        ),
+        ...inputRequiredHooks(exchange),
+      }
       if (
         hooks.clientRequest === undefined &&
-        ((engine === undefined && pins === undefined) || state.pending.size === 0)
+        ((engine === undefined && pins === undefined && meter === undefined) || state.pending.size === 0)
       )
         return undefined
       return listFilterWrapper(
         head,
         state.pending,
-        keepFor(exchange, state.pending.values().next().value?.method),
+        keepFor(exchange, listingOf(state.pending)),
         options.maxMessageBytes,
         hooks,
       )
@@ -514,7 +540,7 @@ export function mcpStage(options: McpStageOptions): Stage {
    * are filtered on their way back, matched by id.
    */
   function socketFilter(exchange: Exchange): FrameFilter {
-    const pending = new Map<string, { id: string | number; method: ListMethod }>()
+    const pending = new Map<string, PendingAnswer>()
     const max = options.maxMessageBytes
     // No way to POST an answer beside the socket: a refused server request is dropped (the server's call times out).
     const asks = clientRequestHooks(
@@ -575,7 +601,7 @@ export function mcpStage(options: McpStageOptions): Stage {
         const w = listFilterWrapper(
           { status: 200, headers: { 'content-type': 'application/json' } },
           new Map([[key, list]]),
-          keepFor(exchange, list.method),
+          keepFor(exchange, listingOf(pending)),
           max,
         )
         w?.data?.(Buffer.from(text))
@@ -583,6 +609,41 @@ export function mcpStage(options: McpStageOptions): Stage {
         return out instanceof Promise ? out.then((b) => b?.toString('utf8')) : (out?.toString('utf8') ?? text)
       },
     }
+  }
+
+  /** Who a sampling usage line names. */
+  function samplingContext(exchange: Exchange, subject: SpiffeId) {
+    return {
+      listener: exchange.listener,
+      direction: exchange.direction,
+      subject,
+      ...(exchange.traceparent === undefined ? {} : { traceparent: exchange.traceparent }),
+    }
+  }
+
+  /**
+   * Whether a server's request may reach the agent: the agent's `mcp.client` policy, then for sampling a
+   * reservation on its token budget under `key` (which the agent's answer settles).
+   */
+  function admitClientRequest(
+    exchange: Exchange,
+    subject: SpiffeId,
+    request: ClientRequest,
+    key: string,
+  ): Admission | Promise<Admission> {
+    const budget = (): Admission | Promise<Admission> => {
+      if (meter === undefined || request.name !== 'sampling') return true
+      return meter.admit(key, samplingContext(exchange, subject), request.params).then(
+        (refusal) => refusal ?? true,
+        // The store cannot be reached: no sampling that cannot be counted.
+        () => 'the budget store cannot be reached',
+      )
+    }
+    if (engine === undefined) return budget()
+    exchange.attributes[MCP_ATTRIBUTE] = { method: request.method, name: request.name }
+    const settle = (d: PolicyDecision) => (d.decision === 'allow' ? budget() : d)
+    const answer = authorize(engine, exchange, { kind: 'mcp.client', name: request.name })
+    return answer instanceof Promise ? answer.then(settle) : settle(answer)
   }
 
   /**
@@ -605,30 +666,43 @@ export function mcpStage(options: McpStageOptions): Stage {
     }
     return {
       clientRequest(request: ClientRequest) {
-        const refuse = (why: PolicyDecision | string): false => {
+        const settle = (admission: Admission): boolean => {
+          if (admission === true) return true
           const path = answerPath()
-          if (path !== undefined) void answerServer({ upstream, path, headers }, refusalOf(request, why))
+          if (path !== undefined)
+            void answerServer({ upstream, path, headers }, refusalOf(request, admission))
           return false
         }
-        const budget = (): boolean | Promise<boolean> => {
-          if (meter === undefined || request.name !== 'sampling') return true
-          const ctx = {
-            listener: exchange.listener,
-            direction: exchange.direction,
-            subject,
-            ...(exchange.traceparent === undefined ? {} : { traceparent: exchange.traceparent }),
-          }
-          return meter.admit(samplingKey(exchange, session(), request.id), ctx, request.params).then(
-            (refusal) => (refusal === undefined ? true : refuse(refusal)),
-            // The store cannot be reached: no sampling that cannot be counted.
-            () => refuse('the budget store cannot be reached'),
-          )
-        }
-        if (engine === undefined) return budget()
-        exchange.attributes[MCP_ATTRIBUTE] = { method: request.method, name: request.name }
-        const settle = (d: PolicyDecision) => (d.decision === 'allow' ? budget() : refuse(d))
-        const answer = authorize(engine, exchange, { kind: 'mcp.client', name: request.name })
-        return answer instanceof Promise ? answer.then(settle) : settle(answer)
+        const admission = admitClientRequest(
+          exchange,
+          subject,
+          request,
+          samplingKey(exchange, session(), request.id),
+        )
+        return admission instanceof Promise ? admission.then(settle) : settle(admission)
+      },
+    }
+  }
+
+  /**
+   * On the agent's sidecar in the stateless era, the requests an `input_required` answer embeds are admitted
+   * as the session era's server requests are; one refused request turns the answer into the agent's error.
+   */
+  function inputRequiredHooks(exchange: Exchange): StreamHooks {
+    const subject = exchange.subject
+    if (exchange.direction !== 'outbound' || subject === undefined) return {}
+    if (engine === undefined && meter === undefined) return {}
+    return {
+      inputRequired(id, result) {
+        const asked = inputRequiredOf(result)
+        if (asked === undefined || asked.requests.length === 0) return undefined
+        const key = (r: ClientRequest) => inputKey(exchange, asked.state, String(r.id))
+        return screenInputRequests(
+          id,
+          asked,
+          (r) => admitClientRequest(exchange, subject, r, key(r)),
+          (r) => meter?.answered(key(r), undefined, samplingContext(exchange, subject)),
+        )
       },
     }
   }

@@ -56,8 +56,15 @@ export function clientRequestOf(doc: unknown): ClientRequest | undefined {
   }
 }
 
-/** The error the agent's sidecar answers a refused server request with. */
-export function refusalOf(request: ClientRequest, decision: PolicyDecision | string): object {
+/**
+ * The error the agent's sidecar answers a refused server request with: to the server in the session era, and
+ * in the stateless era (MRTR) to the agent's own call (`answerId`), in place of the result that asked.
+ */
+export function refusalOf(
+  request: ClientRequest,
+  decision: PolicyDecision | string,
+  answerId: JsonRpcId = request.id,
+): object {
   const why =
     typeof decision === 'string'
       ? decision
@@ -65,7 +72,7 @@ export function refusalOf(request: ClientRequest, decision: PolicyDecision | str
         ? 'no rule allows it (default deny)'
         : `rule ${decision.ruleId}`
   return errorResponse(
-    request.id,
+    answerId,
     POLICY_DENIED,
     `the agent's svidecar policy refuses ${request.method}: ${why}`,
     typeof decision === 'string' || decision.ruleId === undefined ? undefined : { rule: decision.ruleId },

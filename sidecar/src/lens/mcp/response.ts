@@ -1,6 +1,8 @@
 /**
  * The response side of the MCP lens: the answers to this POST's list
- * requests (correlated by JSON-RPC id) are filtered, whether they come as
+ * requests (correlated by JSON-RPC id) are filtered, and on the agent's
+ * side a stateless-era `input_required` answer has its embedded requests
+ * screened (input-requests.ts), whether they come as
  * the JSON body or as events of an SSE stream. A JSON body is held (under
  * the cap) and rewritten whole, without its Content-Length; in a stream
  * only the events that answer a list request are rewritten, and every other
@@ -13,11 +15,26 @@ import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import type { ResponseHead, ResponseWrapper } from '../../pipeline/stage.ts'
 import { type ClientRequest, clientRequestOf, mayHoldClientRequest } from './client-requests.ts'
 import { filterList, type KeepItem } from './filter.ts'
+import type { MrtrMethod } from './input-requests.ts'
 import { errorResponse, INTERNAL_ERROR, type JsonRpcId } from './jsonrpc.ts'
-import type { ListMethod } from './targets.ts'
+import { LIST_METHODS, type ListMethod } from './targets.ts'
 
-/** The list requests of one POST, by id. */
-export type PendingLists = ReadonlyMap<string, { readonly id: JsonRpcId; readonly method: ListMethod }>
+/** A request whose answer the lens reads: a list to filter, or (agent's side, stateless era) one that may ask for input. */
+export interface PendingAnswer {
+  readonly id: JsonRpcId
+  readonly method: ListMethod | MrtrMethod
+}
+
+/** The requests of one POST whose answers are read, by id. */
+export type PendingLists = ReadonlyMap<string, PendingAnswer>
+
+const isList = (method: string): method is ListMethod => LIST_METHODS.has(method)
+
+/** The list method among the pending answers, if any (what a list item's decision names as its method). */
+export function listingOf(pending: PendingLists): ListMethod | undefined {
+  for (const p of pending.values()) if (isList(p.method)) return p.method
+  return undefined
+}
 
 export function idKey(id: JsonRpcId): string {
   return `${typeof id}:${id}`
@@ -47,17 +64,20 @@ export function listFilterWrapper(
   }
   const encoding = head.headers['content-encoding']
   if (encoding !== undefined && encoding !== 'identity') return encodedWrapper(pending)
-  if (type === 'application/json') return jsonWrapper(pending, keep, maxBytes)
+  if (type === 'application/json') return jsonWrapper(pending, keep, maxBytes, hooks)
   if (type === 'text/event-stream') return sseWrapper(pending, keep, maxBytes, hooks)
   return undefined
 }
 
-/** One JSON-RPC message with its list result filtered, when it answers a pending list request. */
+/**
+ * One JSON-RPC message with its list result filtered when it answers a pending list request, or replaced by
+ * the refusal `hooks.inputRequired` gives for an `input_required` answer.
+ */
 function rewriteMessage(
   message: unknown,
   pending: PendingLists,
   keep: KeepItem,
-  consume?: (key: string) => void,
+  hooks: StreamHooks,
 ): unknown | Promise<unknown> {
   if (message === null || typeof message !== 'object' || Array.isArray(message)) return message
   const m = message as Record<string, unknown>
@@ -65,7 +85,12 @@ function rewriteMessage(
   if ((typeof id !== 'string' && typeof id !== 'number') || !Object.hasOwn(m, 'result')) return message
   const list = pending.get(idKey(id))
   if (list === undefined) return message
-  consume?.(idKey(id))
+  hooks.consume?.(idKey(id))
+  if (!isList(list.method)) {
+    const refusal = hooks.inputRequired?.(id, m.result)
+    if (refusal instanceof Promise) return refusal.then((r) => r ?? message)
+    return refusal ?? message
+  }
   const filtered = filterList(list.method, m.result, keep)
   if (filtered instanceof Promise)
     return filtered.then((r) => (r === undefined ? message : { ...m, result: r }))
@@ -77,7 +102,7 @@ function tooLarge(pending: PendingLists, maxBytes: number): object[] {
     errorResponse(
       p.id,
       INTERNAL_ERROR,
-      `the ${p.method} result is over the ${maxBytes} bytes the sidecar filters`,
+      `the ${p.method} result is over the ${maxBytes} bytes the sidecar ${isList(p.method) ? 'filters' : 'checks'}`,
     ),
   )
 }
@@ -106,12 +131,21 @@ function encodedWrapper(pending: PendingLists): ResponseWrapper {
   }
 }
 
-function jsonWrapper(pending: PendingLists, keep: KeepItem, maxBytes: number): ResponseWrapper {
+function jsonWrapper(
+  pending: PendingLists,
+  keep: KeepItem,
+  maxBytes: number,
+  hooks: StreamHooks,
+): ResponseWrapper {
   const chunks: Buffer[] = []
   let size = 0
   let over = false
   return {
-    headers: { remove: ['content-length'], set: { 'cache-control': 'private' } },
+    // A list filtered for one identity must not be shared from a cache; other answers keep their own headers.
+    headers:
+      listingOf(pending) === undefined
+        ? { remove: ['content-length'] }
+        : { remove: ['content-length'], set: { 'cache-control': 'private' } },
     data(chunk) {
       if (over) return EMPTY
       size += chunk.length
@@ -137,8 +171,8 @@ function jsonWrapper(pending: PendingLists, keep: KeepItem, maxBytes: number): R
         return original
       }
       const out = Array.isArray(doc)
-        ? doc.map((m) => rewriteMessage(m, pending, keep))
-        : rewriteMessage(doc, pending, keep)
+        ? doc.map((m) => rewriteMessage(m, pending, keep, hooks))
+        : rewriteMessage(doc, pending, keep, hooks)
       // Unchanged messages keep their bytes: only a filtered answer is written anew.
       const write = (m: unknown) =>
         (Array.isArray(m) && Array.isArray(doc) && m.every((x, i) => x === doc[i])) || m === doc
@@ -175,6 +209,11 @@ export interface StreamHooks {
   onEndpoint?(data: string): void
   /** Answers arrive over the stream's life: a matched list request is done with. */
   consume?(key: string): void
+  /**
+   * The result answering a pending tools/call, prompts/get or resources/read (agent's side, stateless era):
+   * the message to deliver instead of it (a refusal), or undefined to deliver it as it is.
+   */
+  inputRequired?(id: JsonRpcId, result: unknown): object | undefined | Promise<object | undefined>
 }
 
 /**
@@ -252,7 +291,7 @@ function sseWrapper(
       out.push(serializeEvent(e))
       return
     }
-    const rewritten = rewriteMessage(doc, pending, keep, hooks.consume)
+    const rewritten = rewriteMessage(doc, pending, keep, hooks)
     if (rewritten === doc) {
       out.push(serializeEvent(e))
       return

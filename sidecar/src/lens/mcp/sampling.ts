@@ -115,6 +115,13 @@ export class SamplingMeter {
       })
       return `the ${r.kind} budget ${r.key.name} of ${subject} is used up; it resets in ${r.retryAfter} s`
     }
+    // The same request asked again (an MRTR server asking anew under the same state and key): the earlier
+    // reservation is released, not leaked.
+    const earlier = this.#open.get(key)
+    if (earlier !== undefined) {
+      this.#open.delete(key)
+      void this.#budget.store.settle(earlier.reservation, 0).catch(() => undefined)
+    }
     if (this.#open.size >= MAX_OPEN) {
       const [oldest, open] = this.#open.entries().next().value as [string, Open]
       this.#open.delete(oldest)
