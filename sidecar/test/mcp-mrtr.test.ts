@@ -183,11 +183,14 @@ t.test('sampling asked through MRTR counts against the agent token budget', asyn
   t.equal(spent.code, 403, 'with the budget used up the next sampling request is refused')
   t.match(spent.message, /budget agent-day/)
   t.same(asked, ['sampling'], 'the agent never saw the refused request')
-  t.match(usage.find((e) => e.budgetRefusal !== undefined), {
-    api: 'mcp.sampling',
-    code: 'SVD_BUDGET_EXHAUSTED',
-    budgetRefusal: { at: 'before', name: 'agent-day' },
-  })
+  t.match(
+    usage.find((e) => e.budgetRefusal !== undefined),
+    {
+      api: 'mcp.sampling',
+      code: 'SVD_BUDGET_EXHAUSTED',
+      budgetRefusal: { at: 'before', name: 'agent-day' },
+    },
+  )
 })
 
 async function waitFor<T>(find: () => T | undefined): Promise<T> {

@@ -103,6 +103,8 @@ interface McpState {
   pending: PendingLists
   /** A GET that may open an HTTP+SSE stream. */
   openStream?: boolean
+  /** A stateless-era `subscriptions/listen`: its stream's resource updates are filtered. */
+  listen?: boolean
 }
 
 /** An open HTTP+SSE stream: the list requests POSTed on its session, and a way to answer on it. */
@@ -232,6 +234,12 @@ export function mcpStage(options: McpStageOptions): Stage {
           if (screensInput && m.kind === 'request' && MRTR_METHODS.has(m.method)) {
             pending.set(idKey(m.id), { id: m.id, method: m.method as MrtrMethod })
           }
+          break
+        case 'decideAll':
+          for (const item of target.items) {
+            decisions.push({ message: m, resource: item.resource, attributes: item.attributes })
+          }
+          if (m.kind === 'request' && m.method === 'subscriptions/listen') state.listen = true
           break
         case 'invalid':
           refusals.push({
@@ -518,9 +526,11 @@ export function mcpStage(options: McpStageOptions): Stage {
           () => state.sessionId,
         ),
         ...inputRequiredHooks(exchange),
+        ...(state.listen === true ? resourceUpdateHooks(exchange) : {}),
       }
       if (
         hooks.clientRequest === undefined &&
+        hooks.resourceUpdated === undefined &&
         ((engine === undefined && pins === undefined && meter === undefined) || state.pending.size === 0)
       )
         return undefined
@@ -707,6 +717,27 @@ export function mcpStage(options: McpStageOptions): Stage {
     }
   }
 
+  /**
+   * A listen stream carries `notifications/resources/updated` only for what the client subscribed to, which was
+   * decided when it asked; an update for any other resource is delivered only if the subject may read it. Each
+   * URI is decided once per stream (up to a bound, after which decisions are not kept).
+   */
+  function resourceUpdateHooks(exchange: Exchange): StreamHooks {
+    if (engine === undefined) return {}
+    const decided = new Map<string, boolean | Promise<boolean>>()
+    return {
+      resourceUpdated(uri) {
+        let allowed = decided.get(uri)
+        if (allowed !== undefined) return allowed
+        exchange.attributes[MCP_ATTRIBUTE] = { method: 'notifications/resources/updated', uri }
+        const answer = authorize(engine, exchange, { kind: 'mcp.resource', uri }, { report: false })
+        allowed = answer instanceof Promise ? answer.then(allows) : allows(answer)
+        if (decided.size < 1000) decided.set(uri, allowed)
+        return allowed
+      },
+    }
+  }
+
   /** Whether a list item stays, for this exchange's subject (and, with pinning, whether the tool is unchanged). */
   function keepFor(exchange: Exchange, listing: ListMethod | undefined) {
     const unchanged = (resource: PolicyResource, item: Readonly<Record<string, unknown>>) =>
@@ -814,6 +845,10 @@ export function mcpStage(options: McpStageOptions): Stage {
         return end?.()
       },
     }
+  }
+
+  function allows(d: PolicyDecision): boolean {
+    return d.decision === 'allow'
   }
 
   /** Listed unless denied in the hide style: an explained or forbidden item stays visible. */

@@ -57,8 +57,9 @@ export function listFilterWrapper(
   if (head.status < 200 || head.status >= 300) return undefined
   const type = mediaType(head)
   if (pending.size === 0) {
-    // Only a stream can carry the server's own requests; with nothing else to do a JSON answer passes untouched.
-    return hooks.clientRequest !== undefined && type === 'text/event-stream'
+    // Only a stream can carry the server's own requests or resource updates; a JSON answer passes untouched.
+    return (hooks.clientRequest !== undefined || hooks.resourceUpdated !== undefined) &&
+      type === 'text/event-stream'
       ? sseWrapper(pending, keep, maxBytes, hooks)
       : undefined
   }
@@ -214,6 +215,18 @@ export interface StreamHooks {
    * the message to deliver instead of it (a refusal), or undefined to deliver it as it is.
    */
   inputRequired?(id: JsonRpcId, result: unknown): object | undefined | Promise<object | undefined>
+  /** A `notifications/resources/updated` for `uri` on the stream: true delivers it, false drops it. */
+  resourceUpdated?(uri: string): boolean | Promise<boolean>
+}
+
+/** The URI a `notifications/resources/updated` message names, if the message is one. */
+function updatedUri(doc: unknown): string | undefined {
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) return undefined
+  const m = doc as Record<string, unknown>
+  if (m.method !== 'notifications/resources/updated' || Object.hasOwn(m, 'id')) return undefined
+  const uri = (m.params as Record<string, unknown> | null | undefined)?.uri
+  // A malformed update names no resource the client can act on; an empty string keeps it to the decision.
+  return typeof uri === 'string' ? uri : ''
 }
 
 /**
@@ -257,12 +270,14 @@ function sseWrapper(
     const isMessage = e.event === undefined || e.event === 'message'
     let doc: unknown
     const asks = hooks.clientRequest
+    const updates = hooks.resourceUpdated
     // A key or method spelled with escapes is still that key or method to the client: text with a backslash is read.
     if (
       isMessage &&
       (e.data.includes('"result"') ||
         e.data.includes('\\') ||
-        (asks !== undefined && mayHoldClientRequest(e.data)))
+        (asks !== undefined && mayHoldClientRequest(e.data)) ||
+        (updates !== undefined && e.data.includes('notifications/resources/updated')))
     ) {
       try {
         doc = JSON.parse(e.data)
@@ -286,6 +301,20 @@ function sseWrapper(
         )
         return
       }
+    }
+    const updated = updates === undefined ? undefined : updatedUri(doc)
+    if (updates !== undefined && updated !== undefined) {
+      const deliver = updates(updated)
+      const block = serializeEvent(e)
+      const dropped = e.id === undefined ? '' : `id: ${e.id}\n\n`
+      out.push(
+        deliver instanceof Promise
+          ? deliver.then((yes) => (yes ? block : dropped))
+          : deliver
+            ? block
+            : dropped,
+      )
+      return
     }
     if (doc === undefined) {
       out.push(serializeEvent(e))

@@ -41,6 +41,11 @@ export type Target =
   | { readonly kind: 'pass' }
   | { readonly kind: 'list'; readonly method: ListMethod }
   | { readonly kind: 'decide'; readonly resource: PolicyResource; readonly attributes: McpAttributes }
+  /** Every one must be allowed (a stateless-era `subscriptions/listen` naming several resources). */
+  | {
+      readonly kind: 'decideAll'
+      readonly items: ReadonlyArray<{ readonly resource: PolicyResource; readonly attributes: McpAttributes }>
+    }
   | { readonly kind: 'unknown'; readonly method: string }
   /** The params do not name the target the method needs. */
   | { readonly kind: 'invalid'; readonly message: string }
@@ -79,6 +84,31 @@ export function targetOf(message: McpMessage): Target {
       const uri = str('uri')
       if (uri === undefined) return { kind: 'invalid', message: `${method} needs a string params.uri` }
       return { kind: 'decide', resource: { kind: 'mcp.resource', uri }, attributes: { method, uri } }
+    }
+    case 'subscriptions/listen': {
+      // 2026-07-28: one stream for the change notifications the client opts in to. The list-changed kinds reveal
+      // nothing a list filter hides; each resource it subscribes to is decided as reading it would be.
+      const filter = params?.notifications
+      if (filter === null || typeof filter !== 'object' || Array.isArray(filter)) {
+        return { kind: 'invalid', message: 'subscriptions/listen needs an object params.notifications' }
+      }
+      const uris = (filter as Record<string, unknown>).resourceSubscriptions
+      if (uris === undefined) return { kind: 'pass' }
+      if (!Array.isArray(uris) || !uris.every((u) => typeof u === 'string')) {
+        return {
+          kind: 'invalid',
+          message:
+            'subscriptions/listen needs params.notifications.resourceSubscriptions to be a list of URIs',
+        }
+      }
+      if (uris.length === 0) return { kind: 'pass' }
+      return {
+        kind: 'decideAll',
+        items: (uris as string[]).map((uri) => ({
+          resource: { kind: 'mcp.resource', uri },
+          attributes: { method, uri },
+        })),
+      }
     }
     case 'completion/complete': {
       // Completions leak the values a prompt or resource template would accept: decided as their target.
