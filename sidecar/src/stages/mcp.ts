@@ -125,6 +125,11 @@ export function mcpStage(options: McpStageOptions): Stage {
     idleTimeoutMs: options.sessionIdleTimeoutMs,
   })
   const streams = new Map<string, OpenStream>()
+  // Task ids, bound to the SPIFFE ID that created each task (kept as long as it is in use).
+  const tasks = new SessionTable({
+    maxSessions: options.maxSessions,
+    idleTimeoutMs: options.sessionIdleTimeoutMs,
+  })
   const engine = options.policy
   const pins = options.pinTools === true ? new ToolPins(MAX_PINS) : undefined
   const meter = options.sampling === undefined ? undefined : new SamplingMeter(options.sampling)
@@ -218,7 +223,7 @@ export function mcpStage(options: McpStageOptions): Stage {
     const screensInput =
       era === 'modern' && exchange.direction === 'outbound' && (engine !== undefined || meter !== undefined)
     const denials: Denial[] = []
-    const refusals: Array<{ message: McpMessage; problem: JsonRpcProblem }> = []
+    const refusals: Refusal[] = []
     const decisions: Array<{ message: McpMessage; resource: PolicyResource; attributes: object }> = []
     for (const m of parsed.messages) {
       const target = targetOf(m)
@@ -231,9 +236,31 @@ export function mcpStage(options: McpStageOptions): Stage {
           break
         case 'decide':
           decisions.push({ message: m, resource: target.resource, attributes: target.attributes })
-          if (screensInput && m.kind === 'request' && MRTR_METHODS.has(m.method)) {
+          if (m.kind === 'request' && isObject(m.params?.task)) {
+            // A task-augmented request: the task it creates is bound to the caller.
+            pending.set(idKey(m.id), { id: m.id, method: m.method, task: true })
+          } else if (screensInput && m.kind === 'request' && MRTR_METHODS.has(m.method)) {
             pending.set(idKey(m.id), { id: m.id, method: m.method as MrtrMethod })
           }
+          break
+        case 'task': {
+          const check = tasks.check(target.taskId, exchange.subject?.toString() ?? '')
+          if (check !== 'ok' && m.kind === 'request') {
+            // An unknown task and another workload's task get the same answer: the caller learns nothing of it.
+            refusals.push({
+              message: m,
+              problem: {
+                code: INVALID_PARAMS,
+                message: `Task not found: ${target.taskId.slice(0, 100)}`,
+                id: m.id,
+              },
+              reason: check === 'foreign' ? 'TASK_FOREIGN' : 'TASK_UNKNOWN',
+            })
+          }
+          break
+        }
+        case 'taskList':
+          if (m.kind === 'request') pending.set(idKey(m.id), { id: m.id, method: m.method })
           break
         case 'decideAll':
           for (const item of target.items) {
@@ -289,7 +316,7 @@ export function mcpStage(options: McpStageOptions): Stage {
         state.pending = pending
         states.set(exchange, state)
         // A list answer is read to be filtered: it must not come compressed.
-        if (pending.size > 0 && (engine !== undefined || pins !== undefined || meter !== undefined)) {
+        if (reads(pending)) {
           exchange.headers.set['accept-encoding'] = 'identity'
         }
         return undefined
@@ -354,7 +381,7 @@ export function mcpStage(options: McpStageOptions): Stage {
     batch: boolean,
     messages: readonly McpMessage[],
     denials: readonly Denial[],
-    refusals: ReadonlyArray<{ message: McpMessage; problem: JsonRpcProblem }>,
+    refusals: readonly Refusal[],
   ): SvidecarError {
     const forbid = denials.find((d) => d.style === 'forbid')
     if (forbid !== undefined) {
@@ -365,11 +392,13 @@ export function mcpStage(options: McpStageOptions): Stage {
       return err
     }
     if (denials.length === 0) {
-      const first = refusals[0] as { message: McpMessage; problem: JsonRpcProblem }
+      const first = refusals[0] as Refusal
       const unknown = first.problem.code === METHOD_NOT_FOUND || first.message.kind === 'notification'
-      const err = new SvidecarError(unknown ? 'SVD_MCP_DENIED' : 'SVD_MCP_INVALID', first.problem.message, {
-        reason: unknown ? 'METHOD_UNKNOWN' : 'PARAMS',
-      })
+      const err = new SvidecarError(
+        unknown || first.reason !== undefined ? 'SVD_MCP_DENIED' : 'SVD_MCP_INVALID',
+        first.problem.message,
+        { reason: first.reason ?? (unknown ? 'METHOD_UNKNOWN' : 'PARAMS') },
+      )
       if (!batch) {
         // A lone notification cannot be answered in JSON-RPC: the HTTP error says it.
         if (first.message.kind !== 'request') return refuse(exchange, 400, first.problem, err)
@@ -527,12 +556,9 @@ export function mcpStage(options: McpStageOptions): Stage {
         ),
         ...inputRequiredHooks(exchange),
         ...(state.listen === true ? resourceUpdateHooks(exchange) : {}),
+        ...taskHooks(exchange),
       }
-      if (
-        hooks.clientRequest === undefined &&
-        hooks.resourceUpdated === undefined &&
-        ((engine === undefined && pins === undefined && meter === undefined) || state.pending.size === 0)
-      )
+      if (hooks.clientRequest === undefined && hooks.resourceUpdated === undefined && !reads(state.pending))
         return undefined
       return listFilterWrapper(
         head,
@@ -613,6 +639,7 @@ export function mcpStage(options: McpStageOptions): Stage {
           new Map([[key, list]]),
           keepFor(exchange, listingOf(pending)),
           max,
+          taskHooks(exchange),
         )
         w?.data?.(Buffer.from(text))
         const out = w?.end?.()
@@ -738,6 +765,27 @@ export function mcpStage(options: McpStageOptions): Stage {
     }
   }
 
+  /** Whether the answers in `pending` must be read: lists and input requests only with a policy, tasks always. */
+  function reads(pending: PendingLists): boolean {
+    if (pending.size === 0) return false
+    if (engine !== undefined || pins !== undefined || meter !== undefined) return true
+    for (const p of pending.values()) if (p.task === true || p.method === 'tasks/list') return true
+    return false
+  }
+
+  /** Tasks are bound to the SPIFFE ID whose request created them; `tasks/list` shows each caller its own. */
+  function taskHooks(exchange: Exchange): StreamHooks {
+    const subject = exchange.subject?.toString() ?? ''
+    return {
+      taskCreated(result) {
+        const task = isObject(result) ? result.task : undefined
+        const taskId = isObject(task) ? task.taskId : undefined
+        if (typeof taskId === 'string') tasks.bind(taskId, subject)
+      },
+      ownsTask: (taskId) => tasks.check(taskId, subject) === 'ok',
+    }
+  }
+
   /** Whether a list item stays, for this exchange's subject (and, with pinning, whether the tool is unchanged). */
   function keepFor(exchange: Exchange, listing: ListMethod | undefined) {
     const unchanged = (resource: PolicyResource, item: Readonly<Record<string, unknown>>) =>
@@ -828,6 +876,7 @@ export function mcpStage(options: McpStageOptions): Stage {
           streams.set(named, stream)
         },
         consume: (key) => stream.pending.delete(key),
+        ...taskHooks(exchange),
       },
     )
     if (wrapper === undefined) return undefined
@@ -856,6 +905,17 @@ export function mcpStage(options: McpStageOptions): Stage {
     return d.decision === 'allow' || styleOf(d) !== 'hide'
   }
 }
+
+/** A message refused before policy, with the JSON-RPC error it is answered with. */
+interface Refusal {
+  readonly message: McpMessage
+  readonly problem: JsonRpcProblem
+  /** Refused as not the caller's to ask for (SVD_MCP_DENIED with this reason), not as malformed. */
+  readonly reason?: string
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v)
 
 /** A stateless-era body sent without `MCP-Protocol-Version`: its headers cannot be checked. */
 function modernWithoutHeader(m: McpMessage): JsonRpcProblem | undefined {

@@ -19,10 +19,15 @@ import type { MrtrMethod } from './input-requests.ts'
 import { errorResponse, INTERNAL_ERROR, type JsonRpcId } from './jsonrpc.ts'
 import { LIST_METHODS, type ListMethod } from './targets.ts'
 
-/** A request whose answer the lens reads: a list to filter, or (agent's side, stateless era) one that may ask for input. */
+/**
+ * A request whose answer the lens reads: a list to filter, a task-augmented request whose task is bound to the
+ * caller (`task`), `tasks/list` (filtered to the caller's tasks), or (agent's side, stateless era) one that may
+ * ask for input.
+ */
 export interface PendingAnswer {
   readonly id: JsonRpcId
-  readonly method: ListMethod | MrtrMethod
+  readonly method: ListMethod | MrtrMethod | 'tasks/list' | (string & {})
+  readonly task?: true
 }
 
 /** The requests of one POST whose answers are read, by id. */
@@ -87,6 +92,11 @@ function rewriteMessage(
   const list = pending.get(idKey(id))
   if (list === undefined) return message
   hooks.consume?.(idKey(id))
+  if (list.task === true) hooks.taskCreated?.(m.result)
+  if (list.method === 'tasks/list') {
+    const own = filterTasks(m.result, hooks.ownsTask)
+    return own === undefined ? message : { ...m, result: own }
+  }
   if (!isList(list.method)) {
     const refusal = hooks.inputRequired?.(id, m.result)
     if (refusal instanceof Promise) return refusal.then((r) => r ?? message)
@@ -217,6 +227,25 @@ export interface StreamHooks {
   inputRequired?(id: JsonRpcId, result: unknown): object | undefined | Promise<object | undefined>
   /** A `notifications/resources/updated` for `uri` on the stream: true delivers it, false drops it. */
   resourceUpdated?(uri: string): boolean | Promise<boolean>
+  /** The answer to a task-augmented request: the task it created is bound to the caller. */
+  taskCreated?(result: unknown): void
+  /** Whether a task listed by `tasks/list` is the caller's (others are left out). */
+  ownsTask?(taskId: string): boolean
+}
+
+/** A `tasks/list` result with only the caller's tasks; undefined when nothing is left out. */
+function filterTasks(
+  result: unknown,
+  owns: ((taskId: string) => boolean) | undefined,
+): Record<string, unknown> | undefined {
+  if (result === null || typeof result !== 'object' || Array.isArray(result)) return undefined
+  const r = result as Record<string, unknown>
+  if (!Array.isArray(r.tasks)) return undefined
+  const mine = r.tasks.filter((task: unknown) => {
+    const taskId = (task as Record<string, unknown> | null)?.taskId
+    return typeof taskId === 'string' && owns?.(taskId) === true
+  })
+  return mine.length === r.tasks.length ? undefined : { ...r, tasks: mine }
 }
 
 /** The URI a `notifications/resources/updated` message names, if the message is one. */

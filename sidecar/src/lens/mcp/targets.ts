@@ -47,6 +47,10 @@ export type Target =
       readonly items: ReadonlyArray<{ readonly resource: PolicyResource; readonly attributes: McpAttributes }>
     }
   | { readonly kind: 'unknown'; readonly method: string }
+  /** A request about one task: only the SPIFFE ID that created the task may make it. */
+  | { readonly kind: 'task'; readonly taskId: string }
+  /** `tasks/list`: its answer is filtered to the caller's own tasks. */
+  | { readonly kind: 'taskList' }
   /** The params do not name the target the method needs. */
   | { readonly kind: 'invalid'; readonly message: string }
 
@@ -85,6 +89,16 @@ export function targetOf(message: McpMessage): Target {
       if (uri === undefined) return { kind: 'invalid', message: `${method} needs a string params.uri` }
       return { kind: 'decide', resource: { kind: 'mcp.resource', uri }, attributes: { method, uri } }
     }
+    case 'tasks/get':
+    case 'tasks/result':
+    case 'tasks/cancel':
+    case 'tasks/update': {
+      const taskId = str('taskId')
+      if (taskId === undefined) return { kind: 'invalid', message: `${method} needs a string params.taskId` }
+      return { kind: 'task', taskId }
+    }
+    case 'tasks/list':
+      return { kind: 'taskList' }
     case 'subscriptions/listen': {
       // 2026-07-28: one stream for the change notifications the client opts in to. The list-changed kinds reveal
       // nothing a list filter hides; each resource it subscribes to is decided as reading it would be.
