@@ -43,6 +43,7 @@ import {
   POLICY_DENIED,
   parseBody,
 } from '../lens/mcp/jsonrpc.ts'
+import { ParamHeaderTable, paramHeaderMismatch } from '../lens/mcp/param-headers.ts'
 import { ToolPins } from '../lens/mcp/pins.ts'
 import {
   idKey,
@@ -132,6 +133,8 @@ export function mcpStage(options: McpStageOptions): Stage {
   })
   const engine = options.policy
   const pins = options.pinTools === true ? new ToolPins(MAX_PINS) : undefined
+  // The arguments each listed tool mirrors in Mcp-Param-* headers (stateless era), per upstream.
+  const paramTable = new ParamHeaderTable(MAX_PINS)
   const meter = options.sampling === undefined ? undefined : new SamplingMeter(options.sampling)
   /** Names a server's request to the agent, so the agent's answer finds what was reserved for it. */
   const samplingKey = (exchange: Exchange, session: string | undefined, id: string | number) =>
@@ -206,8 +209,7 @@ export function mcpStage(options: McpStageOptions): Stage {
       )
     }
     for (const m of parsed.messages) {
-      const problem =
-        era === 'modern' ? checkMirroredHeaders(exchange.req.headers, version, m) : modernWithoutHeader(m)
+      const problem = era === 'modern' ? mirroredHeaderProblem(exchange, version, m) : modernWithoutHeader(m)
       if (problem !== undefined) {
         return refuse(
           exchange,
@@ -765,6 +767,21 @@ export function mcpStage(options: McpStageOptions): Stage {
     }
   }
 
+  /** Modern era: the mirrored headers against the body, `Mcp-Param-*` included for tools seen listed. */
+  function mirroredHeaderProblem(
+    exchange: Exchange,
+    version: string,
+    m: McpMessage,
+  ): JsonRpcProblem | undefined {
+    const problem = checkMirroredHeaders(exchange.req.headers, version, m)
+    if (problem !== undefined || m.kind !== 'request' || m.method !== 'tools/call') return problem
+    const name = m.params?.name
+    const declared = typeof name === 'string' ? paramTable.get(upstreamOf(exchange), name) : undefined
+    if (declared === undefined || declared.length === 0) return undefined
+    const mismatch = paramHeaderMismatch(exchange.req.headers, declared, m.params?.arguments)
+    return mismatch === undefined ? undefined : { code: HEADER_MISMATCH, message: mismatch, id: m.id }
+  }
+
   /** Whether the answers in `pending` must be read: lists and input requests only with a policy, tasks always. */
   function reads(pending: PendingLists): boolean {
     if (pending.size === 0) return false
@@ -801,6 +818,7 @@ export function mcpStage(options: McpStageOptions): Stage {
     // Each distinct name is decided once per list (a list item's decision reads nothing but its name or URI).
     const decided = new Map<string, boolean | Promise<boolean>>()
     return (resource: PolicyResource, item: Readonly<Record<string, unknown>>) => {
+      if (resource.kind === 'mcp.tool') paramTable.record(upstreamOf(exchange), item)
       if (engine === undefined) return unchanged(resource, item)
       const key = resource.kind === 'mcp.resource' ? resource.uri : (resource as { name: string }).name
       let allowed = decided.get(key)
