@@ -5,10 +5,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { DevWorkloadApi } from '@svidecar/certs'
 import t, { type Test } from 'tap'
-import { parseConfig } from '../src/config/index.ts'
-import { createLogger } from '../src/observe/log.ts'
-import { Sidecar } from '../src/sidecar.ts'
-import { connectCommand, sink, spawnConnect, startBridge, until } from './helpers/mcp-bridge.ts'
+import { connectCommand, spawnConnect, startBridge, until } from './helpers/mcp-bridge.ts'
+import { startTestSidecar } from './helpers/test-sidecar.ts'
 
 const AGENT = 'spiffe://example.org/agent'
 const MCP = 'spiffe://example.org/mcp'
@@ -20,7 +18,6 @@ const INIT = JSON.stringify({
   method: 'initialize',
   params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '0' } },
 })
-const quiet = createLogger({ level: 'error', stream: { write: () => true } })
 
 /** The two sidecars of the mesh helper, with the server sidecar's inbound forwarding to `forwardTo`. */
 async function mesh(t: Test, forwardTo: string, allow = AGENT): Promise<{ outboundUrl: string }> {
@@ -31,36 +28,20 @@ async function mesh(t: Test, forwardTo: string, allow = AGENT): Promise<{ outbou
     ],
   })
   t.teardown(() => api.close())
-  const options = {
-    identity: { backoff: () => ({ next: () => 50, reset() {} }) },
-    logger: quiet,
-    auditStdout: sink(),
-  }
-  const server = await Sidecar.start(
-    parseConfig(
-      `
-workloadApi: { socket: "${api.endpoint}", hint: mcp }
-admin: { address: "127.0.0.1:0" }
-drainTimeout: 2s
-inbound:
+  const server = await startTestSidecar(
+    t,
+    { socket: api.endpoint, hint: 'mcp' },
+    `inbound:
   - name: public
     address: "127.0.0.1:0"
     forwardTo: "${forwardTo}"
     authorize: { exact: "${allow}" }
 `,
-      'server.yaml',
-      {},
-    ),
-    options,
   )
-  t.teardown(() => server.destroy())
-  const agent = await Sidecar.start(
-    parseConfig(
-      `
-workloadApi: { socket: "${api.endpoint}", hint: agent }
-admin: { address: "127.0.0.1:0" }
-drainTimeout: 2s
-outbound:
+  const agent = await startTestSidecar(
+    t,
+    { socket: api.endpoint, hint: 'agent' },
+    `outbound:
   - name: egress
     address: "127.0.0.1:0"
     routes:
@@ -71,12 +52,7 @@ upstreams:
     url: "https://127.0.0.1:${server.addresses.inbound.public?.port}"
     spiffe: { exact: "${MCP}" }
 `,
-      'agent.yaml',
-      {},
-    ),
-    options,
   )
-  t.teardown(() => agent.destroy())
   await server.identity.waitReady(10_000)
   await agent.identity.waitReady(10_000)
   return { outboundUrl: `http://127.0.0.1:${agent.addresses.outbound.egress?.port}` }

@@ -15,12 +15,12 @@ import type { TLSSocket } from 'node:tls'
 import { DevWorkloadApi } from '@svidecar/certs'
 import type { Test } from 'tap'
 import { matchId } from 'workload-api-client'
-import { parseConfig } from '../../src/config/index.ts'
 import { createLogger } from '../../src/observe/log.ts'
-import { Sidecar } from '../../src/sidecar.ts'
+import type { Sidecar } from '../../src/sidecar.ts'
 import { ClientTls } from '../../src/tls/client-tls.ts'
 import { tlsParameters } from '../../src/tls/profiles.ts'
 import { AGENT, MCP } from './mesh.ts'
+import { startTestSidecar } from './test-sidecar.ts'
 
 export interface Received {
   method: string
@@ -141,8 +141,6 @@ export interface Edge {
   metrics(which: 'agent' | 'server'): Promise<string>
 }
 
-const quick = () => ({ next: () => 50, reset() {} })
-
 /** Both sidecars share `limits` (a YAML flow mapping such as `{ maxBodyBytes: 1000 }`). */
 export async function startEdge(t: Test, limits = '{}'): Promise<Edge> {
   const api = await DevWorkloadApi.start({
@@ -159,33 +157,23 @@ export async function startEdge(t: Test, limits = '{}'): Promise<Edge> {
     level: 'info',
     stream: { write: (line: string) => logs.push(JSON.parse(line)) },
   })
-  const server = await Sidecar.start(
-    parseConfig(
-      `
-workloadApi: { socket: "${api.endpoint}", hint: mcp }
-admin: { address: "127.0.0.1:0" }
-drainTimeout: 2s
-limits: ${limits}
+  const server = await startTestSidecar(
+    t,
+    { socket: api.endpoint, hint: 'mcp' },
+    `limits: ${limits}
 inbound:
   - name: public
     address: "127.0.0.1:0"
     forwardTo: "${app.url}/api"
     authorize: { exact: "${AGENT}" }
 `,
-      'server.yaml',
-      {},
-    ),
-    { identity: { backoff: quick }, logger },
+    { logger },
   )
-  t.teardown(() => server.destroy())
   const inboundPort = server.addresses.inbound.public?.port ?? 0
-  const agent = await Sidecar.start(
-    parseConfig(
-      `
-workloadApi: { socket: "${api.endpoint}", hint: agent }
-admin: { address: "127.0.0.1:0" }
-drainTimeout: 2s
-limits: ${limits}
+  const agent = await startTestSidecar(
+    t,
+    { socket: api.endpoint, hint: 'agent' },
+    `limits: ${limits}
 outbound:
   - name: egress
     address: "127.0.0.1:0"
@@ -201,12 +189,8 @@ upstreams:
     url: "${app.url}/api"
     allowPlaintext: true
 `,
-      'agent.yaml',
-      {},
-    ),
-    { identity: { backoff: quick }, logger },
+    { logger },
   )
-  t.teardown(() => agent.destroy())
   await server.identity.waitReady(5000)
   await agent.identity.waitReady(5000)
   const outboundPort = agent.addresses.outbound.egress?.port ?? 0

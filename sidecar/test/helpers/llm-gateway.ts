@@ -13,18 +13,15 @@ import { Writable } from 'node:stream'
 import { DevWorkloadApi } from '@svidecar/certs'
 import type { Test } from 'tap'
 import { waitFor } from '../../../workload-api-client/test/helpers/wait.ts'
-import { parseConfig } from '../../src/config/index.ts'
 import { loadTokenizer } from '../../src/lens/llm/usage/estimate.ts'
-import { createLogger } from '../../src/observe/log.ts'
-import { Sidecar } from '../../src/sidecar.ts'
+import type { Sidecar } from '../../src/sidecar.ts'
 import { AGENT } from './mesh.ts'
+import { startTestSidecar } from './test-sidecar.ts'
 
 export { AGENT }
 
 // The provider key comes from the environment, as a Secret's would (read when the sidecar starts).
 process.env.SVIDECAR_TEST_ANTHROPIC_KEY ??= 'sk-ant-test-gateway-key'
-
-const quiet = createLogger({ level: 'error', stream: { write: () => true } })
 
 export async function startDevApi(t: Test): Promise<DevWorkloadApi> {
   const api = await DevWorkloadApi.start({ workloads: [{ spiffeId: AGENT, hint: 'agent' }] })
@@ -47,13 +44,10 @@ export async function startGateway(
   yaml = '',
 ): Promise<Gateway> {
   const audit: string[] = []
-  const sidecar = await Sidecar.start(
-    parseConfig(
-      `
-workloadApi: { socket: "${api.endpoint}", hint: agent }
-admin: { address: "127.0.0.1:0" }
-drainTimeout: 2s
-outbound:
+  const sidecar = await startTestSidecar(
+    t,
+    { socket: api.endpoint, hint: 'agent' },
+    `outbound:
   - name: egress
     address: "127.0.0.1:0"
     routes:
@@ -65,12 +59,7 @@ llm:
     local: { kind: openai-compatible, upstream: llm }
     local-anthropic: { kind: anthropic, upstream: llm, credential: { env: SVIDECAR_TEST_ANTHROPIC_KEY } }
 ${yaml}`,
-      'gateway.yaml',
-      {},
-    ),
     {
-      identity: { backoff: () => ({ next: () => 50, reset() {} }) },
-      logger: quiet,
       auditStdout: new Writable({
         write(chunk, _encoding, done) {
           for (const line of String(chunk).split('\n')) if (line !== '') audit.push(line)
@@ -79,7 +68,6 @@ ${yaml}`,
       }),
     },
   )
-  t.teardown(() => sidecar.destroy())
   await sidecar.identity.waitReady(5000)
   // The sidecar loads the tokenizer on the first LLM call; tests that check estimates want it there already.
   await loadTokenizer()

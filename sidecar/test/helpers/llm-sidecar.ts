@@ -7,13 +7,13 @@
 import { randomBytes } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Writable } from 'node:stream'
+import type { Writable } from 'node:stream'
 import { DevWorkloadApi } from '@svidecar/certs'
 import type { Test } from 'tap'
-import { parseConfig } from '../../src/config/index.ts'
 import { createLogger } from '../../src/observe/log.ts'
-import { Sidecar } from '../../src/sidecar.ts'
+import type { Sidecar } from '../../src/sidecar.ts'
 import { type LlmUpstream, startLlmUpstream } from './llm-upstream.ts'
+import { startTestSidecar } from './test-sidecar.ts'
 
 export const AGENT = 'spiffe://example.org/agent'
 
@@ -84,12 +84,10 @@ export async function startLlmSidecar(t: Test, options: LlmSidecarOptions = {}):
   t.teardown(() => {
     delete process.env[env]
   })
-  const config = parseConfig(
-    `
-workloadApi: { socket: "${api.endpoint}", hint: agent }
-admin: { address: "127.0.0.1:0" }
-drainTimeout: 2s
-outbound:
+  const sidecar = await startTestSidecar(
+    t,
+    { socket: api.endpoint, hint: 'agent' },
+    `outbound:
   - name: egress
     address: "127.0.0.1:0"
     routes:
@@ -112,15 +110,8 @@ llm:
       upstream: models
       credential: { file: "${openaiKeyFile}" }
 ${options.llm ?? ''}`,
-    'llm.yaml',
-    {},
+    { logger, ...(options.auditStdout === undefined ? {} : { auditStdout: options.auditStdout }) },
   )
-  const sidecar = await Sidecar.start(config, {
-    identity: { backoff: () => ({ next: () => 50, reset() {} }) },
-    logger,
-    auditStdout: options.auditStdout ?? new Writable({ write: (_c, _e, done) => done() }),
-  })
-  t.teardown(() => sidecar.destroy())
   await sidecar.identity.waitReady(5000)
   return {
     outbound: `http://127.0.0.1:${sidecar.addresses.outbound.egress?.port}`,

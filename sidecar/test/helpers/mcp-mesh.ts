@@ -6,26 +6,14 @@
  */
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Writable } from 'node:stream'
 import { DevWorkloadApi } from '@svidecar/certs'
 import type { Test } from 'tap'
-import { parseConfig } from '../../src/config/index.ts'
-import { createLogger } from '../../src/observe/log.ts'
-import { Sidecar } from '../../src/sidecar.ts'
+import type { Sidecar } from '../../src/sidecar.ts'
+import { startTestSidecar } from './test-sidecar.ts'
 
 export const AGENT = 'spiffe://example.org/agent'
 export const AGENT2 = 'spiffe://example.org/agent2'
 export const SERVER = 'spiffe://example.org/mcp'
-
-const quick = () => ({ next: () => 50, reset() {} })
-const quiet = createLogger({ level: 'error', stream: { write: () => true } })
-const discard = () =>
-  new Writable({
-    write(_chunk, _encoding, done) {
-      done()
-    },
-  })
-const options = () => ({ identity: { backoff: quick }, logger: quiet, auditStdout: discard() })
 
 export interface McpMeshOptions {
   /** The MCP server's address, http://127.0.0.1:port (its endpoint is `mcpPath`). */
@@ -74,13 +62,10 @@ export async function startMcpMesh(t: Test, o: McpMeshOptions): Promise<McpMesh>
     (o.serverPolicy === undefined
       ? ''
       : `policy: { file: "${policyFile(t, 'server.yaml', o.serverPolicy)}" }`)
-  const server = await Sidecar.start(
-    parseConfig(
-      `
-workloadApi: { socket: "${api.endpoint}", hint: mcp }
-admin: { address: "127.0.0.1:0" }
-drainTimeout: 1s
-inbound:
+  const server = await startTestSidecar(
+    t,
+    { socket: api.endpoint, hint: 'mcp', drainTimeout: '1s' },
+    `inbound:
   - name: public
     address: "127.0.0.1:0"
     forwardTo: "${o.upstream}"
@@ -88,23 +73,15 @@ inbound:
     mcp: ${o.serverMcp ?? `{ paths: ["${path}"] }`}
 ${serverPolicy}
 `,
-      'server.yaml',
-      {},
-    ),
-    options(),
   )
-  t.teardown(() => server.destroy())
   const inboundPort = server.addresses.inbound.public?.port ?? 0
   const agentPolicy =
     o.agentPolicy === undefined ? '' : `policy: { file: "${policyFile(t, 'agent.yaml', o.agentPolicy)}" }`
   const agent = async (hint: string) => {
-    const sidecar = await Sidecar.start(
-      parseConfig(
-        `
-workloadApi: { socket: "${api.endpoint}", hint: ${hint} }
-admin: { address: "127.0.0.1:0" }
-drainTimeout: 1s
-outbound:
+    const sidecar = await startTestSidecar(
+      t,
+      { socket: api.endpoint, hint, drainTimeout: '1s' },
+      `outbound:
   - name: egress
     address: "127.0.0.1:0"
     routes: [{ upstream: mcp }]
@@ -116,12 +93,7 @@ upstreams:
 ${agentPolicy}
 ${o.agentExtra ?? ''}
 `,
-        `${hint}.yaml`,
-        {},
-      ),
-      options(),
     )
-    t.teardown(() => sidecar.destroy())
     await sidecar.identity.waitReady(5000)
     return `http://127.0.0.1:${sidecar.addresses.outbound.egress?.port}${path}`
   }

@@ -4,27 +4,16 @@
  * outbound traffic over mTLS to sidecar B (the server's), which hands it to
  * the echo app. Everything binds to 127.0.0.1:0.
  */
-import { Writable } from 'node:stream'
+import type { Writable } from 'node:stream'
 import { DevWorkloadApi, type DevWorkloadApiOptions } from '@svidecar/certs'
 import type { Test } from 'tap'
-import { parseConfig } from '../../src/config/index.ts'
-import { createLogger, type Logger } from '../../src/observe/log.ts'
-import { Sidecar } from '../../src/sidecar.ts'
+import type { Logger } from '../../src/observe/log.ts'
+import type { Sidecar } from '../../src/sidecar.ts'
 import { EchoApp } from './echo-app.ts'
+import { startTestSidecar } from './test-sidecar.ts'
 
 export const AGENT = 'spiffe://example.org/agent'
 export const MCP = 'spiffe://example.org/mcp'
-
-const quick = () => ({ next: () => 50, reset() {} })
-// Several sidecars share this process and its event channels; their logs would repeat each other.
-const quiet = createLogger({ level: 'error', stream: { write: () => true } })
-// Audit lines on process.stdout would land in the TAP stream.
-const discard = () =>
-  new Writable({
-    write(_chunk, _encoding, done) {
-      done()
-    },
-  })
 
 export interface Sidecars {
   app: EchoApp
@@ -61,9 +50,8 @@ export interface MeshOptions extends SidecarsOptions {
 
 function sidecarOptions(options: SidecarsOptions) {
   return {
-    identity: { backoff: quick },
-    logger: options.logger ?? quiet,
-    auditStdout: options.auditStdout ?? discard(),
+    ...(options.logger === undefined ? {} : { logger: options.logger }),
+    ...(options.auditStdout === undefined ? {} : { auditStdout: options.auditStdout }),
   }
 }
 
@@ -88,33 +76,23 @@ export async function startSidecars(
   const app = await EchoApp.start()
   t.teardown(() => app.close())
 
-  const serverSidecar = await Sidecar.start(
-    parseConfig(
-      `
-workloadApi: { socket: "${endpoint}", hint: mcp }
-admin: { address: "127.0.0.1:0" }
-drainTimeout: 2s
-inbound:
+  const serverSidecar = await startTestSidecar(
+    t,
+    { socket: endpoint, hint: 'mcp' },
+    `inbound:
   - name: public
     address: "127.0.0.1:0"
     forwardTo: "${app.url}"
     authorize: ${options.authorize ?? `{ exact: "${options.allow ?? AGENT}" }`}
 ${options.serverYaml ?? ''}`,
-      'server.yaml',
-      {},
-    ),
     sidecarOptions(options),
   )
-  t.teardown(() => serverSidecar.destroy())
   const inboundPort = serverSidecar.addresses.inbound.public?.port ?? 0
 
-  const agentSidecar = await Sidecar.start(
-    parseConfig(
-      `
-workloadApi: { socket: "${endpoint}", hint: agent }
-admin: { address: "127.0.0.1:0" }
-drainTimeout: 2s
-outbound:
+  const agentSidecar = await startTestSidecar(
+    t,
+    { socket: endpoint, hint: 'agent' },
+    `outbound:
   - name: egress
     address: "127.0.0.1:0"
     routes:
@@ -124,12 +102,8 @@ upstreams:
     url: "https://127.0.0.1:${inboundPort}"
     spiffe: { exact: "${MCP}" }
 ${options.agentYaml ?? ''}`,
-      'agent.yaml',
-      {},
-    ),
     sidecarOptions(options),
   )
-  t.teardown(() => agentSidecar.destroy())
   await serverSidecar.identity.waitReady(options.readyTimeoutMs ?? 5000)
   await agentSidecar.identity.waitReady(options.readyTimeoutMs ?? 5000)
   const out = agentSidecar.addresses.outbound.egress

@@ -15,16 +15,14 @@ import type { TLSSocket } from 'node:tls'
 import { DevWorkloadApi } from '@svidecar/certs'
 import type { Test } from 'tap'
 import { matchId } from 'workload-api-client'
-import { parseConfig } from '../../src/config/index.ts'
 import { Identity } from '../../src/identity/identity.ts'
 import { createLogger } from '../../src/observe/log.ts'
-import { Sidecar } from '../../src/sidecar.ts'
+import type { Sidecar } from '../../src/sidecar.ts'
 import { ClientTls } from '../../src/tls/client-tls.ts'
 import { tlsParameters } from '../../src/tls/profiles.ts'
 import { AGENT, MCP } from './mesh.ts'
 import { RawClient } from './raw-http.ts'
-
-const quick = () => ({ next: () => 50, reset() {} })
+import { quickBackoff, startTestSidecar } from './test-sidecar.ts'
 
 export interface RawMesh {
   agentSidecar: Sidecar
@@ -67,25 +65,16 @@ export async function startRawMesh(t: Test, appPort: number): Promise<RawMesh> {
     ],
   })
   t.teardown(() => api.close())
-  const quiet = createLogger({ level: 'error', stream: { write: () => true } })
-  const serverSidecar = await Sidecar.start(
-    parseConfig(
-      `
-workloadApi: { socket: "${api.endpoint}", hint: mcp }
-admin: { address: "127.0.0.1:0" }
-drainTimeout: 2s
-inbound:
+  const serverSidecar = await startTestSidecar(
+    t,
+    { socket: api.endpoint, hint: 'mcp' },
+    `inbound:
   - name: public
     address: "127.0.0.1:0"
     forwardTo: "http://127.0.0.1:${appPort}"
     authorize: { exact: "${AGENT}" }
 `,
-      'server.yaml',
-      {},
-    ),
-    { identity: { backoff: quick }, logger: quiet },
   )
-  t.teardown(() => serverSidecar.destroy())
   const inboundPort = serverSidecar.addresses.inbound.public?.port ?? 0
 
   const logs: Record<string, unknown>[] = []
@@ -93,13 +82,10 @@ inbound:
     level: 'info',
     stream: { write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>) },
   })
-  const agentSidecar = await Sidecar.start(
-    parseConfig(
-      `
-workloadApi: { socket: "${api.endpoint}", hint: agent }
-admin: { address: "127.0.0.1:0" }
-drainTimeout: 2s
-outbound:
+  const agentSidecar = await startTestSidecar(
+    t,
+    { socket: api.endpoint, hint: 'agent' },
+    `outbound:
   - name: egress
     address: "127.0.0.1:0"
     routes:
@@ -113,18 +99,14 @@ upstreams:
   gone: { url: "http://127.0.0.1:${await closedPort()}", allowPlaintext: true }
   reset: { url: "https://127.0.0.1:${await resetter(t)}", spiffe: { exact: "${MCP}" } }
 `,
-      'agent.yaml',
-      {},
-    ),
-    { identity: { backoff: quick }, logger: captured },
+    { logger: captured },
   )
-  t.teardown(() => agentSidecar.destroy())
   await serverSidecar.identity.waitReady(5000)
   await agentSidecar.identity.waitReady(5000)
   const outboundPort = agentSidecar.addresses.outbound.egress?.port ?? 0
 
   // The raw mTLS client presents the agent's SVID and checks it reached the MCP server's sidecar.
-  const agent = Identity.start({ socket: api.endpoint, hint: 'agent', backoff: quick })
+  const agent = Identity.start({ socket: api.endpoint, hint: 'agent', backoff: quickBackoff })
   t.teardown(() => agent.close())
   await agent.waitReady(5000)
   const tls = new ClientTls(agent, {
