@@ -19,7 +19,7 @@
  * the image's Node flags. Environment:
  *   BENCH_REQUESTS (20000) per measured window, BENCH_WARMUP (3000) requests before each window,
  *   BENCH_CONNECTIONS (8), BENCH_REPS (5), BENCH_ONLY=inbound,outbound,two
- *   BENCH_BASELINE=<dir>: a second svidecar from another checkout's sources (e.g. `git archive <commit>` unpacked
+ *   BENCH_BASELINE=[label=]<dir>[,...]: more svidecars from other checkouts' sources (e.g. `git archive <commit>` unpacked
  *     there, with a `node_modules` symlink to this one), run as an extra contender: before/after in one run.
  *   BENCH_GC=1: the Node contenders run with --trace-gc-nvp; GCs and bytes allocated (V8 heap, not Buffer
  *     backing stores) per request are counted from it. The trace costs some CPU itself: compare CPU figures
@@ -48,7 +48,16 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8)
 const REPS = Number(process.env.BENCH_REPS ?? 5)
 const GC = process.env.BENCH_GC === '1'
 const PROF = process.env.BENCH_CPU_PROF === undefined ? undefined : resolve(process.env.BENCH_CPU_PROF)
-const BASELINE = process.env.BENCH_BASELINE === undefined ? undefined : resolve(process.env.BENCH_BASELINE)
+// label=dir pairs; a bare dir is labelled "baseline".
+const BASELINES = (process.env.BENCH_BASELINE ?? '')
+  .split(',')
+  .filter(Boolean)
+  .map((entry) => {
+    const eq = entry.indexOf('=')
+    return eq === -1
+      ? { label: 'baseline', root: resolve(entry) }
+      : { label: entry.slice(0, eq), root: resolve(entry.slice(eq + 1)) }
+  })
 const ALT = process.env.BENCH_ALT === '1'
 const ONLY = process.env.BENCH_ONLY?.split(',')
 const NODE_FLAGS =
@@ -330,7 +339,8 @@ upstreams:
 
 const repoRoot = resolve(here, '..')
 const current = await svidecarPair('svidecar', repoRoot)
-const baseline = BASELINE === undefined ? undefined : await svidecarPair('baseline', BASELINE)
+const baselines: { label: string; pair: Awaited<ReturnType<typeof svidecarPair>> }[] = []
+for (const b of BASELINES) baselines.push({ label: b.label, pair: await svidecarPair(b.label, b.root) })
 const agentSvid = api.currentSvid(AGENT)
 const mcpSvid = api.currentSvid(MCP)
 if (!agentSvid || !mcpSvid) throw new Error('dev Workload API issued no SVIDs')
@@ -459,7 +469,7 @@ const svidecarCells = (label: string, p: Awaited<ReturnType<typeof svidecarPair>
 ]
 const all: Cell[] = [
   ...svidecarCells('svidecar', current),
-  ...(baseline === undefined ? [] : svidecarCells('svidecar (baseline)', baseline)),
+  ...baselines.flatMap((b) => svidecarCells(`svidecar (${b.label})`, b.pair)),
   {
     group: 'inbound',
     name: 'minimal undici proxy',
@@ -570,8 +580,7 @@ if (PROF !== undefined) {
   const nodeProcs = [
     current.inbound,
     current.outbound,
-    baseline?.inbound,
-    baseline?.outbound,
+    ...baselines.flatMap((b) => [b.pair.inbound, b.pair.outbound]),
     minimalIn,
     minimalOut,
     minimalIn2,

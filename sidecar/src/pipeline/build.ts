@@ -183,6 +183,6 @@ export function buildPipeline(stages: readonly Stage[], options: PipelineOptions
 }
 
 function outgoing(exchange: Exchange, isUpgrade: boolean): string[] {
-  const { strip, set } = exchange.headers
-  return forwardHeaders(exchange.req.rawHeaders, { strip, set, isUpgrade })
+  const { stripped, set } = exchange.headers
+  return forwardHeaders(exchange.req.rawHeaders, { strip: stripped, set, isUpgrade })
 }

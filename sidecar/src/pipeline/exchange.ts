@@ -16,10 +16,40 @@ export type Direction = 'inbound' | 'outbound'
 
 /** What the listener reads from the client and what it has already decided about the outgoing headers. */
 export interface OutgoingHeaders {
-  /** Lower-case names never forwarded. */
+  /** Lower-case names never forwarded (a stage may add to it). */
   readonly strip: Set<string>
+  /** The same names, for reading only. */
+  readonly stripped: ReadonlySet<string>
   /** Fields the sidecar sets; each replaces every copy the client sent. */
   readonly set: Record<string, string>
+}
+
+const NONE: ReadonlySet<string> = new Set()
+
+/**
+ * The listener's strip list is one Set shared by its requests; a request gets its own copy only when a stage
+ * adds to it (an HTTPS upstream's Host), instead of a new Set per request.
+ */
+class Outgoing implements OutgoingHeaders {
+  readonly set: Record<string, string> = {}
+  #shared: ReadonlySet<string>
+  #own: Set<string> | undefined
+
+  constructor(shared: ReadonlySet<string>) {
+    this.#shared = shared
+  }
+
+  get strip(): Set<string> {
+    if (this.#own === undefined) {
+      this.#own = new Set(this.#shared)
+      this.#shared = this.#own
+    }
+    return this.#own
+  }
+
+  get stripped(): ReadonlySet<string> {
+    return this.#shared
+  }
 }
 
 export interface ExchangeInit {
@@ -27,6 +57,7 @@ export interface ExchangeInit {
   listener: string
   req: IncomingMessage
   upgrade: boolean
+  /** A Set is shared, never written to (see Outgoing); any other iterable is copied. */
   strip?: Iterable<string>
   /** Inbound: the peer the TLS layer verified, which is also the subject. */
   peer?: SpiffeId
@@ -79,7 +110,10 @@ export class Exchange {
     this.listener = init.listener
     this.req = init.req
     this.upgrade = init.upgrade
-    this.headers = { strip: new Set(init.strip), set: {} }
+    const strip = init.strip
+    this.headers = new Outgoing(
+      strip === undefined ? NONE : strip instanceof Set ? (strip as ReadonlySet<string>) : new Set(strip),
+    )
     this.peer = init.peer
     this.subject = init.peer
   }
