@@ -14,7 +14,7 @@
  *   two hops: fortio → outbound proxy → (mTLS) → inbound proxy → app (both proxies on core 1; CPU of both)
  *
  * Run from the repository root:
- *   node --conditions=svidecar-source bench/hop-cpu.ts
+ *   npm run bench:hop   (node --conditions=svidecar-source bench/hop-cpu.ts)
  * The sidecars run from the sources (`sidecar/src/cli/main.ts`, type stripping costs nothing per request) with
  * the image's Node flags. Environment:
  *   BENCH_REQUESTS (20000) per measured window, BENCH_WARMUP (3000) requests before each window,
