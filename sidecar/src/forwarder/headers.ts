@@ -34,12 +34,16 @@ const HOP_BY_HOP = new Set([
 // each spelling lowers to saves the allocation. Names only: values never go in it.
 const LOWER = new Map<string, string>()
 const LOWER_MAX = 512
+// Real field names are short; a long one is lowered but not kept, so the cache holds at most ~64 KB however
+// large the names a client invents.
+const LOWER_MAX_NAME = 64
 
 /** The field name in lower case (RFC 9110 §5.1: names are case-insensitive). */
 export function lowerName(name: string): string {
   const known = LOWER.get(name)
   if (known !== undefined) return known
   const lower = name.toLowerCase()
+  if (name.length > LOWER_MAX_NAME) return lower
   // A client inventing names cannot grow it: once full it starts over.
   if (LOWER.size >= LOWER_MAX) LOWER.clear()
   LOWER.set(name, lower)
