@@ -32,6 +32,7 @@
 import { type ChildProcess, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { type AddressInfo, createServer as createNetServer } from 'node:net'
 import { cpus, loadavg, release, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -163,18 +164,31 @@ async function minimalProxy(
   return { pid: child.pid as number, child, port }
 }
 
+/** A port nothing listens on right now (the kernel's pick), for a peer that cannot report its own. */
+async function unusedPort(): Promise<number> {
+  const probe = createNetServer()
+  probe.listen(0, '127.0.0.1')
+  await once(probe, 'listening')
+  const port = (probe.address() as AddressInfo).port
+  await new Promise((r) => probe.close(r))
+  return port
+}
+
 async function nginx(
   name: string,
   core: number,
   server: string,
   upstreamPort: number,
 ): Promise<Proc & { port: number }> {
-  const base = join(dir, name)
-  mkdirSync(base)
-  const port = 20_000 + Math.floor(Math.random() * 20_000)
-  writeFileSync(
-    join(base, 'nginx.conf'),
-    `daemon off;
+  // Another process on this shared host may take the port between the probe and nginx's bind: then nginx exits,
+  // and the port answers for someone else. Start again on another port until our nginx is the one answering.
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const base = join(dir, `${name}-${attempt}`)
+    mkdirSync(base)
+    const port = await unusedPort()
+    writeFileSync(
+      join(base, 'nginx.conf'),
+      `daemon off;
 master_process off;
 worker_processes 1;
 pid ${base}/nginx.pid;
@@ -192,24 +206,27 @@ ${server}
   }
 }
 `,
-  )
-  const child = pinned(core, 'nginx', [
-    '-c',
-    join(base, 'nginx.conf'),
-    '-p',
-    base,
-    '-e',
-    join(base, 'error.log'),
-  ])
-  for (let i = 0; i < 100; i++) {
-    const up = await fetch(`http://127.0.0.1:${port}/`).then(
-      () => true,
-      (err: { cause?: { code?: string } }) => err.cause?.code !== 'ECONNREFUSED',
     )
-    if (up) break
-    await sleep(50)
+    const child = pinned(core, 'nginx', [
+      '-c',
+      join(base, 'nginx.conf'),
+      '-p',
+      base,
+      '-e',
+      join(base, 'error.log'),
+    ])
+    for (let i = 0; i < 100 && child.exitCode === null; i++) {
+      // nginx names itself in every answer, also in the 400 a plain request to its TLS port gets.
+      const ours = await fetch(`http://127.0.0.1:${port}/`).then(
+        (r) => r.headers.get('server')?.startsWith('nginx') === true,
+        () => false,
+      )
+      if (ours && child.exitCode === null) return { pid: child.pid as number, child, port }
+      await sleep(50)
+    }
+    child.kill('SIGKILL')
   }
-  return { pid: child.pid as number, child, port }
+  throw new Error(`${name}: nginx did not start`)
 }
 
 interface Run {
