@@ -60,3 +60,5 @@ server.listen(0, '127.0.0.1', () => {
   const a = server.address()
   process.stdout.write(`${typeof a === 'object' && a ? a.port : 0}\n`)
 })
+// Exit on SIGTERM so `--cpu-prof` can write its profile (bench/hop-cpu.ts).
+process.on('SIGTERM', () => process.exit(0))

@@ -141,6 +141,27 @@ t.test(
   },
 )
 
+t.test('field names compare case-insensitively however many spellings a client invents', async (t) => {
+  // forwarder/headers.ts keeps a bounded cache of lower-cased names: past its size it starts over, and long
+  // names bypass it; every answer must stay right either way.
+  let wrong = 0
+  for (let i = 0; i < 2000; i++) {
+    const name = `X-Hop-${i}-Name`
+    const out = forwardHeaders(['Connection', name.toUpperCase(), name, 'v', 'X-Keep', `${i}`], {
+      strip: new Set(),
+      isUpgrade: false,
+    })
+    if (out.length !== 2 || out[0] !== 'X-Keep' || out[1] !== `${i}`) wrong++
+  }
+  t.equal(wrong, 0, 'every Connection-named field dropped, across more spellings than the cache holds')
+  const long = `X-${'Ab'.repeat(60)}`
+  t.same(
+    forwardHeaders([long, 'v', 'Accept', 'a'], { strip: new Set([long.toLowerCase()]), isUpgrade: false }),
+    ['Accept', 'a'],
+    'a long name the cache does not keep is still matched',
+  )
+})
+
 t.test('request guards on raw header lists (independent of Node’s parser)', async (t) => {
   const check = (rawHeaders: string[], inbound = false) =>
     checkRequest({ rawHeaders }, { maxHeaderCount: 10, inbound })

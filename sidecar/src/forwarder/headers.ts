@@ -29,8 +29,29 @@ const HOP_BY_HOP = new Set([
   'proxy-authenticate',
 ])
 
+// Every request and response lower-cases each field name several times (guards, both header copies). Clients
+// send the same few names over and over, mostly capitalised (a new string each time); a bounded cache of what
+// each spelling lowers to saves the allocation. Names only: values never go in it.
+const LOWER = new Map<string, string>()
+const LOWER_MAX = 512
+// Real field names are short; a long one is lowered but not kept, so the cache holds at most ~64 KB however
+// large the names a client invents.
+const LOWER_MAX_NAME = 64
+
+/** The field name in lower case (RFC 9110 §5.1: names are case-insensitive). */
+export function lowerName(name: string): string {
+  const known = LOWER.get(name)
+  if (known !== undefined) return known
+  const lower = name.toLowerCase()
+  if (name.length > LOWER_MAX_NAME) return lower
+  // A client inventing names cannot grow it: once full it starts over.
+  if (LOWER.size >= LOWER_MAX) LOWER.clear()
+  LOWER.set(name, lower)
+  return lower
+}
+
 export function isHopByHop(name: string): boolean {
-  return HOP_BY_HOP.has(name.toLowerCase())
+  return HOP_BY_HOP.has(lowerName(name))
 }
 
 export interface ForwardHeaderOptions {
@@ -47,7 +68,7 @@ function connectionTokens(raw: readonly string[]): Set<string> | undefined {
   let tokens: Set<string> | undefined
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string
-    if (name.length !== 10 || name.toLowerCase() !== 'connection') continue
+    if (name.length !== 10 || lowerName(name) !== 'connection') continue
     for (const token of (raw[i + 1] as string).split(',')) {
       const t = token.trim().toLowerCase()
       if (t === '') continue
@@ -64,7 +85,7 @@ export function forwardHeaders(raw: readonly string[], options: ForwardHeaderOpt
   const out: string[] = []
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string
-    const lower = name.toLowerCase()
+    const lower = lowerName(name)
     if (HOP_BY_HOP.has(lower) || options.strip.has(lower) || named?.has(lower) || lower === 'expect') continue
     if (options.set !== undefined && Object.hasOwn(options.set, lower)) continue
     out.push(name, raw[i + 1] as string)
@@ -80,7 +101,7 @@ export function responseHeaders(raw: readonly string[]): string[] {
   const out: string[] = []
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string
-    const lower = name.toLowerCase()
+    const lower = lowerName(name)
     if (HOP_BY_HOP.has(lower) || named?.has(lower)) continue
     out.push(lower === ERROR_HEADER ? UPSTREAM_ERROR_HEADER : name, raw[i + 1] as string)
   }

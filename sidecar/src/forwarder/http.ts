@@ -214,11 +214,14 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     // The head goes out with the first body chunk, in one write, when that chunk is already here; when it is not
     // (an SSE stream, a slow upstream), the head goes out on its own before the loop waits for more.
     this.#headPending = true
-    setImmediate(() => {
-      if (!this.#headPending) return
-      this.#headPending = false
-      if (!this.#res.destroyed) this.#res.flushHeaders()
-    })
+    setImmediate(flushPendingHead, this)
+  }
+
+  /** The next turn of the loop after the head: no body chunk came with it, so the head goes out alone. */
+  flushHead(): void {
+    if (!this.#headPending) return
+    this.#headPending = false
+    if (!this.#res.destroyed) this.#res.flushHeaders()
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -383,6 +386,11 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     this.#done = true
     this.#onEnd?.(status, code, err)
   }
+}
+
+// A function and an argument rather than a closure per response.
+function flushPendingHead(handler: ProxyHandler): void {
+  handler.flushHead()
 }
 
 function clientGone(): SvidecarError {

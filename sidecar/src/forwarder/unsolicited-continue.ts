@@ -23,22 +23,28 @@ import type { buildConnector } from 'undici'
 
 // A request line as undici writes it: method SP origin-form target SP HTTP/1.1 CRLF.
 const REQUEST_LINE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+ \/\S* HTTP\/1\.1\r\n/
-// `HTTP/1.x 100` followed by SP (reason) or CR (no reason).
-const CONTINUE = /^HTTP\/1\.[01] 100[ \r]/
-const CONTINUE_PREFIX_LENGTH = 13
+// `HTTP/1.x 100` followed by SP (reason) or CR (no reason): 13 bytes, compared byte by byte (every response
+// passes here; a string copy and a regex per response cost more than the check).
+const CONTINUE_PREFIX = Buffer.from('HTTP/1.1 100 ', 'latin1')
+const CONTINUE_PREFIX_LENGTH = CONTINUE_PREFIX.length
 // A 100 head longer than this is not one worth skipping: hand it to undici, which refuses it.
 const MAX_INTERIM_HEAD_BYTES = 8 * 1024
 const HEAD_END = Buffer.from('\r\n\r\n')
 
 type Verdict = 'more' | 'final' | number
 
+/** Whether byte `i` of a response can be byte `i` of a `100` status line. */
+function continueByte(i: number, b: number): boolean {
+  if (i === 7) return b === 0x30 || b === 0x31 // HTTP/1.0 or HTTP/1.1
+  if (i === 12) return b === 0x20 || b === 0x0d // SP before a reason, or CR with none
+  return b === CONTINUE_PREFIX[i]
+}
+
 /** 'more': undecided; 'final': a non-100 head starts here; a number: the length of a whole 100 head to drop. */
 export function inspectHead(bytes: Buffer): Verdict {
-  const start = bytes.subarray(0, CONTINUE_PREFIX_LENGTH).toString('latin1')
-  if (start.length < CONTINUE_PREFIX_LENGTH) {
-    return 'HTTP/1.1 100 '.startsWith(start) || 'HTTP/1.0 100 '.startsWith(start) ? 'more' : 'final'
-  }
-  if (!CONTINUE.test(start)) return 'final'
+  const n = Math.min(bytes.length, CONTINUE_PREFIX_LENGTH)
+  for (let i = 0; i < n; i++) if (!continueByte(i, bytes[i] as number)) return 'final'
+  if (n < CONTINUE_PREFIX_LENGTH) return 'more'
   const end = bytes.indexOf(HEAD_END)
   if ((end === -1 ? bytes.length : end) > MAX_INTERIM_HEAD_BYTES) return 'final'
   return end === -1 ? 'more' : end + HEAD_END.length
@@ -49,9 +55,10 @@ export function skipUnsolicitedContinue(socket: Socket): void {
   let armed = false
   let held: Buffer | undefined
   const write = socket.write
-  socket.write = function (this: Socket, chunk: unknown, ...rest: unknown[]) {
-    if (typeof chunk === 'string' && REQUEST_LINE.test(chunk)) armed = true
-    return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest)
+  // Explicit parameters rather than a rest array: this runs for every write on the connection.
+  socket.write = function (this: Socket, chunk: unknown, encoding?: unknown, cb?: unknown) {
+    if (!armed && typeof chunk === 'string' && REQUEST_LINE.test(chunk)) armed = true
+    return (write as (c: unknown, e?: unknown, f?: unknown) => boolean).call(this, chunk, encoding, cb)
   } as Socket['write']
   const read = socket.read
   socket.read = function (this: Socket, size?: number) {
@@ -68,8 +75,11 @@ export function skipUnsolicitedContinue(socket: Socket): void {
       if (held !== undefined) {
         const verdict = inspectHead(held)
         if (verdict === 'final') {
+          // What is held starts the final response: hand it on now; the stream asks again for the rest.
           armed = false
-          continue
+          const out = held
+          held = undefined
+          return out
         }
         if (verdict !== 'more') {
           held = verdict === held.length ? undefined : held.subarray(verdict)

@@ -6,7 +6,7 @@
  * parser version's choices.
  */
 import { SvidecarError } from '../errors/index.ts'
-import { isHopByHop } from '../forwarder/headers.ts'
+import { isHopByHop, lowerName } from '../forwarder/headers.ts'
 import { validHost } from './host.ts'
 
 export interface GuardOptions {
@@ -64,7 +64,7 @@ export function checkRequest(
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string
     if (isHopByHop(name)) hopByHop++
-    else if (!UNCOUNTED.has(name.toLowerCase())) counted++
+    else if (!UNCOUNTED.has(lowerName(name))) counted++
   }
   if (counted > options.maxHeaderCount) return tooMany(counted, options.maxHeaderCount)
   if (hopByHop > UNCOUNTED_FIELDS_ALLOWED) return tooMany(total, options.maxHeaderCount)
@@ -83,7 +83,7 @@ export function checkRequest(
         `header "${name}" has an underscore, which inbound listeners refuse`,
       )
     }
-    const lower = name.toLowerCase()
+    const lower = lowerName(name)
     if (!SINGLE.has(lower)) continue
     seen ??= new Set()
     if (seen.has(lower))

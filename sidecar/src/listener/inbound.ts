@@ -82,7 +82,8 @@ export async function startInbound(identity: Identity, options: InboundOptions):
     minVersion: options.tls.minVersion,
   })
   const header = options.peerIdHeader.toLowerCase()
-  const strip = [header, ...CLIENT_CERT_HEADERS]
+  // One Set for every request of this listener (the exchange copies it only when a stage adds a name).
+  const strip = new Set([header, ...CLIENT_CERT_HEADERS])
   const server = createHttpsServer({ ...httpServerOptions(options.limits), ...tls.serverOptions() })
   const listener = new ProxyListener(options.name, 'inbound', server, options.limits)
   tls.attach(server)

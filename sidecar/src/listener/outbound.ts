@@ -72,7 +72,8 @@ export async function startOutbound(
   upstreams: Upstreams,
   options: OutboundOptions,
 ): Promise<OutboundListener> {
-  const strip = [...ALWAYS_STRIP, ...(options.strip ?? []).map((h) => h.toLowerCase())]
+  // One Set for every request of this listener (the exchange copies it only when a stage adds a name).
+  const strip = new Set([...ALWAYS_STRIP, ...(options.strip ?? []).map((h) => h.toLowerCase())])
   const server = createServer(httpServerOptions(options.limits))
   const listener = new ProxyListener(options.name, 'outbound', server, options.limits)
   // Expect: 100-continue is answered by the forwarder once the upstream can take the body (forwarder/expect.ts).

@@ -9,17 +9,47 @@ import type { SpiffeId } from 'workload-api-client'
 import type { EndCallback } from '../forwarder/http.ts'
 import type { ErrorStyle, Reply } from '../forwarder/respond.ts'
 import type { Upstream } from '../forwarder/upstreams.ts'
-import { publishRequest, wantsRequest } from '../observe/events.ts'
+import { publishRequest, type RequestEvent, wantsRequest } from '../observe/events.ts'
 import type { PolicyResource } from '../policy/engine.ts'
 
 export type Direction = 'inbound' | 'outbound'
 
 /** What the listener reads from the client and what it has already decided about the outgoing headers. */
 export interface OutgoingHeaders {
-  /** Lower-case names never forwarded. */
+  /** Lower-case names never forwarded (a stage may add to it). */
   readonly strip: Set<string>
+  /** The same names, for reading only. */
+  readonly stripped: ReadonlySet<string>
   /** Fields the sidecar sets; each replaces every copy the client sent. */
   readonly set: Record<string, string>
+}
+
+const NONE: ReadonlySet<string> = new Set()
+
+/**
+ * The listener's strip list is one Set shared by its requests; a request gets its own copy only when a stage
+ * adds to it (an HTTPS upstream's Host), instead of a new Set per request.
+ */
+class Outgoing implements OutgoingHeaders {
+  readonly set: Record<string, string> = {}
+  #shared: ReadonlySet<string>
+  #own: Set<string> | undefined
+
+  constructor(shared: ReadonlySet<string>) {
+    this.#shared = shared
+  }
+
+  get strip(): Set<string> {
+    if (this.#own === undefined) {
+      this.#own = new Set(this.#shared)
+      this.#shared = this.#own
+    }
+    return this.#own
+  }
+
+  get stripped(): ReadonlySet<string> {
+    return this.#shared
+  }
 }
 
 export interface ExchangeInit {
@@ -27,6 +57,7 @@ export interface ExchangeInit {
   listener: string
   req: IncomingMessage
   upgrade: boolean
+  /** A Set is shared, never written to (see Outgoing); any other iterable is copied. */
   strip?: Iterable<string>
   /** Inbound: the peer the TLS layer verified, which is also the subject. */
   peer?: SpiffeId
@@ -79,7 +110,10 @@ export class Exchange {
     this.listener = init.listener
     this.req = init.req
     this.upgrade = init.upgrade
-    this.headers = { strip: new Set(init.strip), set: {} }
+    const strip = init.strip
+    this.headers = new Outgoing(
+      strip === undefined ? NONE : strip instanceof Set ? (strip as ReadonlySet<string>) : new Set(strip),
+    )
     this.peer = init.peer
     this.subject = init.peer
   }
@@ -123,19 +157,20 @@ export class Exchange {
     const own = err !== undefined || (code?.startsWith('SVD_') ?? false)
     const reason = err?.reason ?? (own ? undefined : code)
     const aborted = code === 'CLIENT_ABORTED'
-    const peerId = this.peer?.toString()
-    publishRequest({
-      listener: this.listener,
-      direction: this.direction,
-      method: this.method,
-      ...(this.route === undefined ? {} : { route: this.route, upstream: this.route }),
-      status: aborted ? 0 : status,
-      ...(own && code !== undefined ? { code } : {}),
-      ...(reason === undefined ? {} : { reason }),
-      ...(aborted ? { aborted } : {}),
-      durationMs: performance.now() - this.started,
-      ...(peerId === undefined ? {} : { peerId }),
-    })
+    // Built field by field in the order the spreads gave it (absent fields left out), rather than from a
+    // spread of a small object per optional field: this runs for every request.
+    const e = { listener: this.listener, direction: this.direction, method: this.method } as RequestEvent
+    if (this.route !== undefined) {
+      e.route = this.route
+      e.upstream = this.route
+    }
+    e.status = aborted ? 0 : status
+    if (own && code !== undefined) e.code = code
+    if (reason !== undefined) e.reason = reason
+    if (aborted) e.aborted = aborted
+    e.durationMs = performance.now() - this.started
+    if (this.peer !== undefined) e.peerId = this.peer.toString()
+    publishRequest(e)
   }
 }
 
