@@ -49,10 +49,13 @@ t.test('through the sidecar: the provider never sees a key the agent put in the 
 })
 
 t.test('an Anthropic model page the filter empties keeps has_more from the provider', async (t) => {
+  const seen: string[] = []
   // A provider page of denied models only, with more pages behind it.
   const provider = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x')
+    seen.push(url.search)
     const page =
-      req.url === '/v1/models'
+      url.pathname === '/v1/models' && !url.searchParams.has('after_id')
         ? {
             data: [{ type: 'model', id: 'claude-test-large' }],
             has_more: true,
@@ -71,4 +74,5 @@ t.test('an Anthropic model page the filter empties keeps has_more from the provi
   const res = await fetch(`${s.outbound}/v1/models`, { headers: { 'anthropic-version': '2023-06-01' } })
   t.equal(res.status, 200)
   t.same(await res.json(), { data: [], has_more: true, first_id: null, last_id: null })
+  t.same(seen, ['?limit=1000'], "the provider's largest page was asked for")
 })

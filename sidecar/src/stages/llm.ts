@@ -26,6 +26,7 @@ import {
   ANTHROPIC_ENDPOINTS,
   ANTHROPIC_VERSION_HEADER,
   filterAnthropicModels,
+  widenModelPage,
 } from '../lens/llm/anthropic.ts'
 import { LLM_ATTRIBUTE, type LlmApi, type LlmCall, llmCallOf } from '../lens/llm/call.ts'
 import { JsonRejected, readJsonObject } from '../lens/llm/json.ts'
@@ -108,7 +109,13 @@ function endpointStage(options: LlmStageOptions): Stage {
         )
       }
       if (api === 'openai.models' || api === 'anthropic.models') {
-        const call: LlmCall = { api, stream: false }
+        // Anthropic's list is paged: the filter cuts the client's page from the largest one the provider serves.
+        const wide =
+          api === 'anthropic.models' && options.policy !== undefined && exchange.req.url !== undefined
+            ? widenModelPage(exchange.req.url)
+            : undefined
+        if (wide !== undefined) exchange.req.url = wide.url
+        const call: LlmCall = { api, stream: false, ...(wide === undefined ? {} : { page: wide.page }) }
         exchange.attributes[LLM_ATTRIBUTE] = call
         // The list is decided model by model as it comes back (wrapResponse), not as one request.
         exchange.decided = true
@@ -174,7 +181,7 @@ function bodyStage(options: LlmStageOptions): Stage {
       if (call?.api !== 'openai.models' && call?.api !== 'anthropic.models') return undefined
       // One model's description was decided before it was sent; only lists are filtered.
       if (call.model !== undefined) return undefined
-      return modelListFilter(exchange, head, call.api, policy, options.bodyLimit)
+      return modelListFilter(exchange, head, call, policy, options.bodyLimit)
     },
   }
 }
@@ -191,10 +198,11 @@ function invalid(reason: string, message: string): SvidecarError {
 function modelListFilter(
   exchange: Exchange,
   head: ResponseHead,
-  api: 'openai.models' | 'anthropic.models',
+  call: LlmCall,
   policy: PolicyEngine,
   cap: number,
 ): ResponseWrapper {
+  const api = call.api
   const chunks: Buffer[] = []
   let size = 0
   const empty = () =>
@@ -225,7 +233,9 @@ function modelListFilter(
       const write = (allowed: ReadonlySet<string>) => {
         const keep = (id: string) => allowed.has(id)
         const filtered =
-          api === 'anthropic.models' ? filterAnthropicModels(doc, keep) : filterOpenAiModels(doc, keep)
+          api === 'anthropic.models'
+            ? filterAnthropicModels(doc, keep, call.page)
+            : filterOpenAiModels(doc, keep)
         return Buffer.from(JSON.stringify(filtered ?? empty()))
       }
       const allowedOf = (decisions: { decision: string }[]) =>

@@ -120,7 +120,8 @@ async function route(
 ): Promise<void> {
   const anthropic = req.headers['anthropic-version'] !== undefined
   const key = `${req.method} ${req.path}`
-  if (key === 'GET /v1/models') return listModels(res, options.models ?? DEFAULT_MODELS, anthropic)
+  if (key === 'GET /v1/models')
+    return listModels(res, options.models ?? DEFAULT_MODELS, anthropic, req.target)
   const body = req.body
   const known = [
     'POST /v1/chat/completions',
@@ -169,13 +170,33 @@ function maxTokensOf(body: Record<string, unknown>): number | undefined {
   return undefined
 }
 
-function listModels(res: ServerResponse, models: string[], anthropic: boolean): void {
+function listModels(res: ServerResponse, models: string[], anthropic: boolean, target: string): void {
   if (anthropic) {
+    // Paged as Anthropic pages it: `limit` 1..1000 (20 by default), then `after_id` or `before_id`.
+    const q = new URL(target, 'http://x').searchParams
+    const limit = Number(q.get('limit') ?? 20)
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+      sendJson(res, 400, { type: 'error', error: { type: 'invalid_request_error', message: 'limit' } })
+      return
+    }
+    const after = q.get('after_id')
+    const before = q.get('before_id')
+    let page: string[]
+    let more: boolean
+    if (before !== null) {
+      const end = Math.max(0, models.indexOf(before))
+      page = models.slice(Math.max(0, end - limit), end)
+      more = end - limit > 0
+    } else {
+      const start = after === null ? 0 : models.indexOf(after) + 1
+      page = models.slice(start, start + limit)
+      more = start + limit < models.length
+    }
     sendJson(res, 200, {
-      data: models.map((id) => ({ type: 'model', id, display_name: id, created_at: '2026-01-01T00:00:00Z' })),
-      has_more: false,
-      first_id: models[0] ?? null,
-      last_id: models.at(-1) ?? null,
+      data: page.map((id) => ({ type: 'model', id, display_name: id, created_at: '2026-01-01T00:00:00Z' })),
+      has_more: more,
+      first_id: page[0] ?? null,
+      last_id: page.at(-1) ?? null,
     })
     return
   }

@@ -26,6 +26,15 @@ export interface LlmCall {
   readonly maxTokens?: number
   /** The configured provider the call goes to (its name in the config). */
   readonly provider?: string
+  /** An Anthropic model list fetched as a larger page: the page the client asked for. */
+  readonly page?: ModelPage
+}
+
+/** The page the client asked for when the sidecar fetched a larger one (anthropic.ts `widenModelPage`). */
+export interface ModelPage {
+  readonly limit: number
+  /** `before_id` paging: the page ends where the client asked, so the last models are the ones it gets. */
+  readonly backward: boolean
 }
 
 export const LLM_ATTRIBUTE = 'llm'
