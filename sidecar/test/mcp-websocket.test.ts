@@ -6,12 +6,17 @@ import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { WebSocketClientTransport } from '@modelcontextprotocol/sdk/client/websocket.js'
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js'
-import type { JSONRPCMessage, McpError } from '@modelcontextprotocol/sdk/types.js'
+import {
+  CreateMessageRequestSchema,
+  type JSONRPCMessage,
+  type McpError,
+} from '@modelcontextprotocol/sdk/types.js'
 import t, { type Test } from 'tap'
 import { WebSocket, WebSocketServer } from 'ws'
 import { on, type RequestEvent } from '../src/observe/events.ts'
-import { AGENT, startMcpMesh } from './helpers/mcp-mesh.ts'
+import { AGENT, AGENT2, startMcpMesh } from './helpers/mcp-mesh.ts'
 import { mcpServer } from './helpers/mcp-server.ts'
 
 const POLICY = `version: 1
@@ -134,4 +139,85 @@ t.test('a WebSocket on an MCP path that does not speak mcp is refused', async (t
   )
   t.same(upstream.calls, [])
   ws.terminate()
+})
+
+t.test("a server's requests over WebSocket are decided by the agent's sidecar for the agent", async (t) => {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, handleProtocols: () => 'mcp' })
+  await once(wss, 'listening')
+  wss.on('connection', (ws) => {
+    const server = new McpServer({ name: 'asking-ws', version: '1.0.0' })
+    server.registerTool('ask', { description: 'asks the client to sample' }, async () => {
+      try {
+        const r = await server.server.createMessage(
+          { messages: [{ role: 'user', content: { type: 'text', text: 'say hi' } }], maxTokens: 20 },
+          { timeout: 1500 },
+        )
+        return {
+          content: [{ type: 'text', text: `sampled: ${r.content.type === 'text' ? r.content.text : ''}` }],
+        }
+      } catch (err) {
+        return {
+          content: [{ type: 'text', text: `refused: ${(err as { code?: number }).code}` }],
+          isError: true,
+        }
+      }
+    })
+    void server.connect(new ServerSocketTransport(ws))
+  })
+  t.teardown(() => {
+    for (const c of wss.clients) c.terminate()
+    wss.close()
+  })
+  const upstream = `http://127.0.0.1:${(wss.address() as AddressInfo).port}`
+  const mesh = await startMcpMesh(t, {
+    upstream,
+    serverPolicy: `version: 1
+rules:
+  - id: ask
+    effect: allow
+    subjects: ["${AGENT}", "${AGENT2}"]
+    resources: [{ kind: mcp.tool, name: ask }]
+`,
+    agentPolicy: `version: 1
+rules:
+  - id: tools
+    effect: allow
+    subjects: ["${AGENT}", "${AGENT2}"]
+    resources: [{ kind: mcp.tool, name: "*" }]
+  - id: agent-sampling
+    effect: allow
+    subjects: ["${AGENT}"]
+    resources: [{ kind: mcp.client, name: sampling }]
+`,
+  })
+  const connect = async (url: string, asked: string[]) => {
+    const client = new Client({ name: 'ws-agent', version: '1.0.0' }, { capabilities: { sampling: {} } })
+    client.setRequestHandler(CreateMessageRequestSchema, async () => {
+      asked.push('sampling')
+      return { model: 'test-model', role: 'assistant', content: { type: 'text', text: 'hi there' } }
+    })
+    await client.connect(new WebSocketClientTransport(new URL(url.replace(/^http/, 'ws'))))
+    t.teardown(() => client.close())
+    return client
+  }
+  const text = (r: unknown) =>
+    ((r as { content: Array<{ text: string }> }).content[0] as { text: string }).text
+
+  const asked: string[] = []
+  const agent = await connect(mesh.agentUrl, asked)
+  t.equal(
+    text(await agent.callTool({ name: 'ask', arguments: {} })),
+    'sampled: hi there',
+    'allowed: delivered',
+  )
+  t.same(asked, ['sampling'])
+
+  const asked2: string[] = []
+  const agent2 = await connect(mesh.agent2Url, asked2)
+  t.match(
+    text(await agent2.callTool({ name: 'ask', arguments: {} })),
+    /^refused: /,
+    "denied: the frame is dropped and the server's request fails (there is no side channel on a socket to answer it)",
+  )
+  t.same(asked2, [], 'the agent never saw the denied request')
 })
