@@ -40,7 +40,10 @@ interface Calls {
 }
 
 /** A stateless SDK 2.x server: `ask` samples, `confirm` elicits, `both` asks for both at once. */
-async function askingServer(t: Test): Promise<{ url: string; calls: Calls }> {
+async function askingServer(
+  t: Test,
+  responseMode: 'json' | 'sse' = 'json',
+): Promise<{ url: string; calls: Calls }> {
   const calls: Calls = { ran: [] }
   const sample = inputRequired.createMessage({
     messages: [{ role: 'user', content: { type: 'text', text: 'What is the capital of France?' } }],
@@ -67,7 +70,7 @@ async function askingServer(t: Test): Promise<{ url: string; calls: Calls }> {
     tool('both', { q: sample, ok: elicit })
     return server
   }
-  const handle = toNodeHandler(createMcpHandler(factory))
+  const handle = toNodeHandler(createMcpHandler(factory, { responseMode }))
   const http = createServer((req, res) => void handle(req as Parameters<typeof handle>[0], res))
   http.listen(0, '127.0.0.1')
   await once(http, 'listening')
@@ -108,51 +111,56 @@ async function refusal(call: Promise<unknown>): Promise<{ code?: unknown; messag
   throw new Error('the call was not refused')
 }
 
-t.test('input requests are screened by the agent sidecar with the agent policy', async (t) => {
-  const upstream = await askingServer(t)
-  const mesh = await startMcpMesh(t, {
-    upstream: upstream.url,
-    serverPolicy: SERVER_POLICY,
-    agentPolicy: AGENT_POLICY,
-  })
-  const seen: PolicyDecisionEvent[] = []
-  t.teardown(on('policyDecision', (e) => seen.push(e)))
+for (const mode of ['json', 'sse'] as const) {
+  t.test(
+    `input requests are screened by the agent sidecar with the agent policy (${mode} answers)`,
+    async (t) => {
+      const upstream = await askingServer(t, mode)
+      const mesh = await startMcpMesh(t, {
+        upstream: upstream.url,
+        serverPolicy: SERVER_POLICY,
+        agentPolicy: AGENT_POLICY,
+      })
+      const seen: PolicyDecisionEvent[] = []
+      t.teardown(on('policyDecision', (e) => seen.push(e)))
 
-  const asked: string[] = []
-  const agent = await agentClient(t, mesh.agentUrl, asked)
-  t.match(
-    text(await agent.callTool({ name: 'ask', arguments: {} })),
-    /^ask: .*Paris/,
-    'an allowed sampling request reaches the agent, and its answer the server on the retry',
+      const asked: string[] = []
+      const agent = await agentClient(t, mesh.agentUrl, asked)
+      t.match(
+        text(await agent.callTool({ name: 'ask', arguments: {} })),
+        /^ask: .*Paris/,
+        'an allowed sampling request reaches the agent, and its answer the server on the retry',
+      )
+      t.same(asked, ['sampling'])
+      t.same(upstream.calls.ran, ['ask', 'ask'], 'the first round and the retry both reached the server')
+      t.ok(
+        seen.some((e) => e.action === 'mcp.client' && e.resource === 'sampling' && e.decision === 'allow'),
+        'the allow is audited',
+      )
+
+      const denied = await refusal(agent.callTool({ name: 'confirm', arguments: {} }))
+      t.equal(denied.code, 403, "the agent's call ends with the policy error")
+      t.match(denied.message, /refuses elicitation\/create/)
+      t.same(asked, ['sampling'], 'the agent never saw the denied elicitation')
+      t.same(upstream.calls.ran, ['ask', 'ask', 'confirm'], 'nothing was retried')
+      t.match(
+        seen.find((e) => e.action === 'mcp.client' && e.resource === 'elicitation'),
+        { decision: 'deny', subject: AGENT },
+        'the denial is audited for the agent',
+      )
+
+      const mixed = await refusal(agent.callTool({ name: 'both', arguments: {} }))
+      t.equal(mixed.code, 403, 'one refused input request refuses the whole result')
+      t.same(asked, ['sampling'], 'the allowed request in it was not delivered either')
+
+      const asked2: string[] = []
+      const agent2 = await agentClient(t, mesh.agent2Url, asked2)
+      const other = await refusal(agent2.callTool({ name: 'ask', arguments: {} }))
+      t.equal(other.code, 403, 'another agent whose policy does not allow sampling is refused')
+      t.same(asked2, [])
+    },
   )
-  t.same(asked, ['sampling'])
-  t.same(upstream.calls.ran, ['ask', 'ask'], 'the first round and the retry both reached the server')
-  t.ok(
-    seen.some((e) => e.action === 'mcp.client' && e.resource === 'sampling' && e.decision === 'allow'),
-    'the allow is audited',
-  )
-
-  const denied = await refusal(agent.callTool({ name: 'confirm', arguments: {} }))
-  t.equal(denied.code, 403, "the agent's call ends with the policy error")
-  t.match(denied.message, /refuses elicitation\/create/)
-  t.same(asked, ['sampling'], 'the agent never saw the denied elicitation')
-  t.same(upstream.calls.ran, ['ask', 'ask', 'confirm'], 'nothing was retried')
-  t.match(
-    seen.find((e) => e.action === 'mcp.client' && e.resource === 'elicitation'),
-    { decision: 'deny', subject: AGENT },
-    'the denial is audited for the agent',
-  )
-
-  const mixed = await refusal(agent.callTool({ name: 'both', arguments: {} }))
-  t.equal(mixed.code, 403, 'one refused input request refuses the whole result')
-  t.same(asked, ['sampling'], 'the allowed request in it was not delivered either')
-
-  const asked2: string[] = []
-  const agent2 = await agentClient(t, mesh.agent2Url, asked2)
-  const other = await refusal(agent2.callTool({ name: 'ask', arguments: {} }))
-  t.equal(other.code, 403, 'another agent whose policy does not allow sampling is refused')
-  t.same(asked2, [])
-})
+}
 
 t.test('sampling asked through MRTR counts against the agent token budget', async (t) => {
   const upstream = await askingServer(t)
