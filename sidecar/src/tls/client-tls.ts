@@ -15,8 +15,8 @@ import {
 } from 'workload-api-client'
 import { SvidecarError } from '../errors/index.ts'
 import type { Identity } from '../identity/identity.ts'
-import { publishTlsHandshake, publishTlsRejected, wantsTlsHandshake } from '../observe/events.ts'
-import { peerRejected, peerSerial } from './peer.ts'
+import { publishTlsRejected } from '../observe/events.ts'
+import { peerRejected, publishHandshake } from './peer.ts'
 import { protocolOptions, type TlsParameters } from './profiles.ts'
 import { refusalEvent, refusalOfPeerCheck, refusalOfTlsError, upstreamConnectError } from './refusals.ts'
 import { identityTlsSource } from './source.ts'
@@ -52,17 +52,7 @@ export class ClientTls {
       connectTimeoutMs: options.connectTimeoutMs,
       // OpenSSL's refusals keep their own reasons in the refusal table (CERT_EXPIRED, UNKNOWN_AUTHORITY, ...).
       openSslVerify: true,
-      onAccepted: (id, socket) => {
-        if (wantsTlsHandshake())
-          publishTlsHandshake({
-            listener: options.upstream,
-            direction: 'outbound',
-            peerId: id.toString(),
-            resumed: socket.isSessionReused(),
-            peerSerial: peerSerial(socket),
-            protocol: socket.getProtocol() ?? '',
-          })
-      },
+      onAccepted: (id, socket) => publishHandshake(options.upstream, 'outbound', id, socket),
       onConnectError: (err, info) => this.#failed(err, info),
     })
   }

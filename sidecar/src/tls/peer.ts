@@ -9,13 +9,32 @@
  * behaviours.
  */
 import type { TLSSocket } from 'node:tls'
-import { isSpiffeError, peerChain } from 'workload-api-client'
+import { isSpiffeError, peerChain, type SpiffeId } from 'workload-api-client'
 import { SvidecarError, type SvidecarErrorCode } from '../errors/index.ts'
+import { publishTlsHandshake, wantsTlsHandshake } from '../observe/events.ts'
 
 export { peerChain }
 
+/** The event of a handshake whose peer passed, built only when someone listens. */
+export function publishHandshake(
+  listener: string,
+  direction: 'inbound' | 'outbound',
+  id: SpiffeId,
+  socket: TLSSocket,
+): void {
+  if (!wantsTlsHandshake()) return
+  publishTlsHandshake({
+    listener,
+    direction,
+    peerId: id.toString(),
+    resumed: socket.isSessionReused(),
+    peerSerial: peerSerial(socket),
+    protocol: socket.getProtocol() ?? '',
+  })
+}
+
 /** The peer leaf's serial number (upper-case hex), for events. */
-export function peerSerial(socket: TLSSocket): string {
+function peerSerial(socket: TLSSocket): string {
   const cert = socket.getPeerCertificate()
   return cert !== null && typeof cert === 'object' && typeof cert.serialNumber === 'string'
     ? cert.serialNumber

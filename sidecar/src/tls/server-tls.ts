@@ -11,8 +11,8 @@ import type { TLSSocket, TlsOptions, Server as TlsServer } from 'node:tls'
 import { type IdMatcher, type SpiffeError, SpiffeTlsServer } from 'workload-api-client'
 import { SvidecarError } from '../errors/index.ts'
 import type { Identity } from '../identity/identity.ts'
-import { publishTlsHandshake, publishTlsRejected, wantsTlsHandshake } from '../observe/events.ts'
-import { peerRejected, peerSerial } from './peer.ts'
+import { publishTlsRejected } from '../observe/events.ts'
+import { peerRejected, publishHandshake } from './peer.ts'
 import { protocolOptions, type TlsParameters } from './profiles.ts'
 import { inboundCode, refusalEvent, refusalOfPeerCheck, refusalOfTlsError } from './refusals.ts'
 import { identityTlsSource } from './source.ts'
@@ -40,17 +40,7 @@ export class ServerTls {
       source: identityTlsSource(identity),
       authorizer: options.authorizer,
       ...protocolOptions(options.params),
-      onAccepted: (id, socket) => {
-        if (wantsTlsHandshake())
-          publishTlsHandshake({
-            listener: options.listener,
-            direction: 'inbound',
-            peerId: id.toString(),
-            resumed: socket.isSessionReused(),
-            peerSerial: peerSerial(socket),
-            protocol: socket.getProtocol() ?? '',
-          })
-      },
+      onAccepted: (id, socket) => publishHandshake(options.listener, 'inbound', id, socket),
       onRefused: (err) => this.#refused(err),
     })
   }

@@ -49,7 +49,9 @@ export interface SpiffeTlsClientOptions extends TlsProtocolOptions {
 
 /** How far a failed connection attempt got, for SpiffeTlsClientOptions.onConnectError. */
 export interface SpiffeConnectFailure {
+  /** The host connected to (the target's hostname or host). */
   host: string
+  /** The port connected to. */
   port: number
   /** TCP was up: the failure is the TLS handshake's or the verification's, not reaching the server. */
   tcpConnected: boolean
