@@ -16,7 +16,7 @@
  * (server.ts: no roots, rejectUnauthorized false), which leaves the stack
  * whole, and the whole verification runs here.
  */
-import { createHash, type X509Certificate } from 'node:crypto'
+import type { X509Certificate } from 'node:crypto'
 import type { Socket } from 'node:net'
 import type { DetailedPeerCertificate, PeerCertificate, TLSSocket } from 'node:tls'
 import { SpiffeError } from '../errors.ts'
@@ -188,8 +188,10 @@ export function verifyPeerSocket(
 const CHAIN_MEMORY = 1024
 const verifiedChains = new WeakMap<X509BundleSource, Map<string, Buffer[]>>()
 
+// The whole DER as the key, the way x509-cert.ts interns certificates: no digest to compute on every handshake,
+// and no two different leaves can share a key.
 function leafKey(leaf: Buffer): string {
-  return createHash('sha256').update(leaf).digest('base64')
+  return leaf.toString('latin1')
 }
 
 function rememberChain(bundles: X509BundleSource, chain: Buffer[]): void {
