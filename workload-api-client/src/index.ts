@@ -115,6 +115,7 @@ export {
 export { type ChainPolicyReason, checkChainPolicy, type PeerPurpose } from './tls/chain-policy.ts'
 export {
   type SpiffeConnectCallback,
+  type SpiffeConnectFailure,
   type SpiffeConnectTarget,
   SpiffeTlsClient,
   type SpiffeTlsClientOptions,

@@ -11,8 +11,7 @@ import { buildConnector } from 'undici'
 import { SvidecarError } from '../errors/index.ts'
 import type { Identity } from '../identity/identity.ts'
 import { publishTlsRejected } from '../observe/events.ts'
-import { protocolOptions } from './contexts.ts'
-import type { TlsParameters } from './profiles.ts'
+import { protocolOptions, type TlsParameters } from './profiles.ts'
 import { isTlsErrorCode, refusalEvent, refusalOfTlsError, upstreamConnectError } from './refusals.ts'
 
 export interface HttpsConnectorOptions {

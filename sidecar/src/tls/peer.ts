@@ -3,29 +3,38 @@
  * presented chain against the bundle of the peer's own trust domain, what
  * OpenSSL would also refuse, the authorizer, and the Node 24 server-side
  * chain loss nodejs/node#65579 that decides where the chain is read) is the
- * library's verifyTlsPeer; this turns its refusal into the sidecar's error
- * code for the direction, keeping the library's reason.
- * sidecar/test/chain.test.ts pins the chain-reading behaviours.
+ * library's, run by its SpiffeTlsServer and SpiffeTlsClient; this turns
+ * their refusal into the sidecar's error code for the direction, keeping the
+ * library's reason. sidecar/test/chain.test.ts pins the chain-reading
+ * behaviours.
  */
 import type { TLSSocket } from 'node:tls'
-import { type IdMatcher, isSpiffeError, peerChain, type SpiffeId, verifyTlsPeer } from 'workload-api-client'
+import { isSpiffeError, peerChain, type SpiffeId } from 'workload-api-client'
 import { SvidecarError, type SvidecarErrorCode } from '../errors/index.ts'
-import type { IdentitySnapshot } from '../identity/identity.ts'
+import { publishTlsHandshake, wantsTlsHandshake } from '../observe/events.ts'
 
 export { peerChain }
 
-/**
- * The peer's leaf certificate, DER. Not getPeerX509Certificate(): on a
- * client socket in Node 24 it answers only once, and afterwards both it and
- * getPeerCertificate() come back empty (sidecar/test/tls.test.ts pins this).
- */
-export function peerLeafDer(socket: TLSSocket): Buffer | undefined {
-  const cert = socket.getPeerCertificate()
-  return cert !== null && typeof cert === 'object' && cert.raw ? cert.raw : undefined
+/** The event of a handshake whose peer passed, built only when someone listens. */
+export function publishHandshake(
+  listener: string,
+  direction: 'inbound' | 'outbound',
+  id: SpiffeId,
+  socket: TLSSocket,
+): void {
+  if (!wantsTlsHandshake()) return
+  publishTlsHandshake({
+    listener,
+    direction,
+    peerId: id.toString(),
+    resumed: socket.isSessionReused(),
+    peerSerial: peerSerial(socket),
+    protocol: socket.getProtocol() ?? '',
+  })
 }
 
 /** The peer leaf's serial number (upper-case hex), for events. */
-export function peerSerial(socket: TLSSocket): string {
+function peerSerial(socket: TLSSocket): string {
   const cert = socket.getPeerCertificate()
   return cert !== null && typeof cert === 'object' && typeof cert.serialNumber === 'string'
     ? cert.serialNumber
@@ -33,30 +42,12 @@ export function peerSerial(socket: TLSSocket): string {
 }
 
 /**
- * Verifies the peer of an established TLS socket; returns its SPIFFE ID or
- * throws SvidecarError with `code` (SVD_PEER_REJECTED inbound, where the peer
- * is a TLS client; SVD_UPSTREAM_PEER_REJECTED outbound, where it is a server)
- * and the rule broken as `reason`.
+ * A peer the library refused, as SvidecarError with `code`
+ * (SVD_PEER_REJECTED inbound, where the peer is a TLS client;
+ * SVD_UPSTREAM_PEER_REJECTED outbound, where it is a server) and the rule
+ * broken as `reason`.
  */
-export function verifyPeer(
-  socket: TLSSocket,
-  snapshot: IdentitySnapshot,
-  authorizer: IdMatcher,
-  code: SvidecarErrorCode,
-  /** The leaf seen when the session was first established (a resumed client session shows none). */
-  resumedLeaf?: Buffer,
-): SpiffeId {
-  try {
-    return verifyTlsPeer(socket, snapshot.bundleSource, authorizer, {
-      purpose: code === 'SVD_PEER_REJECTED' ? 'client' : 'server',
-      resumedLeaf,
-    })
-  } catch (err) {
-    throw rejected(err, code)
-  }
-}
-
-function rejected(err: unknown, code: SvidecarErrorCode): SvidecarError {
+export function peerRejected(err: unknown, code: SvidecarErrorCode): SvidecarError {
   if (!isSpiffeError(err)) {
     return new SvidecarError(code, 'peer certificate could not be verified', {
       reason: 'UNVERIFIABLE',

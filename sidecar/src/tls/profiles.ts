@@ -41,3 +41,8 @@ export function tlsParameters(profile: TlsProfile, minVersion: 'TLSv1.2' | 'TLSv
     ciphers: (floor === 'TLSv1.3' ? TLS13_SUITES : [...TLS13_SUITES, ...TLS12_ECDHE_AEAD]).join(':'),
   }
 }
+
+/** Versions and suites of a profile, as node:tls and the library's TLS helpers take them. */
+export function protocolOptions(params: TlsParameters) {
+  return { minVersion: params.minVersion, maxVersion: params.maxVersion, ciphers: params.ciphers }
+}

@@ -1,22 +1,23 @@
 /**
- * The server side of mTLS for inbound listeners. Credentials follow the
- * identity: every update swaps the server's SecureContext, so new handshakes
- * use the new SVID and roots while established connections keep theirs. A
- * fresh context also brings fresh session-ticket keys and an empty session
- * cache, so no session verified against old bundles can be resumed.
- *
- * Every connection, resumed or not, is checked by SPIFFE rules before the
- * HTTP layer reads a byte of it.
+ * The server side of mTLS for inbound listeners: the library's
+ * SpiffeTlsServer (credentials that follow the identity, a fresh
+ * SecureContext and session-ticket keys on every update, every connection
+ * checked by SPIFFE rules before the HTTP layer reads a byte of it), plus
+ * what the sidecar adds: the listener's TLS profile, ALPN and handshake
+ * timeout, and one refusal or handshake event per connection with the
+ * sidecar's codes and reasons (tls/refusals.ts).
  */
 import type { TLSSocket, TlsOptions, Server as TlsServer } from 'node:tls'
-import type { IdMatcher, SpiffeId } from 'workload-api-client'
+import { type IdMatcher, type SpiffeError, SpiffeTlsServer } from 'workload-api-client'
 import { SvidecarError } from '../errors/index.ts'
-import type { Identity, IdentitySnapshot } from '../identity/identity.ts'
-import { publishTlsHandshake, publishTlsRejected, wantsTlsHandshake } from '../observe/events.ts'
-import { protocolOptions, secureContextOptions } from './contexts.ts'
-import { peerSerial, verifyPeer } from './peer.ts'
-import type { TlsParameters } from './profiles.ts'
+import type { Identity } from '../identity/identity.ts'
+import { publishTlsRejected } from '../observe/events.ts'
+import { peerRejected, publishHandshake } from './peer.ts'
+import { protocolOptions, type TlsParameters } from './profiles.ts'
 import { inboundCode, refusalEvent, refusalOfPeerCheck, refusalOfTlsError } from './refusals.ts'
+import { identityTlsSource } from './source.ts'
+
+export { peerIdOf } from 'workload-api-client'
 
 export interface ServerTlsOptions {
   listener: string
@@ -27,57 +28,38 @@ export interface ServerTlsOptions {
   handshakeTimeoutMs: number
 }
 
-const peerIds = new WeakMap<TLSSocket, SpiffeId>()
-
-// `ca: []`, not an absent `ca`: without one Node would trust its bundled public roots.
-function serverContextOptions(snapshot: IdentitySnapshot, options: ServerTlsOptions) {
-  return { ...secureContextOptions(snapshot, options.params), ca: [] as string[] }
-}
-
-/** The verified SPIFFE ID of an inbound connection (set before any request is parsed). */
-export function peerIdOf(socket: TLSSocket): SpiffeId | undefined {
-  return peerIds.get(socket)
-}
-
 export class ServerTls {
   readonly #identity: Identity
   readonly #options: ServerTlsOptions
-  readonly #servers = new Set<TlsServer>()
-  readonly #unsubscribe: () => void
+  readonly #spiffe: SpiffeTlsServer
 
   constructor(identity: Identity, options: ServerTlsOptions) {
     this.#identity = identity
     this.#options = options
-    this.#unsubscribe = identity.onChange((snapshot) => this.#swap(snapshot))
+    this.#spiffe = new SpiffeTlsServer({
+      source: identityTlsSource(identity),
+      authorizer: options.authorizer,
+      ...protocolOptions(options.params),
+      onAccepted: (id, socket) => publishHandshake(options.listener, 'inbound', id, socket),
+      onRefused: (err) => this.#refused(err),
+    })
   }
 
-  /** Options for `https.createServer` / `tls.createServer`. */
+  /** Options for `https.createServer` / `tls.createServer`; attach() installs the certificate. */
   serverOptions(): TlsOptions {
-    const snapshot = this.#identity.current()
     return {
-      ...(snapshot === undefined
-        ? protocolOptions(this.#options.params)
-        : serverContextOptions(snapshot, this.#options)),
+      ...this.#spiffe.options,
       handshakeTimeout: this.#options.handshakeTimeoutMs,
-      requestCert: true,
-      // OpenSSL gets no roots, so its verification never succeeds and Node leaves the client's chain readable
-      // (peer.ts); every connection is verified in #check before a byte is read, and refused unless it passes.
-      rejectUnauthorized: false,
       ALPNProtocols: ['http/1.1'],
     }
   }
 
   /** Verifies every connection of `server` before its first byte is read. */
   attach(server: TlsServer): void {
-    this.#servers.add(server)
-    server.on('close', () => this.#servers.delete(server))
-    // prepend: ours must run before the HTTP layer's own secureConnection listener starts the parser.
-    server.prependListener('secureConnection', (socket: TLSSocket) => this.#check(socket))
-    // prepend: https.Server's own listener answers a TLS error as an HTTP client error, and an HTTP answer
-    // written to a socket whose handshake never finished waits forever (a timed-out socket stayed in CLOSE-WAIT
-    // and held a connection slot). Close it first, whatever the error.
+    this.#spiffe.attach(server)
+    // The library closes a socket whose handshake failed (https.Server would answer it with an HTTP 400 that
+    // waits forever); this counts it, once, with the reason OpenSSL gave.
     server.prependListener('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
-      socket.destroy()
       const refusal =
         this.#identity.current() === undefined
           ? { reason: 'NO_LOCAL_SVID' as const }
@@ -89,48 +71,15 @@ export class ServerTls {
   }
 
   close(): void {
-    this.#unsubscribe()
-    this.#servers.clear()
+    this.#spiffe.close()
   }
 
-  #check(socket: TLSSocket): void {
-    const snapshot = this.#identity.current()
-    try {
-      if (snapshot === undefined) {
-        throw new SvidecarError('SVD_IDENTITY_UNAVAILABLE', 'no valid X.509-SVID', { reason: 'NO_SVID' })
-      }
-      const id = verifyPeer(socket, snapshot, this.#options.authorizer, 'SVD_PEER_REJECTED')
-      peerIds.set(socket, id)
-      if (wantsTlsHandshake())
-        publishTlsHandshake({
-          listener: this.#options.listener,
-          direction: 'inbound',
-          peerId: id.toString(),
-          resumed: socket.isSessionReused(),
-          peerSerial: peerSerial(socket),
-          protocol: socket.getProtocol() ?? '',
-        })
-    } catch (err) {
-      const e =
-        err instanceof SvidecarError
-          ? err
-          : new SvidecarError('SVD_PEER_REJECTED', 'peer verification failed')
-      const refusal = refusalOfPeerCheck(e)
-      publishTlsRejected(
-        refusalEvent(this.#options.listener, 'inbound', inboundCode(refusal.reason), refusal),
-      )
-      socket.destroy()
-    }
-  }
-
-  #swap(snapshot: IdentitySnapshot | undefined): void {
-    for (const server of this.#servers) {
-      if (snapshot === undefined) {
-        // No SVID: a context without a certificate cannot complete a handshake. Fail closed.
-        server.setSecureContext(protocolOptions(this.#options.params))
-      } else {
-        server.setSecureContext(serverContextOptions(snapshot, this.#options))
-      }
-    }
+  #refused(err: SpiffeError): void {
+    const e =
+      err.code === 'SPIFFE_WLAPI_NO_IDENTITY'
+        ? new SvidecarError('SVD_IDENTITY_UNAVAILABLE', 'no valid X.509-SVID', { reason: 'NO_SVID' })
+        : peerRejected(err, 'SVD_PEER_REJECTED')
+    const refusal = refusalOfPeerCheck(e)
+    publishTlsRejected(refusalEvent(this.#options.listener, 'inbound', inboundCode(refusal.reason), refusal))
   }
 }

@@ -11,11 +11,12 @@
  */
 import { Agent as HttpsAgent, type AgentOptions as HttpsAgentOptions } from 'node:https'
 import { isIP, type Socket } from 'node:net'
-import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from 'node:tls'
+import { type ConnectionOptions, type PeerCertificate, type TLSSocket, connect as tlsConnect } from 'node:tls'
 import { SpiffeError } from '../errors.ts'
 import type { IdMatcher } from '../id-matcher.ts'
+import type { SpiffeId } from '../spiffe-id.ts'
 import { CredentialCache, type TlsProtocolOptions, type X509TlsSource } from './credentials.ts'
-import { peerLeafDer, rememberPeerId, verifyTlsPeer } from './peer.ts'
+import { rememberPeerId, verifyPeerSocket } from './peer.ts'
 
 export interface SpiffeTlsClientOptions extends TlsProtocolOptions {
   /** The SVID to present and the bundles to verify servers with: an X509Source. */
@@ -24,6 +25,38 @@ export interface SpiffeTlsClientOptions extends TlsProtocolOptions {
   authorizer: IdMatcher
   /** A connection not up and verified by then fails with an ETIMEDOUT error; default 10 s. */
   connectTimeoutMs?: number
+  /**
+   * Let OpenSSL also verify the server's chain, against the union of every
+   * trust domain's roots, before the SPIFFE check (default false). A chain
+   * it refuses fails with node:tls's own error (`err.code` such as
+   * CERT_HAS_EXPIRED or UNABLE_TO_VERIFY_LEAF_SIGNATURE), for callers whose
+   * logs or metrics already speak OpenSSL's codes; a chain it accepts is
+   * still checked by the SPIFFE rules, which decide. Off, every refusal is a
+   * SpiffeError with verifyX509Svid's codes and reasons.
+   */
+  openSslVerify?: boolean
+  /**
+   * Called once for every connection attempt that fails, before the caller
+   * gets the error: for logs and metrics, and to give the caller an error of
+   * one's own instead (return it; undefined keeps `err`). `err` is a
+   * SpiffeError when no SVID was held or the server was refused, the
+   * ETIMEDOUT error of connectTimeoutMs, or the socket's own error.
+   */
+  onConnectError?: (err: Error, info: SpiffeConnectFailure) => Error | undefined
+  /** Called for every server accepted, before the connection is handed over. */
+  onAccepted?: (id: SpiffeId, socket: TLSSocket) => void
+}
+
+/** How far a failed connection attempt got, for SpiffeTlsClientOptions.onConnectError. */
+export interface SpiffeConnectFailure {
+  /** The host connected to (the target's hostname or host). */
+  host: string
+  /** The port connected to. */
+  port: number
+  /** TCP was up: the failure is the TLS handshake's or the verification's, not reaching the server. */
+  tcpConnected: boolean
+  /** connectTimeoutMs ran out. */
+  timedOut: boolean
 }
 
 /** Where to connect: node:tls's host/port, or undici's hostname/port. */
@@ -82,23 +115,30 @@ export class SpiffeTlsClient {
 
   /** undici's `connect` option: `new Agent({ connect: client.connector })`. */
   readonly connector = (target: SpiffeConnectTarget, callback: SpiffeConnectCallback): void => {
+    const host = target.hostname ?? target.host ?? 'localhost'
+    const port = Number(target.port)
+    let tcpConnected = false
+    const fail = (err: Error, timedOut = false) => {
+      const replaced = this.#options.onConnectError?.(err, { host, port, tcpConnected, timedOut })
+      callback(replaced ?? err, null)
+    }
     const credentials = this.#credentials.current()
     if (credentials === undefined) {
-      callback(
+      fail(
         new SpiffeError('SPIFFE_WLAPI_NO_IDENTITY', 'no usable X.509-SVID to present: not connecting', {
           reason: 'NO_SVID',
         }),
-        null,
       )
       return
     }
-    const host = target.hostname ?? target.host ?? 'localhost'
-    const port = Number(target.port)
     const key = `${host}:${port}`
     const cached = this.#sessions.get(key)
     const resumable =
       cached !== undefined && cached.generation === credentials.generation ? cached : undefined
     const servername = target.servername || (isIP(host) === 0 ? host : undefined)
+    // Node builds the server's detailed chain for checkServerIdentity on every full handshake OpenSSL verified;
+    // the SPIFFE check reads that one instead of building it again (tens of µs a certificate).
+    let presented: PeerCertificate | undefined
     const socket = tlsConnect({
       host,
       port,
@@ -107,14 +147,20 @@ export class SpiffeTlsClient {
       ALPNProtocols: target.ALPNProtocols ?? ['http/1.1'],
       // Host names mean nothing here, and OpenSSL's verdict against the union of all roots is not the SPIFFE
       // one: the server's chain and ID are checked on secureConnect, and refused with the library's codes.
-      rejectUnauthorized: false,
-      checkServerIdentity: () => undefined,
+      rejectUnauthorized: this.#options.openSslVerify === true,
+      checkServerIdentity: (_host, cert) => {
+        presented = cert
+        return undefined
+      },
       ...(resumable === undefined ? {} : { session: resumable.session }),
     })
     // Small request/response exchanges must not wait on Nagle's algorithm and delayed ACKs.
     socket.setNoDelay(true)
+    socket.once('connect', () => {
+      tcpConnected = true
+    })
     let settled = false
-    const finish = (err: Error | null) => {
+    const finish = (err: Error | null, timedOut = false) => {
       if (settled) return
       settled = true
       clearTimeout(timer)
@@ -122,7 +168,7 @@ export class SpiffeTlsClient {
       if (err === null) callback(null, socket)
       else {
         socket.destroy()
-        callback(err, null)
+        fail(err, timedOut)
       }
     }
     const timeoutMs = this.#options.connectTimeoutMs ?? 10_000
@@ -131,7 +177,7 @@ export class SpiffeTlsClient {
         code: string
       }
       err.code = 'ETIMEDOUT'
-      finish(err)
+      finish(err, true)
     }, timeoutMs)
     socket.on('error', finish)
     let leaf: Buffer | undefined
@@ -142,16 +188,26 @@ export class SpiffeTlsClient {
     socket.once('secureConnect', () => {
       try {
         // A rotation during the handshake does not matter: the peer is judged by the bundles it was made with.
-        const id = verifyTlsPeer(socket, credentials.bundles, this.#options.authorizer, {
+        const verified = verifyPeerSocket(socket, credentials.bundles, this.#options.authorizer, {
           purpose: 'server',
           resumedLeaf: resumable?.leaf,
+          presented,
         })
-        leaf = peerLeafDer(socket) ?? resumable?.leaf
-        rememberPeerId(socket, id)
+        presented = undefined
+        leaf = verified.leaf
+        rememberPeerId(socket, verified.id)
+        this.#options.onAccepted?.(verified.id, socket)
         finish(null)
       } catch (err) {
         this.#sessions.delete(key)
-        finish(err as Error)
+        finish(
+          err instanceof SpiffeError
+            ? err
+            : new SpiffeError('SPIFFE_CHAIN_UNVERIFIED', 'the server certificate could not be verified', {
+                reason: 'UNVERIFIABLE',
+                cause: err,
+              }),
+        )
       }
     })
   }

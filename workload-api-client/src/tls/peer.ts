@@ -16,9 +16,9 @@
  * (server.ts: no roots, rejectUnauthorized false), which leaves the stack
  * whole, and the whole verification runs here.
  */
-import { createHash } from 'node:crypto'
+import type { X509Certificate } from 'node:crypto'
 import type { Socket } from 'node:net'
-import type { TLSSocket } from 'node:tls'
+import type { DetailedPeerCertificate, PeerCertificate, TLSSocket } from 'node:tls'
 import { SpiffeError } from '../errors.ts'
 import type { IdMatcher } from '../id-matcher.ts'
 import type { SpiffeId } from '../spiffe-id.ts'
@@ -29,16 +29,26 @@ import { checkChainPolicy, type PeerPurpose } from './chain-policy.ts'
 // Deeper chains are not SPIRE-shaped; the walk stops there whatever the peer sent.
 const MAX_WALK = 8
 
+// The chain verifyTlsPeer read, DER, kept on the socket: reading it on a server takes it out of OpenSSL's stack.
+const PEER_CHAIN = Symbol('workload-api-client.peerChain')
+
 /**
  * The peer's chain as DER, leaf first, in issuing order, without a
  * self-issued last certificate (the anchor OpenSSL appended from our store,
  * or a root the peer sent): anchors come from the bundle, never the peer.
+ * On a socket verifyTlsPeer (or a SpiffeTlsServer/Client) checked, the chain
+ * it read.
  */
 export function peerChain(socket: TLSSocket): Buffer[] {
-  const leaf = socket.getPeerCertificate(true)
+  const read = (socket as TLSSocket & { [PEER_CHAIN]?: readonly Buffer[] })[PEER_CHAIN]
+  if (read !== undefined) return [...read]
+  return chainOfDetailed(socket.getPeerCertificate(true))
+}
+
+function chainOfDetailed(leaf: PeerCertificate | Record<string, never> | null): Buffer[] {
   if (leaf === null || typeof leaf !== 'object' || !leaf.raw) return []
   const chain: Buffer[] = [leaf.raw]
-  let cert = leaf
+  let cert = leaf as DetailedPeerCertificate
   while (chain.length < MAX_WALK) {
     const issuer = cert.issuerCertificate
     if (
@@ -62,13 +72,37 @@ export function peerChain(socket: TLSSocket): Buffer[] {
 }
 
 /**
- * The peer's leaf certificate, DER. Not getPeerX509Certificate(): on a
- * client socket in Node 24 it answers only once, and afterwards both it and
- * getPeerCertificate() come back empty.
+ * A server socket's chain through getPeerX509Certificate(), with what
+ * peerChain() returns (same links, same order, same anchor rule), for a
+ * fraction of the cost: getPeerCertificate(true) builds a legacy object per
+ * certificate (three fingerprints, the key, the names), tens of µs each,
+ * which a handshake paid for nothing. It empties OpenSSL's stack of
+ * intermediates (nodejs/node#65579), so the result is kept on the socket;
+ * on a server the leaf stays readable. Not for client sockets: there it
+ * empties everything, and Node has already built the detailed chain.
  */
-export function peerLeafDer(socket: TLSSocket): Buffer | undefined {
-  const cert = socket.getPeerCertificate()
-  return cert !== null && typeof cert === 'object' && cert.raw ? cert.raw : undefined
+function serverChain(socket: TLSSocket): Buffer[] {
+  const leaf = socket.getPeerX509Certificate()
+  if (leaf === undefined) return []
+  // The stack as the peer sent it; getPeerCertificate(true) links each certificate to the first of the rest
+  // that issued it (X509_check_issued, which checkIssued is), and so does this.
+  const rest: X509Certificate[] = []
+  for (let c = leaf.issuerCertificate; c !== undefined && rest.length < MAX_WALK; c = c.issuerCertificate) {
+    rest.push(c)
+  }
+  const chain = [leaf]
+  let cert = leaf
+  while (chain.length < MAX_WALK) {
+    const at = rest.findIndex((c) => cert.checkIssued(c))
+    const issuer = rest[at]
+    if (issuer === undefined) break
+    rest.splice(at, 1)
+    if (issuer.raw.equals(cert.raw)) break
+    chain.push(issuer)
+    cert = issuer
+  }
+  if (chain.length > 1 && cert.checkIssued(cert)) chain.pop()
+  return chain.map((c) => c.raw)
 }
 
 // A property rather than a WeakMap entry: http2 hands out a Proxy of the socket (session.socket,
@@ -108,7 +142,29 @@ export function verifyTlsPeer(
   authorizer: IdMatcher,
   options: VerifyTlsPeerOptions,
 ): SpiffeId {
-  let chain = peerChain(socket)
+  return verifyPeerSocket(socket, bundles, authorizer, options).id
+}
+
+/**
+ * verifyTlsPeer for the helpers: `presented` is the detailed chain Node built
+ * for its own checkServerIdentity call on a client, read instead of building
+ * it again; the leaf verified is returned beside the ID (for resumption).
+ */
+export function verifyPeerSocket(
+  socket: TLSSocket,
+  bundles: X509BundleSource,
+  authorizer: IdMatcher,
+  options: VerifyTlsPeerOptions & { presented?: PeerCertificate | undefined },
+): { id: SpiffeId; leaf: Buffer | undefined } {
+  let chain =
+    options.presented !== undefined
+      ? chainOfDetailed(options.presented)
+      : options.purpose === 'client'
+        ? serverChain(socket)
+        : peerChain(socket)
+  if (options.purpose === 'client') {
+    Object.defineProperty(socket, PEER_CHAIN, { value: chain, enumerable: false, configurable: true })
+  }
   const resumed = socket.isSessionReused()
   if (chain.length === 0 && options.resumedLeaf !== undefined && resumed) chain = [options.resumedLeaf]
   const leaf = chain[0]
@@ -124,7 +180,7 @@ export function verifyTlsPeer(
       { reason: 'UNAUTHORIZED' },
     )
   }
-  return verified.id
+  return { id: verified.id, leaf }
 }
 
 // Chains verified under a bundle source, by leaf, for the resumptions of their sessions. A new source (a rotation,
@@ -132,8 +188,10 @@ export function verifyTlsPeer(
 const CHAIN_MEMORY = 1024
 const verifiedChains = new WeakMap<X509BundleSource, Map<string, Buffer[]>>()
 
+// The whole DER as the key, the way x509-cert.ts interns certificates: no digest to compute on every handshake,
+// and no two different leaves can share a key.
 function leafKey(leaf: Buffer): string {
-  return createHash('sha256').update(leaf).digest('base64')
+  return leaf.toString('latin1')
 }
 
 function rememberChain(bundles: X509BundleSource, chain: Buffer[]): void {

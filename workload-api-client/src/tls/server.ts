@@ -20,7 +20,7 @@ import { SpiffeError } from '../errors.ts'
 import type { IdMatcher } from '../id-matcher.ts'
 import type { SpiffeId } from '../spiffe-id.ts'
 import { CredentialCache, type TlsProtocolOptions, type X509TlsSource } from './credentials.ts'
-import { rememberPeerId, verifyTlsPeer } from './peer.ts'
+import { rememberPeerId, verifyPeerSocket } from './peer.ts'
 
 export interface SpiffeTlsServerOptions extends TlsProtocolOptions {
   /** The SVID to present and the bundles to verify clients with: an X509Source. */
@@ -87,7 +87,9 @@ export class SpiffeTlsServer {
           reason: 'NO_SVID',
         })
       }
-      const id = verifyTlsPeer(socket, credentials.bundles, this.#options.authorizer, { purpose: 'client' })
+      const { id } = verifyPeerSocket(socket, credentials.bundles, this.#options.authorizer, {
+        purpose: 'client',
+      })
       rememberPeerId(socket, id)
       this.#options.onAccepted?.(id, socket)
     } catch (err) {
