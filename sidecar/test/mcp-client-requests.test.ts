@@ -2,7 +2,6 @@
 // SDK 1.x server calls createMessage / listRoots inside a tool call (the request travels in the POST's SSE
 // answer), the SDK client answers with its handlers. Allowed: the agent's answer reaches the server. Denied:
 // the agent never sees the request, and the server's call fails with the error the agent's sidecar sent.
-import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -11,7 +10,6 @@ import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js'
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
 import {
   CreateMessageRequestSchema,
   CreateMessageResultSchema,
@@ -21,6 +19,7 @@ import t, { type Test } from 'tap'
 import { listFilterWrapper } from '../src/lens/mcp/response.ts'
 import { type LlmUsageEvent, on, type PolicyDecisionEvent } from '../src/observe/events.ts'
 import { AGENT, AGENT2, startMcpMesh } from './helpers/mcp-mesh.ts'
+import { sessionMcpServer } from './helpers/mcp-servers.ts'
 
 const SERVER_POLICY = `version: 1
 rules:
@@ -45,7 +44,6 @@ rules:
 
 /** An SDK McpServer whose tools ask the client: `ask` samples, `roots` lists the client's roots. */
 async function startServer(t: Test): Promise<string> {
-  const sessions = new Map<string, StreamableHTTPServerTransport>()
   const build = () => {
     const server = new McpServer({ name: 'asking-server', version: '1.0.0' })
     server.registerTool('ask', { description: 'asks the client to sample' }, async () => {
@@ -101,35 +99,7 @@ async function startServer(t: Test): Promise<string> {
     })
     return server
   }
-  const http = createServer(async (req: IncomingMessage, res: ServerResponse) => {
-    let body: unknown
-    if (req.method === 'POST') {
-      const chunks: Buffer[] = []
-      for await (const c of req) chunks.push(c as Buffer)
-      body = JSON.parse(Buffer.concat(chunks).toString('utf8'))
-    }
-    const sid = req.headers['mcp-session-id']
-    let transport = typeof sid === 'string' ? sessions.get(sid) : undefined
-    if (transport === undefined) {
-      const created = new StreamableHTTPServerTransport({
-        sessionIdGenerator: () => randomUUID(),
-        onsessioninitialized: (id) => {
-          sessions.set(id, created)
-        },
-      })
-      transport = created
-      await build().connect(created)
-    }
-    await transport.handleRequest(req, res, body)
-  })
-  http.listen(0, '127.0.0.1')
-  await once(http, 'listening')
-  t.teardown(async () => {
-    for (const s of sessions.values()) await s.close()
-    http.closeAllConnections()
-    http.close()
-  })
-  return `http://127.0.0.1:${(http.address() as AddressInfo).port}`
+  return (await sessionMcpServer(t, build)).url
 }
 
 async function connect(t: Test, url: string, asked: string[], answer = 'hi there'): Promise<Client> {

@@ -3,14 +3,11 @@
 // subject may not read is dropped even when a server sends it unasked (a hand-written server, since the SDK's own
 // listen router never does).
 
-import { once } from 'node:events'
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
-import { toNodeHandler } from '@modelcontextprotocol/node'
-import { createMcpHandler, McpServer } from '@modelcontextprotocol/server'
-import t, { type Test } from 'tap'
+import { McpServer } from '@modelcontextprotocol/server'
+import t from 'tap'
 import { AGENT, startMcpMesh } from './helpers/mcp-mesh.ts'
+import { modernMcpServer, serveHttp } from './helpers/mcp-servers.ts'
 
 const POLICY = `version: 1
 rules:
@@ -22,14 +19,23 @@ rules:
 
 const VERSION = '2026-07-28'
 
-async function listen(t: Test, http: ReturnType<typeof createServer>): Promise<string> {
-  http.listen(0, '127.0.0.1')
-  await once(http, 'listening')
-  t.teardown(() => {
-    http.closeAllConnections()
-    http.close()
+/** A raw stateless-era `subscriptions/listen` POST through the agent's sidecar. */
+function postListen(url: string, notifications: unknown): Promise<Response> {
+  return fetch(url, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': VERSION,
+      'mcp-method': 'subscriptions/listen',
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 7,
+      method: 'subscriptions/listen',
+      params: { _meta: { 'io.modelcontextprotocol/protocolVersion': VERSION }, notifications },
+    }),
   })
-  return `http://127.0.0.1:${(http.address() as AddressInfo).port}`
 }
 
 t.test('each subscribed resource is decided; an allowed listen gets its updates', async (t) => {
@@ -43,12 +49,7 @@ t.test('each subscribed resource is decided; an allowed listen gets its updates'
     }
     return server
   }
-  const handler = createMcpHandler(factory)
-  const handle = toNodeHandler(handler)
-  const upstream = await listen(
-    t,
-    createServer((req, res) => void handle(req as Parameters<typeof handle>[0], res)),
-  )
+  const { url: upstream, handler } = await modernMcpServer(t, factory)
   const mesh = await startMcpMesh(t, { upstream, serverPolicy: POLICY })
   const client = new Client({ name: 'agent', version: '1.0.0' }, { versionNegotiation: { mode: 'auto' } })
   const updates: string[] = []
@@ -81,44 +82,24 @@ t.test('each subscribed resource is decided; an allowed listen gets its updates'
 t.test('a resource update the subject may not read is dropped from the listen stream', async (t) => {
   const note = (uri: string) =>
     JSON.stringify({ jsonrpc: '2.0', method: 'notifications/resources/updated', params: { uri } })
-  const upstream = await listen(
-    t,
-    createServer((req, res) => {
-      req.resume()
-      req.on('end', () => {
-        res.writeHead(200, { 'content-type': 'text/event-stream' })
-        const ack = {
-          jsonrpc: '2.0',
-          method: 'notifications/subscriptions/acknowledged',
-          params: { notifications: { resourceSubscriptions: ['memo://public/a'] } },
-        }
-        res.write(`event: message\ndata: ${JSON.stringify(ack)}\n\n`)
-        // Unasked and not the subject's to read: the sidecar drops it, whatever the server thinks.
-        res.write(`id: 2\nevent: message\ndata: ${note('memo://private/b')}\n\n`)
-        res.write(`id: 3\nevent: message\ndata: ${note('memo://public/a')}\n\n`)
-        res.end(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: 7, result: {} })}\n\n`)
-      })
-    }),
-  )
-  const mesh = await startMcpMesh(t, { upstream, serverPolicy: POLICY })
-  const res = await fetch(mesh.agentUrl, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': VERSION,
-      'mcp-method': 'subscriptions/listen',
-    },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 7,
-      method: 'subscriptions/listen',
-      params: {
-        _meta: { 'io.modelcontextprotocol/protocolVersion': VERSION },
-        notifications: { resourceSubscriptions: ['memo://public/a'] },
-      },
-    }),
+  const upstream = await serveHttp(t, (req, res) => {
+    req.resume()
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      const ack = {
+        jsonrpc: '2.0',
+        method: 'notifications/subscriptions/acknowledged',
+        params: { notifications: { resourceSubscriptions: ['memo://public/a'] } },
+      }
+      res.write(`event: message\ndata: ${JSON.stringify(ack)}\n\n`)
+      // Unasked and not the subject's to read: the sidecar drops it, whatever the server thinks.
+      res.write(`id: 2\nevent: message\ndata: ${note('memo://private/b')}\n\n`)
+      res.write(`id: 3\nevent: message\ndata: ${note('memo://public/a')}\n\n`)
+      res.end(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: 7, result: {} })}\n\n`)
+    })
   })
+  const mesh = await startMcpMesh(t, { upstream, serverPolicy: POLICY })
+  const res = await postListen(mesh.agentUrl, { resourceSubscriptions: ['memo://public/a'] })
   t.equal(res.status, 200)
   const stream = await res.text()
   t.match(stream, /subscriptions\/acknowledged/)
@@ -130,31 +111,14 @@ t.test('a resource update the subject may not read is dropped from the listen st
 
 t.test('a malformed listen is refused before it reaches the server', async (t) => {
   let reached = 0
-  const upstream = await listen(
-    t,
-    createServer((req, res) => {
-      reached++
-      req.resume()
-      res.end()
-    }),
-  )
+  const upstream = await serveHttp(t, (req, res) => {
+    reached++
+    req.resume()
+    res.end()
+  })
   const mesh = await startMcpMesh(t, { upstream, serverPolicy: POLICY })
   for (const notifications of [undefined, { resourceSubscriptions: 'memo://public/a' }]) {
-    const res = await fetch(mesh.agentUrl, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        'mcp-protocol-version': VERSION,
-        'mcp-method': 'subscriptions/listen',
-      },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'subscriptions/listen',
-        params: { _meta: { 'io.modelcontextprotocol/protocolVersion': VERSION }, notifications },
-      }),
-    })
+    const res = await postListen(mesh.agentUrl, notifications)
     const body = (await res.json()) as { error?: { code?: number } }
     t.equal(body.error?.code, -32602, `invalid params: ${JSON.stringify(notifications)}`)
   }

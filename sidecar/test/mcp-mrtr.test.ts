@@ -3,15 +3,12 @@
 // requests through its own handlers and retries. The agent's sidecar screens every embedded request with the
 // agent's policy (`mcp.client`) and its token budget, as it does a session-era server's own requests.
 
-import { once } from 'node:events'
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
-import { toNodeHandler } from '@modelcontextprotocol/node'
-import { createMcpHandler, inputRequired, McpServer } from '@modelcontextprotocol/server'
+import { inputRequired, McpServer } from '@modelcontextprotocol/server'
 import t, { type Test } from 'tap'
 import { type LlmUsageEvent, on, type PolicyDecisionEvent } from '../src/observe/events.ts'
 import { AGENT, AGENT2, startMcpMesh } from './helpers/mcp-mesh.ts'
+import { modernMcpServer } from './helpers/mcp-servers.ts'
 
 const SERVER_POLICY = `version: 1
 rules:
@@ -70,15 +67,8 @@ async function askingServer(
     tool('both', { q: sample, ok: elicit })
     return server
   }
-  const handle = toNodeHandler(createMcpHandler(factory, { responseMode }))
-  const http = createServer((req, res) => void handle(req as Parameters<typeof handle>[0], res))
-  http.listen(0, '127.0.0.1')
-  await once(http, 'listening')
-  t.teardown(() => {
-    http.closeAllConnections()
-    http.close()
-  })
-  return { url: `http://127.0.0.1:${(http.address() as AddressInfo).port}`, calls }
+  const { url } = await modernMcpServer(t, factory, { responseMode })
+  return { url, calls }
 }
 
 /** A 2.x client that can sample and elicit, recording what its handlers were asked. */

@@ -3,14 +3,11 @@
 // argument is refused with 400 and HeaderMismatch (-32020) before it is forwarded. With the official SDK 2.x
 // client (which sends the headers itself) and server, through both sidecars; the mismatches are sent raw.
 
-import { once } from 'node:events'
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
-import { toNodeHandler } from '@modelcontextprotocol/node'
-import { createMcpHandler, fromJsonSchema, McpServer } from '@modelcontextprotocol/server'
+import { fromJsonSchema, McpServer } from '@modelcontextprotocol/server'
 import t, { type Test } from 'tap'
 import { AGENT, startMcpMesh } from './helpers/mcp-mesh.ts'
+import { modernMcpServer } from './helpers/mcp-servers.ts'
 
 const POLICY = `version: 1
 rules:
@@ -40,15 +37,8 @@ async function deployServer(t: Test): Promise<{ url: string; calls: unknown[] }>
     })
     return server
   }
-  const handle = toNodeHandler(createMcpHandler(factory))
-  const http = createServer((req, res) => void handle(req as Parameters<typeof handle>[0], res))
-  http.listen(0, '127.0.0.1')
-  await once(http, 'listening')
-  t.teardown(() => {
-    http.closeAllConnections()
-    http.close()
-  })
-  return { url: `http://127.0.0.1:${(http.address() as AddressInfo).port}`, calls }
+  const { url } = await modernMcpServer(t, factory)
+  return { url, calls }
 }
 
 async function call(

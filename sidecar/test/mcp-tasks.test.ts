@@ -3,19 +3,15 @@
 // and lists it; another workload asking for it gets "Task not found" from the sidecar and nothing reaches the
 // server. With the official SDK (1.x experimental tasks) client and server, through both sidecars.
 
-import { randomUUID } from 'node:crypto'
-import { once } from 'node:events'
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { InMemoryTaskStore } from '@modelcontextprotocol/sdk/experimental/tasks/stores/in-memory.js'
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
 import { CallToolResultSchema, CreateTaskResultSchema } from '@modelcontextprotocol/sdk/types.js'
 import t, { type Test } from 'tap'
 import { on, type RequestEvent } from '../src/observe/events.ts'
 import { AGENT, AGENT2, startMcpMesh } from './helpers/mcp-mesh.ts'
+import { sessionMcpServer } from './helpers/mcp-servers.ts'
 
 const POLICY = `version: 1
 rules:
@@ -27,8 +23,6 @@ rules:
 
 /** An SDK server whose `slow` tool runs as a task; `methods` records every request that reached it. */
 async function taskServer(t: Test): Promise<{ url: string; methods: string[] }> {
-  const methods: string[] = []
-  const sessions = new Map<string, StreamableHTTPServerTransport>()
   // One store for every session: only the sidecar keeps one workload from another's tasks.
   const taskStore = new InMemoryTaskStore()
   t.teardown(() => taskStore.cleanup())
@@ -60,36 +54,8 @@ async function taskServer(t: Test): Promise<{ url: string; methods: string[] }> 
     )
     return server
   }
-  const http = createServer(async (req: IncomingMessage, res: ServerResponse) => {
-    let body: unknown
-    if (req.method === 'POST') {
-      const chunks: Buffer[] = []
-      for await (const c of req) chunks.push(c as Buffer)
-      body = JSON.parse(Buffer.concat(chunks).toString('utf8'))
-      methods.push(String((body as { method?: unknown }).method))
-    }
-    const sid = req.headers['mcp-session-id']
-    let transport = typeof sid === 'string' ? sessions.get(sid) : undefined
-    if (transport === undefined) {
-      const created = new StreamableHTTPServerTransport({
-        sessionIdGenerator: () => randomUUID(),
-        onsessioninitialized: (id) => {
-          sessions.set(id, created)
-        },
-      })
-      transport = created
-      await build().connect(created)
-    }
-    await transport.handleRequest(req, res, body)
-  })
-  http.listen(0, '127.0.0.1')
-  await once(http, 'listening')
-  t.teardown(async () => {
-    for (const s of sessions.values()) await s.close()
-    http.closeAllConnections()
-    http.close()
-  })
-  return { url: `http://127.0.0.1:${(http.address() as AddressInfo).port}`, methods }
+  const { url, methods } = await sessionMcpServer(t, build)
+  return { url, methods }
 }
 
 async function connect(t: Test, url: string): Promise<Client> {

@@ -314,27 +314,14 @@ function sseWrapper(
         doc = undefined
       }
     }
-    if (doc !== undefined && asks !== undefined) {
-      const request: ClientRequest | undefined = clientRequestOf(doc)
-      if (request !== undefined) {
-        const deliver = asks(request)
-        const block = serializeEvent(e)
-        // A dropped event still leaves its resumption point.
-        const dropped = e.id === undefined ? '' : `id: ${e.id}\n\n`
-        out.push(
-          deliver instanceof Promise
-            ? deliver.then((yes) => (yes ? block : dropped))
-            : deliver
-              ? block
-              : dropped,
-        )
-        return
-      }
-    }
-    const updated = updates === undefined ? undefined : updatedUri(doc)
-    if (updates !== undefined && updated !== undefined) {
-      const deliver = updates(updated)
+    // A server's request of the agent, or a resource update, is delivered or dropped as its hook decides.
+    const request = doc === undefined || asks === undefined ? undefined : clientRequestOf(doc)
+    const updated = request !== undefined || updates === undefined ? undefined : updatedUri(doc)
+    const deliver =
+      request !== undefined ? asks?.(request) : updated !== undefined ? updates?.(updated) : undefined
+    if (deliver !== undefined) {
       const block = serializeEvent(e)
+      // A dropped event still leaves its resumption point.
       const dropped = e.id === undefined ? '' : `id: ${e.id}\n\n`
       out.push(
         deliver instanceof Promise
