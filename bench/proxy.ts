@@ -11,11 +11,16 @@
  *   outbound hop: load → proxy → (mTLS) → nginx → app baseline: load (mTLS) → nginx → app
  *   two hops:     load → outbound → (mTLS) → inbound → app, both proxies on core 1
  *   saturation:   one inbound hop, 64 connections, closed loop
+ *   cgroup:       svidecar and nginx each in a cgroup of 1 CPU and 256 MB (as Kubernetes limits a sidecar)
+ *                 instead of on a core, in the inbound and saturation groups, where the host lets us make one
+ *   uploads:      100 concurrent 1 MB POSTs through one inbound hop: RSS before, peak, and 10 s after
  *
  * Run from the repository root: `npm run bench:proxy` (needs `nginx`: apt-get install nginx-light).
- * BENCH_SECONDS (10), BENCH_WARMUP (5), BENCH_REPS (3), BENCH_NODE_FLAGS (V8 flags for the sidecars).
+ * BENCH_SECONDS (10), BENCH_WARMUP (5), BENCH_REPS (5), BENCH_NODE_FLAGS (V8 flags for the sidecars),
+ * BENCH_ONLY=inbound,uploads,... (groups to run), BENCH_CGROUP=0 (no cgroup contenders).
+ * Smoke run: BENCH_SECONDS=2 BENCH_WARMUP=1 BENCH_REPS=1 BENCH_ONLY=inbound,saturation,uploads npm run bench:proxy
  */
-import { spawnSync } from 'node:child_process'
+import { type ChildProcess, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, release, tmpdir } from 'node:os'
@@ -24,6 +29,8 @@ import { fileURLToPath } from 'node:url'
 import { DevCa, DevWorkloadApi } from '@svidecar/certs'
 import { ensureFortio } from '../test/harness/fortio-install.ts'
 import { imageNodeFlags } from '../test/harness/image.ts'
+import { type Cgroup, createCgroup } from './cgroup.ts'
+import { floorRss, type UploadResult, uploads } from './memory-cells.ts'
 import { cpuMs, firstLine, pinned, rssMb, sidecarStarted, sleep } from './procs.ts'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
@@ -36,7 +43,7 @@ const NODE_FLAGS =
     : process.env.BENCH_NODE_FLAGS.split(' ').filter(Boolean)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 5)
-const REPS = Number(process.env.BENCH_REPS ?? 3)
+const REPS = Number(process.env.BENCH_REPS ?? 5)
 const RATE = 1000
 const PROXY_CORE = 1
 const REST_CORE = 0
@@ -48,6 +55,36 @@ process.on('exit', () => {
 })
 // This process hosts the dev Workload API: keep it off the proxy's core.
 spawnSync('taskset', ['-pc', String(REST_CORE), String(process.pid)])
+
+// Kubernetes limits a sidecar with a cgroup (CFS quota and memory limit), not a core of its own: one contender
+// of each kind runs that way too, in a cgroup of 1 CPU and 256 MB, free to run on either core.
+const CGROUP_LIMITS = { cpus: 1, memoryBytes: 256 * 1024 * 1024 }
+const cgroups: { svidecar?: Cgroup; nginx?: Cgroup } = {}
+const cgroupChildren: ChildProcess[] = []
+if (process.env.BENCH_CGROUP !== '0') {
+  for (const name of ['svidecar', 'nginx'] as const) {
+    const g = createCgroup(`svidecar-bench-${process.pid}-${name}`, CGROUP_LIMITS)
+    if (typeof g === 'string') {
+      process.stderr.write(`no cgroup cells: ${g}\n`)
+      break
+    }
+    cgroups[name] = g
+  }
+  if (cgroups.nginx === undefined) {
+    cgroups.svidecar?.remove()
+    delete cgroups.svidecar
+  }
+}
+/** Ends the cgroup contenders and removes their cgroups (a cgroup with a process in it cannot be removed). */
+async function removeCgroups(): Promise<void> {
+  const running = cgroupChildren.filter((c) => c.exitCode === null && c.signalCode === null)
+  for (const c of running) c.kill('SIGKILL')
+  await Promise.all(running.map((c) => once(c, 'exit')))
+  for (const g of Object.values(cgroups)) g.remove()
+}
+process.on('exit', () => {
+  for (const c of cgroupChildren) c.kill('SIGKILL')
+})
 
 interface LoadResult {
   ok: number
@@ -140,10 +177,14 @@ async function load(o: LoadOptions): Promise<LoadResult> {
 async function sidecar(
   name: string,
   yaml: string,
+  cgroup?: Cgroup,
 ): Promise<{ pid: number; started: Record<string, unknown> }> {
   const file = join(dir, `${name}.yaml`)
   writeFileSync(file, yaml)
-  const child = pinned(PROXY_CORE, process.execPath, [...NODE_FLAGS, bin, 'run', '--config', file])
+  const args = [...NODE_FLAGS, bin, 'run', '--config', file]
+  const child =
+    cgroup === undefined ? pinned(PROXY_CORE, process.execPath, args) : cgroup.spawn(process.execPath, args)
+  if (cgroup !== undefined) cgroupChildren.push(child)
   // Never let a pipe fill and stall the sidecar (e.g. with --trace-gc in BENCH_NODE_FLAGS); keep it for a look.
   child.stdout?.pipe(createWriteStream(join(dir, `${name}.stdout`)))
   if (process.env.BENCH_KEEP_STDOUT) process.stderr.write(`${name} stdout: ${join(dir, `${name}.stdout`)}\n`)
@@ -182,7 +223,12 @@ function freePort(): number {
   return 20_000 + Math.floor(Math.random() * 20_000)
 }
 
-async function nginx(name: string, core: number, server: string, upstreamPort: number): Promise<Proc> {
+async function nginx(
+  name: string,
+  place: number | Cgroup,
+  server: string,
+  upstreamPort: number,
+): Promise<Proc> {
   const port = freePort()
   const base = join(dir, name)
   mkdirSync(base)
@@ -209,14 +255,9 @@ ${server}
 }
 `,
   )
-  const child = pinned(core, 'nginx', [
-    '-c',
-    join(base, 'nginx.conf'),
-    '-p',
-    base,
-    '-e',
-    join(base, 'error.log'),
-  ])
+  const args = ['-c', join(base, 'nginx.conf'), '-p', base, '-e', join(base, 'error.log')]
+  const child = typeof place === 'number' ? pinned(place, 'nginx', args) : place.spawn('nginx', args)
+  if (typeof place !== 'number') cgroupChildren.push(child)
   child.on('exit', (code, signal) => {
     if (signal === 'SIGKILL') return
     process.stderr.write(
@@ -271,17 +312,15 @@ const terminateMtls = `
     location / { proxy_pass http://next; proxy_http_version 1.1; proxy_set_header Connection ""; }`
 // The upstream of every outbound cell, on the load generator's core.
 const nginxUpstream = await nginx('nginx-upstream', REST_CORE, terminateMtls, app.port)
-const inbound = await sidecar(
-  'inbound',
-  `workloadApi: { socket: "${api.endpoint}", hint: mcp }
+const inboundYaml = `workloadApi: { socket: "${api.endpoint}", hint: mcp }
 admin: { address: "127.0.0.1:0" }
 inbound:
   - name: mcp
     address: "127.0.0.1:0"
     forwardTo: "http://127.0.0.1:${app.port}"
     authorize: { exact: "${AGENT}" }
-`,
-)
+`
+const inbound = await sidecar('inbound', inboundYaml)
 const inboundAddr = (inbound.started.inbound as Record<string, string>).mcp as string
 const outbound = await sidecar(
   'outbound',
@@ -330,7 +369,21 @@ const minimalOut = await minimalProxy('outbound', `https://127.0.0.1:${nginxUpst
 const minimalIn2 = await minimalProxy('inbound', `http://127.0.0.1:${app.port}`, mcpSvid)
 const minimalOut2 = await minimalProxy('outbound', `https://127.0.0.1:${minimalIn2.port}`, agentSvid)
 
+// The same inbound sidecar and nginx, each in its cgroup instead of on core 1.
+const limited =
+  cgroups.svidecar === undefined || cgroups.nginx === undefined
+    ? undefined
+    : {
+        svidecar: await sidecar('inbound-cgroup', inboundYaml, cgroups.svidecar),
+        nginx: await nginx('nginx-in-cgroup', cgroups.nginx, terminateMtls, app.port),
+      }
+const limitedAddr =
+  limited === undefined ? '' : ((limited.svidecar.started.inbound as Record<string, string>).mcp as string)
+const CG = `cgroup ${CGROUP_LIMITS.cpus} CPU, ${CGROUP_LIMITS.memoryBytes / 1048576} MB`
+
 const idleRss = { inbound: rssMb(inbound.pid), outbound: rssMb(outbound.pid) }
+// A bare Node process with the same flags: the floor under any Node sidecar's RSS.
+const floor = await floorRss(NODE_FLAGS)
 
 // ---- cells -----------------------------------------------------------------------------------------------------
 interface Cell {
@@ -343,6 +396,23 @@ interface Cell {
 // 16 connections at 1,000 req/s, as in Istio's published runs; 64 for saturation.
 const open = { qps: RATE, connections: 16, warmup: WARMUP }
 const closed = { qps: 0, connections: 64, warmup: 2 }
+function limitedCells(group: string, load: typeof open): Cell[] {
+  if (limited === undefined) return []
+  return [
+    {
+      group,
+      name: `svidecar (${CG})`,
+      options: { ...load, url: `https://${limitedAddr}/x`, mtls: true },
+      watch: [limited.svidecar.pid],
+    },
+    {
+      group,
+      name: `nginx (${CG})`,
+      options: { ...load, url: `https://127.0.0.1:${limited.nginx.port}/x`, mtls: true },
+      watch: [limited.nginx.pid],
+    },
+  ]
+}
 const groups: Cell[][] = [
   [
     {
@@ -377,6 +447,7 @@ const groups: Cell[][] = [
       options: { ...open, url: `https://127.0.0.1:${minimalIn.port}/x`, mtls: true },
       watch: [minimalIn.pid],
     },
+    ...limitedCells('inbound', open),
   ],
   [
     {
@@ -431,6 +502,7 @@ const groups: Cell[][] = [
       options: { ...closed, url: `https://127.0.0.1:${minimalIn.port}/x`, mtls: true },
       watch: [minimalIn.pid],
     },
+    ...limitedCells('saturation', closed),
   ],
 ]
 
@@ -462,6 +534,31 @@ for (let rep = 0; rep < REPS; rep++) {
   }
 }
 const afterRss = rssMb(inbound.pid)
+
+// 100 concurrent 1 MB uploads through one inbound hop, each contender in turn: RSS before, at its peak, 10 s after.
+const uploadRuns: { name: string; result: UploadResult }[] = []
+if (only === undefined || only.includes('uploads')) {
+  const tls = {
+    key: readFileSync(files.agentKey, 'utf8'),
+    cert: readFileSync(files.agentCert, 'utf8'),
+    ca: api.bundlePem(),
+  }
+  const contenders = [
+    { name: 'svidecar', pid: inbound.pid, url: `https://${inboundAddr}/upload` },
+    { name: 'nginx', pid: nginxIn.pid, url: `https://127.0.0.1:${nginxIn.port}/upload` },
+    { name: 'minimal undici proxy', pid: minimalIn.pid, url: `https://127.0.0.1:${minimalIn.port}/upload` },
+    ...(limited === undefined
+      ? []
+      : [{ name: `svidecar (${CG})`, pid: limited.svidecar.pid, url: `https://${limitedAddr}/upload` }]),
+  ]
+  for (const c of contenders) {
+    const result = await uploads(c.pid, { url: c.url, tls })
+    uploadRuns.push({ name: c.name, result })
+    process.stderr.write(
+      `uploads: ${c.name}: ${result.idle.toFixed(1)} → peak ${result.peak.toFixed(1)} → ${result.after.toFixed(1)} MB, statuses ${JSON.stringify(result.statuses)}\n`,
+    )
+  }
+}
 if (process.env.BENCH_DUMP_METRICS) {
   // Where the sidecars' memory sits and how many handshakes they made, from their own metrics.
   for (const [name, sc] of [
@@ -542,19 +639,39 @@ const lines = [
   '',
   'Saturation of one inbound hop on one core (closed loop, 64 connections):',
   '',
-  '| proxy | req/s [range] | × nginx (same repetition) | p50 ms | p99 ms | failed |',
+  '| proxy | req/s [range] | × nginx (same repetition, same placement) | p50 ms | p99 ms | failed |',
   '| --- | ---: | ---: | ---: | ---: | ---: |',
   ...cells
     .filter((c) => c.group === 'saturation')
     .map((c) => {
       const x = s.get(c) as Summary
       // The host's speed drifts between repetitions; a ratio within one repetition does not.
-      const nginxRuns = find('saturation', 'nginx').rpss
+      const nginxRuns = find('saturation', c.name.includes('cgroup') ? `nginx (${CG})` : 'nginx').rpss
       const ratios = x.rpss.map((r, i) => r / (nginxRuns[i] as number))
       return `| ${c.name} | ${f(x.rps, 0)} [${range(x.rpss, 0)}] | ${f(median(ratios))} [${range(ratios)}] | ${f(x.p50)} | ${f(x.p99)} | ${x.failed} |`
     }),
   '',
-  `RSS of svidecar: idle inbound ${f(idleRss.inbound, 0)} MB, idle outbound ${f(idleRss.outbound, 0)} MB; largest at 1,000 req/s ${f(loadRss, 0)} MB; inbound after saturation ${f(afterRss, 0)} MB.`,
+  `RSS of svidecar: idle inbound ${f(idleRss.inbound, 0)} MB, idle outbound ${f(idleRss.outbound, 0)} MB (a bare Node process with the same flags: ${f(floor, 0)} MB); largest at 1,000 req/s ${f(loadRss, 0)} MB; inbound after saturation ${f(afterRss, 0)} MB.`,
+  ...(limited === undefined
+    ? ['', 'No cgroup cells: no writable cgroup on this host (see the message above).']
+    : []),
+  ...(uploadRuns.length === 0
+    ? []
+    : [
+        '',
+        '100 concurrent 1 MB uploads through one inbound hop (RSS in MB; before = after 3 s idle):',
+        '',
+        '| proxy | before | peak [+ above before] | 10 s after [vs before] | statuses |',
+        '| --- | ---: | ---: | ---: | --- |',
+        ...uploadRuns.map(
+          ({ name, result: r }) =>
+            `| ${name} | ${f(r.idle, 0)} | ${f(r.peak, 0)} [+${f(r.peak - r.idle, 0)}] | ${f(r.after, 0)} [${r.after >= r.idle ? '+' : ''}${f(((r.after - r.idle) / r.idle) * 100, 0)} %] | ${Object.entries(
+              r.statuses,
+            )
+              .map(([k, v]) => `${v}× ${k}`)
+              .join(', ')} |`,
+        ),
+      ]),
 ]
 process.stdout.write(`${lines.join('\n')}\n`)
 const record = {
@@ -568,7 +685,9 @@ const record = {
   host,
   date: new Date().toISOString(),
   cells: cells.map((c) => ({ group: c.group, name: c.name, runs: results.get(c) })),
-  rss: { idle: idleRss, atLoad: loadRss, afterSaturation: afterRss },
+  rss: { idle: idleRss, floor, atLoad: loadRss, afterSaturation: afterRss },
+  uploads: uploadRuns,
+  cgroup: limited === undefined ? null : { limits: CGROUP_LIMITS },
 }
 // Only a full run with the image's settings is the record RESULTS.md quotes; trials go to results/raw/ (not committed).
 const full = only === undefined && process.env.BENCH_NODE_FLAGS === undefined
@@ -578,5 +697,6 @@ const out = full
 mkdirSync(dirname(out), { recursive: true })
 writeFileSync(out, `${JSON.stringify(record, null, 2)}\n`)
 process.stderr.write(`recorded in ${out}\n`)
+await removeCgroups()
 await api.close()
 process.exit(0)

@@ -5,14 +5,10 @@
  * stages publish, never on the request path.
  */
 import type { Writable } from 'node:stream'
-import { BudgetTable } from './budget/limits.ts'
-import { MemoryBudgetStore } from './budget/memory.ts'
-import { RedisBudgetStore } from './budget/redis.ts'
 import type { BudgetStore } from './budget/store.ts'
 import type { SidecarConfig } from './config/index.ts'
 import { Upstreams } from './forwarder/upstreams.ts'
 import { Identity, type IdentityOptions } from './identity/identity.ts'
-import { Providers } from './lens/llm/providers.ts'
 import { startAdmin } from './listener/admin.ts'
 import { type InboundListener, startInbound } from './listener/inbound.ts'
 import { type OutboundListener, startOutbound } from './listener/outbound.ts'
@@ -24,9 +20,7 @@ import { createMetrics } from './observe/metrics.ts'
 import { startTracing, type Tracing } from './observe/tracing.ts'
 import type { Stage } from './pipeline/stage.ts'
 import { onPolicyReload } from './policy/events.ts'
-import { type OpenedPolicy, openPolicy } from './policy/open.ts'
-import { budgetStage } from './stages/budget.ts'
-import { usageStage } from './stages/usage.ts'
+import type { OpenedPolicy } from './policy/open.ts'
 import { authorizerFromSpec } from './tls/authorizer.ts'
 import { tlsParameters } from './tls/profiles.ts'
 
@@ -45,6 +39,53 @@ export interface AddressBook {
 }
 
 let instances = 0
+
+type PolicyModule = typeof import('./policy/open.ts')
+type RedisModule = typeof import('./budget/redis.ts')
+type LlmModules = {
+  providers: typeof import('./lens/llm/providers.ts')
+  usage: typeof import('./stages/usage.ts')
+  budget: typeof import('./stages/budget.ts')
+}
+type BudgetModules = {
+  limits: typeof import('./budget/limits.ts')
+  memory: typeof import('./budget/memory.ts')
+}
+
+/**
+ * Modules only some configs need, loaded before the sidecar is built and only
+ * when its config asks for them: a sidecar without a policy never loads the
+ * policy engines and the CEL library, one without Redis budgets never loads
+ * ioredis, one without `llm` never loads the LLM lens and its metering
+ * (bench/RESULTS.md, "Idle RSS").
+ */
+interface OnDemand {
+  policy?: PolicyModule
+  redis?: RedisModule
+  llm?: LlmModules
+  budgets?: BudgetModules
+}
+
+async function onDemand(config: SidecarConfig): Promise<OnDemand> {
+  return {
+    ...(config.policy === undefined ? {} : { policy: await import('./policy/open.ts') }),
+    ...(config.budgets?.redis === undefined ? {} : { redis: await import('./budget/redis.ts') }),
+    ...(config.llm === undefined
+      ? {}
+      : {
+          llm: {
+            providers: await import('./lens/llm/providers.ts'),
+            usage: await import('./stages/usage.ts'),
+            budget: await import('./stages/budget.ts'),
+          },
+        }),
+    ...(config.budgets === undefined
+      ? {}
+      : {
+          budgets: { limits: await import('./budget/limits.ts'), memory: await import('./budget/memory.ts') },
+        }),
+  }
+}
 
 export class Sidecar {
   readonly config: SidecarConfig
@@ -66,13 +107,16 @@ export class Sidecar {
   #draining = false
   #closed: Promise<void> | undefined
   readonly #options: SidecarOptions
+  readonly #modules: OnDemand
 
-  private constructor(config: SidecarConfig, options: SidecarOptions) {
+  private constructor(config: SidecarConfig, options: SidecarOptions, modules: OnDemand) {
     this.config = config
     this.#options = options
+    this.#modules = modules
     this.logger = options.logger ?? createLogger({ level: config.log.level })
     // A policy that cannot load at start is an error, never a silent deny-all: the caller says why and exits.
-    this.policy = config.policy === undefined ? undefined : openPolicy(config.policy)
+    this.policy =
+      config.policy === undefined ? undefined : (modules.policy as PolicyModule).openPolicy(config.policy)
     this.identity = Identity.start({
       ...(config.workloadApi.socket === undefined ? {} : { socket: config.workloadApi.socket }),
       ...(config.workloadApi.hint === undefined ? {} : { hint: config.workloadApi.hint }),
@@ -84,8 +128,8 @@ export class Sidecar {
       budgets === undefined
         ? undefined
         : budgets.redis === undefined
-          ? new MemoryBudgetStore()
-          : new RedisBudgetStore({
+          ? new (modules.budgets as BudgetModules).memory.MemoryBudgetStore()
+          : new (modules.redis as RedisModule).RedisBudgetStore({
               url: budgets.redis.url,
               keyPrefix: budgets.redis.keyPrefix,
               timeoutMs: budgets.redis.timeoutMs,
@@ -107,7 +151,7 @@ export class Sidecar {
 
   /** Starts everything; listeners come up at once and refuse traffic (fail closed) until the first SVID. */
   static async start(config: SidecarConfig, options: SidecarOptions = {}): Promise<Sidecar> {
-    const sidecar = new Sidecar(config, options)
+    const sidecar = new Sidecar(config, options, await onDemand(config))
     try {
       await sidecar.#start()
     } catch (err) {
@@ -170,8 +214,8 @@ export class Sidecar {
   }
 
   /** The LLM providers and their keys; a key's loads and refusals are logged by where it came from, never by value. */
-  #llm(config: NonNullable<SidecarConfig['llm']>) {
-    const providers = new Providers(config.providers, (name) => ({
+  #llm(config: NonNullable<SidecarConfig['llm']>, modules: LlmModules) {
+    const providers = new modules.providers.Providers(config.providers, (name) => ({
       onReport: (r) => {
         if (r.result === 'loaded')
           this.logger.info('provider key loaded', { provider: name, source: r.source })
@@ -318,21 +362,27 @@ export class Sidecar {
       )
     }
     const peerHeaders = config.inbound.map((i) => i.peerIdHeader)
-    const llm = config.llm === undefined ? undefined : this.#llm(config.llm)
+    const llmModules = this.#modules.llm
+    const llm =
+      config.llm === undefined || llmModules === undefined ? undefined : this.#llm(config.llm, llmModules)
     const budgets = config.budgets
     const budgetStore = this.budgetStore
-    const table = budgets === undefined ? undefined : new BudgetTable(budgets.limits)
+    const budgetModules = this.#modules.budgets
+    const table =
+      budgets === undefined || budgetModules === undefined
+        ? undefined
+        : new budgetModules.limits.BudgetTable(budgets.limits)
     // Model names written out in the config (no globs) become metric labels; any other model counts as `other`.
     const knownModels = [
       ...(table?.literalModels() ?? []),
       ...(config.llm?.providers ?? []).flatMap((p) => p.models.filter((m) => !/[*?[]/.test(m))),
     ]
-    const metering = (): Stage[] => [
-      usageStage({ knownModels }),
+    const metering = (m: LlmModules): Stage[] => [
+      m.usage.usageStage({ knownModels }),
       ...(budgets === undefined || table === undefined || budgetStore === undefined
         ? []
         : [
-            budgetStage({
+            m.budget.budgetStage({
               table,
               store: budgetStore,
               config: {
@@ -356,7 +406,7 @@ export class Sidecar {
           ...(policy === undefined ? {} : { policy }),
           ...(llm === undefined ? {} : { llm }),
           ...(tracing === undefined ? {} : { tracing }),
-          ...(llm === undefined ? {} : { metering: metering() }),
+          ...(llm === undefined || llmModules === undefined ? {} : { metering: metering(llmModules) }),
           ...(outbound.mcp === undefined ? {} : { mcp: outbound.mcp }),
           ...(table === undefined || budgetStore === undefined
             ? {}

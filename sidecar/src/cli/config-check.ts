@@ -2,7 +2,6 @@
 import { parseArgs } from 'node:util'
 import { loadConfig } from '../config/index.ts'
 import { isSvidecarError } from '../errors/index.ts'
-import { openPolicy } from '../policy/open.ts'
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './usage.ts'
 
 const HELP = `Usage: svidecar config check FILE
@@ -53,7 +52,10 @@ export async function runConfig(args: string[]): Promise<number> {
   try {
     const config = loadConfig(file, process.env)
     // The policy source must load too: what `run` would refuse at start, `config check` refuses now.
-    const opened = config.policy === undefined ? undefined : openPolicy(config.policy)
+    // Loaded here, not at the top: `svidecar run` imports printConfigError, and a sidecar without a policy
+    // never loads the policy engines (the CEL library alone is ~10 MB of heap).
+    const opened =
+      config.policy === undefined ? undefined : (await import('../policy/open.ts')).openPolicy(config.policy)
     await opened?.close()
     for (const warning of config.warnings) process.stdout.write(`warning: ${warning}\n`)
     const upstreams = config.upstreams.size

@@ -21,7 +21,6 @@ import type { PolicyEngine } from '../policy/engine.ts'
 import { drainStage } from '../stages/drain.ts'
 import { guardStage } from '../stages/guards.ts'
 import { peerIdentityStage } from '../stages/identity.ts'
-import { mcpStage } from '../stages/mcp.ts'
 import { policyStage } from '../stages/policy.ts'
 import { fixedRouteStage } from '../stages/route.ts'
 import { targetStage } from '../stages/target.ts'
@@ -90,6 +89,8 @@ export async function startInbound(identity: Identity, options: InboundOptions):
   // Expect: 100-continue is answered by the forwarder once the upstream can take the body (forwarder/expect.ts).
   handleExpectations(server)
 
+  // The MCP lens is loaded only for a listener that has one (bench/RESULTS.md, "Idle RSS").
+  const mcp = options.mcp === undefined ? undefined : await mcpLens(options.mcp, options.policy)
   const pipeline = buildPipeline(
     [
       drainStage(listener),
@@ -105,7 +106,7 @@ export async function startInbound(identity: Identity, options: InboundOptions):
       ...(options.policy === undefined && options.tracing === undefined ? [] : [traceStage()]),
       ...(options.tracing === undefined ? [] : [tracingStage(options.tracing)]),
       // The MCP lens decides per message (and marks the exchange decided) before the policy stage.
-      ...(options.mcp === undefined ? [] : [mcpLens(options.mcp, options.policy)]),
+      ...(mcp === undefined ? [] : [mcp]),
       ...(options.policy === undefined ? [] : [policyStage(options.policy)]),
     ],
     { limits: options.limits, connectTimeoutMs: options.connectTimeoutMs },
@@ -147,7 +148,8 @@ export async function startInbound(identity: Identity, options: InboundOptions):
   }
 }
 
-function mcpLens(mcp: McpConfig, policy: PolicyEngine | undefined) {
+async function mcpLens(mcp: McpConfig, policy: PolicyEngine | undefined) {
+  const { mcpStage } = await import('../stages/mcp.ts')
   return mcpStage({
     paths: mcp.paths,
     maxMessageBytes: mcp.maxMessageBytes,

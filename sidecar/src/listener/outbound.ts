@@ -21,8 +21,6 @@ import type { PolicyEngine } from '../policy/engine.ts'
 import { drainStage } from '../stages/drain.ts'
 import { guardStage } from '../stages/guards.ts'
 import { ownIdentityStage } from '../stages/identity.ts'
-import { llmLensStages, llmProviderStage } from '../stages/llm.ts'
-import { mcpStage } from '../stages/mcp.ts'
 import { policyStage } from '../stages/policy.ts'
 import { routeTableStage } from '../stages/route.ts'
 import { targetStage } from '../stages/target.ts'
@@ -83,6 +81,10 @@ export async function startOutbound(
     options.llm === undefined
       ? undefined
       : { ...options.llm, upstreams, ...(options.policy === undefined ? {} : { policy: options.policy }) }
+  // The LLM and MCP lenses are loaded only for a listener that has them (bench/RESULTS.md, "Idle RSS").
+  const llmStages = llm === undefined ? undefined : await import('../stages/llm.ts')
+  const mcp =
+    options.mcp === undefined ? undefined : await mcpLens(options.mcp, options.policy, options.sampling)
   const pipeline = buildPipeline(
     [
       drainStage(listener),
@@ -100,11 +102,11 @@ export async function startOutbound(
       ...(options.policy === undefined && options.tracing === undefined ? [] : [traceStage()]),
       ...(options.tracing === undefined ? [] : [tracingStage(options.tracing)]),
       // The lens names the model before the policy decides it; the provider (and its key) only after.
-      ...(llm === undefined ? [] : llmLensStages(llm)),
+      ...(llm === undefined || llmStages === undefined ? [] : llmStages.llmLensStages(llm)),
       // The MCP lens decides per message (and marks the exchange decided) before the policy stage.
-      ...(options.mcp === undefined ? [] : [mcpLens(options.mcp, options.policy, options.sampling)]),
+      ...(mcp === undefined ? [] : [mcp]),
       ...(options.policy === undefined ? [] : [policyStage(options.policy)]),
-      ...(llm === undefined ? [] : [llmProviderStage(llm)]),
+      ...(llm === undefined || llmStages === undefined ? [] : [llmStages.llmProviderStage(llm)]),
       ...(options.metering ?? []),
     ],
     { limits: options.limits, connectTimeoutMs: options.connectTimeoutMs },
@@ -128,7 +130,12 @@ export async function startOutbound(
   }
 }
 
-function mcpLens(mcp: McpConfig, policy: PolicyEngine | undefined, sampling: SamplingBudget | undefined) {
+async function mcpLens(
+  mcp: McpConfig,
+  policy: PolicyEngine | undefined,
+  sampling: SamplingBudget | undefined,
+) {
+  const { mcpStage } = await import('../stages/mcp.ts')
   return mcpStage({
     paths: mcp.paths,
     maxMessageBytes: mcp.maxMessageBytes,

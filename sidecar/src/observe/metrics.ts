@@ -3,9 +3,10 @@
  * listener and upstream names from the config, directions, status classes
  * and error codes; never a SPIFFE ID, a path or anything a client chooses.
  */
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { ERROR_TABLE } from '../errors/codes.ts'
 import { onPolicyReload } from '../policy/events.ts'
+import { registerDefaultMetrics } from './default-metrics.ts'
 import { on, type PolicyDecisionEvent } from './events.ts'
 
 /** `2xx` and friends; anything outside 100–599 is not a status a client was sent. */
@@ -76,7 +77,7 @@ export function createMetrics(scope?: MetricsScope, options: MetricsOptions = {}
   const mine = (e: { listener: string; direction: 'inbound' | 'outbound' }) =>
     scope === undefined || scope[e.direction].has(e.listener)
   const registry = new Registry()
-  collectDefaultMetrics({ register: registry })
+  registerDefaultMetrics(registry)
   // prom-client's sums of the per-type gauges end in `_total`, which Prometheus reserves for counters
   // (`promtool check metrics` flags them); sum(nodejs_active_handles) and friends give the same number.
   for (const name of [
