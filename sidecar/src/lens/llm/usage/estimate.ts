@@ -6,13 +6,22 @@
  * milliseconds to load, so they are loaded on the first LLM call, not at
  * start (a sidecar without LLM traffic never pays); until then a text counts
  * as characters / 4.
+ *
+ * Either way a text never counts as more tokens than its UTF-8 bytes (a BPE
+ * token is at least one byte; characters / 4 is less than that), which is
+ * what lets callers skip the tokenizer when an upper bound already answers
+ * their question (`textTokensAtMost`, `inputTokensAtMost`).
  */
+import { isUtf8 } from 'node:buffer'
 
 // The tokenizer is linear in its input; a multi-megabyte prompt is counted by length beyond this.
 const MAX_TOKENIZED_CHARS = 256 * 1024
 const CHARS_PER_TOKEN = 4
 
-let countTokens: ((text: string) => number) | undefined
+let countTokens: ((text: string, options?: { disallowedSpecial: Set<string> }) => number) | undefined
+// A prompt or reply may well contain `<|endoftext|>`; the provider reads it as text, and so does the estimate
+// (by default the tokenizer throws on it).
+const AS_TEXT = { disallowedSpecial: new Set<string>() }
 let loading: Promise<void> | undefined
 
 /** Starts loading the tokenizer (once); resolves when it is there, or when it failed to load (then length / 4). */
@@ -31,10 +40,34 @@ export function estimateText(text: string): number {
   if (countTokens === undefined) return Math.ceil(text.length / CHARS_PER_TOKEN)
   if (text.length > MAX_TOKENIZED_CHARS)
     return (
-      countTokens(text.slice(0, MAX_TOKENIZED_CHARS)) +
+      tokenize(countTokens, text.slice(0, MAX_TOKENIZED_CHARS)) +
       Math.ceil((text.length - MAX_TOKENIZED_CHARS) / CHARS_PER_TOKEN)
     )
-  return countTokens(text)
+  return tokenize(countTokens, text)
+}
+
+function tokenize(count: NonNullable<typeof countTokens>, text: string): number {
+  try {
+    return count(text)
+  } catch {
+    // A special token's spelling in the text: counted as the plain text it is (rare, so the slower call).
+    return count(text, AS_TEXT)
+  }
+}
+
+/** At least `estimateText(text)`, without the tokenizer: the text's UTF-8 bytes. */
+export function textTokensAtMost(text: string): number {
+  return Buffer.byteLength(text, 'utf8')
+}
+
+/**
+ * At least `estimateInput(body)`, without parsing or the tokenizer: the prompt's strings take at least their
+ * UTF-8 bytes in the body (escapes only make them longer, quotes outnumber the separators), so the body's length
+ * bounds them, unless the body is not UTF-8: a stray byte decodes to U+FFFD, three bytes.
+ */
+export function inputTokensAtMost(body: Buffer | undefined): number {
+  if (body === undefined) return 0
+  return isUtf8(body) ? body.length : 3 * body.length
 }
 
 /** A cheap upper bound for a reservation: JSON punctuation and field names make bytes/4 an overestimate. */
