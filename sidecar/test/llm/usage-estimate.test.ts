@@ -60,7 +60,28 @@ t.test('a request body bounds its prompt estimate, escapes and broken UTF-8 incl
   for (const body of bodies) {
     const n = estimateInput(body)
     t.ok(n <= inputTokensAtMost(body), `${n} <= ${inputTokensAtMost(body)} for ${body.subarray(0, 24)}`)
+    t.equal(estimateInput(body), n, 'the same body, counted again (from the cache), gives the same figure')
   }
+})
+
+t.test('a prompt is its strings counted one by one, plus one token between them', async (t) => {
+  const system = 'You are a careful planner. '.repeat(40)
+  const history = ['first question?', 'a long answer. '.repeat(30), 'next question']
+  const body = (msgs: string[]) =>
+    Buffer.from(
+      JSON.stringify({
+        model: 'm',
+        system,
+        messages: msgs.map((content, i) => ({ role: i % 2 ? 'assistant' : 'user', content })),
+      }),
+    )
+  const parts = (msgs: string[]) => [system, ...msgs.flatMap((c, i) => [i % 2 ? 'assistant' : 'user', c])]
+  const expected = (msgs: string[]) =>
+    parts(msgs).reduce((sum, p) => sum + estimateText(p), parts(msgs).length - 1)
+  t.equal(estimateInput(body(history.slice(0, 1))), expected(history.slice(0, 1)))
+  // The next turn resends the system prompt and the history: same rule, whatever came from the cache.
+  t.equal(estimateInput(body(history)), expected(history))
+  t.equal(estimateInput(body([...history, 'more'])), expected([...history, 'more']))
 })
 
 t.test('the meter counts output text only when asked, to the same figure, bounded before', async (t) => {

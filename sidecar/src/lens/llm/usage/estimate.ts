@@ -75,9 +75,38 @@ export function quickInputEstimate(body: Buffer | undefined): number {
   return body === undefined ? 0 : Math.ceil(body.length / CHARS_PER_TOKEN)
 }
 
+// Prompt strings counted lately, with their counts, least recently used first. An agent sends its system
+// prompt, tools and the conversation so far again on every call: only what is new gets tokenized. Bounded by
+// characters held (the strings themselves are the keys); short strings are cheaper to count than to look up.
+const CACHE_MAX_CHARS = 2 * 1024 * 1024
+const CACHE_MIN_CHARS = 256
+const counted = new Map<string, number>()
+let countedChars = 0
+
+function estimatePart(text: string): number {
+  if (text.length < CACHE_MIN_CHARS || countTokens === undefined || text.length > CACHE_MAX_CHARS / 4)
+    return estimateText(text)
+  const hit = counted.get(text)
+  if (hit !== undefined) {
+    counted.delete(text)
+    counted.set(text, hit)
+    return hit
+  }
+  const n = estimateText(text)
+  counted.set(text, n)
+  countedChars += text.length
+  for (const old of counted.keys()) {
+    if (countedChars <= CACHE_MAX_CHARS) break
+    counted.delete(old)
+    countedChars -= old.length
+  }
+  return n
+}
+
 /**
  * The prompt's tokens from the request body: every string value under the fields that carry the prompt
- * (`messages`, `input`, `prompt`, `system`, `instructions`, `tools`), not the JSON around them.
+ * (`messages`, `input`, `prompt`, `system`, `instructions`, `tools`), not the JSON around them, each string
+ * counted on its own plus one token between strings (as a newline between them would be).
  */
 export function estimateInput(body: Buffer | undefined): number {
   if (body === undefined || body.length === 0) return 0
@@ -92,7 +121,13 @@ export function estimateInput(body: Buffer | undefined): number {
   const record = parsed as Record<string, unknown>
   for (const key of ['system', 'instructions', 'messages', 'input', 'prompt', 'tools'])
     if (Object.hasOwn(record, key)) collect(record[key], parts, 0)
-  return estimateText(parts.join('\n'))
+  let chars = 0
+  for (const part of parts) chars += part.length
+  // Past the tokenizer's cap the text is counted as one, the rest of it by length.
+  if (chars > MAX_TOKENIZED_CHARS) return estimateText(parts.join('\n'))
+  let tokens = Math.max(0, parts.length - 1)
+  for (const part of parts) tokens += estimatePart(part)
+  return tokens
 }
 
 const MAX_DEPTH = 64
