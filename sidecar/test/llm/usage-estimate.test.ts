@@ -1,5 +1,6 @@
 // The token estimates' cheap upper bounds (what lets the meter and the budget skip the tokenizer) hold on text
-// built to break them, and the estimate reads a special token's spelling as the plain text it is.
+// built to break them, the estimate reads a special token's spelling as the plain text it is, and the SSE framer's
+// native line search splits exactly as a byte-by-byte scan does.
 import t from 'tap'
 import {
   estimateInput,
@@ -9,6 +10,7 @@ import {
   textTokensAtMost,
 } from '../../src/lens/llm/usage/estimate.ts'
 import { UsageMeter } from '../../src/lens/llm/usage/meter.ts'
+import { SseFrames } from '../../src/lens/llm/usage/sse-frames.ts'
 
 await loadTokenizer()
 
@@ -106,4 +108,72 @@ t.test('the meter counts output text only when asked, to the same figure, bounde
     if (i % 2 === 1) t.equal(m.tokensSoFar, expected, 'the count is the sum of each piece counted on its own')
   }
   t.match(m.finish(), { estimated: true, reason: 'NO_USAGE', outputTokens: expected })
+})
+
+// The framer as it was, byte by byte: the reference the native line search must match, chunk for chunk.
+class ByteByByteFrames {
+  held: Buffer[] = []
+  lineLen = 0
+  lastCR = false
+  push(chunk: Buffer): Buffer[] {
+    const events: Buffer[] = []
+    let from = 0
+    for (let i = 0; i < chunk.length; i++) {
+      const c = chunk[i]
+      if (c === 0x0a && this.lastCR) {
+        this.lastCR = false
+        continue
+      }
+      this.lastCR = c === 0x0d
+      if (c !== 0x0a && c !== 0x0d) {
+        this.lineLen++
+        continue
+      }
+      if (this.lineLen > 0) {
+        this.lineLen = 0
+        continue
+      }
+      let end = i + 1
+      if (c === 0x0d && chunk[end] === 0x0a) {
+        end++
+        i++
+        this.lastCR = false
+      }
+      events.push(Buffer.concat([...this.held, chunk.subarray(from, end)]))
+      this.held = []
+      from = end
+    }
+    if (from < chunk.length) this.held.push(Buffer.from(chunk.subarray(from)))
+    return events
+  }
+}
+
+t.test('SSE frames: random events, line endings and chunkings split as byte by byte', async (t) => {
+  let seed = 7
+  const rand = (n: number) => {
+    seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31
+    return seed % n
+  }
+  const endings = ['\n', '\r', '\r\n']
+  for (let round = 0; round < 300; round++) {
+    let wire = ''
+    for (let e = 0; e < 1 + rand(6); e++) {
+      for (let l = 0; l < 1 + rand(3); l++) wire += `data: ${'x'.repeat(rand(40))}${endings[rand(3)]}`
+      wire += endings[rand(3)]
+    }
+    const bytes = Buffer.from(wire, 'latin1')
+    const f = new SseFrames(1 << 20)
+    const ref = new ByteByByteFrames()
+    for (let i = 0; i < bytes.length; ) {
+      const chunk = bytes.subarray(i, i + 1 + rand(50))
+      const got = f.push(chunk).events.map((e) => e.toString('latin1'))
+      const want = ref.push(chunk).map((e) => e.toString('latin1'))
+      if (got.join('|') !== want.join('|')) {
+        t.fail(`round ${round} at byte ${i}: ${JSON.stringify(wire)}`)
+        return
+      }
+      i += chunk.length
+    }
+  }
+  t.pass('300 random streams framed alike, chunk for chunk')
 })

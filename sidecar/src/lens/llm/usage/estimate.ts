@@ -3,9 +3,10 @@
  * encoding (GPT-4o's) stands in for every model. Close for OpenAI models,
  * within a few tens of percent for others: good enough for a budget, and
  * always marked as an estimate. Its tables cost about 75 MB and a few hundred
- * milliseconds to load, so they are loaded on the first LLM call, not at
- * start (a sidecar without LLM traffic never pays); until then a text counts
- * as characters / 4.
+ * milliseconds to load, so they are loaded on the first streamed LLM call or
+ * the first estimate asked for, not at start (a sidecar without LLM traffic,
+ * or whose calls all come back with the provider's usage, never pays); until
+ * then a text counts as characters / 4.
  *
  * Either way a text never counts as more tokens than its UTF-8 bytes (a BPE
  * token is at least one byte; characters / 4 is less than that), which is
@@ -37,7 +38,10 @@ export function loadTokenizer(): Promise<void> {
 
 export function estimateText(text: string): number {
   if (text === '') return 0
-  if (countTokens === undefined) return Math.ceil(text.length / CHARS_PER_TOKEN)
+  if (countTokens === undefined) {
+    void loadTokenizer()
+    return Math.ceil(text.length / CHARS_PER_TOKEN)
+  }
   if (text.length > MAX_TOKENIZED_CHARS)
     return (
       tokenize(countTokens, text.slice(0, MAX_TOKENIZED_CHARS)) +
