@@ -19,33 +19,30 @@ function text(s: string): string {
 const ms = (v: number) => Math.round(v * 1000) / 1000
 
 export function formatUsageLine(e: LlmUsageEvent): string {
-  // Built field by field rather than from spread literals (one object instead of one per optional field), in
-  // the order the line is written.
-  const r: Record<string, unknown> = {
+  const record = {
     kind: 'llm.usage',
     time: e.time.toISOString(),
     direction: e.direction,
     listener: e.listener,
+    ...(e.subject === undefined ? {} : { subject: text(e.subject) }),
+    api: e.api,
+    ...(e.model === undefined ? {} : { model: text(e.model) }),
+    ...(e.provider === undefined ? {} : { provider: text(e.provider) }),
+    status: e.status,
+    ...(e.code === undefined ? {} : { code: e.code }),
+    tokensIn: e.inputTokens,
+    tokensOut: e.outputTokens,
+    ...(e.cachedInputTokens === undefined ? {} : { tokensCachedIn: e.cachedInputTokens }),
+    ...(e.cacheWriteInputTokens === undefined ? {} : { tokensCacheWriteIn: e.cacheWriteInputTokens }),
+    estimated: e.estimated,
+    ...(e.estimateReason === undefined ? {} : { estimateReason: e.estimateReason }),
+    ...(e.timeToFirstTokenMs === undefined ? {} : { timeToFirstTokenMs: ms(e.timeToFirstTokenMs) }),
+    durationMs: ms(e.durationMs),
+    ...(e.budget === undefined
+      ? {}
+      : { budget: e.budget.names.map(text), budgetRemaining: e.budget.remaining }),
+    ...(e.budgetRefusal === undefined ? {} : { budgetRefusal: e.budgetRefusal }),
+    ...(e.traceparent !== undefined && TRACEPARENT.test(e.traceparent) ? { traceparent: e.traceparent } : {}),
   }
-  if (e.subject !== undefined) r.subject = text(e.subject)
-  r.api = e.api
-  if (e.model !== undefined) r.model = text(e.model)
-  if (e.provider !== undefined) r.provider = text(e.provider)
-  r.status = e.status
-  if (e.code !== undefined) r.code = e.code
-  r.tokensIn = e.inputTokens
-  r.tokensOut = e.outputTokens
-  if (e.cachedInputTokens !== undefined) r.tokensCachedIn = e.cachedInputTokens
-  if (e.cacheWriteInputTokens !== undefined) r.tokensCacheWriteIn = e.cacheWriteInputTokens
-  r.estimated = e.estimated
-  if (e.estimateReason !== undefined) r.estimateReason = e.estimateReason
-  if (e.timeToFirstTokenMs !== undefined) r.timeToFirstTokenMs = ms(e.timeToFirstTokenMs)
-  r.durationMs = ms(e.durationMs)
-  if (e.budget !== undefined) {
-    r.budget = e.budget.names.map(text)
-    r.budgetRemaining = e.budget.remaining
-  }
-  if (e.budgetRefusal !== undefined) r.budgetRefusal = e.budgetRefusal
-  if (e.traceparent !== undefined && TRACEPARENT.test(e.traceparent)) r.traceparent = e.traceparent
-  return `${JSON.stringify(r)}\n`
+  return `${JSON.stringify(record)}\n`
 }
