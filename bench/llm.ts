@@ -19,11 +19,11 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, homedir, release, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { DevCa, DevWorkloadApi } from '@svidecar/certs'
 import { Pool } from 'undici'
 import { imageNodeFlags } from '../test/harness/image.ts'
+import { startLlmSidecar, startModelServer, startWorkloadApi } from './llm-sidecar.ts'
 import { openLoop, percentile } from './open-loop.ts'
-import { cpuMs, firstLine, pinned, processTree, rssMb, sidecarStarted, sleep } from './procs.ts'
+import { cpuMs, pinned, processTree, rssMb, sleep } from './procs.ts'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
 const bin = join(here, '..', 'sidecar', 'dist', 'cli', 'main.js')
@@ -134,14 +134,6 @@ async function measure(target: Target, stream: boolean): Promise<Cell> {
   }
 }
 
-async function startUpstream(): Promise<number> {
-  const child = pinned(REST_CORE, process.execPath, [
-    join(here, 'llm-upstream-main.ts'),
-    JSON.stringify({ tokens: TOKENS, intervalMs: INTERVAL_MS, models: ['gpt-4o'] }),
-  ])
-  return Number(await firstLine(child, /^\d+$/))
-}
-
 async function waitHttp(url: string, what: () => string, tries = 1200): Promise<void> {
   for (let i = 0; i < tries; i++) {
     const status = (await fetch(url).catch(() => undefined))?.status
@@ -194,78 +186,25 @@ litellm_settings:
 }
 
 async function startSvidecar(upstreamPort: number): Promise<Target> {
-  const ca = DevCa.create({ trustDomain: 'example.org' })
-  const api = await DevWorkloadApi.start({
-    ca,
-    workloads: [{ spiffeId: 'spiffe://example.org/bench/agent', hint: 'agent' }],
+  const started = await startLlmSidecar({
+    dir,
+    core: PROXY_CORE,
+    nodeFlags: NODE_FLAGS,
+    entry: bin,
+    socket: await startWorkloadApi(),
+    upstreamPort,
   })
-  const key = join(dir, 'openai.key')
-  writeFileSync(key, 'sk-bench-provider-key\n')
-  const file = join(dir, 'svidecar.yaml')
-  writeFileSync(file, svidecarConfig(api.endpoint, upstreamPort, key))
-  const child = pinned(PROXY_CORE, process.execPath, [...NODE_FLAGS, bin, 'run', '--config', file])
-  child.stdout?.resume()
-  const started = (await sidecarStarted(child, 'svidecar')) as {
-    admin: string
-    outbound: Record<string, string>
-  }
   await waitHttp(`http://${started.admin}/readyz`, () => 'svidecar')
-  const pid = child.pid as number
   return {
     name: 'svidecar',
-    origin: `http://${started.outbound.egress}`,
+    origin: `http://${started.egress}`,
     prefix: '/v1',
-    pids: () => [pid],
+    pids: () => [started.pid],
     authorization: 'Bearer sk-the-agent-holds-no-real-key',
   }
 }
 
-/**
- * The sidecar as an LLM egress, as a user would run it: the LLM lens on /v1, a policy that allows the agent
- * this model, the provider key read from a file and injected, whatever the agent sent stripped, tokens
- * counted and a budget reserved and settled on every call.
- */
-function svidecarConfig(socket: string, upstreamPort: number, keyFile: string): string {
-  const policy = join(dir, 'policy.yaml')
-  writeFileSync(
-    policy,
-    `version: 1
-rules:
-  - id: bench-agent-models
-    effect: allow
-    subjects: [spiffe://example.org/bench/agent]
-    resources:
-      - { kind: llm.model, name: "gpt-*" }
-`,
-  )
-  return `workloadApi: { socket: "${socket}", hint: agent }
-admin: { address: "127.0.0.1:0" }
-outbound:
-  - name: egress
-    address: "127.0.0.1:0"
-    routes:
-      - { match: { pathPrefix: /v1 }, lens: llm }
-upstreams:
-  model: { url: "http://127.0.0.1:${upstreamPort}", allowPlaintext: true }
-llm:
-  providers:
-    local:
-      kind: openai
-      upstream: model
-      models: ["*"]
-      credential: { file: "${keyFile}" }
-policy: { file: "${policy}" }
-# Counted and reserved on every call like a real budget, never exhausted in the run.
-budgets:
-  limits:
-    - name: bench
-      subjects: ["spiffe://example.org/bench/*"]
-      tokensPerMinute: 1000000000
-      requestsPerMinute: 100000000
-`
-}
-
-const upstreamPort = await startUpstream()
+const upstreamPort = await startModelServer(REST_CORE, { tokens: TOKENS, intervalMs: INTERVAL_MS })
 const direct: Target = {
   name: 'direct',
   origin: `http://127.0.0.1:${upstreamPort}`,

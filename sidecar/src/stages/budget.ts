@@ -18,7 +18,7 @@ import type { BudgetsConfig, BudgetTable } from '../budget/limits.ts'
 import type { BudgetStore, Remaining, Reservation } from '../budget/store.ts'
 import { SvidecarError } from '../errors/index.ts'
 import { llmCallOf } from '../lens/llm/call.ts'
-import { estimateInput, quickInputEstimate } from '../lens/llm/usage/estimate.ts'
+import { estimateInput, inputTokensAtMost, quickInputEstimate } from '../lens/llm/usage/estimate.ts'
 import { usageStateOf } from '../lens/llm/usage/state.ts'
 import { terminalFrame } from '../lens/llm/usage/terminal.ts'
 import { totalTokens } from '../lens/llm/usage/usage.ts'
@@ -44,6 +44,10 @@ interface Held {
   /** An extension in flight: settling waits for it, and no second one starts. */
   pending: Promise<unknown> | undefined
   ended: boolean
+  /** The tokenizer's estimate of the prompt, once a stream's check needed it (or was sure to). */
+  inputEstimate?: number
+  /** An upper bound of that estimate (inputTokensAtMost), for checks that need no more. */
+  inputAtMost: number
 }
 
 export function budgetStage(options: BudgetStageOptions): Stage {
@@ -98,8 +102,16 @@ export function budgetStage(options: BudgetStageOptions): Stage {
             remaining: result.remaining,
             pending: undefined,
             ended: false,
+            inputAtMost: inputTokensAtMost(exchange.body),
           }
           exchange.attributes[RESERVATION] = held
+          // A stream whose prompt may hold more tokens than the reservation will need the tokenizer's estimate at
+          // its first check, unless the provider reports the input first (Anthropic's message_start): made now,
+          // while the provider works, not when the first event is on its way to the client.
+          if (call.stream && call.api !== 'anthropic.messages' && held.inputAtMost > held.reservation.tokens)
+            setImmediate(() => {
+              if (!held.ended) held.inputEstimate ??= estimateInput(exchange.body)
+            })
           exchange.onEnd(() => {
             held.ended = true
             const usage = state?.usage
@@ -134,7 +146,6 @@ export function budgetStage(options: BudgetStageOptions): Stage {
       const call = llmCallOf(exchange.attributes)
       if (held === undefined || state === undefined || call === undefined || head.status >= 400)
         return undefined
-      let inputEstimate: number | undefined
       const cut = (err: SvidecarError, kind: string) => {
         state.budgetRefusal = { at: 'stream', kind, name: held.names[0] ?? '' }
         head.cut?.(terminalFrame(call.api, err), err)
@@ -143,9 +154,12 @@ export function budgetStage(options: BudgetStageOptions): Stage {
         const meter = state.meter
         if (meter === undefined || !meter.streaming || held.ended || held.pending !== undefined) return
         // Until the provider says, the input counts as the tokenizer's estimate: the figure the call will settle
-        // with if the stream ends early, so a cut and the settlement agree.
-        if (!meter.inputKnown) inputEstimate ??= estimateInput(exchange.body)
-        const running = meter.tokensSoFar + (meter.inputKnown ? 0 : (inputEstimate ?? 0))
+        // with if the stream ends early, so a cut and the settlement agree. The tokenizer is asked only when upper
+        // bounds of both figures (their bytes) could pass the reservation; below that the answer is the same.
+        const inputAtMost = meter.inputKnown ? 0 : (held.inputEstimate ?? held.inputAtMost)
+        if (meter.tokensSoFarAtMost + inputAtMost <= held.reservation.tokens) return
+        if (!meter.inputKnown) held.inputEstimate ??= estimateInput(exchange.body)
+        const running = meter.tokensSoFar + (meter.inputKnown ? 0 : (held.inputEstimate ?? 0))
         const over = running - held.reservation.tokens
         if (over <= 0) return
         held.pending = store.extend(held.reservation, Math.max(over, config.extendTokens)).then(

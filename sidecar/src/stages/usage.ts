@@ -48,8 +48,9 @@ export function usageStage(options: UsageStageOptions = {}): Stage {
     onRequest(exchange) {
       const call = llmCallOf(exchange.attributes)
       if (call === undefined || !METERED.has(call.api)) return undefined
-      // Loaded on the first LLM call: a sidecar without LLM traffic never holds the tokenizer's tables.
-      loadTokenizer()
+      // Loaded on the first stream, where estimates are common (a stream cut short, a budget following it): a
+      // sidecar without streams holds the tables only once a JSON call needs an estimate (estimate.ts).
+      if (call.stream) loadTokenizer()
       const state: UsageState = { hideUsageChunk: false }
       exchange.attributes[USAGE_ATTRIBUTE] = state
       if (call.stream && SPLICED.has(call.api) && exchange.body !== undefined) {

@@ -9,13 +9,16 @@
  *   `response.incomplete`, `response.failed`);
  * - Anthropic: input counts in `message_start`, a cumulative `output_tokens`
  *   in each `message_delta` (the latest wins, the input counts are kept).
- * Output text seen on the way is counted with the tokenizer, so a stream that
+ * Output text seen on the way is kept for the tokenizer, so a stream that
  * never delivers its usage still has an (estimated) figure, and a budget can
- * follow a stream while it runs.
+ * follow a stream while it runs. It is counted only when a figure is asked
+ * for: most calls end with the provider's usage and a budget far from its
+ * limit, which never need it (`tokensSoFarAtMost` answers those without the
+ * tokenizer).
  */
 import { createParser, type EventSourceMessage, type EventSourceParser } from 'eventsource-parser'
 import type { LlmApi } from '../call.ts'
-import { estimateInput, estimateText } from './estimate.ts'
+import { estimateInput, estimateText, textTokensAtMost } from './estimate.ts'
 import { SseFrames } from './sse-frames.ts'
 import { count, type EstimateReason, type LlmUsage } from './usage.ts'
 
@@ -38,6 +41,8 @@ export type MeterOutput = Buffer | { overflow: Buffer }
 
 // JSON bodies past this are searched for usage in their tail only (an embeddings answer can be megabytes).
 const JSON_TAIL_BYTES = 64 * 1024
+// Output text kept uncounted up to this many bytes, then counted (the meter holds no more than this of it).
+const UNCOUNTED_BYTES = 64 * 1024
 
 export class UsageMeter {
   readonly api: LlmApi
@@ -54,7 +59,10 @@ export class UsageMeter {
   #output: number | undefined
   #cached: number | undefined
   #cacheWrite: number | undefined
+  // Tokens of the output text counted so far, and the text not counted yet with its UTF-8 bytes (a bound).
   #outputSeen = 0
+  #uncounted: string[] = []
+  #uncountedBytes = 0
   #malformed = false
   #overflow = false
   #firstTokenAt: number | undefined
@@ -80,7 +88,17 @@ export class UsageMeter {
 
   /** Tokens known to be used so far: the provider's figures where they arrived, the estimate where not. */
   get tokensSoFar(): number {
+    this.#countOutput()
     return (this.#input ?? 0) + (this.#cacheWrite ?? 0) + Math.max(this.#output ?? 0, this.#outputSeen)
+  }
+
+  /** At least `tokensSoFar`, without the tokenizer: text not counted yet counts as its bytes. */
+  get tokensSoFarAtMost(): number {
+    return (
+      (this.#input ?? 0) +
+      (this.#cacheWrite ?? 0) +
+      Math.max(this.#output ?? 0, this.#outputSeen + this.#uncountedBytes)
+    )
   }
 
   /** Whether the provider's input count has arrived (else a budget keeps its reservation's input estimate). */
@@ -140,6 +158,7 @@ export class UsageMeter {
     this.#parser = undefined
     this.#frames = undefined
     this.#json = []
+    this.#uncounted = []
     return this.#final
   }
 
@@ -161,7 +180,7 @@ export class UsageMeter {
           : 'UNREADABLE'
     return {
       inputTokens: this.#input ?? estimateInput(this.#opts.requestBody),
-      outputTokens: Math.max(this.#output ?? 0, this.#outputSeen),
+      outputTokens: Math.max(this.#output ?? 0, this.#countOutput()),
       ...extra,
       estimated: true,
       reason,
@@ -171,7 +190,19 @@ export class UsageMeter {
   #firstToken(text: string): void {
     if (text === '') return
     this.#firstTokenAt ??= performance.now()
-    this.#outputSeen += estimateText(text)
+    this.#uncounted.push(text)
+    this.#uncountedBytes += textTokensAtMost(text)
+    if (this.#uncountedBytes > UNCOUNTED_BYTES) this.#countOutput()
+  }
+
+  /** Counts the output text not counted yet (each piece on its own, as it came); the output tokens seen. */
+  #countOutput(): number {
+    if (this.#uncounted.length > 0) {
+      for (const text of this.#uncounted) this.#outputSeen += estimateText(text)
+      this.#uncounted = []
+      this.#uncountedBytes = 0
+    }
+    return this.#outputSeen
   }
 
   #event(e: EventSourceMessage): void {

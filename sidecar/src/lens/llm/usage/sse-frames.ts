@@ -24,6 +24,9 @@ export class SseFrames {
   push(chunk: Buffer): { events: Buffer[]; overflow: boolean } {
     const events: Buffer[] = []
     let from = 0
+    // Where the next \n and \r are (found natively, not byte by byte), searched again only once passed.
+    let nextLf = -1
+    let nextCr = -1
     for (let i = 0; i < chunk.length; i++) {
       const c = chunk[i]
       if (c === 0x0a && this.#lastCR) {
@@ -33,7 +36,12 @@ export class SseFrames {
       }
       this.#lastCR = c === 0x0d
       if (c !== 0x0a && c !== 0x0d) {
-        this.#lineLen++
+        // The rest of the line up to its terminator (or the chunk's end) at once.
+        if (nextLf !== chunk.length && nextLf < i) nextLf = at(chunk.indexOf(0x0a, i), chunk.length)
+        if (nextCr !== chunk.length && nextCr < i) nextCr = at(chunk.indexOf(0x0d, i), chunk.length)
+        const end = Math.min(nextLf, nextCr)
+        this.#lineLen += end - i
+        i = end - 1
         continue
       }
       if (this.#lineLen > 0) {
@@ -72,4 +80,9 @@ export class SseFrames {
     this.#heldBytes = 0
     return whole
   }
+}
+
+/** An indexOf result, with `none` for not found. */
+function at(index: number, none: number): number {
+  return index === -1 ? none : index
 }
