@@ -80,7 +80,9 @@ const lines = [
       `| ${r.name} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.mean.toFixed(2)} | ${r.cpuMean.toFixed(2)} |`,
   ),
   '',
-  `added by the pipeline: p99 ${(full.p99 - base.p99).toFixed(2)} µs, mean CPU ${(full.cpuMean - base.cpuMean).toFixed(2)} µs (target: at most 20 µs) → ${full.cpuMean - base.cpuMean <= 20 && full.p99 - base.p99 <= 20 ? 'met' : '**missed**'}`,
+  // The issue's target is CPU on one core per request ("adds at most 20 µs per request on one core"): the mean
+  // process CPU decides; the p99 of single timed requests is shown beside it (its tail is the host's and GC's).
+  `added by the pipeline: mean CPU ${(full.cpuMean - base.cpuMean).toFixed(2)} µs per request (target: at most 20 µs on one core) → ${full.cpuMean - base.cpuMean <= 20 ? 'met' : '**missed**'}; p99 of single requests ${(full.p99 - base.p99).toFixed(2)} µs`,
 ]
 process.stdout.write(`${lines.join('\n')}\n`)
 await app.destroy()

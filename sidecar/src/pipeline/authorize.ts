@@ -16,11 +16,9 @@ import {
 } from '../policy/engine.ts'
 import type { Exchange } from './exchange.ts'
 
-/** The headers the policy may read, per exchange: every decision of one request sees the same copy. */
-const exposed = new WeakMap<Exchange, Readonly<Record<string, string>>>()
-
+/** The headers the policy may read: every decision of one request sees the same copy, kept on the exchange. */
 function policyHeaders(exchange: Exchange, names: readonly string[]): Readonly<Record<string, string>> {
-  let headers = exposed.get(exchange)
+  let headers = exchange.policyHeaders
   if (headers === undefined) {
     const out: Record<string, string> = {}
     const sent = exchange.req.headers
@@ -30,7 +28,7 @@ function policyHeaders(exchange: Exchange, names: readonly string[]): Readonly<R
       if (v !== undefined) out[name] = Array.isArray(v) ? v.join(', ') : v
     }
     headers = out
-    exposed.set(exchange, headers)
+    exchange.policyHeaders = headers
   }
   return headers
 }

@@ -101,6 +101,8 @@ export class Exchange {
   lens: 'llm' | undefined
   /** The shape refusals are written in: a lens sets its provider's, so the client's SDK can parse them. */
   errorStyle: ErrorStyle = 'svidecar'
+  /** The request headers the policy may read (`policy.headers`), copied once for every decision it needs. */
+  policyHeaders: Readonly<Record<string, string>> | undefined
   #ended = false
   #onEnd: EndCallback[] | undefined
   #endedWith: Parameters<EndCallback> | undefined
