@@ -26,6 +26,8 @@ const TEXTS = [
   '\u0000\u0001\u001f\t\n\r'.repeat(30),
   // Past the tokenizer's cap (the rest counted by length).
   'word '.repeat(60_000),
+  // One unbroken run of letters, counted in slices.
+  `a ${'x'.repeat(5000)} b`,
 ]
 
 t.test('a text never counts as more tokens than its UTF-8 bytes', async (t) => {
@@ -36,6 +38,17 @@ t.test('a text never counts as more tokens than its UTF-8 bytes', async (t) => {
       `${n} <= ${textTokensAtMost(text)} for ${JSON.stringify(text.slice(0, 20))}`,
     )
   }
+})
+
+t.test('a long unbroken run is counted in slices, close to the whole count', async (t) => {
+  // Counted whole, BPE's cost grows with the square of the run (64 Ki letters take minutes): sliced, it returns.
+  const run = 'x'.repeat(64 * 1024)
+  const n = estimateText(run)
+  t.ok(n > 0 && n <= textTokensAtMost(run), `${n} tokens for ${run.length} letters`)
+  const mixed = `intro ${'ab'.repeat(300)} outro`
+  const whole = estimateText(`intro ${'ab'.repeat(100)} outro`)
+  t.ok(estimateText(mixed) >= whole, 'a sliced run counts no fewer tokens than a shorter one')
+  t.equal(estimateText('hello world'), 2, 'a text without long runs is counted whole, as before')
 })
 
 t.test('a special token spelled in a text is counted as text, not thrown', async (t) => {

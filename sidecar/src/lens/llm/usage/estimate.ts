@@ -50,7 +50,30 @@ export function estimateText(text: string): number {
   return tokenize(countTokens, text)
 }
 
+// BPE merges cost the square of one unbroken word's length (32,000 letters in a row take seconds): a run this long
+// is counted in slices, so whatever an agent sends, an estimate never stalls the event loop. A slice boundary moves
+// the count by a token at most, and no slice counts as more tokens than its bytes.
+const LONG_RUN = /\S{256,}/
+const LONG_RUNS = /(\S{256,})/
+const SLICE = 128
+
 function tokenize(count: NonNullable<typeof countTokens>, text: string): number {
+  if (!LONG_RUN.test(text)) return countPiece(count, text)
+  let total = 0
+  // split() with a capturing group keeps the long runs, at the odd indexes.
+  const pieces = text.split(LONG_RUNS)
+  for (let i = 0; i < pieces.length; i++) {
+    const piece = pieces[i] as string
+    if (i % 2 === 0) {
+      if (piece !== '') total += countPiece(count, piece)
+      continue
+    }
+    for (let k = 0; k < piece.length; k += SLICE) total += countPiece(count, piece.slice(k, k + SLICE))
+  }
+  return total
+}
+
+function countPiece(count: NonNullable<typeof countTokens>, text: string): number {
   try {
     return count(text)
   } catch {
