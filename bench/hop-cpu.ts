@@ -37,9 +37,9 @@ import { cpus, loadavg, release, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { DevCa, DevWorkloadApi } from '@svidecar/certs'
 import { ensureFortio } from '../test/harness/fortio-install.ts'
 import { imageNodeFlags } from '../test/harness/image.ts'
+import { benchPki } from './pki.ts'
 import { cpuMs, firstLine, pinned, sidecarStarted, sleep } from './procs.ts'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
@@ -286,26 +286,7 @@ async function fortio(url: string, mtls: boolean, n: number, watch: number[]): P
 
 // ---- set-up ------------------------------------------------------------------------------------------------
 const fortioPath = await ensureFortio()
-const ca = DevCa.create({ trustDomain: 'example.org' })
-const api = await DevWorkloadApi.start({
-  ca,
-  workloads: [
-    { spiffeId: AGENT, hint: 'agent' },
-    { spiffeId: MCP, hint: 'mcp' },
-  ],
-})
-const mcpForNginx = ca.issueX509Svid({ spiffeId: MCP, dnsNames: ['mcp.bench'] })
-const pem = (name: string, text: string) => {
-  writeFileSync(join(dir, name), text)
-  return join(dir, name)
-}
-const files = {
-  mcpCert: pem('mcp.pem', mcpForNginx.certChainPem),
-  mcpKey: pem('mcp.key', mcpForNginx.keyPem),
-  bundle: pem('bundle.pem', api.bundlePem()),
-  agentCert: '',
-  agentKey: '',
-}
+const { api, files, pem } = await benchPki(dir, AGENT, MCP)
 const appChild = pinned(REST_CORE, process.execPath, [join(here, 'app.ts'), '0'])
 const appPort = Number(await firstLine(appChild, /^\d+$/))
 

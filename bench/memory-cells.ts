@@ -81,12 +81,14 @@ export async function uploads(
         target.tls === undefined
           ? httpRequest({ ...options, agent })
           : httpsRequest({ ...options, ...target.tls, rejectUnauthorized: false, agent: false })
+      // Listened for before the body goes: a hop that answers early (a refusal mid-upload) must not be missed.
+      const response = once(req, 'response')
       // Written in 64 KB pieces, as a client streaming a file would.
       for (let off = 0; off < bytes; off += 65_536) {
         if (!req.write(body.subarray(off, Math.min(bytes, off + 65_536)))) await once(req, 'drain')
       }
       req.end()
-      const [res] = (await once(req, 'response')) as [import('node:http').IncomingMessage]
+      const [res] = (await response) as [import('node:http').IncomingMessage]
       res.resume()
       await once(res, 'end')
       statuses[res.statusCode ?? 0] = (statuses[res.statusCode ?? 0] ?? 0) + 1

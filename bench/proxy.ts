@@ -26,11 +26,11 @@ import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeF
 import { cpus, release, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { DevCa, DevWorkloadApi } from '@svidecar/certs'
 import { ensureFortio } from '../test/harness/fortio-install.ts'
 import { imageNodeFlags } from '../test/harness/image.ts'
 import { type Cgroup, createCgroup } from './cgroup.ts'
 import { floorRss, type UploadResult, uploads } from './memory-cells.ts'
+import { benchPki } from './pki.ts'
 import { cpuMs, firstLine, pinned, rssMb, sidecarStarted, sleep } from './procs.ts'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
@@ -277,27 +277,7 @@ ${server}
 
 // ---- set-up ------------------------------------------------------------------------------------------------
 const fortioPath = await ensureFortio()
-const ca = DevCa.create({ trustDomain: 'example.org' })
-const api = await DevWorkloadApi.start({
-  ca,
-  workloads: [
-    { spiffeId: AGENT, hint: 'agent' },
-    { spiffeId: MCP, hint: 'mcp' },
-  ],
-})
-// nginx checks an upstream's name, not a URI SAN: its upstream certificate carries a DNS name as well.
-const mcpForNginx = ca.issueX509Svid({ spiffeId: MCP, dnsNames: ['mcp.bench'] })
-const pem = (name: string, text: string) => {
-  writeFileSync(join(dir, name), text)
-  return join(dir, name)
-}
-const files = {
-  mcpCert: pem('mcp.pem', mcpForNginx.certChainPem),
-  mcpKey: pem('mcp.key', mcpForNginx.keyPem),
-  bundle: pem('bundle.pem', api.bundlePem()),
-  agentCert: '',
-  agentKey: '',
-}
+const { api, files, pem } = await benchPki(dir, AGENT, MCP)
 
 const appChild = pinned(REST_CORE, process.execPath, [join(here, 'app.ts'), '0'])
 const app: Proc = { pid: appChild.pid as number, port: Number(await firstLine(appChild, /^\d+$/)) }
