@@ -5,63 +5,35 @@
 import { once } from 'node:events'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js'
-import {
-  CreateMessageRequestSchema,
-  CreateMessageResultSchema,
-  ListRootsRequestSchema,
-} from '@modelcontextprotocol/sdk/types.js'
+import { CreateMessageResultSchema } from '@modelcontextprotocol/sdk/types.js'
 import t, { type Test } from 'tap'
 import { listFilterWrapper } from '../src/lens/mcp/response.ts'
 import { type LlmUsageEvent, on, type PolicyDecisionEvent } from '../src/observe/events.ts'
+import {
+  AGENT_SAMPLING_POLICY,
+  AGENTS_TOOLS_POLICY,
+  answeringAgent,
+  refusedResult,
+  registerAskTool,
+  toolText as text,
+} from './helpers/asking.ts'
 import { AGENT, AGENT2, startMcpMesh } from './helpers/mcp-mesh.ts'
 import { sessionMcpServer } from './helpers/mcp-servers.ts'
 
-const SERVER_POLICY = `version: 1
-rules:
-  - id: agents-tools
-    effect: allow
-    subjects: ["${AGENT}", "${AGENT2}"]
-    resources: [{ kind: mcp.tool, name: "*" }]
-`
-
-// The agents' own policy: both may call the tools; only AGENT lets the server sample through it, nobody lists roots.
-const AGENT_POLICY = `version: 1
-rules:
-  - id: tools
-    effect: allow
-    subjects: ["${AGENT}", "${AGENT2}"]
-    resources: [{ kind: mcp.tool, name: "*" }]
-  - id: agent-sampling
-    effect: allow
-    subjects: ["${AGENT}"]
-    resources: [{ kind: mcp.client, name: sampling }]
-`
+const SERVER_POLICY = AGENTS_TOOLS_POLICY
+// Both agents may call the tools; only AGENT lets the server sample through it, nobody lists roots.
+const AGENT_POLICY = AGENT_SAMPLING_POLICY
 
 /** An SDK McpServer whose tools ask the client: `ask` samples, `roots` lists the client's roots. */
 async function startServer(t: Test): Promise<string> {
   const build = () => {
     const server = new McpServer({ name: 'asking-server', version: '1.0.0' })
-    server.registerTool('ask', { description: 'asks the client to sample' }, async () => {
-      try {
-        const r = await server.server.createMessage(
-          { messages: [{ role: 'user', content: { type: 'text', text: 'say hi' } }], maxTokens: 20 },
-          { timeout: 10_000 },
-        )
-        return {
-          content: [{ type: 'text', text: `sampled: ${r.content.type === 'text' ? r.content.text : ''}` }],
-        }
-      } catch (err) {
-        return {
-          content: [{ type: 'text', text: `refused: ${(err as { code?: number }).code}` }],
-          isError: true,
-        }
-      }
-    })
+    registerAskTool(server)
     // Sent as related to the call: it travels inside the tools/call POST's SSE answer, not on the GET stream.
     server.registerTool('ask_related', { description: 'samples on the call stream' }, async (extra) => {
       try {
@@ -80,10 +52,7 @@ async function startServer(t: Test): Promise<string> {
           content: [{ type: 'text', text: `sampled: ${r.content.type === 'text' ? r.content.text : ''}` }],
         }
       } catch (err) {
-        return {
-          content: [{ type: 'text', text: `refused: ${(err as { code?: number }).code}` }],
-          isError: true,
-        }
+        return refusedResult(err)
       }
     })
     server.registerTool('roots', { description: 'lists the client roots' }, async () => {
@@ -91,10 +60,7 @@ async function startServer(t: Test): Promise<string> {
         const r = await server.server.listRoots(undefined, { timeout: 10_000 })
         return { content: [{ type: 'text', text: `roots: ${r.roots.length}` }] }
       } catch (err) {
-        return {
-          content: [{ type: 'text', text: `refused: ${(err as { code?: number }).code}` }],
-          isError: true,
-        }
+        return refusedResult(err)
       }
     })
     return server
@@ -102,25 +68,12 @@ async function startServer(t: Test): Promise<string> {
   return (await sessionMcpServer(t, build)).url
 }
 
-async function connect(t: Test, url: string, asked: string[], answer = 'hi there'): Promise<Client> {
-  const client = new Client(
-    { name: 'svidecar-test-agent', version: '1.0.0' },
-    { capabilities: { sampling: {}, roots: {} } },
-  )
-  client.setRequestHandler(CreateMessageRequestSchema, async () => {
-    asked.push('sampling')
-    return { model: 'test-model', role: 'assistant', content: { type: 'text', text: answer } }
+function connect(t: Test, url: string, asked: string[], answer?: string): Promise<Client> {
+  return answeringAgent(t, new StreamableHTTPClientTransport(new URL(url)), asked, {
+    roots: true,
+    ...(answer === undefined ? {} : { answer }),
   })
-  client.setRequestHandler(ListRootsRequestSchema, async () => {
-    asked.push('roots')
-    return { roots: [{ uri: 'file:///work', name: 'work' }] }
-  })
-  await client.connect(new StreamableHTTPClientTransport(new URL(url)))
-  t.teardown(() => client.close())
-  return client
 }
-
-const text = (r: unknown) => ((r as { content: Array<{ text: string }> }).content[0] as { text: string }).text
 
 t.test('server-to-client requests are decided by the agent sidecar for the agent', async (t) => {
   const upstream = await startServer(t)
@@ -230,22 +183,7 @@ async function startSseServer(t: Test): Promise<string> {
       const transport = new SSEServerTransport('/message', res)
       transports.set(transport.sessionId, transport)
       const server = new McpServer({ name: 'asking-sse-server', version: '1.0.0' })
-      server.registerTool('ask', { description: 'asks the client to sample' }, async () => {
-        try {
-          const r = await server.server.createMessage(
-            { messages: [{ role: 'user', content: { type: 'text', text: 'say hi' } }], maxTokens: 20 },
-            { timeout: 10_000 },
-          )
-          return {
-            content: [{ type: 'text', text: `sampled: ${r.content.type === 'text' ? r.content.text : ''}` }],
-          }
-        } catch (err) {
-          return {
-            content: [{ type: 'text', text: `refused: ${(err as { code?: number }).code}` }],
-            isError: true,
-          }
-        }
-      })
+      registerAskTool(server)
       await server.connect(transport)
       return
     }
@@ -276,19 +214,8 @@ t.test('over HTTP+SSE the refusal is POSTed to the session endpoint the stream n
     serverMcp: '{ paths: [/sse, /message] }',
     agentMcp: '{ paths: [/sse, /message] }',
   })
-  const sse = async (url: string, asked: string[]) => {
-    const client = new Client(
-      { name: 'svidecar-test-agent', version: '1.0.0' },
-      { capabilities: { sampling: {} } },
-    )
-    client.setRequestHandler(CreateMessageRequestSchema, async () => {
-      asked.push('sampling')
-      return { model: 'test-model', role: 'assistant', content: { type: 'text', text: 'hi over sse' } }
-    })
-    await client.connect(new SSEClientTransport(new URL(url)))
-    t.teardown(() => client.close())
-    return client
-  }
+  const sse = (url: string, asked: string[]) =>
+    answeringAgent(t, new SSEClientTransport(new URL(url)), asked, { answer: 'hi over sse' })
   const asked: string[] = []
   const agent = await sse(mesh.agentUrl, asked)
   t.equal(text(await agent.callTool({ name: 'ask', arguments: {} })), 'sampled: hi over sse')

@@ -7,29 +7,13 @@ import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/cli
 import { inputRequired, McpServer } from '@modelcontextprotocol/server'
 import t, { type Test } from 'tap'
 import { type LlmUsageEvent, on, type PolicyDecisionEvent } from '../src/observe/events.ts'
-import { AGENT, AGENT2, startMcpMesh } from './helpers/mcp-mesh.ts'
+import { AGENT_SAMPLING_POLICY, AGENTS_TOOLS_POLICY, toolText as text } from './helpers/asking.ts'
+import { AGENT, startMcpMesh } from './helpers/mcp-mesh.ts'
 import { modernMcpServer } from './helpers/mcp-servers.ts'
 
-const SERVER_POLICY = `version: 1
-rules:
-  - id: agents
-    effect: allow
-    subjects: ["${AGENT}", "${AGENT2}"]
-    resources: [{ kind: mcp.tool, name: "*" }]
-`
-
+const SERVER_POLICY = AGENTS_TOOLS_POLICY
 // The agents' own policy: both may call the tools; only AGENT lets the server sample through it; nobody elicits.
-const AGENT_POLICY = `version: 1
-rules:
-  - id: tools
-    effect: allow
-    subjects: ["${AGENT}", "${AGENT2}"]
-    resources: [{ kind: mcp.tool, name: "*" }]
-  - id: agent-sampling
-    effect: allow
-    subjects: ["${AGENT}"]
-    resources: [{ kind: mcp.client, name: sampling }]
-`
+const AGENT_POLICY = AGENT_SAMPLING_POLICY
 
 interface Calls {
   /** Every tools/call the server ran, first rounds and retries alike, by tool name. */
@@ -89,8 +73,6 @@ async function agentClient(t: Test, url: string, asked: string[], reply = 'Paris
   t.teardown(() => client.close())
   return client
 }
-
-const text = (r: unknown) => ((r as { content: Array<{ text: string }> }).content[0] as { text: string }).text
 
 async function refusal(call: Promise<unknown>): Promise<{ code?: unknown; message?: unknown }> {
   try {

@@ -8,14 +8,11 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { WebSocketClientTransport } from '@modelcontextprotocol/sdk/client/websocket.js'
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js'
-import {
-  CreateMessageRequestSchema,
-  type JSONRPCMessage,
-  type McpError,
-} from '@modelcontextprotocol/sdk/types.js'
+import type { JSONRPCMessage, McpError } from '@modelcontextprotocol/sdk/types.js'
 import t, { type Test } from 'tap'
 import { WebSocket, WebSocketServer } from 'ws'
 import { on, type RequestEvent } from '../src/observe/events.ts'
+import { AGENT_SAMPLING_POLICY, answeringAgent, registerAskTool, toolText as text } from './helpers/asking.ts'
 import { AGENT, AGENT2, startMcpMesh } from './helpers/mcp-mesh.ts'
 import { mcpServer } from './helpers/mcp-server.ts'
 
@@ -146,22 +143,7 @@ t.test("a server's requests over WebSocket are decided by the agent's sidecar fo
   await once(wss, 'listening')
   wss.on('connection', (ws) => {
     const server = new McpServer({ name: 'asking-ws', version: '1.0.0' })
-    server.registerTool('ask', { description: 'asks the client to sample' }, async () => {
-      try {
-        const r = await server.server.createMessage(
-          { messages: [{ role: 'user', content: { type: 'text', text: 'say hi' } }], maxTokens: 20 },
-          { timeout: 1500 },
-        )
-        return {
-          content: [{ type: 'text', text: `sampled: ${r.content.type === 'text' ? r.content.text : ''}` }],
-        }
-      } catch (err) {
-        return {
-          content: [{ type: 'text', text: `refused: ${(err as { code?: number }).code}` }],
-          isError: true,
-        }
-      }
-    })
+    registerAskTool(server, 1500)
     void server.connect(new ServerSocketTransport(ws))
   })
   t.teardown(() => {
@@ -178,30 +160,10 @@ rules:
     subjects: ["${AGENT}", "${AGENT2}"]
     resources: [{ kind: mcp.tool, name: ask }]
 `,
-    agentPolicy: `version: 1
-rules:
-  - id: tools
-    effect: allow
-    subjects: ["${AGENT}", "${AGENT2}"]
-    resources: [{ kind: mcp.tool, name: "*" }]
-  - id: agent-sampling
-    effect: allow
-    subjects: ["${AGENT}"]
-    resources: [{ kind: mcp.client, name: sampling }]
-`,
+    agentPolicy: AGENT_SAMPLING_POLICY,
   })
-  const connect = async (url: string, asked: string[]) => {
-    const client = new Client({ name: 'ws-agent', version: '1.0.0' }, { capabilities: { sampling: {} } })
-    client.setRequestHandler(CreateMessageRequestSchema, async () => {
-      asked.push('sampling')
-      return { model: 'test-model', role: 'assistant', content: { type: 'text', text: 'hi there' } }
-    })
-    await client.connect(new WebSocketClientTransport(new URL(url.replace(/^http/, 'ws'))))
-    t.teardown(() => client.close())
-    return client
-  }
-  const text = (r: unknown) =>
-    ((r as { content: Array<{ text: string }> }).content[0] as { text: string }).text
+  const connect = (url: string, asked: string[]) =>
+    answeringAgent(t, new WebSocketClientTransport(new URL(url.replace(/^http/, 'ws'))), asked)
 
   const asked: string[] = []
   const agent = await connect(mesh.agentUrl, asked)
