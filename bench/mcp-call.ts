@@ -6,6 +6,10 @@
  * policy), open loop at BENCH_RATE calls/s (500), contenders interleaved
  * over repetitions. Target: through two sidecars adds at most 1 ms at p99.
  *
+ * BENCH_METHOD=list sends `tools/list` instead, to a server listing 1,000
+ * tools (BENCH_TOOLS) of which the agent may see half: both sidecars filter
+ * every answer, as deployed (audit lines, metrics), at BENCH_RATE (50) lists/s.
+ *
  * Placement on a 2-core host: both sidecars on core 1; the load generator
  * (this process), the MCP server and the dev Workload API on core 0.
  *
@@ -20,6 +24,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { DevCa, DevWorkloadApi } from '@svidecar/certs'
 import { Pool } from 'undici'
+import { imageNodeFlags } from '../test/harness/image.ts'
 import { openLoop, percentile } from './open-loop.ts'
 import { cpuMs, firstLine, pinned, sidecarStarted, sleep } from './procs.ts'
 
@@ -28,7 +33,14 @@ const main = join(here, '..', 'sidecar', 'src', 'cli', 'main.ts')
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 3)
 const REPS = Number(process.env.BENCH_REPS ?? 3)
-const RATE = Number(process.env.BENCH_RATE ?? 500)
+const LIST = process.env.BENCH_METHOD === 'list'
+const RATE = Number(process.env.BENCH_RATE ?? (LIST ? 50 : 500))
+const TOOLS = Number(process.env.BENCH_TOOLS ?? (LIST ? 1000 : 0))
+// The sidecars start as the image starts them (its ENTRYPOINT's Node flags), unless BENCH_NODE_FLAGS says otherwise.
+const NODE_FLAGS =
+  process.env.BENCH_NODE_FLAGS === undefined
+    ? imageNodeFlags()
+    : process.env.BENCH_NODE_FLAGS.split(' ').filter(Boolean)
 const PROXY_CORE = 1
 const REST_CORE = 0
 const AGENT = 'spiffe://example.org/bench/agent'
@@ -78,15 +90,14 @@ async function call(pool: Pool, t: Target, scheduled: number): Promise<number> {
     method: 'POST',
     path: '/mcp',
     headers: { ...HEADERS, 'mcp-session-id': t.session as string, 'mcp-protocol-version': VERSION },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: nextId++,
-      method: 'tools/call',
-      params: { name: 'echo', arguments: {} },
-    }),
+    body: JSON.stringify(
+      LIST
+        ? { jsonrpc: '2.0', id: nextId++, method: 'tools/list' }
+        : { jsonrpc: '2.0', id: nextId++, method: 'tools/call', params: { name: 'echo', arguments: {} } },
+    ),
   })
   const text = await res.body.text()
-  if (res.statusCode !== 200 || !text.includes('"ok"'))
+  if (res.statusCode !== 200 || !text.includes(LIST ? '"tool_0_998"' : '"ok"'))
     throw new Error(`${t.name}: ${res.statusCode} ${text}`)
   return performance.now() - scheduled
 }
@@ -129,6 +140,7 @@ async function startSidecar(
   const file = join(dir, `${name}.yaml`)
   writeFileSync(file, config)
   const child = pinned(PROXY_CORE, process.execPath, [
+    ...NODE_FLAGS,
     '--conditions=svidecar-source',
     main,
     'run',
@@ -148,10 +160,17 @@ rules:
     effect: allow
     subjects: ["${AGENT}"]
     resources: [{ kind: mcp.tool, name: echo }]
+  - id: bench-agent-half
+    effect: allow
+    subjects: ["${AGENT}"]
+    resources: [{ kind: mcp.tool, name: "tool_0_*" }]
 `,
 )
 
-const upstream = pinned(REST_CORE, process.execPath, [join(here, 'mcp-upstream-main.ts')])
+const upstream = pinned(REST_CORE, process.execPath, [join(here, 'mcp-upstream-main.ts')], {
+  ...process.env,
+  BENCH_TOOLS: String(TOOLS),
+})
 const upstreamPort = Number(await firstLine(upstream, /^\d+$/))
 const ca = DevCa.create({ trustDomain: 'example.org' })
 const api = await DevWorkloadApi.start({
@@ -229,12 +248,12 @@ const base = results.direct ?? []
 const through = results['two sidecars'] ?? []
 const lines = [
   `node ${process.version}, ${cpus()[0]?.model ?? ''} (${cpus().length} cores), kernel ${release()}, ${new Date().toISOString().slice(0, 10)}`,
-  `tools/call, ${RATE} calls/s open loop, ${SECONDS} s × ${REPS} (medians)`,
+  `${LIST ? `tools/list of ${TOOLS} tools, half of them kept,` : 'tools/call,'} ${RATE} calls/s open loop, ${SECONDS} s × ${REPS} (medians)`,
   '',
-  '| path | p50 ms | p99 ms | added p50 ms | added p99 ms | sidecars CPU ms/s |',
-  '| --- | ---: | ---: | ---: | ---: | ---: |',
-  `| direct | ${fmt(median(base, 'p50'))} | ${fmt(median(base, 'p99'))} | | | |`,
-  `| two sidecars | ${fmt(median(through, 'p50'))} | ${fmt(median(through, 'p99'))} | ${fmt(median(through, 'p50') - median(base, 'p50'))} | ${fmt(median(through, 'p99') - median(base, 'p99'))} | ${fmt(median(through, 'cpuMsPerS'))} |`,
+  '| path | p50 ms | p99 ms | added p50 ms | added p99 ms | sidecars CPU ms/s | sidecars CPU ms per call |',
+  '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+  `| direct | ${fmt(median(base, 'p50'))} | ${fmt(median(base, 'p99'))} | | | | |`,
+  `| two sidecars | ${fmt(median(through, 'p50'))} | ${fmt(median(through, 'p99'))} | ${fmt(median(through, 'p50') - median(base, 'p50'))} | ${fmt(median(through, 'p99') - median(base, 'p99'))} | ${fmt(median(through, 'cpuMsPerS'))} | ${fmt(median(through, 'cpuMsPerS') / RATE)} |`,
 ]
 process.stdout.write(`${lines.join('\n')}\n`)
 await api.close()

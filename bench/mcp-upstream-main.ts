@@ -1,14 +1,48 @@
 /**
  * The MCP server of the MCP call benchmark, as its own process: the official
  * SDK's McpServer over Streamable HTTP (sessions, JSON answers) with one
- * `echo` tool. Prints its port, then serves until killed.
+ * `echo` tool. With BENCH_TOOLS=N it is the SDK's low-level Server listing
+ * N tools shaped like the lens benchmark's (bench/mcp.ts), `echo` first.
+ * Prints its port, then serves until killed.
  */
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { Server } from '@modelcontextprotocol/sdk/server/index.js'
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
+import { CallToolRequestSchema, ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js'
+
+const TOOLS = Number(process.env.BENCH_TOOLS ?? 0)
+const listed = [
+  { name: 'echo', description: 'answers ok', inputSchema: { type: 'object' as const, properties: {} } },
+  ...Array.from({ length: Math.max(0, TOOLS - 1) }, (_, k) => {
+    const i = k + 1
+    return {
+      name: `tool_${i % 2 === 0 ? 0 : i}_${i}`,
+      description: `tool number ${i}, which does something useful with its arguments`,
+      inputSchema: {
+        type: 'object' as const,
+        properties: { path: { type: 'string' }, depth: { type: 'integer' } },
+      },
+    }
+  }),
+]
+
+function serverFor(): { connect(t: StreamableHTTPServerTransport): Promise<void> } {
+  if (TOOLS === 0) {
+    const server = new McpServer({ name: 'bench-server', version: '1.0.0' })
+    server.registerTool('echo', { description: 'answers ok' }, async () => ({
+      content: [{ type: 'text', text: 'ok' }],
+    }))
+    return server
+  }
+  const server = new Server({ name: 'bench-server', version: '1.0.0' }, { capabilities: { tools: {} } })
+  server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: listed }))
+  server.setRequestHandler(CallToolRequestSchema, async () => ({ content: [{ type: 'text', text: 'ok' }] }))
+  return server
+}
 
 const sessions = new Map<string, StreamableHTTPServerTransport>()
 const http = createServer(async (req, res) => {
@@ -29,11 +63,7 @@ const http = createServer(async (req, res) => {
       },
     })
     transport = created
-    const server = new McpServer({ name: 'bench-server', version: '1.0.0' })
-    server.registerTool('echo', { description: 'answers ok' }, async () => ({
-      content: [{ type: 'text', text: 'ok' }],
-    }))
-    await server.connect(created)
+    await serverFor().connect(created)
   }
   await transport.handleRequest(req, res, body)
 })

@@ -1,7 +1,11 @@
 /**
  * The MCP lens's own costs, one core: filtering a 1,000-tool `tools/list`
- * answer against a 1,000-rule built-in policy (JSON body and SSE event),
- * and what an SSE notification that is not a list answer costs to pass.
+ * answer against a 1,000-rule built-in policy (JSON body and SSE event; an
+ * answer seen for the first time, which the lens reads, and the same answer
+ * again, which it knows by its text), and what an SSE notification that is
+ * not a list answer costs to pass. sidecar/bench/mcp-list.ts measures the
+ * same list through the whole MCP stage (decisions as the sidecar makes
+ * them, audit and metrics).
  * Targets from the MCP issue: filtering 1,000 tools ≤ 1 ms; an SSE
  * notification adds ≤ 0.5 ms at p99. Not a test: run it with
  * `node --conditions=svidecar-source bench/mcp.ts`.
@@ -28,6 +32,17 @@ const tools = Array.from({ length: 1000 }, (_, i) => ({
   inputSchema: { type: 'object', properties: { path: { type: 'string' }, depth: { type: 'integer' } } },
 }))
 const body = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 1, result: { tools } }))
+// 64 answers that differ in one description: more than the lens keeps (8 MB), so each is read as new.
+const fresh = Array.from({ length: 64 }, (_, k) =>
+  Buffer.from(
+    JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      result: { tools: tools.map((t, i) => (i === 0 ? { ...t, description: `${t.description} ${k}` } : t)) },
+    }),
+  ),
+)
+let turn = 0
 const event = Buffer.from(`id: 7\nevent: message\ndata: ${body.toString()}\n\n`)
 const note = Buffer.from(
   'event: message\ndata: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}\n\n',
@@ -48,14 +63,14 @@ function percentiles(name: string, run: () => void, samples: number, target: num
   return `| ${name} | ${at(0.5).toFixed(3)} | ${p99.toFixed(3)} | ${target} | ${p99 <= target ? 'met' : '**missed**'} |`
 }
 
-const json = () => {
+const json = (answer: () => Buffer) => () => {
   const w = listFilterWrapper(
     { status: 200, headers: { 'content-type': 'application/json' } },
     pending,
     keep,
     1 << 24,
   )
-  w?.data?.(body)
+  w?.data?.(answer())
   w?.end?.()
 }
 const sse = () => {
@@ -82,7 +97,18 @@ const lines = [
   '',
   '| benchmark | p50 ms | p99 ms | target p99 ms | verdict |',
   '| --- | ---: | ---: | ---: | --- |',
-  percentiles('filter a 1,000-tool tools/list (JSON body), 1,000-rule policy', json, 2000, 1),
+  percentiles(
+    'filter a 1,000-tool tools/list (JSON body, first seen), 1,000-rule policy',
+    json(() => fresh[turn++ % fresh.length] as Buffer),
+    2000,
+    1,
+  ),
+  percentiles(
+    'filter a 1,000-tool tools/list (JSON body, seen before), 1,000-rule policy',
+    json(() => body),
+    2000,
+    1,
+  ),
   percentiles('filter a 1,000-tool tools/list (one SSE event), 1,000-rule policy', sse, 2000, 1),
   percentiles('pass one SSE notification through a filtering stream', passNote, 100_000, 0.5),
   // The floor of any filter that reads the answer: parsing it alone, same host, same moment.

@@ -34,8 +34,11 @@ function policyHeaders(exchange: Exchange, names: readonly string[]): Readonly<R
 }
 
 export interface AuthorizeOptions {
-  /** Publish the decision event (default true). A list filter that asks per item may report only denials. */
-  report?: boolean
+  /**
+   * Publish the decision event (default true). False publishes only denials (and denials `mode: audit` let
+   * through); a function publishes those only when it says so (a list filter that audits an item once a while).
+   */
+  report?: boolean | ((decision: PolicyDecision) => boolean)
 }
 
 /**
@@ -49,24 +52,57 @@ export function authorize(
   options: AuthorizeOptions = {},
 ): PolicyDecision | Promise<PolicyDecision> {
   const subject = exchange.subject
-  if (subject === undefined) {
-    // The identity stage runs first; without a subject there is nobody to decide for.
-    return failed(engine, new Error('the request has no subject'))
+  // The identity stage runs first; without a subject there is nobody to decide for.
+  if (subject === undefined) return noSubject(engine)
+  const peer = exchange.peer === undefined || exchange.peer === subject ? undefined : exchange.peer
+  const context = contextOf(engine, exchange)
+  const request = peer === undefined ? { subject, resource, context } : { subject, peer, resource, context }
+  return decide(engine, exchange, request, options)
+}
+
+/**
+ * Decides resources for the exchange's subject at one instant, as {@link authorize} does each: a list filter
+ * that asks for 1,000 items builds the request's context once.
+ */
+export function authorizer(
+  engine: PolicyEngine,
+  exchange: Exchange,
+): (resource: PolicyResource, options?: AuthorizeOptions) => PolicyDecision | Promise<PolicyDecision> {
+  const subject = exchange.subject
+  if (subject === undefined) return () => noSubject(engine)
+  const peer = exchange.peer === undefined || exchange.peer === subject ? undefined : exchange.peer
+  const context = contextOf(engine, exchange)
+  return (resource, options = {}) =>
+    decide(
+      engine,
+      exchange,
+      peer === undefined ? { subject, resource, context } : { subject, peer, resource, context },
+      options,
+    )
+}
+
+function noSubject(engine: PolicyEngine): PolicyDecision {
+  return failed(engine, new Error('the request has no subject'))
+}
+
+function contextOf(engine: PolicyEngine, exchange: Exchange): PolicyRequest['context'] {
+  return {
+    time: new Date(),
+    direction: exchange.direction,
+    method: exchange.method,
+    path: exchange.path,
+    ...(engine.headers === undefined ? {} : { headers: policyHeaders(exchange, engine.headers) }),
+    attributes: exchange.attributes,
   }
-  const request: PolicyRequest = {
-    subject,
-    ...(exchange.peer === undefined || exchange.peer === subject ? {} : { peer: exchange.peer }),
-    resource,
-    context: {
-      time: new Date(),
-      direction: exchange.direction,
-      method: exchange.method,
-      path: exchange.path,
-      ...(engine.headers === undefined ? {} : { headers: policyHeaders(exchange, engine.headers) }),
-      attributes: exchange.attributes,
-    },
-  }
-  const report = options.report !== false
+}
+
+function decide(
+  engine: PolicyEngine,
+  exchange: Exchange,
+  request: PolicyRequest,
+  options: AuthorizeOptions,
+): PolicyDecision | Promise<PolicyDecision> {
+  const report = options.report ?? true
   const started = performance.now()
   let answer: PolicyDecision | Promise<PolicyDecision>
   try {
@@ -98,9 +134,12 @@ function concluded(
   request: PolicyRequest,
   decision: PolicyDecision,
   started: number,
-  report: boolean,
+  report: NonNullable<AuthorizeOptions['report']>,
 ): PolicyDecision {
-  if (!report && decision.decision === 'allow' && decision.wouldDeny !== true) return decision
+  if (report !== true) {
+    if (decision.decision === 'allow' && decision.wouldDeny !== true) return decision
+    if (report !== false && !report(decision)) return decision
+  }
   if (!wantsPolicyDecision()) return decision
   const action = request.resource.kind
   publishPolicyDecision({

@@ -23,6 +23,7 @@ import {
   refusalOf,
 } from '../lens/mcp/client-requests.ts'
 import { answerReply, type Denial, denialAnswer, forbidReply, problemReply } from '../lens/mcp/denials.ts'
+import type { ListedItem } from '../lens/mcp/filter.ts'
 import {
   type Admission,
   inputRequiredOf,
@@ -43,6 +44,7 @@ import {
   POLICY_DENIED,
   parseBody,
 } from '../lens/mcp/jsonrpc.ts'
+import { ListAuditWindow } from '../lens/mcp/list-audit.ts'
 import { ParamHeaderTable, paramHeaderMismatch } from '../lens/mcp/param-headers.ts'
 import { ToolPins } from '../lens/mcp/pins.ts'
 import {
@@ -67,7 +69,7 @@ import {
   validSessionId,
 } from '../lens/mcp/transports.ts'
 import { publishPolicyDecision } from '../observe/events.ts'
-import { authorize } from '../pipeline/authorize.ts'
+import { authorize, authorizer } from '../pipeline/authorize.ts'
 import type { Exchange } from '../pipeline/exchange.ts'
 import type { FrameFilter, ResponseHead, ResponseWrapper, Stage, StageResult } from '../pipeline/stage.ts'
 import type { DenyStyle, PolicyDecision, PolicyEngine, PolicyResource } from '../policy/engine.ts'
@@ -90,6 +92,9 @@ export interface McpStageOptions {
 }
 
 const MAX_PINS = 100_000
+/** An item left out of a list is audited again after this long (list-audit.ts). */
+const LIST_AUDIT_WINDOW_MS = 5 * 60_000
+const LIST_AUDIT_ENTRIES = 100_000
 /** Without a policy engine every message is allowed (the lens still checks, binds and pins). */
 const NO_POLICY: PolicyDecision = { decision: 'allow', reason: 'no policy', mode: 'enforce', engine: 'none' }
 /** The rule id audit lines name for a tool refused because it changed since it was pinned. */
@@ -133,6 +138,8 @@ export function mcpStage(options: McpStageOptions): Stage {
   })
   const engine = options.policy
   const pins = options.pinTools === true ? new ToolPins(MAX_PINS) : undefined
+  const listHooks: StreamHooks = pins === undefined ? {} : { wholeItems: true }
+  const listAudits = new ListAuditWindow(LIST_AUDIT_ENTRIES, LIST_AUDIT_WINDOW_MS)
   // The arguments each listed tool mirrors in Mcp-Param-* headers (stateless era), per upstream.
   const paramTable = new ParamHeaderTable(MAX_PINS)
   const meter = options.sampling === undefined ? undefined : new SamplingMeter(options.sampling)
@@ -559,6 +566,7 @@ export function mcpStage(options: McpStageOptions): Stage {
         ...inputRequiredHooks(exchange),
         ...(state.listen === true ? resourceUpdateHooks(exchange) : {}),
         ...taskHooks(exchange),
+        ...listHooks,
       }
       if (hooks.clientRequest === undefined && hooks.resourceUpdated === undefined && !reads(state.pending))
         return undefined
@@ -641,7 +649,7 @@ export function mcpStage(options: McpStageOptions): Stage {
           new Map([[key, list]]),
           keepFor(exchange, listingOf(pending)),
           max,
-          taskHooks(exchange),
+          { ...taskHooks(exchange), ...listHooks },
         )
         w?.data?.(Buffer.from(text))
         const out = w?.end?.()
@@ -805,26 +813,47 @@ export function mcpStage(options: McpStageOptions): Stage {
 
   /** Whether a list item stays, for this exchange's subject (and, with pinning, whether the tool is unchanged). */
   function keepFor(exchange: Exchange, listing: ListMethod | undefined) {
-    const unchanged = (resource: PolicyResource, item: Readonly<Record<string, unknown>>) =>
+    const unchanged = (resource: PolicyResource, item: ListedItem) =>
       pins === undefined ||
       resource.kind !== 'mcp.tool' ||
-      pins.check(upstreamOf(exchange), item, (was, now) =>
+      pins.check(upstreamOf(exchange), item.value(), (was, now) =>
         pinDenial(
           exchange,
           resource.name,
           `it is hidden until the change is approved (pinned ${was}, now ${now})`,
         ),
       ) === 'pinned'
-    // Each distinct name is decided once per list (a list item's decision reads nothing but its name or URI).
-    const decided = new Map<string, boolean | Promise<boolean>>()
-    return (resource: PolicyResource, item: Readonly<Record<string, unknown>>) => {
-      if (resource.kind === 'mcp.tool') paramTable.record(upstreamOf(exchange), item)
+    const upstream = upstreamOf(exchange)
+    // Whose list, from where, of what: the scope an item left out is audited in (list-audit.ts).
+    const who = `${exchange.subject?.toString() ?? ''}\u0000${upstream}\u0000${listing}`
+    const attribute = { method: listing }
+    // Each distinct name is decided once per list (a list item's decision reads nothing but its name or URI), at
+    // one instant. A stream's later lists are decided afresh: after a second, the cache and the instant renew.
+    let decided = new Map<string, boolean | Promise<boolean>>()
+    let decide: ReturnType<typeof authorizer> | undefined
+    let since = 0
+    let wall = 0
+    return (resource: PolicyResource, item: ListedItem) => {
+      // A tool whose text never names `x-mcp-header` declares no header: it is remembered as such, unparsed.
+      if (resource.kind === 'mcp.tool') {
+        if (item.mayHold('x-mcp-header')) paramTable.record(upstream, item.value())
+        else paramTable.recordNone(upstream, resource.name)
+      }
       if (engine === undefined) return unchanged(resource, item)
       const key = resource.kind === 'mcp.resource' ? resource.uri : (resource as { name: string }).name
+      const now = performance.now()
+      if (decide === undefined || now - since > 1000) {
+        decide = authorizer(engine, exchange)
+        decided = new Map()
+        since = now
+        wall = Date.now()
+      }
       let allowed = decided.get(key)
       if (allowed === undefined) {
-        exchange.attributes[MCP_ATTRIBUTE] = { method: listing }
-        const answer = authorize(engine, exchange, resource, { report: false })
+        exchange.attributes[MCP_ATTRIBUTE] = attribute
+        const answer = decide(resource, {
+          report: (d) => listAudits.due(who, key, `${d.ruleId ?? d.reason}\u0000${d.mode}`, wall),
+        })
         allowed = answer instanceof Promise ? answer.then(listed) : listed(answer)
         decided.set(key, allowed)
       }
@@ -895,6 +924,7 @@ export function mcpStage(options: McpStageOptions): Stage {
         },
         consume: (key) => stream.pending.delete(key),
         ...taskHooks(exchange),
+        ...listHooks,
       },
     )
     if (wrapper === undefined) return undefined

@@ -9,32 +9,29 @@
 import type { PolicyResource } from '../../policy/engine.ts'
 import type { ListMethod } from './targets.ts'
 
-/** Whether an item (named as `resource`) stays in the list; a decision service answers with a promise. */
-export type KeepItem = (
-  resource: PolicyResource,
-  item: Readonly<Record<string, unknown>>,
-) => boolean | Promise<boolean>
+/** A list item as the decision may need it: most decisions read only its name, so it is parsed on demand. */
+export interface ListedItem {
+  /** The item as the client will read it. */
+  value(): Readonly<Record<string, unknown>>
+  /** False only when the item's text certainly holds no member named `key` (written without escapes). */
+  mayHold(key: string): boolean
+}
 
-const ITEMS: Readonly<
-  Record<ListMethod, { key: string; resource: (item: Record<string, unknown>) => PolicyResource | undefined }>
+/** Whether an item (named as `resource`) stays in the list; a decision service answers with a promise. */
+export type KeepItem = (resource: PolicyResource, item: ListedItem) => boolean | Promise<boolean>
+
+/** For each list method: the result's array, the member each item is decided on, and the resource it names. */
+export const LIST_ITEMS: Readonly<
+  Record<ListMethod, { readonly key: string; readonly field: string; resource(v: string): PolicyResource }>
 > = {
-  'tools/list': {
-    key: 'tools',
-    resource: (i) => (typeof i.name === 'string' ? { kind: 'mcp.tool', name: i.name } : undefined),
-  },
-  'prompts/list': {
-    key: 'prompts',
-    resource: (i) => (typeof i.name === 'string' ? { kind: 'mcp.prompt', name: i.name } : undefined),
-  },
-  'resources/list': {
-    key: 'resources',
-    resource: (i) => (typeof i.uri === 'string' ? { kind: 'mcp.resource', uri: i.uri } : undefined),
-  },
+  'tools/list': { key: 'tools', field: 'name', resource: (name) => ({ kind: 'mcp.tool', name }) },
+  'prompts/list': { key: 'prompts', field: 'name', resource: (name) => ({ kind: 'mcp.prompt', name }) },
+  'resources/list': { key: 'resources', field: 'uri', resource: (uri) => ({ kind: 'mcp.resource', uri }) },
   // A template is decided on its URI template as written: `file:///{path}` against `file:///**`.
   'resources/templates/list': {
     key: 'resourceTemplates',
-    resource: (i) =>
-      typeof i.uriTemplate === 'string' ? { kind: 'mcp.resource', uri: i.uriTemplate } : undefined,
+    field: 'uriTemplate',
+    resource: (uri) => ({ kind: 'mcp.resource', uri }),
   },
 }
 
@@ -45,21 +42,27 @@ const isObject = (v: unknown): v is Record<string, unknown> =>
  * The result with only the items `keep` allows, marked private to caches (modern `cacheScope`); undefined when
  * it stays as it is (every item kept and no cache scope, or no list array: the client will reject that itself).
  */
+const parsed = (item: Readonly<Record<string, unknown>>): ListedItem => ({
+  value: () => item,
+  mayHold: () => true,
+})
+
 export function filterList(
   method: ListMethod,
   result: unknown,
   keep: KeepItem,
 ): Record<string, unknown> | undefined | Promise<Record<string, unknown> | undefined> {
   if (!isObject(result)) return undefined
-  const spec = ITEMS[method]
+  const spec = LIST_ITEMS[method]
   const items = result[spec.key]
   if (!Array.isArray(items)) return undefined
   const answers: Array<boolean | Promise<boolean>> = new Array(items.length)
   let waiting = false
   for (let i = 0; i < items.length; i++) {
     const item: unknown = items[i]
-    const resource = isObject(item) ? spec.resource(item) : undefined
-    const a = resource === undefined ? false : keep(resource, item as Record<string, unknown>)
+    const named = isObject(item) ? item[spec.field] : undefined
+    const a =
+      typeof named === 'string' ? keep(spec.resource(named), parsed(item as Record<string, unknown>)) : false
     if (a instanceof Promise) waiting = true
     answers[i] = a
   }

@@ -95,10 +95,16 @@ export function paramHeaderMismatch(
   return undefined
 }
 
-/** What each listed tool mirrors, per upstream; bounded, oldest forgotten first. */
+const NONE: readonly ParamHeader[] = []
+
+/**
+ * What each listed tool mirrors, per upstream; bounded, oldest forgotten first. One map per upstream, keyed by
+ * the tool's name as the list gave it: a list of 1,000 tools looks up 1,000 names, without building a key each.
+ */
 export class ParamHeaderTable {
   readonly #max: number
-  readonly #tools = new Map<string, readonly ParamHeader[]>()
+  readonly #upstreams = new Map<string, Map<string, readonly ParamHeader[]>>()
+  #size = 0
 
   constructor(max: number) {
     this.#max = max
@@ -106,15 +112,44 @@ export class ParamHeaderTable {
 
   /** Records a listed tool's declarations (a tool that mirrors nothing is remembered as such). */
   record(upstream: string, tool: Readonly<Record<string, unknown>>): void {
-    if (typeof tool.name !== 'string') return
-    const key = `${upstream}\u0000${tool.name}`
-    this.#tools.delete(key)
-    this.#tools.set(key, paramHeaders(tool.inputSchema))
-    if (this.#tools.size > this.#max) this.#tools.delete(this.#tools.keys().next().value as string)
+    const name = tool.name
+    if (typeof name === 'string') this.#set(upstream, name, paramHeaders(tool.inputSchema))
+  }
+
+  /** Records a listed tool known to declare nothing (its text never names `x-mcp-header`). */
+  recordNone(upstream: string, name: string): void {
+    this.#set(upstream, name, NONE)
+  }
+
+  #set(upstream: string, name: string, declared: readonly ParamHeader[]): void {
+    let tools = this.#upstreams.get(upstream)
+    if (tools === undefined) {
+      tools = new Map()
+      this.#upstreams.set(upstream, tools)
+    }
+    const had = tools.get(name)
+    // Listed again as before with nothing declared (most tools): nothing to change.
+    if (declared.length === 0 && had?.length === 0) return
+    if (had !== undefined) tools.delete(name)
+    else this.#size++
+    tools.set(name, declared)
+    if (this.#size > this.#max) this.#forgetOldest()
   }
 
   /** The declarations of a tool seen listed on `upstream`, or undefined when it has not been. */
   get(upstream: string, name: string): readonly ParamHeader[] | undefined {
-    return this.#tools.get(`${upstream}\u0000${name}`)
+    return this.#upstreams.get(upstream)?.get(name)
+  }
+
+  #forgetOldest(): void {
+    for (const [upstream, tools] of this.#upstreams) {
+      const oldest = tools.keys().next()
+      if (!oldest.done) {
+        tools.delete(oldest.value)
+        this.#size--
+      }
+      if (tools.size === 0) this.#upstreams.delete(upstream)
+      if (!oldest.done) return
+    }
   }
 }

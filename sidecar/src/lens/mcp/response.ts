@@ -14,9 +14,11 @@ import { StringDecoder } from 'node:string_decoder'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import type { ResponseHead, ResponseWrapper } from '../../pipeline/stage.ts'
 import { type ClientRequest, clientRequestOf, mayHoldClientRequest } from './client-requests.ts'
-import { filterList, type KeepItem } from './filter.ts'
+import { filterList, type KeepItem, LIST_ITEMS } from './filter.ts'
+import { spliceList } from './filter-text.ts'
 import type { MrtrMethod } from './input-requests.ts'
 import { errorResponse, INTERNAL_ERROR, type JsonRpcId } from './jsonrpc.ts'
+import { ListScanCache } from './list-scan.ts'
 import { LIST_METHODS, type ListMethod } from './targets.ts'
 
 /**
@@ -108,6 +110,34 @@ function rewriteMessage(
   return filtered === undefined ? message : { ...m, result: filtered }
 }
 
+/**
+ * Large list answers seen lately, recognised again without a scan (the same text with another id). A pure
+ * function of the bytes, so one cache serves every listener and identity.
+ */
+const scans = new ListScanCache(8 << 20, 16 << 10)
+
+/**
+ * A single answer to one of this POST's list requests, filtered as text without parsing it whole
+ * (filter-text.ts); undefined when it is anything else or the scanner gives up, and the answer is parsed.
+ */
+function scannedAnswer(
+  text: Buffer,
+  pending: PendingLists,
+  keep: KeepItem,
+  hooks: StreamHooks,
+): Buffer | Promise<Buffer> | undefined {
+  const listing = hooks.wholeItems === true ? undefined : listingOf(pending)
+  if (listing === undefined) return undefined
+  const spec = LIST_ITEMS[listing]
+  const scan = scans.scan(text, spec.key, spec.field)
+  if (scan === undefined) return undefined
+  const key = idKey(scan.id)
+  const list = pending.get(key)
+  if (list === undefined || list.method !== listing || list.task === true) return undefined
+  hooks.consume?.(key)
+  return spliceList(text, scan, listing, keep)
+}
+
 function tooLarge(pending: PendingLists, maxBytes: number): object[] {
   return [...pending.values()].map((p) =>
     errorResponse(
@@ -174,6 +204,8 @@ function jsonWrapper(
         return Buffer.from(JSON.stringify(errors.length === 1 ? errors[0] : errors))
       }
       const original = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)
+      const scanned = scannedAnswer(original, pending, keep, hooks)
+      if (scanned !== undefined) return scanned
       let doc: unknown
       try {
         doc = JSON.parse(original.toString('utf8'))
@@ -231,6 +263,11 @@ export interface StreamHooks {
   taskCreated?(result: unknown): void
   /** Whether a task listed by `tasks/list` is the caller's (others are left out). */
   ownsTask?(taskId: string): boolean
+  /**
+   * The decisions read whole items (tool pinning hashes each one): list answers are parsed and written anew, so
+   * what is hashed is what the client reads, duplicate members included.
+   */
+  wholeItems?: boolean
 }
 
 /** A `tasks/list` result with only the caller's tasks; undefined when nothing is left out. */
@@ -300,6 +337,23 @@ function sseWrapper(
     let doc: unknown
     const asks = hooks.clientRequest
     const updates = hooks.resourceUpdated
+    // A list answer is filtered as text, unless the event could also be a request or an update for its hooks.
+    if (
+      isMessage &&
+      e.data.includes('"result"') &&
+      (asks === undefined || !mayHoldClientRequest(e.data)) &&
+      (updates === undefined || !e.data.includes('notifications/resources/updated'))
+    ) {
+      const scanned = scannedAnswer(Buffer.from(e.data), pending, keep, hooks)
+      if (scanned !== undefined) {
+        out.push(
+          scanned instanceof Promise
+            ? scanned.then((b) => serializeEvent({ ...e, data: b.toString('utf8') }))
+            : serializeEvent({ ...e, data: scanned.toString('utf8') }),
+        )
+        return
+      }
+    }
     // A key or method spelled with escapes is still that key or method to the client: text with a backslash is read.
     if (
       isMessage &&
