@@ -180,6 +180,7 @@ t.test('a denied model is refused with SVD_POLICY_DENIED in each SDK and reaches
 t.test('the model list is filtered per subject, in both shapes', async (t) => {
   const s = await setup(t)
   const { openai, anthropic } = clients(s)
+  const seen = decisions(t)
 
   const ids: string[] = []
   for await (const m of openai.models.list()) ids.push(m.id)
@@ -208,6 +209,14 @@ t.test('the model list is filtered per subject, in both shapes', async (t) => {
   const list = s.upstream.received.filter((r) => r.path === '/v1/models')
   t.equal(list.at(-1)?.headers['accept-encoding'], 'identity', 'the list is asked for uncompressed')
   t.equal(list[1]?.headers['x-api-key'], s.keys.anthropic, 'the Anthropic list goes with the Anthropic key')
+
+  // Two OpenAI-shaped lists and one Anthropic-shaped: a model left out is audited once per shape for this
+  // subject, not once per list.
+  const perModel = new Map<string, number>()
+  for (const e of seen.filter((e) => e.action === 'llm.model' && e.decision === 'deny'))
+    perModel.set(e.resource, (perModel.get(e.resource) ?? 0) + 1)
+  t.ok(perModel.size > 0, 'models left out are audited')
+  t.same(new Set(perModel.values()), new Set([2]), 'each once per list shape')
 })
 
 t.test('bad bodies are refused with a code before anything is forwarded', async (t) => {

@@ -3,8 +3,8 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import t from 'tap'
-import { ListAuditWindow } from '../src/lens/mcp/list-audit.ts'
 import { on, type PolicyDecisionEvent } from '../src/observe/events.ts'
+import { ListAuditWindow } from '../src/pipeline/list-audit.ts'
 import { AGENT, AGENT2, startMcpMesh } from './helpers/mcp-mesh.ts'
 import { McpTestServer } from './helpers/mcp-server.ts'
 

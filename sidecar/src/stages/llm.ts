@@ -34,8 +34,9 @@ import { filterOpenAiModels, OPENAI_ENDPOINTS } from '../lens/llm/openai.ts'
 import { type ApiStyle, type Providers, styleOf } from '../lens/llm/providers.ts'
 import { stripCredentialParams } from '../lens/llm/query.ts'
 import { LlmRequestRejected, readLlmRequest, validModelName } from '../lens/llm/request.ts'
-import { authorize } from '../pipeline/authorize.ts'
+import { authorizer } from '../pipeline/authorize.ts'
 import type { Exchange } from '../pipeline/exchange.ts'
+import { ListAuditWindow } from '../pipeline/list-audit.ts'
 import type { ResponseHead, ResponseWrapper, Stage } from '../pipeline/stage.ts'
 import type { PolicyEngine } from '../policy/engine.ts'
 
@@ -66,6 +67,10 @@ const apis = new WeakMap<Exchange, LlmApi>()
 const EMPTY = Buffer.alloc(0)
 
 /** The endpoint and body stages: they go before the policy stage. */
+/** A model left out of a list is audited again after this long (pipeline/list-audit.ts). */
+const LIST_AUDIT_WINDOW_MS = 5 * 60_000
+const LIST_AUDIT_ENTRIES = 100_000
+
 export function llmLensStages(options: LlmStageOptions): Stage[] {
   return [endpointStage(options), bodyStage(options)]
 }
@@ -147,6 +152,7 @@ function oneModel(method: string, path: string): string | undefined {
 }
 
 function bodyStage(options: LlmStageOptions): Stage {
+  const listAudits = new ListAuditWindow(LIST_AUDIT_ENTRIES, LIST_AUDIT_WINDOW_MS)
   return {
     name: 'llm',
     bodyLimit: (exchange) => (apis.has(exchange) ? options.bodyLimit : undefined),
@@ -181,7 +187,7 @@ function bodyStage(options: LlmStageOptions): Stage {
       if (call?.api !== 'openai.models' && call?.api !== 'anthropic.models') return undefined
       // One model's description was decided before it was sent; only lists are filtered.
       if (call.model !== undefined) return undefined
-      return modelListFilter(exchange, head, call, policy, options.bodyLimit)
+      return modelListFilter(exchange, head, call, policy, options.bodyLimit, listAudits)
     },
   }
 }
@@ -201,6 +207,7 @@ function modelListFilter(
   call: LlmCall,
   policy: PolicyEngine,
   cap: number,
+  audits: ListAuditWindow,
 ): ResponseWrapper {
   const api = call.api
   const chunks: Buffer[] = []
@@ -227,8 +234,15 @@ function modelListFilter(
       const doc = size > cap ? undefined : readList(Buffer.concat(chunks), encoding, cap)
       if (doc === undefined) return Buffer.from(JSON.stringify(empty()))
       const ids = modelIds(doc)
+      // A model left out is audited the first time, not on every list (list-audit.ts).
+      const decide = authorizer(policy, exchange)
+      const scope = `${exchange.subject?.toString() ?? ''}\u0000${exchange.route ?? exchange.listener}\u0000${api}`
+      const now = Date.now()
       const verdicts = ids.map((id) =>
-        authorize(policy, exchange, { kind: 'llm.model', name: id }, { report: false }),
+        decide(
+          { kind: 'llm.model', name: id },
+          { report: (d) => audits.due(scope, id, `${d.ruleId ?? d.reason}\u0000${d.mode}`, now) },
+        ),
       )
       const write = (allowed: ReadonlySet<string>) => {
         const keep = (id: string) => allowed.has(id)

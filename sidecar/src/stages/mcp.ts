@@ -44,7 +44,6 @@ import {
   POLICY_DENIED,
   parseBody,
 } from '../lens/mcp/jsonrpc.ts'
-import { ListAuditWindow } from '../lens/mcp/list-audit.ts'
 import { ParamHeaderTable, paramHeaderMismatch } from '../lens/mcp/param-headers.ts'
 import { ToolPins } from '../lens/mcp/pins.ts'
 import {
@@ -71,6 +70,7 @@ import {
 import { publishPolicyDecision } from '../observe/events.ts'
 import { authorize, authorizer } from '../pipeline/authorize.ts'
 import type { Exchange } from '../pipeline/exchange.ts'
+import { ListAuditWindow } from '../pipeline/list-audit.ts'
 import type { FrameFilter, ResponseHead, ResponseWrapper, Stage, StageResult } from '../pipeline/stage.ts'
 import type { DenyStyle, PolicyDecision, PolicyEngine, PolicyResource } from '../policy/engine.ts'
 
