@@ -10,8 +10,11 @@
  * tools (BENCH_TOOLS) of which the agent may see half: both sidecars filter
  * every answer, as deployed (audit lines, metrics), at BENCH_RATE (50) lists/s.
  *
- * Placement on a 2-core host: both sidecars on core 1; the load generator
- * (this process), the MCP server and the dev Workload API on core 0.
+ * Placement on a 2-core host (BENCH_PLACEMENT): `pods` (the default) puts
+ * each sidecar beside its own workload, as in two pods: the load generator
+ * (the agent) and the agent's sidecar on core 0, the MCP server and its
+ * sidecar on core 1. `shared` puts both sidecars on core 1 and the rest on
+ * core 0 (what this bench did before 2026-11-30).
  *
  * Run: `node --conditions=svidecar-source bench/mcp-call.ts` (the sidecars run
  * from the sources). BENCH_SECONDS (10), BENCH_WARMUP (3), BENCH_REPS (3),
@@ -41,8 +44,11 @@ const NODE_FLAGS =
   process.env.BENCH_NODE_FLAGS === undefined
     ? imageNodeFlags()
     : process.env.BENCH_NODE_FLAGS.split(' ').filter(Boolean)
+const PODS = (process.env.BENCH_PLACEMENT ?? 'pods') === 'pods'
 const PROXY_CORE = 1
 const REST_CORE = 0
+const AGENT_SIDECAR_CORE = PODS ? 0 : PROXY_CORE
+const SERVER_CORE = PODS ? 1 : REST_CORE
 const AGENT = 'spiffe://example.org/bench/agent'
 const SERVER = 'spiffe://example.org/bench/mcp'
 const VERSION = '2025-11-25'
@@ -135,11 +141,12 @@ async function measure(t: Target): Promise<Cell> {
 
 async function startSidecar(
   name: string,
+  core: number,
   config: string,
 ): Promise<{ pid: number; started: Record<string, unknown> }> {
   const file = join(dir, `${name}.yaml`)
   writeFileSync(file, config)
-  const child = pinned(PROXY_CORE, process.execPath, [
+  const child = pinned(core, process.execPath, [
     ...NODE_FLAGS,
     '--conditions=svidecar-source',
     main,
@@ -167,7 +174,7 @@ rules:
 `,
 )
 
-const upstream = pinned(REST_CORE, process.execPath, [join(here, 'mcp-upstream-main.ts')], {
+const upstream = pinned(SERVER_CORE, process.execPath, [join(here, 'mcp-upstream-main.ts')], {
   ...process.env,
   BENCH_TOOLS: String(TOOLS),
 })
@@ -183,6 +190,7 @@ const api = await DevWorkloadApi.start({
 const inboundPort = 20_000 + Math.floor(Math.random() * 20_000)
 const server = await startSidecar(
   'server',
+  PROXY_CORE,
   `workloadApi: { socket: "${api.endpoint}", hint: mcp }
 admin: { address: "127.0.0.1:0" }
 inbound:
@@ -196,6 +204,7 @@ policy: { file: "${policy}" }
 )
 const agent = await startSidecar(
   'agent',
+  AGENT_SIDECAR_CORE,
   `workloadApi: { socket: "${api.endpoint}", hint: agent }
 admin: { address: "127.0.0.1:0" }
 outbound:
@@ -248,7 +257,7 @@ const base = results.direct ?? []
 const through = results['two sidecars'] ?? []
 const lines = [
   `node ${process.version}, ${cpus()[0]?.model ?? ''} (${cpus().length} cores), kernel ${release()}, ${new Date().toISOString().slice(0, 10)}`,
-  `${LIST ? `tools/list of ${TOOLS} tools, half of them kept,` : 'tools/call,'} ${RATE} calls/s open loop, ${SECONDS} s × ${REPS} (medians)`,
+  `${LIST ? `tools/list of ${TOOLS} tools, half of them kept,` : 'tools/call,'} ${RATE} calls/s open loop, ${SECONDS} s × ${REPS} (medians), placement: ${PODS ? 'pods (each sidecar on its workload core)' : 'shared (both sidecars on core 1)'}`,
   '',
   '| path | p50 ms | p99 ms | added p50 ms | added p99 ms | sidecars CPU ms/s | sidecars CPU ms per call |',
   '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
