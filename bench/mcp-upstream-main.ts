@@ -13,21 +13,12 @@ import { Server } from '@modelcontextprotocol/sdk/server/index.js'
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
 import { CallToolRequestSchema, ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js'
+import { listedTools } from '../sidecar/test/helpers/tool-lists.ts'
 
 const TOOLS = Number(process.env.BENCH_TOOLS ?? 0)
 const listed = [
   { name: 'echo', description: 'answers ok', inputSchema: { type: 'object' as const, properties: {} } },
-  ...Array.from({ length: Math.max(0, TOOLS - 1) }, (_, k) => {
-    const i = k + 1
-    return {
-      name: `tool_${i % 2 === 0 ? 0 : i}_${i}`,
-      description: `tool number ${i}, which does something useful with its arguments`,
-      inputSchema: {
-        type: 'object' as const,
-        properties: { path: { type: 'string' }, depth: { type: 'integer' } },
-      },
-    }
-  }),
+  ...listedTools(TOOLS).slice(1),
 ]
 
 function serverFor(): { connect(t: StreamableHTTPServerTransport): Promise<void> } {

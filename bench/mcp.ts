@@ -13,24 +13,14 @@
 import { cpus } from 'node:os'
 import { listFilterWrapper, type PendingLists, type PolicyResource, parsePolicy } from 'svidecar'
 import { SpiffeId } from 'workload-api-client'
+import { LIST_AGENT, listedTools, listPolicy } from '../sidecar/test/helpers/tool-lists.ts'
 
-const AGENT = SpiffeId.parse('spiffe://example.org/ns/agents/sa/planner')
-const rules = Array.from(
-  { length: 1000 },
-  (_, i) => `  - id: r${i}
-    effect: allow
-    subjects: ["spiffe://example.org/ns/agents/sa/${i === 0 ? 'planner' : `agent-${i}`}"]
-    resources: [{ kind: mcp.tool, name: "tool_${i}_*" }]`,
-).join('\n')
-const engine = parsePolicy(`version: 1\nrules:\n${rules}\n`, 'bench.yaml').engine
+const AGENT = SpiffeId.parse(LIST_AGENT)
+const engine = parsePolicy(listPolicy(), 'bench.yaml').engine
 const keep = (resource: PolicyResource) =>
   engine.decide({ subject: AGENT, resource, context: { time: new Date() } }).decision === 'allow'
 
-const tools = Array.from({ length: 1000 }, (_, i) => ({
-  name: `tool_${i % 2 === 0 ? 0 : i}_${i}`,
-  description: `tool number ${i}, which does something useful with its arguments`,
-  inputSchema: { type: 'object', properties: { path: { type: 'string' }, depth: { type: 'integer' } } },
-}))
+const tools = listedTools(1000)
 const body = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 1, result: { tools } }))
 // 64 answers that differ in one description: more than the lens keeps (8 MB), so each is read as new.
 const fresh = Array.from({ length: 64 }, (_, k) =>

@@ -27,16 +27,10 @@ import { Exchange } from '../src/pipeline/exchange.ts'
 import type { ResponseWrapper, Stage } from '../src/pipeline/stage.ts'
 import { parsePolicy } from '../src/policy/file.ts'
 import { mcpStage } from '../src/stages/mcp.ts'
+import { LIST_AGENT, listedTools, listPolicy } from '../test/helpers/tool-lists.ts'
 
-const AGENT = SpiffeId.parse('spiffe://example.org/ns/agents/sa/planner')
-const rules = Array.from(
-  { length: 1000 },
-  (_, i) => `  - id: r${i}
-    effect: allow
-    subjects: ["spiffe://example.org/ns/agents/sa/${i === 0 ? 'planner' : `agent-${i}`}"]
-    resources: [{ kind: mcp.tool, name: "tool_${i}_*" }]`,
-).join('\n')
-const engine = parsePolicy(`version: 1\nrules:\n${rules}\n`, 'bench.yaml').engine
+const AGENT = SpiffeId.parse(LIST_AGENT)
+const engine = parsePolicy(listPolicy(), 'bench.yaml').engine
 
 const metrics = createMetrics()
 metrics.subscribe()
@@ -62,11 +56,7 @@ const options = {
 const plain = mcpStage(options)
 const pinning = mcpStage({ ...options, pinTools: true })
 
-const tools = Array.from({ length: 1000 }, (_, i) => ({
-  name: `tool_${i % 2 === 0 ? 0 : i}_${i}`,
-  description: `tool number ${i}, which does something useful with its arguments`,
-  inputSchema: { type: 'object', properties: { path: { type: 'string' }, depth: { type: 'integer' } } },
-}))
+const tools = listedTools(1000)
 const answer = (id: number, salt: string) =>
   Buffer.from(
     JSON.stringify({

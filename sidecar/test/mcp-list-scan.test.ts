@@ -7,6 +7,7 @@ import type { KeepItem } from '../src/lens/mcp/filter.ts'
 import { filterList } from '../src/lens/mcp/filter.ts'
 import { spliceList } from '../src/lens/mcp/filter-text.ts'
 import { ListScanCache, MAX_DEPTH, scanList } from '../src/lens/mcp/list-scan.ts'
+import { canonical } from '../src/lens/mcp/pins.ts'
 import type { ListMethod } from '../src/lens/mcp/targets.ts'
 import type { PolicyResource } from '../src/policy/engine.ts'
 
@@ -126,19 +127,6 @@ const keep: KeepItem = (resource: PolicyResource) => {
   let sum = 0
   for (let i = 0; i < name.length; i++) sum += name.charCodeAt(i)
   return sum % 2 === 0 || name.startsWith('tool_1')
-}
-
-/** JSON with every object's keys sorted: the same document whatever order its members were written in. */
-function canonical(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`
-  if (v !== null && typeof v === 'object') {
-    const o = v as Record<string, unknown>
-    return `{${Object.keys(o)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`)
-      .join(',')}}`
-  }
-  return JSON.stringify(v)
 }
 
 /** What the parsed filter writes for the answer text: the answer itself when it keeps everything. */

@@ -38,7 +38,7 @@ export interface AuthorizeOptions {
    * Publish the decision event (default true). False publishes only denials (and denials `mode: audit` let
    * through); a function publishes those only when it says so (a list filter that audits an item once a while).
    */
-  report?: boolean | ((decision: PolicyDecision) => boolean)
+  report?: boolean | ((decision: PolicyDecision, resource: PolicyResource) => boolean)
 }
 
 /**
@@ -138,7 +138,7 @@ function concluded(
 ): PolicyDecision {
   if (report !== true) {
     if (decision.decision === 'allow' && decision.wouldDeny !== true) return decision
-    if (report !== false && !report(decision)) return decision
+    if (report !== false && !report(decision, request.resource)) return decision
   }
   if (!wantsPolicyDecision()) return decision
   const action = request.resource.kind

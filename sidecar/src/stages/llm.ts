@@ -34,7 +34,7 @@ import { filterOpenAiModels, OPENAI_ENDPOINTS } from '../lens/llm/openai.ts'
 import { type ApiStyle, type Providers, styleOf } from '../lens/llm/providers.ts'
 import { stripCredentialParams } from '../lens/llm/query.ts'
 import { LlmRequestRejected, readLlmRequest, validModelName } from '../lens/llm/request.ts'
-import { authorizer } from '../pipeline/authorize.ts'
+import { type AuthorizeOptions, authorizer } from '../pipeline/authorize.ts'
 import type { Exchange } from '../pipeline/exchange.ts'
 import { ListAuditWindow } from '../pipeline/list-audit.ts'
 import type { ResponseHead, ResponseWrapper, Stage } from '../pipeline/stage.ts'
@@ -238,12 +238,11 @@ function modelListFilter(
       const decide = authorizer(policy, exchange)
       const scope = `${exchange.subject?.toString() ?? ''}\u0000${exchange.route ?? exchange.listener}\u0000${api}`
       const now = Date.now()
-      const verdicts = ids.map((id) =>
-        decide(
-          { kind: 'llm.model', name: id },
-          { report: (d) => audits.due(scope, id, `${d.ruleId ?? d.reason}\u0000${d.mode}`, now) },
-        ),
-      )
+      const reporting: AuthorizeOptions = {
+        report: (d, r) =>
+          audits.due(scope, (r as { name: string }).name, `${d.ruleId ?? d.reason}\u0000${d.mode}`, now),
+      }
+      const verdicts = ids.map((id) => decide({ kind: 'llm.model', name: id }, reporting))
       const write = (allowed: ReadonlySet<string>) => {
         const keep = (id: string) => allowed.has(id)
         const filtered =

@@ -68,7 +68,7 @@ import {
   validSessionId,
 } from '../lens/mcp/transports.ts'
 import { publishPolicyDecision } from '../observe/events.ts'
-import { authorize, authorizer } from '../pipeline/authorize.ts'
+import { type AuthorizeOptions, authorize, authorizer } from '../pipeline/authorize.ts'
 import type { Exchange } from '../pipeline/exchange.ts'
 import { ListAuditWindow } from '../pipeline/list-audit.ts'
 import type { FrameFilter, ResponseHead, ResponseWrapper, Stage, StageResult } from '../pipeline/stage.ts'
@@ -833,6 +833,10 @@ export function mcpStage(options: McpStageOptions): Stage {
     let decide: ReturnType<typeof authorizer> | undefined
     let since = 0
     let wall = 0
+    // A denial is reported when the window says it is due (one options object for the whole list).
+    const reporting: AuthorizeOptions = {
+      report: (d, r) => listAudits.due(who, itemKey(r), `${d.ruleId ?? d.reason}\u0000${d.mode}`, wall),
+    }
     return (resource: PolicyResource, item: ListedItem) => {
       // A tool whose text never names `x-mcp-header` declares no header: it is remembered as such, unparsed.
       if (resource.kind === 'mcp.tool') {
@@ -840,7 +844,7 @@ export function mcpStage(options: McpStageOptions): Stage {
         else paramTable.recordNone(upstream, resource.name)
       }
       if (engine === undefined) return unchanged(resource, item)
-      const key = resource.kind === 'mcp.resource' ? resource.uri : (resource as { name: string }).name
+      const key = itemKey(resource)
       const now = performance.now()
       if (decide === undefined || now - since > 1000) {
         decide = authorizer(engine, exchange)
@@ -851,9 +855,7 @@ export function mcpStage(options: McpStageOptions): Stage {
       let allowed = decided.get(key)
       if (allowed === undefined) {
         exchange.attributes[MCP_ATTRIBUTE] = attribute
-        const answer = decide(resource, {
-          report: (d) => listAudits.due(who, key, `${d.ruleId ?? d.reason}\u0000${d.mode}`, wall),
-        })
+        const answer = decide(resource, reporting)
         allowed = answer instanceof Promise ? answer.then(listed) : listed(answer)
         decided.set(key, allowed)
       }
@@ -952,6 +954,11 @@ export function mcpStage(options: McpStageOptions): Stage {
   function listed(d: PolicyDecision): boolean {
     return d.decision === 'allow' || styleOf(d) !== 'hide'
   }
+}
+
+/** What a list item is decided by: a resource's URI, a tool's or prompt's name. */
+function itemKey(resource: PolicyResource): string {
+  return resource.kind === 'mcp.resource' ? resource.uri : (resource as { name: string }).name
 }
 
 /** A message refused before policy, with the JSON-RPC error it is answered with. */

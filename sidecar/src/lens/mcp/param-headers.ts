@@ -10,6 +10,7 @@
  * names a schema does not declare, pass untouched (the server checks them).
  */
 import type { IncomingHttpHeaders } from 'node:http'
+import { ScopedTable } from '../../pipeline/scoped-table.ts'
 import { decodeHeaderValue } from './transports.ts'
 
 /** One mirrored argument: where it sits under `arguments`, and its header (lower case). */
@@ -97,17 +98,12 @@ export function paramHeaderMismatch(
 
 const NONE: readonly ParamHeader[] = []
 
-/**
- * What each listed tool mirrors, per upstream; bounded, oldest forgotten first. One map per upstream, keyed by
- * the tool's name as the list gave it: a list of 1,000 tools looks up 1,000 names, without building a key each.
- */
+/** What each listed tool mirrors, per upstream; bounded, oldest forgotten first. */
 export class ParamHeaderTable {
-  readonly #max: number
-  readonly #upstreams = new Map<string, Map<string, readonly ParamHeader[]>>()
-  #size = 0
+  readonly #tools: ScopedTable<readonly ParamHeader[]>
 
   constructor(max: number) {
-    this.#max = max
+    this.#tools = new ScopedTable(max)
   }
 
   /** Records a listed tool's declarations (a tool that mirrors nothing is remembered as such). */
@@ -122,34 +118,13 @@ export class ParamHeaderTable {
   }
 
   #set(upstream: string, name: string, declared: readonly ParamHeader[]): void {
-    let tools = this.#upstreams.get(upstream)
-    if (tools === undefined) {
-      tools = new Map()
-      this.#upstreams.set(upstream, tools)
-    }
-    const had = tools.get(name)
     // Listed again as before with nothing declared (most tools): nothing to change.
-    if (declared.length === 0 && had?.length === 0) return
-    if (had !== undefined) tools.delete(name)
-    else this.#size++
-    tools.set(name, declared)
-    if (this.#size > this.#max) this.#forgetOldest()
+    if (declared.length === 0 && this.#tools.get(upstream, name)?.length === 0) return
+    this.#tools.set(upstream, name, declared)
   }
 
   /** The declarations of a tool seen listed on `upstream`, or undefined when it has not been. */
   get(upstream: string, name: string): readonly ParamHeader[] | undefined {
-    return this.#upstreams.get(upstream)?.get(name)
-  }
-
-  #forgetOldest(): void {
-    for (const [upstream, tools] of this.#upstreams) {
-      const oldest = tools.keys().next()
-      if (!oldest.done) {
-        tools.delete(oldest.value)
-        this.#size--
-      }
-      if (tools.size === 0) this.#upstreams.delete(upstream)
-      if (!oldest.done) return
-    }
+    return this.#tools.get(upstream, name)
   }
 }

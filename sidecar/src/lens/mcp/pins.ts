@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto'
 export type PinCheck = 'pinned' | 'changed'
 
 /** JSON with object keys sorted, so equal tools hash equally whatever order a server writes them in. */
-function canonical(v: unknown): string {
+export function canonical(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`
   if (v !== null && typeof v === 'object') {
     const o = v as Record<string, unknown>
