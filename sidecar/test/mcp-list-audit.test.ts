@@ -1,5 +1,9 @@
 // An item left out of a list is audited the first time, not on every list: an agent that lists its tools at
 // every session start would otherwise write one line per hidden tool each time. A call is audited every time.
+
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import t from 'tap'
@@ -83,3 +87,34 @@ for (const mode of ['json', 'sse'] as const) {
     )
   })
 }
+
+t.test('decisions kept across lists give way to a reloaded policy', async (t) => {
+  const upstream = await McpTestServer.start('json')
+  t.teardown(() => upstream.close())
+  const dir = mkdtempSync(join(tmpdir(), 'svidecar-list-reload-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, 'server.yaml')
+  writeFileSync(file, POLICY)
+  const mesh = await startMcpMesh(t, {
+    upstream: upstream.url,
+    serverPolicyYaml: `policy: { file: "${file}" }`,
+  })
+  const client = new Client({ name: 'agent', version: '1.0.0' })
+  await client.connect(new StreamableHTTPClientTransport(new URL(mesh.agentUrl)))
+  t.teardown(() => client.close())
+  for (let i = 0; i < 2; i++)
+    t.same(
+      (await client.listTools()).tools.map((x) => x.name),
+      ['echo'],
+    )
+
+  writeFileSync(file, POLICY.replace('name: echo }]', 'name: echo }, { kind: mcp.tool, name: progress }]'))
+  const deadline = Date.now() + 15_000
+  let names: string[] = []
+  while (Date.now() < deadline) {
+    names = (await client.listTools()).tools.map((x) => x.name)
+    if (names.includes('progress')) break
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  t.same(names, ['echo', 'progress'], 'the newly allowed tool is listed')
+})

@@ -89,6 +89,13 @@ export interface PolicyEngine {
    */
   readonly headers?: readonly string[]
   decide(request: PolicyRequest): PolicyDecision | Promise<PolicyDecision>
+  /**
+   * When every decision on resources of `kind` depends on nothing but the subject, the resource and the policy
+   * in force (no rule of that kind has a condition), a token naming that policy (a reload gives a new one), so a
+   * caller deciding the same items again may keep their decisions under it. Undefined when a decision may read
+   * the request's context, or the engine cannot tell.
+   */
+  contextFree?(kind: PolicyResource['kind']): object | undefined
 }
 
 const MAX_DESCRIBED = 200

@@ -35,6 +35,8 @@ export function openPolicy(config: PolicyConfig): OpenedPolicy {
       },
       headers,
       decide: (request) => engine.decide(request),
+      // Headers are read by conditions only: a kind without conditions stays context-free.
+      contextFree: (kind) => engine.contextFree?.(kind),
     },
   }
 }

@@ -116,6 +116,10 @@ export class PolicyStore implements PolicyEngine {
     return this.#engine.decide(request)
   }
 
+  contextFree(kind: PolicyRequest['resource']['kind']): object | undefined {
+    return this.#engine.contextFree?.(kind)
+  }
+
   /**
    * Loads the file now. Returns true when the policy in force was replaced or
    * is unchanged, false when the file is bad (the old policy stays).

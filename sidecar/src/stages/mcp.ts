@@ -71,6 +71,7 @@ import { publishPolicyDecision } from '../observe/events.ts'
 import { type AuthorizeOptions, authorize, authorizer } from '../pipeline/authorize.ts'
 import type { Exchange } from '../pipeline/exchange.ts'
 import { ListAuditWindow } from '../pipeline/list-audit.ts'
+import { ScopedTable } from '../pipeline/scoped-table.ts'
 import type { FrameFilter, ResponseHead, ResponseWrapper, Stage, StageResult } from '../pipeline/stage.ts'
 import type { DenyStyle, PolicyDecision, PolicyEngine, PolicyResource } from '../policy/engine.ts'
 
@@ -95,6 +96,7 @@ const MAX_PINS = 100_000
 /** An item left out of a list is audited again after this long (list-audit.ts). */
 const LIST_AUDIT_WINDOW_MS = 5 * 60_000
 const LIST_AUDIT_ENTRIES = 100_000
+const MAX_KNOWN_ITEMS = 100_000
 /** Without a policy engine every message is allowed (the lens still checks, binds and pins). */
 const NO_POLICY: PolicyDecision = { decision: 'allow', reason: 'no policy', mode: 'enforce', engine: 'none' }
 /** The rule id audit lines name for a tool refused because it changed since it was pinned. */
@@ -140,6 +142,8 @@ export function mcpStage(options: McpStageOptions): Stage {
   const pins = options.pinTools === true ? new ToolPins(MAX_PINS) : undefined
   const listHooks: StreamHooks = pins === undefined ? {} : { wholeItems: true }
   const listAudits = new ListAuditWindow(LIST_AUDIT_ENTRIES, LIST_AUDIT_WINDOW_MS)
+  // List items' decisions under a policy that decides their kind without context, per policy in force.
+  const knownItems = new WeakMap<object, ScopedTable<KnownItem>>()
   // The arguments each listed tool mirrors in Mcp-Param-* headers (stateless era), per upstream.
   const paramTable = new ParamHeaderTable(MAX_PINS)
   const meter = options.sampling === undefined ? undefined : new SamplingMeter(options.sampling)
@@ -828,14 +832,26 @@ export function mcpStage(options: McpStageOptions): Stage {
     const who = `${exchange.subject?.toString() ?? ''}\u0000${upstream}\u0000${listing}`
     const attribute = { method: listing }
     // Each distinct name is decided once per list (a list item's decision reads nothing but its name or URI), at
-    // one instant. A stream's later lists are decided afresh: after a second, the cache and the instant renew.
+    // one instant: a list is filtered in one turn of the event loop, and a stream's next list decides afresh.
     let decided = new Map<string, boolean | Promise<boolean>>()
     let decide: ReturnType<typeof authorizer> | undefined
-    let since = 0
+    // Decisions kept across lists, when the policy in force decides this kind without reading the context.
+    let known: ScopedTable<KnownItem> | undefined
+    const knownScope = `${exchange.subject?.toString() ?? ''}\u0000${listing}`
+    let turn = false
     let wall = 0
+    const tagOf = (d: PolicyDecision) => `${d.ruleId ?? d.reason}\u0000${d.mode}`
     // A denial is reported when the window says it is due (one options object for the whole list).
-    const reporting: AuthorizeOptions = {
-      report: (d, r) => listAudits.due(who, itemKey(r), `${d.ruleId ?? d.reason}\u0000${d.mode}`, wall),
+    const reporting: AuthorizeOptions = { report: (d, r) => listAudits.due(who, itemKey(r), tagOf(d), wall) }
+    const decideAfresh = (resource: PolicyResource, key: string, options: AuthorizeOptions) => {
+      exchange.attributes[MCP_ATTRIBUTE] = attribute
+      const answer = (decide as NonNullable<typeof decide>)(resource, options)
+      if (answer instanceof Promise) return answer.then(listed)
+      const yes = listed(answer)
+      // Audited on its own when it is a denial (or one `mode: audit` let through): the window still applies.
+      const quiet = answer.decision === 'allow' && answer.wouldDeny !== true
+      known?.set(knownScope, key, { listed: yes, tag: quiet ? undefined : tagOf(answer) })
+      return yes
     }
     return (resource: PolicyResource, item: ListedItem) => {
       // A tool whose text never names `x-mcp-header` declares no header: it is remembered as such, unparsed.
@@ -845,24 +861,43 @@ export function mcpStage(options: McpStageOptions): Stage {
       }
       if (engine === undefined) return unchanged(resource, item)
       const key = itemKey(resource)
-      const now = performance.now()
-      if (decide === undefined || now - since > 1000) {
+      if (!turn) {
+        turn = true
+        queueMicrotask(() => {
+          turn = false
+        })
         decide = authorizer(engine, exchange)
         decided = new Map()
-        since = now
         wall = Date.now()
+        known = knownFor(engine.contextFree?.(resource.kind))
       }
-      let allowed = decided.get(key)
-      if (allowed === undefined) {
-        exchange.attributes[MCP_ATTRIBUTE] = attribute
-        const answer = decide(resource, reporting)
-        allowed = answer instanceof Promise ? answer.then(listed) : listed(answer)
-        decided.set(key, allowed)
+      const k = known?.get(knownScope, key)
+      let allowed: boolean | Promise<boolean> | undefined
+      // A kept denial whose audit is due is decided again, and reported.
+      if (k !== undefined && !(k.tag !== undefined && listAudits.due(who, key, k.tag, wall)))
+        allowed = k.listed
+      else {
+        allowed = decided.get(key)
+        if (allowed === undefined) {
+          allowed = decideAfresh(resource, key, k === undefined ? reporting : { report: false })
+          decided.set(key, allowed)
+        }
       }
       return allowed instanceof Promise
         ? allowed.then((yes) => yes && unchanged(resource, item))
         : allowed && unchanged(resource, item)
     }
+  }
+
+  /** The list decisions kept under a context-free policy's token (a reload's new token starts afresh). */
+  function knownFor(token: object | undefined): ScopedTable<KnownItem> | undefined {
+    if (token === undefined) return undefined
+    let table = knownItems.get(token)
+    if (table === undefined) {
+      table = new ScopedTable(MAX_KNOWN_ITEMS)
+      knownItems.set(token, table)
+    }
+    return table
   }
 
   /** The decision for a tool that changed since it was pinned, reported on the audit channel. */
@@ -954,6 +989,12 @@ export function mcpStage(options: McpStageOptions): Stage {
   function listed(d: PolicyDecision): boolean {
     return d.decision === 'allow' || styleOf(d) !== 'hide'
   }
+}
+
+/** A list item's decision kept across lists: whether it is listed, and what decided a denial (for its audit). */
+interface KnownItem {
+  readonly listed: boolean
+  readonly tag: string | undefined
 }
 
 /** What a list item is decided by: a resource's URI, a tool's or prompt's name. */

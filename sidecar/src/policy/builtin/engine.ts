@@ -46,12 +46,19 @@ export class BuiltinEngine implements PolicyEngine {
   /** The policy's `denyStyle`: for the default deny and deny rules without their own. */
   readonly denyStyle: DenyStyle | undefined
   readonly #index: RuleIndex
+  /** Resource kinds some rule with a condition names: their decisions may read the request's context. */
+  readonly #conditional: ReadonlySet<string>
 
   constructor(rules: readonly CompiledRule[], mode: DecisionMode, denyStyle?: DenyStyle) {
     this.rules = rules
     this.mode = mode
     this.denyStyle = denyStyle
     this.#index = new RuleIndex(rules)
+    this.#conditional = new Set(rules.flatMap((r) => (r.condition === undefined ? [] : [...r.kinds])))
+  }
+
+  contextFree(kind: PolicyRequest['resource']['kind']): object | undefined {
+    return this.#conditional.has(kind) ? undefined : this
   }
 
   /** The decision with the style its denial is answered in, when the policy names one. */
