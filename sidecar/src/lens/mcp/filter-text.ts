@@ -7,7 +7,7 @@
  * same items kept, a scoped result marked private to caches.
  */
 import { type KeepItem, LIST_ITEMS, type ListedItem } from './filter.ts'
-import type { ScannedItem, ScannedList } from './list-scan.ts'
+import type { ScannedList } from './list-scan.ts'
 import type { ListMethod } from './targets.ts'
 
 const COMMA = Buffer.from(',')
@@ -17,27 +17,26 @@ const PRIVATE_MEMBER = Buffer.from('"cacheScope":"private",')
 /** One item of a scanned answer, parsed on first need. */
 class TextItem implements ListedItem {
   readonly #text: Buffer
-  readonly #item: ScannedItem
+  readonly #start: number
+  readonly #end: number
   readonly #anywhere: (key: string) => boolean
   #value: Readonly<Record<string, unknown>> | undefined
-  constructor(text: Buffer, item: ScannedItem, anywhere: (key: string) => boolean) {
+  constructor(text: Buffer, start: number, end: number, anywhere: (key: string) => boolean) {
     this.#text = text
-    this.#item = item
+    this.#start = start
+    this.#end = end
     this.#anywhere = anywhere
   }
 
   value(): Readonly<Record<string, unknown>> {
     // The scanner checked the item's grammar: this parse cannot fail, and it reads what the client will.
-    this.#value ??= JSON.parse(this.#text.toString('utf8', this.#item.start, this.#item.end)) as Record<
-      string,
-      unknown
-    >
+    this.#value ??= JSON.parse(this.#text.toString('utf8', this.#start, this.#end)) as Record<string, unknown>
     return this.#value
   }
 
   mayHold(key: string): boolean {
     if (!this.#anywhere(key)) return false
-    const own = this.#text.subarray(this.#item.start, this.#item.end)
+    const own = this.#text.subarray(this.#start, this.#end)
     // An escaped key reads as `key` only after decoding: any backslash counts as a maybe.
     return own.includes(key) || own.includes(0x5c)
   }
@@ -54,7 +53,7 @@ export function spliceList(
   keep: KeepItem,
 ): Buffer | Promise<Buffer> {
   const spec = LIST_ITEMS[method]
-  const items = scan.items
+  const { starts, ends, keys } = scan
   // Whether a key appears anywhere in the answer (or could, escaped): one search for all items.
   const seen = new Map<string, boolean>()
   const anywhere = (key: string) => {
@@ -65,12 +64,14 @@ export function spliceList(
     }
     return yes
   }
-  const answers: Array<boolean | Promise<boolean>> = new Array(items.length)
+  const answers: Array<boolean | Promise<boolean>> = new Array(keys.length)
   let waiting = false
-  for (let i = 0; i < items.length; i++) {
-    const item = items[i] as ScannedItem
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]
     const a =
-      item.key === undefined ? false : keep(spec.resource(item.key), new TextItem(text, item, anywhere))
+      key === undefined
+        ? false
+        : keep(spec.resource(key), new TextItem(text, starts[i] as number, ends[i] as number, anywhere))
     if (a instanceof Promise) waiting = true
     answers[i] = a
   }
@@ -96,10 +97,8 @@ function splice(text: Buffer, scan: ScannedList, kept: readonly boolean[]): Buff
   let last = -1
   const close = () => {
     if (run < 0) return
-    const first = scan.items[run] as ScannedItem
-    const end = (scan.items[last] as ScannedItem).end
     if (parts.length > 0) parts.push(COMMA)
-    parts.push(text.subarray(first.start, end))
+    parts.push(text.subarray(scan.starts[run], scan.ends[last]))
     run = -1
   }
   for (let i = 0; i < kept.length; i++) {

@@ -17,14 +17,6 @@
  */
 import type { JsonRpcId } from './jsonrpc.ts'
 
-/** One element of the list array: its text is `text.slice(start, end)`. */
-export interface ScannedItem {
-  readonly start: number
-  readonly end: number
-  /** The element's decision field (a tool's `name`, a resource's `uri`) when it is an object holding a string there. */
-  readonly key: string | undefined
-}
-
 export interface ScannedList {
   readonly id: JsonRpcId
   /** The id's text range. */
@@ -35,7 +27,14 @@ export interface ScannedList {
   /** Indexes of the list array's `[` and `]`. */
   readonly open: number
   readonly close: number
-  readonly items: readonly ScannedItem[]
+  /**
+   * The list's elements, one index each (arrays of numbers, not an object per element: a kept scan holds
+   * thousands): element `i`'s text is `text.subarray(starts[i], ends[i])`, and `keys[i]` its decision field (a
+   * tool's `name`, a resource's `uri`) when it is an object holding a string there.
+   */
+  readonly starts: readonly number[]
+  readonly ends: readonly number[]
+  readonly keys: ReadonlyArray<string | undefined>
   /** The value range of the result's `cacheScope`, when it has one. */
   readonly cacheScope: { readonly start: number; readonly end: number } | undefined
   /** The result carries `cacheScope` or `ttlMs` (SEP-2549): a filtered copy must say it is private. */
@@ -343,14 +342,19 @@ export function scanList(text: Buffer, listKey: string, field: string): ScannedL
   let resultOpen = -1
   let open = -1
   let close = -1
-  let items: ScannedItem[] | undefined
+  let listed = false
+  const starts: number[] = []
+  const ends: number[] = []
+  const keys: Array<string | undefined> = []
   let cacheScope: { start: number; end: number } | undefined
   let scoped = false
 
   const item = (start: number) => {
     if (r.s[start] !== 0x7b) {
       r.value(3)
-      items?.push({ start, end: r.i, key: undefined })
+      starts.push(start)
+      ends.push(r.i)
+      keys.push(undefined)
       return
     }
     let key: string | undefined
@@ -366,14 +370,16 @@ export function scanList(text: Buffer, listKey: string, field: string): ScannedL
       }
       return true
     })
-    items?.push({ start, end: r.i, key })
+    starts.push(start)
+    ends.push(r.i)
+    keys.push(key)
   }
 
   const result: Member = (keyStart, keyEnd, escaped) => {
     if (r.is(keyStart, keyEnd, escaped, listKey)) {
-      if (items !== undefined) throw GIVE_UP
+      if (listed) throw GIVE_UP
       if (r.peek() !== 0x5b) throw GIVE_UP
-      items = []
+      listed = true
       open = r.i
       r.array(2, item)
       close = r.i - 1
@@ -424,8 +430,8 @@ export function scanList(text: Buffer, listKey: string, field: string): ScannedL
     if (e === GIVE_UP || e instanceof SyntaxError) return undefined
     throw e
   }
-  if (id === undefined || items === undefined) return undefined
-  return { id, idStart, idEnd, resultOpen, open, close, items, cacheScope, scoped }
+  if (id === undefined || !listed) return undefined
+  return { id, idStart, idEnd, resultOpen, open, close, starts, ends, keys, cacheScope, scoped }
 }
 
 /**
@@ -499,7 +505,8 @@ function rescan(kept: Buffer, scan: ScannedList, text: Buffer): ScannedList | un
     resultOpen: moved(scan.resultOpen),
     open: moved(scan.open),
     close: moved(scan.close),
-    items: scan.items.map((it) => ({ start: moved(it.start), end: moved(it.end), key: it.key })),
+    starts: scan.starts.map(moved),
+    ends: scan.ends.map(moved),
     cacheScope:
       scan.cacheScope === undefined
         ? undefined
