@@ -16,7 +16,7 @@
  * sidecar on core 1. `shared` puts both sidecars on core 1 and the rest on
  * core 0 (what this bench did before 2026-11-30).
  *
- * Run: `node --conditions=svidecar-source bench/mcp-call.ts` (the sidecars run
+ * Run: `npm run bench:mcp-call` (the sidecars run
  * from the sources). BENCH_SECONDS (10), BENCH_WARMUP (3), BENCH_REPS (3),
  * BENCH_RATE (500).
  */

@@ -8,7 +8,7 @@
  * them, audit and metrics).
  * Targets from the MCP issue: filtering 1,000 tools ≤ 1 ms; an SSE
  * notification adds ≤ 0.5 ms at p99. Not a test: run it with
- * `node --conditions=svidecar-source bench/mcp.ts`.
+ * `npm run bench:mcp`.
  */
 import { cpus } from 'node:os'
 import { listFilterWrapper, type PendingLists, type PolicyResource, parsePolicy } from 'svidecar'

@@ -13,7 +13,8 @@
  * hashed). Target from the MCP issue: filtering 1,000 tools ≤ 1 ms.
  *
  * Lives in the sidecar package because it drives internal stage modules.
- * Run: `node --conditions=svidecar-source sidecar/bench/mcp-list.ts`.
+ * Run: `npm run bench:mcp` (after bench/mcp.ts, with the image's young
+ * generation, `--max-semi-space-size=1`).
  */
 import { IncomingMessage } from 'node:http'
 import { Socket } from 'node:net'
