@@ -18,7 +18,9 @@
  *
  * Run: `npm run bench:mcp-call` (the sidecars run
  * from the sources). BENCH_SECONDS (10), BENCH_WARMUP (3), BENCH_REPS (3),
- * BENCH_RATE (500).
+ * BENCH_RATE (500; 50 for lists), BENCH_METHOD (`call` or `list`),
+ * BENCH_TOOLS (1000 for lists), BENCH_PLACEMENT (`pods` or `shared`),
+ * BENCH_NODE_FLAGS (the sidecars' Node flags instead of the image's).
  */
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
