@@ -9,8 +9,9 @@
  *
  * Cells: the answer seen for the first time (a new text each time: the
  * scanner reads it), the same answer again with a new request id (how a
- * server answers every list), and with tool pinning on (each item parsed and
- * hashed). Target from the MCP issue: filtering 1,000 tools ≤ 1 ms.
+ * server answers every list), and that again with tool pinning on (each
+ * tool's text compared with the text last hashed for its pin). Target from
+ * the MCP issue: filtering 1,000 tools ≤ 1 ms.
  *
  * Lives in the sidecar package because it drives internal stage modules.
  * Run: `npm run bench:mcp` (after bench/mcp.ts, with the image's young
@@ -140,7 +141,11 @@ if (kept >= size * 0.6 || kept <= size * 0.4) throw new Error(`kept ${kept} of $
 const rows = [
   measure('first sight of the answer (scanned)', cycled(plain, fresh), 2000),
   measure('the same answer again, new id', cycled(plain, same), 2000),
-  measure('tool pinning on (each item parsed and hashed)', cycled(pinning, same), 1000),
+  measure(
+    'tool pinning on, the same answer again (each tool compared with its pin)',
+    cycled(pinning, same),
+    1000,
+  ),
 ]
 const lines = [
   `node ${process.version}, ${cpus()[0]?.model ?? 'unknown CPU'}, one core, ${new Date().toISOString()}`,

@@ -140,7 +140,6 @@ export function mcpStage(options: McpStageOptions): Stage {
   })
   const engine = options.policy
   const pins = options.pinTools === true ? new ToolPins(MAX_PINS) : undefined
-  const listHooks: StreamHooks = pins === undefined ? {} : { wholeItems: true }
   const listAudits = new ListAuditWindow(LIST_AUDIT_ENTRIES, LIST_AUDIT_WINDOW_MS)
   // List items' decisions under a policy that decides their kind without context, per policy in force.
   const knownItems = new WeakMap<object, ScopedTable<KnownItem>>()
@@ -570,7 +569,6 @@ export function mcpStage(options: McpStageOptions): Stage {
         ...inputRequiredHooks(exchange),
         ...(state.listen === true ? resourceUpdateHooks(exchange) : {}),
         ...taskHooks(exchange),
-        ...listHooks,
       }
       if (hooks.clientRequest === undefined && hooks.resourceUpdated === undefined && !reads(state.pending))
         return undefined
@@ -653,7 +651,7 @@ export function mcpStage(options: McpStageOptions): Stage {
           new Map([[key, list]]),
           keepFor(exchange, listingOf(pending)),
           max,
-          { ...taskHooks(exchange), ...listHooks },
+          taskHooks(exchange),
         )
         w?.data?.(Buffer.from(text))
         const out = w?.end?.()
@@ -820,7 +818,7 @@ export function mcpStage(options: McpStageOptions): Stage {
     const unchanged = (resource: PolicyResource, item: ListedItem) =>
       pins === undefined ||
       resource.kind !== 'mcp.tool' ||
-      pins.check(upstreamOf(exchange), item.value(), (was, now) =>
+      pins.check(upstreamOf(exchange), resource.name, item, (was, now) =>
         pinDenial(
           exchange,
           resource.name,
@@ -961,7 +959,6 @@ export function mcpStage(options: McpStageOptions): Stage {
         },
         consume: (key) => stream.pending.delete(key),
         ...taskHooks(exchange),
-        ...listHooks,
       },
     )
     if (wrapper === undefined) return undefined

@@ -34,6 +34,10 @@ class TextItem implements ListedItem {
     return this.#value
   }
 
+  text(): Buffer {
+    return this.#text.subarray(this.#start, this.#end)
+  }
+
   mayHold(key: string): boolean {
     if (!this.#anywhere(key)) return false
     const own = this.#text.subarray(this.#start, this.#end)

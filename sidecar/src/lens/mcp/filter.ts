@@ -15,6 +15,8 @@ export interface ListedItem {
   value(): Readonly<Record<string, unknown>>
   /** False only when the item's text certainly holds no member named `key` (written without escapes). */
   mayHold(key: string): boolean
+  /** The item's own text, when the answer was read as text (filter-text.ts). */
+  text(): Buffer | undefined
 }
 
 /** Whether an item (named as `resource`) stays in the list; a decision service answers with a promise. */
@@ -45,6 +47,7 @@ const isObject = (v: unknown): v is Record<string, unknown> =>
 const parsed = (item: Readonly<Record<string, unknown>>): ListedItem => ({
   value: () => item,
   mayHold: () => true,
+  text: () => undefined,
 })
 
 export function filterList(

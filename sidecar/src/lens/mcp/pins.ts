@@ -11,6 +11,15 @@ import { createHash } from 'node:crypto'
 
 export type PinCheck = 'pinned' | 'changed'
 
+/** A listed tool: its value, and its own text when the list was read as text (list-scan.ts). */
+export interface PinnedItem {
+  value(): Readonly<Record<string, unknown>>
+  text(): Buffer | undefined
+}
+
+/** A tool's text longer than this is hashed every time rather than kept to compare. */
+const MAX_REMEMBERED = 4096
+
 /** JSON with object keys sorted, so equal tools hash equally whatever order a server writes them in. */
 export function canonical(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`
@@ -33,8 +42,11 @@ export function toolHash(tool: Readonly<Record<string, unknown>>): string {
 
 export class ToolPins {
   readonly #max: number
-  /** upstream + name → the pinned hash, and the changed one once seen. */
-  readonly #pins = new Map<string, { hash: string; changed?: string }>()
+  /** upstream + name → the pinned hash, the changed one once seen, and the text last hashed. */
+  readonly #pins = new Map<
+    string,
+    { hash: string; changed?: string; seen: { text: Buffer; hash: string } | undefined }
+  >()
 
   constructor(maxPins: number) {
     this.#max = maxPins
@@ -46,20 +58,27 @@ export class ToolPins {
    */
   check(
     upstream: string,
-    tool: Readonly<Record<string, unknown>>,
+    name: string,
+    tool: PinnedItem,
     onChange: (pinned: string, now: string) => void,
   ): PinCheck {
-    const key = `${upstream}\u0000${String(tool.name)}`
-    const hash = toolHash(tool)
+    const key = `${upstream}\u0000${name}`
     const pin = this.#pins.get(key)
+    const text = tool.text()
+    // The same text as last time hashes the same: a list seen again is compared, not parsed and hashed anew.
+    const kept = pin?.seen
+    const hash = text !== undefined && kept?.text.equals(text) === true ? kept.hash : toolHash(tool.value())
+    const seen =
+      text === undefined || text.length > MAX_REMEMBERED ? undefined : { text: Buffer.from(text), hash }
     if (pin === undefined) {
       if (this.#pins.size >= this.#max) {
         onChange('none (the pin table is full)', hash)
         return 'changed'
       }
-      this.#pins.set(key, { hash })
+      this.#pins.set(key, { hash, seen })
       return 'pinned'
     }
+    if (seen !== undefined && pin.seen?.hash !== hash) pin.seen = seen
     if (pin.hash === hash) return pin.changed === undefined ? 'pinned' : 'changed'
     if (pin.changed !== hash) {
       pin.changed = hash

@@ -126,7 +126,7 @@ function scannedAnswer(
   keep: KeepItem,
   hooks: StreamHooks,
 ): Buffer | Promise<Buffer> | undefined {
-  const listing = hooks.wholeItems === true ? undefined : listingOf(pending)
+  const listing = listingOf(pending)
   if (listing === undefined) return undefined
   const spec = LIST_ITEMS[listing]
   const scan = scans.scan(text, spec.key, spec.field)
@@ -263,11 +263,6 @@ export interface StreamHooks {
   taskCreated?(result: unknown): void
   /** Whether a task listed by `tasks/list` is the caller's (others are left out). */
   ownsTask?(taskId: string): boolean
-  /**
-   * The decisions read whole items (tool pinning hashes each one): list answers are parsed and written anew, so
-   * what is hashed is what the client reads, duplicate members included.
-   */
-  wholeItems?: boolean
 }
 
 /** A `tasks/list` result with only the caller's tasks; undefined when nothing is left out. */
