@@ -110,6 +110,7 @@ t.test(
         return JSON.parse(text) as Record<string, unknown>
       },
       text: () => Buffer.from(text),
+      sameText: (other: Buffer) => other.equals(Buffer.from(text)),
     })
     const changes: string[] = []
     const check = (text: string) =>

@@ -38,6 +38,11 @@ class TextItem implements ListedItem {
     return this.#text.subarray(this.#start, this.#end)
   }
 
+  sameText(text: Buffer): boolean {
+    const length = this.#end - this.#start
+    return text.length === length && this.#text.compare(text, 0, length, this.#start, this.#end) === 0
+  }
+
   mayHold(key: string): boolean {
     if (!this.#anywhere(key)) return false
     const own = this.#text.subarray(this.#start, this.#end)

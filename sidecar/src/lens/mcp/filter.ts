@@ -17,6 +17,8 @@ export interface ListedItem {
   mayHold(key: string): boolean
   /** The item's own text, when the answer was read as text (filter-text.ts). */
   text(): Buffer | undefined
+  /** Whether the item's own text is `text`, byte for byte (false when it has none). */
+  sameText(text: Buffer): boolean
 }
 
 /** Whether an item (named as `resource`) stays in the list; a decision service answers with a promise. */
@@ -48,6 +50,7 @@ const parsed = (item: Readonly<Record<string, unknown>>): ListedItem => ({
   value: () => item,
   mayHold: () => true,
   text: () => undefined,
+  sameText: () => false,
 })
 
 export function filterList(

@@ -15,6 +15,8 @@ export type PinCheck = 'pinned' | 'changed'
 export interface PinnedItem {
   value(): Readonly<Record<string, unknown>>
   text(): Buffer | undefined
+  /** Whether its own text is `text`, byte for byte (false when it has none). */
+  sameText(text: Buffer): boolean
 }
 
 /** A tool's text longer than this is hashed every time rather than kept to compare. */
@@ -40,13 +42,18 @@ export function toolHash(tool: Readonly<Record<string, unknown>>): string {
   return `sha256:${h.digest('hex')}`
 }
 
+interface Pin {
+  hash: string
+  changed?: string
+  /** The text last hashed and its hash, to know it again without hashing. */
+  seen: { text: Buffer; hash: string } | undefined
+}
+
 export class ToolPins {
   readonly #max: number
-  /** upstream + name → the pinned hash, the changed one once seen, and the text last hashed. */
-  readonly #pins = new Map<
-    string,
-    { hash: string; changed?: string; seen: { text: Buffer; hash: string } | undefined }
-  >()
+  /** Per upstream, per tool name: its pin. */
+  readonly #pins = new Map<string, Map<string, Pin>>()
+  #size = 0
 
   constructor(maxPins: number) {
     this.#max = maxPins
@@ -62,23 +69,28 @@ export class ToolPins {
     tool: PinnedItem,
     onChange: (pinned: string, now: string) => void,
   ): PinCheck {
-    const key = `${upstream}\u0000${name}`
-    const pin = this.#pins.get(key)
-    const text = tool.text()
+    let pins = this.#pins.get(upstream)
+    if (pins === undefined) {
+      pins = new Map()
+      this.#pins.set(upstream, pins)
+    }
+    const pin = pins.get(name)
     // The same text as last time hashes the same: a list seen again is compared, not parsed and hashed anew.
     const kept = pin?.seen
-    const hash = text !== undefined && kept?.text.equals(text) === true ? kept.hash : toolHash(tool.value())
-    const seen =
-      text === undefined || text.length > MAX_REMEMBERED ? undefined : { text: Buffer.from(text), hash }
+    const same = kept !== undefined && tool.sameText(kept.text)
+    const hash = same ? kept.hash : toolHash(tool.value())
+    const text = same ? undefined : tool.text()
+    const seen = text === undefined || text.length > MAX_REMEMBERED ? kept : { text: Buffer.from(text), hash }
     if (pin === undefined) {
-      if (this.#pins.size >= this.#max) {
+      if (this.#size >= this.#max) {
         onChange('none (the pin table is full)', hash)
         return 'changed'
       }
-      this.#pins.set(key, { hash, seen })
+      pins.set(name, { hash, seen })
+      this.#size++
       return 'pinned'
     }
-    if (seen !== undefined && pin.seen?.hash !== hash) pin.seen = seen
+    pin.seen = seen
     if (pin.hash === hash) return pin.changed === undefined ? 'pinned' : 'changed'
     if (pin.changed !== hash) {
       pin.changed = hash
@@ -89,6 +101,6 @@ export class ToolPins {
 
   /** Whether calls to this tool are refused (a change was seen and not approved). */
   changed(upstream: string, name: string): boolean {
-    return this.#pins.get(`${upstream}\u0000${name}`)?.changed !== undefined
+    return this.#pins.get(upstream)?.get(name)?.changed !== undefined
   }
 }
