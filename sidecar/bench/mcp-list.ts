@@ -7,8 +7,9 @@
  * lines written to a discarding stream). bench/mcp.ts measures the lens's
  * filter alone; this adds everything the stage does around it.
  *
- * Cells: the answer seen for the first time (a new text each time: the
- * scanner reads it), the same answer again with a new request id (how a
+ * Cells: a sidecar that never saw the server (every name decided, each
+ * hidden one audited), the answer seen for the first time (a new text each
+ * time: the scanner reads it; its names were decided before), the same answer again with a new request id (how a
  * server answers every list), and that again with tool pinning on (each
  * tool's text compared with the text last hashed for its pin). Target from
  * the MCP issue: filtering 1,000 tools ≤ 1 ms.
@@ -106,8 +107,8 @@ interface Row {
   cpu: number
 }
 
-function measure(name: string, run: () => number, count: number): Row {
-  for (let i = 0; i < 300; i++) run()
+function measure(name: string, run: () => number, count: number, warmup = 300): Row {
+  for (let i = 0; i < warmup; i++) run()
   const ms = new Float64Array(count)
   const cpu0 = process.cpuUsage()
   for (let i = 0; i < count; i++) {
@@ -138,8 +139,19 @@ const size = (same[0] as Buffer).length
 const kept = list(plain, 1, same[0] as Buffer)
 if (kept >= size * 0.6 || kept <= size * 0.4) throw new Error(`kept ${kept} of ${size} bytes`)
 
+// A sidecar that never saw the server: a new stage each time (nothing decided, pinned or audited before).
+const stages: Array<Stage | undefined> = Array.from({ length: 250 }, () => mcpStage(options))
+let nextStage = 0
+const neverSeen = () => {
+  const k = turn++ % fresh.length
+  const stage = stages[nextStage] as Stage
+  stages[nextStage++] = undefined
+  return list(stage, k + 1, fresh[k] as Buffer)
+}
+
 const rows = [
-  measure('first sight of the answer (scanned)', cycled(plain, fresh), 2000),
+  measure('a server never seen (new stage: every name decided, hidden ones audited)', neverSeen, 200, 50),
+  measure('first sight of the answer (scanned; its names decided before)', cycled(plain, fresh), 2000),
   measure('the same answer again, new id', cycled(plain, same), 2000),
   measure(
     'tool pinning on, the same answer again (each tool compared with its pin)',
