@@ -92,41 +92,70 @@ export function spliceList(
   return build(answers as boolean[])
 }
 
+/**
+ * The answer with the list's interior replaced by the kept items (runs of neighbours as one range, with the
+ * separators between them) and, for a scoped result, its `cacheScope` made private: text ranges and literals
+ * copied once into one buffer.
+ */
 function splice(text: Buffer, scan: ScannedList, kept: readonly boolean[]): Buffer {
-  const edits: Array<{ start: number; end: number; with: Buffer[] }> = []
+  // The pieces in order: a text range as its start and end, a literal as (-1 - its index, 0).
+  const pieces: number[] = []
+  const literals: Buffer[] = []
+  const range = (start: number, end: number) => {
+    if (end > start) pieces.push(start, end)
+  }
+  const literal = (b: Buffer) => {
+    pieces.push(-1 - literals.length, 0)
+    literals.push(b)
+  }
+  const items = () => {
+    let run = -1
+    let last = -1
+    let first = true
+    const close = () => {
+      if (run < 0) return
+      if (!first) literal(COMMA)
+      first = false
+      range(scan.starts[run] as number, scan.ends[last] as number)
+      run = -1
+    }
+    for (let i = 0; i < kept.length; i++) {
+      if (kept[i] === true) {
+        if (run < 0) run = i
+        last = i
+      } else {
+        close()
+      }
+    }
+    close()
+  }
+  const edits: Array<[start: number, end: number, write: () => void]> = [[scan.open + 1, scan.close, items]]
   if (scan.scoped) {
     // A result filtered per identity must never be shared from a cache (SEP-2549).
     const at = scan.cacheScope
-    if (at !== undefined) edits.push({ start: at.start, end: at.end, with: [PRIVATE] })
-    else edits.push({ start: scan.resultOpen + 1, end: scan.resultOpen + 1, with: [PRIVATE_MEMBER] })
+    // The result's own cacheScope and its list are siblings: the two edits never overlap.
+    if (at !== undefined) edits.push([at.start, at.end, () => literal(PRIVATE)])
+    else edits.push([scan.resultOpen + 1, scan.resultOpen + 1, () => literal(PRIVATE_MEMBER)])
+    edits.sort((a, b) => a[0] - b[0])
   }
-  // Runs of kept items go as one slice of the text, with the separators between them.
-  const parts: Buffer[] = []
-  let run = -1
-  let last = -1
-  const close = () => {
-    if (run < 0) return
-    if (parts.length > 0) parts.push(COMMA)
-    parts.push(text.subarray(scan.starts[run], scan.ends[last]))
-    run = -1
-  }
-  for (let i = 0; i < kept.length; i++) {
-    if (kept[i] === true) {
-      if (run < 0) run = i
-      last = i
-    } else {
-      close()
-    }
-  }
-  close()
-  edits.push({ start: scan.open + 1, end: scan.close, with: parts })
-  edits.sort((a, b) => a.start - b.start)
-  const out: Buffer[] = []
   let at = 0
-  for (const e of edits) {
-    out.push(text.subarray(at, e.start), ...e.with)
-    at = e.end
+  for (const [start, end, write] of edits) {
+    range(at, start)
+    write()
+    at = end
   }
-  out.push(text.subarray(at))
-  return Buffer.concat(out)
+  range(at, text.length)
+  let size = 0
+  for (let i = 0; i < pieces.length; i += 2) {
+    const a = pieces[i] as number
+    size += a < 0 ? (literals[-1 - a] as Buffer).length : (pieces[i + 1] as number) - a
+  }
+  const out = Buffer.allocUnsafe(size)
+  let pos = 0
+  for (let i = 0; i < pieces.length; i += 2) {
+    const a = pieces[i] as number
+    pos +=
+      a < 0 ? (literals[-1 - a] as Buffer).copy(out, pos) : text.copy(out, pos, a, pieces[i + 1] as number)
+  }
+  return out
 }
