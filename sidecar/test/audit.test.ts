@@ -207,6 +207,32 @@ t.test(
   },
 )
 
+t.test('lines still queued when the process exits at once reach stdout, in order', async (t) => {
+  // Lines are made and written on a later turn (audit.ts, audit-sink.ts); a process.exit() in the same turn
+  // must not lose them. A child process, so its real stdout (a pipe) and its own exit are what is tested.
+  const audit = new URL('../src/observe/audit.ts', import.meta.url).href
+  const log = new URL('../src/observe/log.ts', import.meta.url).href
+  const script = `
+    const { createAuditLog } = await import(${JSON.stringify(audit)})
+    const { createLogger } = await import(${JSON.stringify(log)})
+    const logger = createLogger({ level: 'error', stream: { write: () => true } })
+    const audit = createAuditLog({ output: 'stdout', maxBytes: 1 << 20, maxFiles: 2 }, { logger })
+    for (let n = 0; n < 3; n++)
+      audit.record({ time: new Date(0), listener: 'l', direction: 'inbound', subject: 'spiffe://x/' + n,
+        action: 'http.route', resource: 'GET /', decision: 'allow', reason: 'r', mode: 'enforce',
+        engine: 'builtin', wouldDeny: false, latencyMs: 0, traceparent: '' })
+    process.exit(0)`
+  const stdout = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const subjects = stdout
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => (JSON.parse(l) as { subject: string }).subject)
+  t.same(subjects, ['spiffe://x/0', 'spiffe://x/1', 'spiffe://x/2'])
+})
+
 t.test('a subscription scoped to one sidecar writes only its listeners’ decisions', async (t) => {
   const out = capture()
   const audit = createAuditLog(STDOUT, { logger: silent, stdout: out.stream })

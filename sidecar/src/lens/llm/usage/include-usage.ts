@@ -105,14 +105,21 @@ function scanObject(b: Buffer, i: number): { start: number; end: number; members
   }
 }
 
-/** Index after the string starting at `i` (a `"`). */
+/**
+ * Index after the string starting at `i` (a `"`). Quotes are found natively (`indexOf`), not byte by byte: a
+ * prompt is most of a body, and a byte loop over it cost ~40 µs per 1 KB request before the JIT warmed up.
+ */
 function skipString(b: Buffer, i: number): number | undefined {
-  for (let j = i + 1; j < b.length; j++) {
-    const c = b[j]
-    if (c === 0x5c) j++
-    else if (c === 0x22) return j + 1
+  let from = i + 1
+  for (;;) {
+    const q = b.indexOf(0x22, from)
+    if (q === -1) return undefined
+    // A quote preceded by an odd run of backslashes is escaped.
+    let k = q - 1
+    while (k > i && b[k] === 0x5c) k--
+    if ((q - 1 - k) % 2 === 0) return q + 1
+    from = q + 1
   }
-  return undefined
 }
 
 /** Index after the value starting at `i`; nested containers are skipped by counting brackets outside strings. */
