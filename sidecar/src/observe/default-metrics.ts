@@ -32,10 +32,17 @@ export const DEFAULT_COLLECTORS = [
 
 const require = createRequire(import.meta.url)
 
+/**
+ * How often the event-loop delay histogram (`nodejs_eventloop_lag_*`) samples. prom-client's default, 10 ms, wakes
+ * an idle sidecar 100 times a second: ~6 ms of CPU per second doing nothing, in every pod. Every 100 ms costs a
+ * tenth of that; a stall still delays the sample it overlaps, so long stalls show as before and short ones are
+ * sampled less often.
+ */
+const EVENT_LOOP_SAMPLE_MS = 100
+
 export function registerDefaultMetrics(registry: Registry): void {
   for (const name of DEFAULT_COLLECTORS) {
     const collect = require(`prom-client/lib/metrics/${name}`) as Collector
-    // The precision collectDefaultMetrics uses when none is given.
-    collect(registry, { eventLoopMonitoringPrecision: 10 })
+    collect(registry, { eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS })
   }
 }
