@@ -113,6 +113,25 @@ t.test(
   },
 )
 
+t.test('a list answer on a WebSocket is decided as that list (attributes.mcp.method)', async (t) => {
+  const upstream = await wsServer(t)
+  const policy = `${POLICY}  - id: progress-listed-only
+    effect: allow
+    subjects: ["${AGENT}"]
+    resources: [{ kind: mcp.tool, name: progress }]
+    when: 'attributes.mcp.method == "tools/list"'
+`
+  const mesh = await startMcpMesh(t, { upstream: upstream.url, serverPolicy: policy })
+  const client = new Client({ name: 'ws-agent', version: '1.0.0' })
+  await client.connect(new WebSocketClientTransport(new URL(mesh.agentUrl.replace(/^http/, 'ws'))))
+  t.teardown(() => client.close())
+  t.ok(
+    (await client.listTools()).tools.some((x) => x.name === 'progress'),
+    'listed: the rule sees the list method',
+  )
+  await t.rejects(client.callTool({ name: 'progress', arguments: {} }), 'and not callable')
+})
+
 t.test('a WebSocket on an MCP path that does not speak mcp is refused', async (t) => {
   const upstream = await wsServer(t)
   const mesh = await startMcpMesh(t, { upstream: upstream.url, serverPolicy: POLICY })

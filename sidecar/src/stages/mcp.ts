@@ -646,10 +646,12 @@ export function mcpStage(options: McpStageOptions): Stage {
         const list = pending.get(key)
         if (list === undefined) return text
         pending.delete(key)
+        const answering = new Map([[key, list]])
         const w = listFilterWrapper(
           { status: 200, headers: { 'content-type': 'application/json' } },
-          new Map([[key, list]]),
-          keepFor(exchange, listingOf(pending)),
+          answering,
+          // The list this answer is for (the rest of `pending` may hold none).
+          keepFor(exchange, listingOf(answering)),
           max,
           taskHooks(exchange),
         )
