@@ -5,7 +5,17 @@
  * same ones each time. An item left out is audited the first time, and again
  * once `windowMs` has passed, or when what decided it (rule, mode) changes.
  */
+import type { PolicyDecision } from '../policy/engine.ts'
 import { ScopedTable } from './scoped-table.ts'
+
+/** An item left out is audited again after this long. */
+const WINDOW_MS = 5 * 60_000
+const MAX_ITEMS = 100_000
+
+/** What decided a denial, as the window tells one decision from another: its rule (or reason) and mode. */
+export function auditTag(decision: PolicyDecision): string {
+  return `${decision.ruleId ?? decision.reason}\u0000${decision.mode}`
+}
 
 export class ListAuditWindow {
   /** Per scope (who listed, from which upstream, which list): per item, when it was audited, what decided it. */
@@ -14,7 +24,7 @@ export class ListAuditWindow {
   readonly #now: () => number
 
   /** At most `max` items are remembered (the oldest scope's oldest forgotten first). */
-  constructor(max: number, windowMs: number, now: () => number = Date.now) {
+  constructor(max = MAX_ITEMS, windowMs = WINDOW_MS, now: () => number = Date.now) {
     this.#seen = new ScopedTable(max)
     this.#windowMs = windowMs
     this.#now = now

@@ -36,7 +36,7 @@ import { stripCredentialParams } from '../lens/llm/query.ts'
 import { LlmRequestRejected, readLlmRequest, validModelName } from '../lens/llm/request.ts'
 import { type AuthorizeOptions, authorizer } from '../pipeline/authorize.ts'
 import type { Exchange } from '../pipeline/exchange.ts'
-import { ListAuditWindow } from '../pipeline/list-audit.ts'
+import { auditTag, ListAuditWindow } from '../pipeline/list-audit.ts'
 import type { ResponseHead, ResponseWrapper, Stage } from '../pipeline/stage.ts'
 import type { PolicyEngine } from '../policy/engine.ts'
 
@@ -67,10 +67,6 @@ const apis = new WeakMap<Exchange, LlmApi>()
 const EMPTY = Buffer.alloc(0)
 
 /** The endpoint and body stages: they go before the policy stage. */
-/** A model left out of a list is audited again after this long (pipeline/list-audit.ts). */
-const LIST_AUDIT_WINDOW_MS = 5 * 60_000
-const LIST_AUDIT_ENTRIES = 100_000
-
 export function llmLensStages(options: LlmStageOptions): Stage[] {
   return [endpointStage(options), bodyStage(options)]
 }
@@ -152,7 +148,7 @@ function oneModel(method: string, path: string): string | undefined {
 }
 
 function bodyStage(options: LlmStageOptions): Stage {
-  const listAudits = new ListAuditWindow(LIST_AUDIT_ENTRIES, LIST_AUDIT_WINDOW_MS)
+  const listAudits = new ListAuditWindow()
   return {
     name: 'llm',
     bodyLimit: (exchange) => (apis.has(exchange) ? options.bodyLimit : undefined),
@@ -239,8 +235,7 @@ function modelListFilter(
       const scope = `${exchange.subject?.toString() ?? ''}\u0000${exchange.route ?? exchange.listener}\u0000${api}`
       const now = Date.now()
       const reporting: AuthorizeOptions = {
-        report: (d, r) =>
-          audits.due(scope, (r as { name: string }).name, `${d.ruleId ?? d.reason}\u0000${d.mode}`, now),
+        report: (d, r) => audits.due(scope, (r as { name: string }).name, auditTag(d), now),
       }
       const verdicts = ids.map((id) => decide({ kind: 'llm.model', name: id }, reporting))
       const write = (allowed: ReadonlySet<string>) => {

@@ -70,7 +70,7 @@ import {
 import { publishPolicyDecision } from '../observe/events.ts'
 import { type AuthorizeOptions, authorize, authorizer } from '../pipeline/authorize.ts'
 import type { Exchange } from '../pipeline/exchange.ts'
-import { ListAuditWindow } from '../pipeline/list-audit.ts'
+import { auditTag, ListAuditWindow } from '../pipeline/list-audit.ts'
 import { ScopedTable } from '../pipeline/scoped-table.ts'
 import type { FrameFilter, ResponseHead, ResponseWrapper, Stage, StageResult } from '../pipeline/stage.ts'
 import type { DenyStyle, PolicyDecision, PolicyEngine, PolicyResource } from '../policy/engine.ts'
@@ -93,9 +93,6 @@ export interface McpStageOptions {
 }
 
 const MAX_PINS = 100_000
-/** An item left out of a list is audited again after this long (list-audit.ts). */
-const LIST_AUDIT_WINDOW_MS = 5 * 60_000
-const LIST_AUDIT_ENTRIES = 100_000
 const MAX_KNOWN_ITEMS = 100_000
 /** Without a policy engine every message is allowed (the lens still checks, binds and pins). */
 const NO_POLICY: PolicyDecision = { decision: 'allow', reason: 'no policy', mode: 'enforce', engine: 'none' }
@@ -140,7 +137,7 @@ export function mcpStage(options: McpStageOptions): Stage {
   })
   const engine = options.policy
   const pins = options.pinTools === true ? new ToolPins(MAX_PINS) : undefined
-  const listAudits = new ListAuditWindow(LIST_AUDIT_ENTRIES, LIST_AUDIT_WINDOW_MS)
+  const listAudits = new ListAuditWindow()
   // List items' decisions under a policy that decides their kind without context, per policy in force.
   const knownItems = new WeakMap<object, ScopedTable<KnownItem>>()
   // The arguments each listed tool mirrors in Mcp-Param-* headers (stateless era), per upstream.
@@ -840,9 +837,10 @@ export function mcpStage(options: McpStageOptions): Stage {
     const knownScope = `${exchange.subject?.toString() ?? ''}\u0000${listing}`
     let turn = false
     let wall = 0
-    const tagOf = (d: PolicyDecision) => `${d.ruleId ?? d.reason}\u0000${d.mode}`
     // A denial is reported when the window says it is due (one options object for the whole list).
-    const reporting: AuthorizeOptions = { report: (d, r) => listAudits.due(who, itemKey(r), tagOf(d), wall) }
+    const reporting: AuthorizeOptions = {
+      report: (d, r) => listAudits.due(who, itemKey(r), auditTag(d), wall),
+    }
     const decideAfresh = (resource: PolicyResource, key: string, options: AuthorizeOptions) => {
       exchange.attributes[MCP_ATTRIBUTE] = attribute
       const answer = (decide as NonNullable<typeof decide>)(resource, options)
@@ -850,7 +848,7 @@ export function mcpStage(options: McpStageOptions): Stage {
       const yes = listed(answer)
       // Audited on its own when it is a denial (or one `mode: audit` let through): the window still applies.
       const quiet = answer.decision === 'allow' && answer.wouldDeny !== true
-      known?.set(knownScope, key, { listed: yes, tag: quiet ? undefined : tagOf(answer) })
+      known?.set(knownScope, key, { listed: yes, tag: quiet ? undefined : auditTag(answer) })
       return yes
     }
     return (resource: PolicyResource, item: ListedItem) => {

@@ -42,10 +42,7 @@ export const LIST_ITEMS: Readonly<
 const isObject = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === 'object' && !Array.isArray(v)
 
-/**
- * The result with only the items `keep` allows, marked private to caches (modern `cacheScope`); undefined when
- * it stays as it is (every item kept and no cache scope, or no list array: the client will reject that itself).
- */
+/** An item of a parsed answer: its value is at hand; it has no text of its own. */
 const parsed = (item: Readonly<Record<string, unknown>>): ListedItem => ({
   value: () => item,
   mayHold: () => true,
@@ -53,6 +50,10 @@ const parsed = (item: Readonly<Record<string, unknown>>): ListedItem => ({
   sameText: () => false,
 })
 
+/**
+ * The result with only the items `keep` allows, marked private to caches (modern `cacheScope`); undefined when
+ * it stays as it is (every item kept and no cache scope, or no list array: the client will reject that itself).
+ */
 export function filterList(
   method: ListMethod,
   result: unknown,
