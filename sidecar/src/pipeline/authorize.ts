@@ -6,6 +6,7 @@
  * decision event (audit log, decision metrics) has the same shape, and an
  * engine that throws or rejects denies.
  */
+import type { SpiffeId } from 'workload-api-client'
 import { publishPolicyDecision, wantsPolicyDecision } from '../observe/events.ts'
 import {
   describeResource,
@@ -54,9 +55,7 @@ export function authorize(
   const subject = exchange.subject
   // The identity stage runs first; without a subject there is nobody to decide for.
   if (subject === undefined) return noSubject(engine)
-  const peer = exchange.peer === undefined || exchange.peer === subject ? undefined : exchange.peer
-  const context = contextOf(engine, exchange)
-  const request = peer === undefined ? { subject, resource, context } : { subject, peer, resource, context }
+  const request = requestOf(subject, peerOf(exchange, subject), resource, contextOf(engine, exchange))
   return decide(engine, exchange, request, options)
 }
 
@@ -70,15 +69,24 @@ export function authorizer(
 ): (resource: PolicyResource, options?: AuthorizeOptions) => PolicyDecision | Promise<PolicyDecision> {
   const subject = exchange.subject
   if (subject === undefined) return () => noSubject(engine)
-  const peer = exchange.peer === undefined || exchange.peer === subject ? undefined : exchange.peer
+  const peer = peerOf(exchange, subject)
   const context = contextOf(engine, exchange)
   return (resource, options = {}) =>
-    decide(
-      engine,
-      exchange,
-      peer === undefined ? { subject, resource, context } : { subject, peer, resource, context },
-      options,
-    )
+    decide(engine, exchange, requestOf(subject, peer, resource, context), options)
+}
+
+/** The peer the policy sees: none when it is the subject itself (inbound). */
+function peerOf(exchange: Exchange, subject: SpiffeId): SpiffeId | undefined {
+  return exchange.peer === undefined || exchange.peer === subject ? undefined : exchange.peer
+}
+
+function requestOf(
+  subject: SpiffeId,
+  peer: SpiffeId | undefined,
+  resource: PolicyResource,
+  context: PolicyRequest['context'],
+): PolicyRequest {
+  return peer === undefined ? { subject, resource, context } : { subject, peer, resource, context }
 }
 
 function noSubject(engine: PolicyEngine): PolicyDecision {

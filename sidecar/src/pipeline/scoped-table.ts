@@ -13,6 +13,11 @@ export class ScopedTable<V> {
     this.#max = max
   }
 
+  /** How many values it holds. */
+  get size(): number {
+    return this.#size
+  }
+
   get(scope: string, key: string): V | undefined {
     return this.#scopes.get(scope)?.get(key)
   }

@@ -8,6 +8,7 @@
  * reported once on the audit channel. Pins live in memory, bounded.
  */
 import { createHash } from 'node:crypto'
+import { ScopedTable } from '../../pipeline/scoped-table.ts'
 
 export type PinCheck = 'pinned' | 'changed'
 
@@ -51,12 +52,12 @@ interface Pin {
 
 export class ToolPins {
   readonly #max: number
-  /** Per upstream, per tool name: its pin. */
-  readonly #pins = new Map<string, Map<string, Pin>>()
-  #size = 0
+  /** Per upstream, per tool name: its pin. Never past `#max`, so the table never forgets one. */
+  readonly #pins: ScopedTable<Pin>
 
   constructor(maxPins: number) {
     this.#max = maxPins
+    this.#pins = new ScopedTable(maxPins)
   }
 
   /**
@@ -69,12 +70,7 @@ export class ToolPins {
     tool: PinnedItem,
     onChange: (pinned: string, now: string) => void,
   ): PinCheck {
-    let pins = this.#pins.get(upstream)
-    if (pins === undefined) {
-      pins = new Map()
-      this.#pins.set(upstream, pins)
-    }
-    const pin = pins.get(name)
+    const pin = this.#pins.get(upstream, name)
     // The same text as last time hashes the same: a list seen again is compared, not parsed and hashed anew.
     const kept = pin?.seen
     const same = kept !== undefined && tool.sameText(kept.text)
@@ -82,12 +78,11 @@ export class ToolPins {
     const text = same ? undefined : tool.text()
     const seen = text === undefined || text.length > MAX_REMEMBERED ? kept : { text: Buffer.from(text), hash }
     if (pin === undefined) {
-      if (this.#size >= this.#max) {
+      if (this.#pins.size >= this.#max) {
         onChange('none (the pin table is full)', hash)
         return 'changed'
       }
-      pins.set(name, { hash, seen })
-      this.#size++
+      this.#pins.set(upstream, name, { hash, seen })
       return 'pinned'
     }
     pin.seen = seen
@@ -101,6 +96,6 @@ export class ToolPins {
 
   /** Whether calls to this tool are refused (a change was seen and not approved). */
   changed(upstream: string, name: string): boolean {
-    return this.#pins.get(upstream)?.get(name)?.changed !== undefined
+    return this.#pins.get(upstream, name)?.changed !== undefined
   }
 }
