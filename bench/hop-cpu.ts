@@ -39,6 +39,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { ensureFortio } from '../test/harness/fortio-install.ts'
 import { imageNodeFlags } from '../test/harness/image.ts'
+import { inboundConfig, outboundConfig } from './mesh-configs.ts'
 import { benchPki } from './pki.ts'
 import { cpuMs, firstLine, pinned, sidecarStarted, sleep } from './procs.ts'
 
@@ -302,34 +303,12 @@ const nginxUpstream = await nginx('nginx-upstream', REST_CORE, terminateMtls, ap
 
 /** An inbound and an outbound svidecar from one source tree; the outbound sends /two to the inbound. */
 async function svidecarPair(label: string, root: string) {
-  const inbound = await sidecar(
-    `${label}-in`,
-    root,
-    `workloadApi: { socket: "${api.endpoint}", hint: mcp }
-admin: { address: "127.0.0.1:0" }
-inbound:
-  - name: mcp
-    address: "127.0.0.1:0"
-    forwardTo: "http://127.0.0.1:${appPort}"
-    authorize: { exact: "${AGENT}" }
-`,
-  )
+  const inbound = await sidecar(`${label}-in`, root, inboundConfig(api.endpoint, appPort, AGENT))
   const inboundAddr = (inbound.started.inbound as Record<string, string>).mcp as string
   const outbound = await sidecar(
     `${label}-out`,
     root,
-    `workloadApi: { socket: "${api.endpoint}", hint: agent }
-admin: { address: "127.0.0.1:0" }
-outbound:
-  - name: egress
-    address: "127.0.0.1:0"
-    routes:
-      - { match: { pathPrefix: /two }, upstream: sidecar }
-      - { upstream: nginx }
-upstreams:
-  sidecar: { url: "https://${inboundAddr}", spiffe: { exact: "${MCP}" } }
-  nginx: { url: "https://127.0.0.1:${nginxUpstream.port}", spiffe: { exact: "${MCP}" } }
-`,
+    outboundConfig(api.endpoint, inboundAddr, MCP, nginxUpstream.port),
   )
   const outboundAddr = (outbound.started.outbound as Record<string, string>).egress as string
   return { inbound, inboundAddr, outbound, outboundAddr }

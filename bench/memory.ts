@@ -21,6 +21,7 @@ import { DevCa, DevWorkloadApi } from '@svidecar/certs'
 import { ensureFortio } from '../test/harness/fortio-install.ts'
 import { imageNodeFlags } from '../test/harness/image.ts'
 import { floorRss, settledRss, uploads } from './memory-cells.ts'
+import { inboundConfig, outboundConfig } from './mesh-configs.ts'
 import { cpuMs, firstLine, pinned, rssMb, sidecarStarted, sleep } from './procs.ts'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
@@ -66,30 +67,9 @@ async function sidecar(name: string, yaml: string) {
   const started = await sidecarStarted(child, name, 60_000)
   return { pid: child.pid as number, started }
 }
-const inbound = await sidecar(
-  'inbound',
-  `workloadApi: { socket: "${api.endpoint}", hint: mcp }
-admin: { address: "127.0.0.1:0" }
-inbound:
-  - name: mcp
-    address: "127.0.0.1:0"
-    forwardTo: "http://127.0.0.1:${appPort}"
-    authorize: { exact: "${AGENT}" }
-`,
-)
+const inbound = await sidecar('inbound', inboundConfig(api.endpoint, appPort, AGENT))
 const inboundAddr = (inbound.started.inbound as Record<string, string>).mcp as string
-const outbound = await sidecar(
-  'outbound',
-  `workloadApi: { socket: "${api.endpoint}", hint: agent }
-admin: { address: "127.0.0.1:0" }
-outbound:
-  - name: egress
-    address: "127.0.0.1:0"
-    routes: [{ upstream: sidecar }]
-upstreams:
-  sidecar: { url: "https://${inboundAddr}", spiffe: { exact: "${MCP}" } }
-`,
-)
+const outbound = await sidecar('outbound', outboundConfig(api.endpoint, inboundAddr, MCP))
 const outboundAddr = (outbound.started.outbound as Record<string, string>).egress as string
 for (const sc of [inbound, outbound]) {
   for (let i = 0; ; i++) {

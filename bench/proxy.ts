@@ -30,6 +30,7 @@ import { ensureFortio } from '../test/harness/fortio-install.ts'
 import { imageNodeFlags } from '../test/harness/image.ts'
 import { type Cgroup, createCgroup } from './cgroup.ts'
 import { floorRss, type UploadResult, uploads } from './memory-cells.ts'
+import { inboundConfig, outboundConfig } from './mesh-configs.ts'
 import { benchPki } from './pki.ts'
 import { cpuMs, firstLine, pinned, rssMb, sidecarStarted, sleep } from './procs.ts'
 
@@ -292,31 +293,10 @@ const terminateMtls = `
     location / { proxy_pass http://next; proxy_http_version 1.1; proxy_set_header Connection ""; }`
 // The upstream of every outbound cell, on the load generator's core.
 const nginxUpstream = await nginx('nginx-upstream', REST_CORE, terminateMtls, app.port)
-const inboundYaml = `workloadApi: { socket: "${api.endpoint}", hint: mcp }
-admin: { address: "127.0.0.1:0" }
-inbound:
-  - name: mcp
-    address: "127.0.0.1:0"
-    forwardTo: "http://127.0.0.1:${app.port}"
-    authorize: { exact: "${AGENT}" }
-`
+const inboundYaml = inboundConfig(api.endpoint, app.port, AGENT)
 const inbound = await sidecar('inbound', inboundYaml)
 const inboundAddr = (inbound.started.inbound as Record<string, string>).mcp as string
-const outbound = await sidecar(
-  'outbound',
-  `workloadApi: { socket: "${api.endpoint}", hint: agent }
-admin: { address: "127.0.0.1:0" }
-outbound:
-  - name: egress
-    address: "127.0.0.1:0"
-    routes:
-      - { match: { pathPrefix: /two }, upstream: sidecar }
-      - { upstream: nginx }
-upstreams:
-  sidecar: { url: "https://${inboundAddr}", spiffe: { exact: "${MCP}" } }
-  nginx: { url: "https://127.0.0.1:${nginxUpstream.port}", spiffe: { exact: "${MCP}" } }
-`,
-)
+const outbound = await sidecar('outbound', outboundConfig(api.endpoint, inboundAddr, MCP, nginxUpstream.port))
 const outboundAddr = (outbound.started.outbound as Record<string, string>).egress as string
 // The dev Workload API issues an SVID when a workload first asks: the sidecars have by now.
 const agentSvid = api.currentSvid(AGENT)
