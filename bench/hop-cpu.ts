@@ -39,6 +39,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { ensureFortio } from '../test/harness/fortio-install.ts'
 import { imageNodeFlags } from '../test/harness/image.ts'
+import { floorArgv } from './floor.ts'
 import { inboundConfig, outboundConfig } from './mesh-configs.ts'
 import { benchPki } from './pki.ts'
 import { cpuMs, firstLine, pinned, sidecarStarted, sleep } from './procs.ts'
@@ -151,15 +152,10 @@ async function minimalProxy(
   /** node:http instead of undici (bench/minimal-http-proxy.ts). */
   mode?: 'pool' | 'affine',
 ): Promise<Proc & { port: number }> {
+  const tls = { key: svid.keyPem, cert: svid.certChainPem, ca: api.bundlePem() }
   const child = pinned(PROXY_CORE, process.execPath, [
     ...nodeFlags(name),
-    join(here, mode === undefined ? 'minimal-proxy.ts' : 'minimal-http-proxy.ts'),
-    JSON.stringify({
-      mode,
-      listen,
-      upstream,
-      tls: { key: svid.keyPem, cert: svid.certChainPem, ca: api.bundlePem() },
-    }),
+    ...floorArgv({ listen, upstream, tls, ...(mode === undefined ? {} : { mode }) }),
   ])
   const port = Number(await watchStdout(child, /^\d+$/))
   return { pid: child.pid as number, child, port }

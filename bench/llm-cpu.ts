@@ -13,6 +13,7 @@
  *
  * Run: `node --conditions=svidecar-source bench/llm-cpu.ts`. BENCH_RATE (100),
  * BENCH_JSON_CALLS (1000), BENCH_STREAM_CALLS (500), BENCH_WARMUP_CALLS (300),
+ * BENCH_WARMUP_RATE (BENCH_RATE),
  * BENCH_REPS (5), BENCH_KINDS (json,stream), BENCH_NODE_FLAGS (added to the
  * image's; e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`: the sidecars are
  * stopped with SIGTERM at the end, so profiles get written).
@@ -34,6 +35,7 @@ const CALLS = {
   stream: Number(process.env.BENCH_STREAM_CALLS ?? 500),
 }
 const WARMUP = Number(process.env.BENCH_WARMUP_CALLS ?? 300)
+const WARMUP_RATE = Number(process.env.BENCH_WARMUP_RATE ?? RATE)
 const REPS = Number(process.env.BENCH_REPS ?? 5)
 const KINDS = (process.env.BENCH_KINDS ?? 'json,stream').split(',') as Kind[]
 const EXTRA_FLAGS = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean)
@@ -65,8 +67,8 @@ process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
 // Calls that failed (counted, not hidden: the CPU per call is over all calls sent).
 const failures: Record<string, number> = {}
 
-async function calls(pool: Pool, kind: Kind, n: number, name: string): Promise<void> {
-  const done = await openLoop({ rate: RATE, seconds: n / RATE, name: kind }, async () => {
+async function calls(pool: Pool, kind: Kind, n: number, name: string, rate = RATE): Promise<void> {
+  const done = await openLoop({ rate, seconds: n / rate, name: kind }, async () => {
     const res = await pool.request({
       method: 'POST',
       path: '/v1/chat/completions',
@@ -110,7 +112,7 @@ for (const v of VARIANTS) {
     rssStart: rssMb(sidecar.pid),
   })
 }
-for (const r of running) for (const kind of KINDS) await calls(r.pool, kind, WARMUP, r.name)
+for (const r of running) for (const kind of KINDS) await calls(r.pool, kind, WARMUP, r.name, WARMUP_RATE)
 
 const results: Record<string, Record<Kind, number[]>> = {}
 for (let rep = 0; rep < REPS; rep++) {

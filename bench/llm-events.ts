@@ -23,7 +23,8 @@
  *
  * Run: `npm run build && node --conditions=svidecar-source bench/llm-events.ts`.
  * BENCH_RATE (20), BENCH_SECONDS (20), BENCH_REPS (3), BENCH_KINDS (stream,json),
- * BENCH_NODE_FLAGS (added to the image's).
+ * BENCH_NODE_FLAGS (added to the image's), BENCH_FLOOR=0 (leave out the
+ * Node floor, bench/floor.ts, which otherwise runs as one more target).
  */
 import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -34,6 +35,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Pool } from 'undici'
 import { imageNodeFlags } from '../test/harness/image.ts'
+import { startFloor } from './floor.ts'
 import { type StartedSidecar, startLlmSidecar, startWorkloadApi } from './llm-sidecar.ts'
 import { openLoop, percentile } from './open-loop.ts'
 import { cpuMs, firstLine, pinned } from './procs.ts'
@@ -153,9 +155,17 @@ async function main(): Promise<void> {
   interface Target {
     name: string
     origin: string
-    sidecar?: StartedSidecar
+    sidecar?: { pid: number; child: StartedSidecar['child'] }
   }
   const targets: Target[] = [{ name: 'direct', origin: `http://127.0.0.1:${upstreamPort}` }]
+  if (process.env.BENCH_FLOOR !== '0') {
+    // The Node floor (bench/floor.ts) in the sidecar's place: what any Node hop adds here.
+    const floor = await startFloor(1, FLAGS, {
+      listen: 'outbound',
+      upstream: `http://127.0.0.1:${upstreamPort}`,
+    })
+    targets.push({ name: 'floor', origin: `http://127.0.0.1:${floor.port}`, sidecar: floor })
+  }
   for (const v of VARIANTS) {
     const sidecar = await startLlmSidecar({
       dir: mkdtempSync(join(dir, `${v.name}-`)),

@@ -17,10 +17,16 @@
  * core 0 (what this bench did before 2026-11-30).
  *
  * Run: `npm run bench:mcp-call` (the sidecars run
- * from the sources). BENCH_SECONDS (10), BENCH_WARMUP (3), BENCH_REPS (3),
+ * from the sources). BENCH_SECONDS (30), BENCH_WARMUP (5), BENCH_REPS (5),
  * BENCH_RATE (500; 50 for lists), BENCH_METHOD (`call` or `list`),
  * BENCH_TOOLS (1000 for lists), BENCH_PLACEMENT (`pods` or `shared`),
- * BENCH_NODE_FLAGS (the sidecars' Node flags instead of the image's).
+ * BENCH_NODE_FLAGS (the sidecars' Node flags instead of the image's),
+ * BENCH_ONLY (direct,floor,sidecars).
+ *
+ * `floor` is the Node floor in the sidecars' places: two of
+ * bench/minimal-proxy.ts (plain undici proxies with no checks, mTLS between
+ * them, the same SVIDs). What the pair adds over direct is what two Node hops
+ * cost on this host; the sidecars' features are the difference above it.
  */
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -30,14 +36,16 @@ import { fileURLToPath } from 'node:url'
 import { DevCa, DevWorkloadApi } from '@svidecar/certs'
 import { Pool } from 'undici'
 import { imageNodeFlags } from '../test/harness/image.ts'
+import { startFloor } from './floor.ts'
 import { openLoop, percentile } from './open-loop.ts'
 import { cpuMs, firstLine, pinned, sidecarStarted, sleep } from './procs.ts'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
 const main = join(here, '..', 'sidecar', 'src', 'cli', 'main.ts')
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
-const WARMUP = Number(process.env.BENCH_WARMUP ?? 3)
-const REPS = Number(process.env.BENCH_REPS ?? 3)
+// The method's windows (../shared/reference/performance.md §3): 5 s warm-up, 30 s measured, 5 repetitions.
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 30)
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 5)
+const REPS = Number(process.env.BENCH_REPS ?? 5)
 const LIST = process.env.BENCH_METHOD === 'list'
 const RATE = Number(process.env.BENCH_RATE ?? (LIST ? 50 : 500))
 const TOOLS = Number(process.env.BENCH_TOOLS ?? (LIST ? 1000 : 0))
@@ -222,14 +230,11 @@ policy: { file: "${policy}" }
 `,
 )
 const egress = (agent.started.outbound as Record<string, string>).egress
-const targets: Target[] = [
-  { name: 'direct', origin: `http://127.0.0.1:${upstreamPort}`, pids: [] },
-  { name: 'two sidecars', origin: `http://${egress}`, pids: [agent.pid, server.pid] },
-]
+const sidecars: Target = { name: 'two sidecars', origin: `http://${egress}`, pids: [agent.pid, server.pid] }
 // The sidecars become ready once their SVIDs arrive: wait for a call to go through.
 for (let i = 0; ; i++) {
   try {
-    const pool = new Pool(targets[1]?.origin as string)
+    const pool = new Pool(sidecars.origin)
     await initialize(pool)
     await pool.close()
     break
@@ -238,6 +243,31 @@ for (let i = 0; ; i++) {
     await sleep(100)
   }
 }
+
+/** Two minimal undici proxies placed as the sidecars are, with the SVIDs the dev Workload API gave them. */
+async function nodeFloor(): Promise<Target> {
+  const svid = (id: string) => {
+    const s = api.currentSvid(id)
+    if (s === undefined) throw new Error(`dev Workload API issued no SVID for ${id}`)
+    return { key: s.keyPem, cert: s.certChainPem, ca: api.bundlePem() }
+  }
+  const inbound = await startFloor(PROXY_CORE, NODE_FLAGS, {
+    listen: 'inbound',
+    upstream: `http://127.0.0.1:${upstreamPort}`,
+    tls: svid(SERVER),
+  })
+  const outbound = await startFloor(AGENT_SIDECAR_CORE, NODE_FLAGS, {
+    listen: 'outbound',
+    upstream: `https://127.0.0.1:${inbound.port}`,
+    tls: svid(AGENT),
+  })
+  return { name: 'floor', origin: `http://127.0.0.1:${outbound.port}`, pids: [outbound.pid, inbound.pid] }
+}
+
+const ONLY = process.env.BENCH_ONLY?.split(',') ?? ['direct', 'floor', 'sidecars']
+const targets: Target[] = [{ name: 'direct', origin: `http://127.0.0.1:${upstreamPort}`, pids: [] }]
+if (ONLY.includes('floor')) targets.push(await nodeFloor())
+if (ONLY.includes('sidecars')) targets.push(sidecars)
 
 const results: Record<string, Cell[]> = {}
 for (let rep = 0; rep < REPS; rep++) {
@@ -256,15 +286,17 @@ const median = (cells: Cell[], key: keyof Cell) =>
   )
 const fmt = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : 'n/a')
 const base = results.direct ?? []
-const through = results['two sidecars'] ?? []
+const row = (label: string, cells: Cell[]) =>
+  `| ${label} | ${fmt(median(cells, 'p50'))} | ${fmt(median(cells, 'p99'))} | ${fmt(median(cells, 'p50') - median(base, 'p50'))} | ${fmt(median(cells, 'p99') - median(base, 'p99'))} | ${fmt(median(cells, 'cpuMsPerS'))} | ${fmt(median(cells, 'cpuMsPerS') / RATE)} |`
 const lines = [
   `node ${process.version}, ${cpus()[0]?.model ?? ''} (${cpus().length} cores), kernel ${release()}, ${new Date().toISOString().slice(0, 10)}`,
-  `${LIST ? `tools/list of ${TOOLS} tools, half of them kept,` : 'tools/call,'} ${RATE} calls/s open loop, ${SECONDS} s × ${REPS} (medians), placement: ${PODS ? 'pods (each sidecar on its workload core)' : 'shared (both sidecars on core 1)'}`,
+  `${LIST ? `tools/list of ${TOOLS} tools, half of them kept,` : 'tools/call,'} ${RATE} calls/s open loop, ${SECONDS} s × ${REPS} (medians), placement: ${PODS ? 'pods (each proxy on its workload core)' : 'shared (both proxies on core 1)'}`,
   '',
-  '| path | p50 ms | p99 ms | added p50 ms | added p99 ms | sidecars CPU ms/s | sidecars CPU ms per call |',
+  '| path | p50 ms | p99 ms | added p50 ms | added p99 ms | proxies CPU ms/s | proxies CPU ms per call |',
   '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
   `| direct | ${fmt(median(base, 'p50'))} | ${fmt(median(base, 'p99'))} | | | | |`,
-  `| two sidecars | ${fmt(median(through, 'p50'))} | ${fmt(median(through, 'p99'))} | ${fmt(median(through, 'p50') - median(base, 'p50'))} | ${fmt(median(through, 'p99') - median(base, 'p99'))} | ${fmt(median(through, 'cpuMsPerS'))} | ${fmt(median(through, 'cpuMsPerS') / RATE)} |`,
+  ...(results.floor === undefined ? [] : [row('two minimal undici proxies (Node floor)', results.floor)]),
+  ...(results['two sidecars'] === undefined ? [] : [row('two sidecars', results['two sidecars'])]),
 ]
 process.stdout.write(`${lines.join('\n')}\n`)
 await api.close()

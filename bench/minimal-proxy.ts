@@ -5,17 +5,18 @@
  * svidecar costs above this is the price of its features.
  *
  * node minimal-proxy.ts '{"listen":"inbound"|"outbound","upstream":"https://…","tls":{key,cert,ca}}'
- * Prints the port it listens on.
+ * (bench/floor.ts starts it). `tls` may be left out for an outbound proxy to a
+ * plaintext upstream. Prints the port it listens on.
  */
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import { type Dispatcher, Pool } from 'undici'
 
 interface Options {
-  /** inbound: mTLS in, plaintext out; outbound: plaintext in, mTLS out. */
+  /** inbound: mTLS in, plaintext out; outbound: plaintext in, mTLS out (or plaintext to an http upstream). */
   listen: 'inbound' | 'outbound'
   upstream: string
-  tls: { key: string; cert: string; ca: string }
+  tls?: { key: string; cert: string; ca: string }
 }
 
 const o = JSON.parse(process.argv[2] as string) as Options
@@ -23,10 +24,12 @@ const upstream = new URL(o.upstream)
 const pool = new Pool(upstream.origin, {
   pipelining: 1,
   keepAliveTimeout: 60_000,
-  ...(o.listen === 'outbound'
+  ...(o.listen === 'outbound' && o.tls !== undefined
     ? { connect: { key: o.tls.key, cert: o.tls.cert, ca: o.tls.ca, checkServerIdentity: () => undefined } }
     : {}),
 })
+
+const tls = o.tls ?? { key: '', cert: '', ca: '' }
 
 function handle(req: IncomingMessage, res: ServerResponse): void {
   pool
@@ -51,7 +54,7 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
 const server =
   o.listen === 'inbound'
     ? createHttpsServer(
-        { key: o.tls.key, cert: o.tls.cert, ca: o.tls.ca, requestCert: true, rejectUnauthorized: true },
+        { key: tls.key, cert: tls.cert, ca: tls.ca, requestCert: true, rejectUnauthorized: true },
         handle,
       )
     : createHttpServer(handle)

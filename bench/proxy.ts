@@ -29,6 +29,7 @@ import { fileURLToPath } from 'node:url'
 import { ensureFortio } from '../test/harness/fortio-install.ts'
 import { imageNodeFlags } from '../test/harness/image.ts'
 import { type Cgroup, createCgroup } from './cgroup.ts'
+import { startFloor } from './floor.ts'
 import { floorRss, type UploadResult, uploads } from './memory-cells.ts'
 import { inboundConfig, outboundConfig } from './mesh-configs.ts'
 import { benchPki } from './pki.ts'
@@ -199,16 +200,9 @@ async function sidecar(
 }
 
 async function minimalProxy(listen: 'inbound' | 'outbound', upstream: string, svid: Pem): Promise<Proc> {
-  const child = pinned(PROXY_CORE, process.execPath, [
-    ...NODE_FLAGS,
-    join(here, 'minimal-proxy.ts'),
-    JSON.stringify({
-      listen,
-      upstream,
-      tls: { key: svid.keyPem, cert: svid.certChainPem, ca: api.bundlePem() },
-    }),
-  ])
-  return { pid: child.pid as number, port: Number(await firstLine(child, /^\d+$/)) }
+  const tls = { key: svid.keyPem, cert: svid.certChainPem, ca: api.bundlePem() }
+  const { pid, port } = await startFloor(PROXY_CORE, NODE_FLAGS, { listen, upstream, tls })
+  return { pid, port }
 }
 
 interface Pem {

@@ -1,0 +1,159 @@
+/**
+ * Where a sidecar's garbage comes from: V8's sampling heap profiler, with the
+ * objects later collected by scavenges and mark-compacts kept in the samples
+ * (Node's `--heap-prof` keeps only what is still alive at its end, which hides
+ * exactly the per-request garbage that drives young-generation GCs). The
+ * sidecar runs as bench/llm.ts starts it, with `--inspect` on a loopback
+ * port; this process drives it over the inspector protocol.
+ *
+ * Run: `node --conditions=svidecar-source bench/alloc-profile.ts`.
+ * BENCH_KINDS (json,stream), BENCH_CALLS (2000 per kind), BENCH_RATE (100),
+ * BENCH_WARMUP_CALLS (500), BENCH_INTERVAL (sampling interval in bytes, 512),
+ * BENCH_TOP (40 rows). Prints bytes per call by allocating function (self) and
+ * by the nearest svidecar function on the stack (inclusive of what the
+ * libraries it calls allocate).
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Pool } from 'undici'
+import WebSocket from 'ws'
+import { imageNodeFlags } from '../test/harness/image.ts'
+import { startLlmSidecar, startModelServer, startWorkloadApi } from './llm-sidecar.ts'
+import { openLoop } from './open-loop.ts'
+import { sleep } from './procs.ts'
+
+const here = fileURLToPath(new URL('.', import.meta.url))
+const KINDS = (process.env.BENCH_KINDS ?? 'json,stream').split(',')
+const CALLS = Number(process.env.BENCH_CALLS ?? 2000)
+const RATE = Number(process.env.BENCH_RATE ?? 100)
+const WARMUP = Number(process.env.BENCH_WARMUP_CALLS ?? 500)
+const INTERVAL = Number(process.env.BENCH_INTERVAL ?? 512)
+const TOP = Number(process.env.BENCH_TOP ?? 40)
+const INSPECT_PORT = 20_000 + Math.floor(Math.random() * 20_000)
+
+interface CallFrame {
+  functionName: string
+  url: string
+  lineNumber: number
+}
+interface ProfileNode {
+  callFrame: CallFrame
+  selfSize: number
+  id: number
+  children: ProfileNode[]
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'svidecar-bench-alloc-'))
+process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
+
+const upstreamPort = await startModelServer(0, { tokens: 20, intervalMs: 2 })
+const sidecar = await startLlmSidecar({
+  dir,
+  core: 1,
+  nodeFlags: ['--conditions=svidecar-source', ...imageNodeFlags(), `--inspect=127.0.0.1:${INSPECT_PORT}`],
+  entry: join(here, '..', 'sidecar', 'src', 'cli', 'main.ts'),
+  socket: await startWorkloadApi(),
+  upstreamPort,
+})
+
+const targets = (await (await fetch(`http://127.0.0.1:${INSPECT_PORT}/json/list`)).json()) as Array<{
+  webSocketDebuggerUrl: string
+}>
+const ws = new WebSocket(targets[0]?.webSocketDebuggerUrl as string)
+await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject))
+let nextId = 1
+const pending = new Map<number, (result: unknown) => void>()
+ws.on('message', (data) => {
+  const msg = JSON.parse(String(data)) as { id?: number; result?: unknown; error?: unknown }
+  if (msg.id === undefined) return
+  if (msg.error !== undefined) throw new Error(`inspector: ${JSON.stringify(msg.error)}`)
+  pending.get(msg.id)?.(msg.result)
+  pending.delete(msg.id)
+})
+const send = (method: string, params: Record<string, unknown> = {}) =>
+  new Promise<unknown>((resolve) => {
+    const id = nextId++
+    pending.set(id, resolve)
+    ws.send(JSON.stringify({ id, method, params }))
+  })
+
+const CHAT = {
+  model: 'gpt-4o',
+  messages: [{ role: 'user', content: 'Say hello in twenty tokens.'.padEnd(900, ' .') }],
+  max_tokens: 64,
+}
+const pool = new Pool(`http://${sidecar.egress}`, { connections: 64, pipelining: 1 })
+async function calls(kind: string, n: number): Promise<number> {
+  const body = JSON.stringify(kind === 'stream' ? { ...CHAT, stream: true } : CHAT)
+  const done = await openLoop({ rate: RATE, seconds: n / RATE, name: kind }, async () => {
+    const res = await pool.request({
+      method: 'POST',
+      path: '/v1/chat/completions',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer sk-the-agent-holds-no-real-key' },
+      body,
+    })
+    await res.body.text()
+    return true
+  })
+  return done.length
+}
+
+const key = (f: CallFrame) =>
+  `${f.functionName || '(anonymous)'} ${f.url
+    .replace(/.*node_modules\//, '')
+    .replace(/.*\/sidecar\/src\//, 'src/')
+    .replace(/^node:/, '')}:${f.lineNumber + 1}`
+const ours = (f: CallFrame) => f.url.includes('/sidecar/src/')
+
+await send('HeapProfiler.enable')
+for (const kind of KINDS) {
+  await calls(kind, WARMUP)
+  await sleep(200)
+  await send('HeapProfiler.startSampling', {
+    samplingInterval: INTERVAL,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  })
+  const n = await calls(kind, CALLS)
+  const { profile } = (await send('HeapProfiler.stopSampling')) as { profile: { head: ProfileNode } }
+  const self = new Map<string, number>()
+  const byOurs = new Map<string, number>()
+  let total = 0
+  const walk = (node: ProfileNode, nearest: string) => {
+    const here = ours(node.callFrame) ? key(node.callFrame) : nearest
+    if (node.selfSize > 0) {
+      const k = key(node.callFrame)
+      self.set(k, (self.get(k) ?? 0) + node.selfSize)
+      byOurs.set(here, (byOurs.get(here) ?? 0) + node.selfSize)
+      total += node.selfSize
+    }
+    for (const c of node.children) walk(c, here)
+  }
+  walk(profile.head, '(outside svidecar code)')
+  const rows = (m: Map<string, number>) =>
+    [...m]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, TOP)
+      .map(
+        ([k, v]) =>
+          `${(v / n).toFixed(0).padStart(8)} B/call  ${((100 * v) / total).toFixed(1).padStart(5)} %  ${k}`,
+      )
+  process.stdout.write(
+    [
+      `\n## ${kind}: ${n} calls at ${RATE}/s, ${(total / n).toFixed(0)} bytes allocated per call (V8 heap, sampled every ${INTERVAL} B)`,
+      '',
+      'by allocating function:',
+      ...rows(self),
+      '',
+      'by the nearest svidecar function on the stack:',
+      ...rows(byOurs),
+      '',
+    ].join('\n'),
+  )
+}
+ws.close()
+await pool.close()
+sidecar.child.kill('SIGTERM')
+process.exit(0)
