@@ -18,7 +18,6 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Pool } from 'undici'
-import WebSocket from 'ws'
 import { imageNodeFlags } from '../test/harness/image.ts'
 import { startLlmSidecar, startModelServer, startWorkloadApi } from './llm-sidecar.ts'
 import { openLoop } from './open-loop.ts'
@@ -61,12 +60,16 @@ const sidecar = await startLlmSidecar({
 const targets = (await (await fetch(`http://127.0.0.1:${INSPECT_PORT}/json/list`)).json()) as Array<{
   webSocketDebuggerUrl: string
 }>
+// Node's own WebSocket client (global since Node 22).
 const ws = new WebSocket(targets[0]?.webSocketDebuggerUrl as string)
-await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject))
+await new Promise((resolve, reject) => {
+  ws.addEventListener('open', resolve, { once: true })
+  ws.addEventListener('error', reject, { once: true })
+})
 let nextId = 1
 const pending = new Map<number, (result: unknown) => void>()
-ws.on('message', (data) => {
-  const msg = JSON.parse(String(data)) as { id?: number; result?: unknown; error?: unknown }
+ws.addEventListener('message', (event) => {
+  const msg = JSON.parse(String(event.data)) as { id?: number; result?: unknown; error?: unknown }
   if (msg.id === undefined) return
   if (msg.error !== undefined) throw new Error(`inspector: ${JSON.stringify(msg.error)}`)
   pending.get(msg.id)?.(msg.result)
