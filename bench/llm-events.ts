@@ -139,7 +139,10 @@ async function main(): Promise<void> {
     .split(',')
     .map((v) => {
       // name=entry, then Node flags of this variant only, space-separated.
-      const [name, rest] = v.split('=') as [string, string]
+      // Split at the first '=' only: a variant's flags may hold their own (`--max-semi-space-size=4`).
+      const at = v.indexOf('=')
+      const name = v.slice(0, at)
+      const rest = v.slice(at + 1)
       const [entry, ...flags] = rest.split(' ').filter(Boolean) as [string, ...string[]]
       return { name, entry, flags }
     })

@@ -174,7 +174,15 @@ litellm_settings:
     PROXY_CORE,
     litellm,
     ['--config', config, '--host', '127.0.0.1', '--port', String(port), '--num_workers', '1'],
-    { ...process.env, LITELLM_LOG: 'ERROR', LITELLM_TELEMETRY: 'False', DISABLE_SCHEMA_UPDATE: 'true' },
+    {
+      ...process.env,
+      LITELLM_LOG: 'ERROR',
+      LITELLM_TELEMETRY: 'False',
+      DISABLE_SCHEMA_UPDATE: 'true',
+      // Its model price map from the package, not fetched from GitHub at start: this host has no internet, and a
+      // fetch whose packets are dropped held the start past the bench's two minutes.
+      LITELLM_LOCAL_MODEL_COST_MAP: 'True',
+    },
   )
   let log = ''
   child.stderr?.on('data', (d) => {
