@@ -32,7 +32,6 @@
 import { type ChildProcess, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { type AddressInfo, createServer as createNetServer } from 'node:net'
 import { cpus, loadavg, release, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -41,6 +40,7 @@ import { ensureFortio } from '../test/harness/fortio-install.ts'
 import { imageNodeFlags } from '../test/harness/image.ts'
 import { floorArgv } from './floor.ts'
 import { inboundConfig, outboundConfig } from './mesh-configs.ts'
+import { startNginx } from './nginx.ts'
 import { benchPki } from './pki.ts'
 import { cpuMs, firstLine, pinned, sidecarStarted, sleep } from './procs.ts'
 
@@ -161,69 +161,20 @@ async function minimalProxy(
   return { pid: child.pid as number, child, port }
 }
 
-/** A port nothing listens on right now (the kernel's pick), for a peer that cannot report its own. */
-async function unusedPort(): Promise<number> {
-  const probe = createNetServer()
-  probe.listen(0, '127.0.0.1')
-  await once(probe, 'listening')
-  const port = (probe.address() as AddressInfo).port
-  await new Promise((r) => probe.close(r))
-  return port
-}
-
 async function nginx(
   name: string,
   core: number,
   server: string,
   upstreamPort: number,
 ): Promise<Proc & { port: number }> {
-  // Another process on this shared host may take the port between the probe and nginx's bind: then nginx exits,
-  // and the port answers for someone else. Start again on another port until our nginx is the one answering.
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const base = join(dir, `${name}-${attempt}`)
-    mkdirSync(base)
-    const port = await unusedPort()
-    writeFileSync(
-      join(base, 'nginx.conf'),
-      `daemon off;
-master_process off;
-worker_processes 1;
-pid ${base}/nginx.pid;
-error_log ${base}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${base}/body;
-  proxy_temp_path ${base}/proxy;
-  keepalive_requests 1000000;
-  upstream next { server 127.0.0.1:${upstreamPort}; keepalive 64; keepalive_requests 1000000; }
-  server {
-    listen 127.0.0.1:${port}${/^\s*ssl_certificate /m.test(server) ? ' ssl' : ''};
-${server}
-  }
-}
-`,
-    )
-    const child = pinned(core, 'nginx', [
-      '-c',
-      join(base, 'nginx.conf'),
-      '-p',
-      base,
-      '-e',
-      join(base, 'error.log'),
-    ])
-    for (let i = 0; i < 100 && child.exitCode === null; i++) {
-      // nginx names itself in every answer, also in the 400 a plain request to its TLS port gets.
-      const ours = await fetch(`http://127.0.0.1:${port}/`).then(
-        (r) => r.headers.get('server')?.startsWith('nginx') === true,
-        () => false,
-      )
-      if (ours && child.exitCode === null) return { pid: child.pid as number, child, port }
-      await sleep(50)
-    }
-    child.kill('SIGKILL')
-  }
-  throw new Error(`${name}: nginx did not start`)
+  const { child, pid, port } = await startNginx({
+    dir,
+    name,
+    spawn: (cmd, args) => pinned(core, cmd, args),
+    server,
+    upstreamPort,
+  })
+  return { pid, child, port }
 }
 
 interface Run {

@@ -32,6 +32,7 @@ import { type Cgroup, createCgroup } from './cgroup.ts'
 import { startFloor } from './floor.ts'
 import { floorRss, type UploadResult, uploads } from './memory-cells.ts'
 import { inboundConfig, outboundConfig } from './mesh-configs.ts'
+import { startNginx } from './nginx.ts'
 import { benchPki } from './pki.ts'
 import { cpuMs, firstLine, pinned, rssMb, sidecarStarted, sleep } from './procs.ts'
 
@@ -214,60 +215,20 @@ interface Proc {
   port: number
 }
 
-function freePort(): number {
-  return 20_000 + Math.floor(Math.random() * 20_000)
-}
-
 async function nginx(
   name: string,
   place: number | Cgroup,
   server: string,
   upstreamPort: number,
 ): Promise<Proc> {
-  const port = freePort()
-  const base = join(dir, name)
-  mkdirSync(base)
-  writeFileSync(
-    join(base, 'nginx.conf'),
-    `daemon off;
-master_process off;
-worker_processes 1;
-pid ${base}/nginx.pid;
-error_log ${base}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${base}/body;
-  proxy_temp_path ${base}/proxy;
-  # nginx closes a keep-alive connection after 1,000 requests by default; every contender would then pay for
-  # reconnecting at a rate that depends on how it spreads requests over connections. Keep connections instead.
-  keepalive_requests 1000000;
-  upstream next { server 127.0.0.1:${upstreamPort}; keepalive 64; keepalive_requests 1000000; }
-  server {
-    listen 127.0.0.1:${port}${/^\s*ssl_certificate /m.test(server) ? ' ssl' : ''};
-${server}
+  const spawn = (cmd: string, args: string[]) => {
+    if (typeof place === 'number') return pinned(place, cmd, args)
+    const child = place.spawn(cmd, args)
+    cgroupChildren.push(child)
+    return child
   }
-}
-`,
-  )
-  const args = ['-c', join(base, 'nginx.conf'), '-p', base, '-e', join(base, 'error.log')]
-  const child = typeof place === 'number' ? pinned(place, 'nginx', args) : place.spawn('nginx', args)
-  if (typeof place !== 'number') cgroupChildren.push(child)
-  child.on('exit', (code, signal) => {
-    if (signal === 'SIGKILL') return
-    process.stderr.write(
-      `${name} exited (${code ?? signal}):\n${readFileSync(join(base, 'error.log'), 'utf8')}\n`,
-    )
-  })
-  for (let i = 0; i < 100; i++) {
-    const up = await fetch(`http://127.0.0.1:${port}/`).then(
-      () => true,
-      (err: { cause?: { code?: string } }) => err.cause?.code !== 'ECONNREFUSED',
-    )
-    if (up) break
-    await sleep(50)
-  }
-  return { pid: child.pid as number, port }
+  const { pid, port } = await startNginx({ dir, name, spawn, server, upstreamPort })
+  return { pid, port }
 }
 
 // ---- set-up ------------------------------------------------------------------------------------------------
