@@ -5,7 +5,6 @@
  * patterns, route and URI patterns, CEL that does not compile or names an
  * unknown variable, duplicate rule ids, and a file over the size cap.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { type Document, isMap, isScalar, type LineCounter, type Node } from 'yaml'
 import { formatPath, type Path } from '../config/schema.ts'
 import { parseYaml } from '../config/yaml.ts'
@@ -13,6 +12,7 @@ import { SvidecarError } from '../errors/index.ts'
 import { BuiltinEngine } from './builtin/engine.ts'
 import { compileRules } from './builtin/rules.ts'
 import { POLICY_FILE, type PolicyDocument } from './definitions.ts'
+import { readPolicyText } from './read-capped.ts'
 import { type Issue, validate } from './validate.ts'
 
 /** Far above 10,000 rules (about 2 MB); far below what would stall the process on a reload. */
@@ -58,48 +58,7 @@ export interface LoadOptions {
 /** Reads and compiles a policy file; throws PolicyError (invalid) or SvidecarError SVD_POLICY_UNREADABLE. */
 export function loadPolicyFile(path: string, options: LoadOptions = {}): LoadedPolicy {
   const max = options.maxBytes ?? DEFAULT_MAX_POLICY_BYTES
-  let text: string
-  let fd: number | undefined
-  try {
-    fd = openSync(path, 'r')
-    const size = fstatSync(fd).size
-    if (size > max) {
-      throw new SvidecarError(
-        'SVD_POLICY_UNREADABLE',
-        `${path}: ${size} bytes, over the ${max}-byte limit for a policy file`,
-        { where: path, reason: 'TOO_LARGE' },
-      )
-    }
-    // Read at most one byte past the cap: a file that grew after fstat is still refused.
-    const buf = Buffer.alloc(Math.min(size, max) + 1)
-    let n = 0
-    for (;;) {
-      const r = readSync(fd, buf, n, buf.length - n, null)
-      if (r === 0) break
-      n += r
-      if (n === buf.length) break
-    }
-    if (n > max) {
-      throw new SvidecarError(
-        'SVD_POLICY_UNREADABLE',
-        `${path}: over the ${max}-byte limit for a policy file`,
-        {
-          where: path,
-          reason: 'TOO_LARGE',
-        },
-      )
-    }
-    text = buf.subarray(0, n).toString('utf8')
-  } catch (err) {
-    if (err instanceof SvidecarError) throw err
-    throw new SvidecarError(
-      'SVD_POLICY_UNREADABLE',
-      `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
-      { where: path, cause: err },
-    )
-  } finally {
-    if (fd !== undefined) closeSync(fd)
-  }
+  const text = readPolicyText(path, max)
   return parsePolicy(text, path)
 }
 

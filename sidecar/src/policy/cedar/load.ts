@@ -6,7 +6,6 @@
  * too: `@id` values are unique, `@mode` is `enforce` or `audit`, and there
  * are no templates (nothing would link them).
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import {
   type ActionConstraint,
   checkParsePolicySet,
@@ -18,9 +17,9 @@ import {
   type Schema,
   validate,
 } from '@cedar-policy/cedar-wasm/nodejs'
-import { SvidecarError } from '../../errors/index.ts'
 import { DENY_STYLES, type DecisionMode, type DenyStyle } from '../engine.ts'
 import { DEFAULT_MAX_POLICY_BYTES, PolicyError, type PolicyIssue } from '../file.ts'
+import { readPolicyText } from '../read-capped.ts'
 import { type PolicyHead, readPolicyHead } from './head.ts'
 
 export interface CedarPolicyEntry {
@@ -51,51 +50,14 @@ export interface CedarLoadOptions {
   maxBytes?: number
 }
 
-/** Reads a file of at most `max` bytes; SVD_POLICY_UNREADABLE otherwise. */
-function readCapped(path: string, max: number): string {
-  let fd: number | undefined
-  try {
-    fd = openSync(path, 'r')
-    const size = fstatSync(fd).size
-    // One byte past the cap: a file that grew after fstat is still refused.
-    const buf = Buffer.alloc(Math.min(size, max) + 1)
-    let n = 0
-    while (n < buf.length) {
-      const r = readSync(fd, buf, n, buf.length - n, null)
-      if (r === 0) break
-      n += r
-    }
-    if (n > max) {
-      throw new SvidecarError(
-        'SVD_POLICY_UNREADABLE',
-        `${path}: over the ${max}-byte limit for a policy file`,
-        {
-          where: path,
-          reason: 'TOO_LARGE',
-        },
-      )
-    }
-    return buf.subarray(0, n).toString('utf8')
-  } catch (err) {
-    if (err instanceof SvidecarError) throw err
-    throw new SvidecarError(
-      'SVD_POLICY_UNREADABLE',
-      `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
-      { where: path, cause: err },
-    )
-  } finally {
-    if (fd !== undefined) closeSync(fd)
-  }
-}
-
 /** Reads and checks a Cedar policy file (and its schema, when given). */
 export function loadCedarPolicy(file: string, options: CedarLoadOptions = {}): CedarPolicy {
   const max = options.maxBytes ?? DEFAULT_MAX_POLICY_BYTES
-  const text = readCapped(file, max)
+  const text = readPolicyText(file, max)
   const schema =
     options.schema === undefined
       ? undefined
-      : { text: readCapped(options.schema, max), source: options.schema }
+      : { text: readPolicyText(options.schema, max), source: options.schema }
   return parseCedarPolicy(text, file, schema)
 }
 
