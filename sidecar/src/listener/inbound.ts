@@ -5,9 +5,8 @@
  * was removed. This port never speaks plaintext. Requests and WebSocket
  * upgrades alike walk the pipeline (pipeline/build.ts).
  */
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingMessage } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
-import type { Duplex } from 'node:stream'
 import type { TLSSocket } from 'node:tls'
 import type { IdMatcher } from 'workload-api-client'
 import type { McpConfig } from '../config/mcp.ts'
@@ -123,13 +122,7 @@ export async function startInbound(identity: Identity, options: InboundOptions):
     })
   }
 
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    if (listener.draining) res.setHeader('connection', 'close')
-    pipeline.request(exchange(req, false), res)
-  })
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    pipeline.upgrade(exchange(req, true), socket, head)
-  })
+  listener.serve(pipeline, exchange)
 
   await listener.listen(options.address)
   return {

@@ -4,9 +4,8 @@
  * over mTLS with the expected SPIFFE ID checked, external APIs over HTTPS.
  * Requests and WebSocket upgrades alike walk the pipeline (pipeline/build.ts).
  */
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingMessage } from 'node:http'
 import { createServer } from 'node:http'
-import type { Duplex } from 'node:stream'
 import type { McpConfig } from '../config/mcp.ts'
 import { handleExpectations } from '../forwarder/expect.ts'
 import type { Upstreams } from '../forwarder/upstreams.ts'
@@ -114,13 +113,7 @@ export async function startOutbound(
   const exchange = (req: IncomingMessage, upgrade: boolean) =>
     new Exchange({ direction: 'outbound', listener: options.name, req, upgrade, strip })
 
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    if (listener.draining) res.setHeader('connection', 'close')
-    pipeline.request(exchange(req, false), res)
-  })
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    pipeline.upgrade(exchange(req, true), socket, head)
-  })
+  listener.serve(pipeline, exchange)
 
   await listener.listen(options.address)
   return {

@@ -11,6 +11,8 @@ import { SvidecarError } from '../errors/index.ts'
 import { writeRawError } from '../forwarder/raw-error.ts'
 import { sendError } from '../forwarder/respond.ts'
 import { publishConnection, publishRefused } from '../observe/events.ts'
+import type { Pipeline } from '../pipeline/build.ts'
+import type { Exchange } from '../pipeline/exchange.ts'
 import { parserHeaderLimit } from './http-guards.ts'
 
 export interface ListenerLimits {
@@ -130,6 +132,18 @@ export class ProxyListener {
     server.on('timeout', (socket: Duplex) => {
       refused('SVD_CONNECTION_IDLE', 0, 'KEEP_ALIVE_IDLE')
       socket.destroy()
+    })
+  }
+
+  /** Hands every request and upgrade to `pipeline`, each as the exchange `exchange` makes for it. */
+  serve(pipeline: Pipeline, exchange: (req: IncomingMessage, upgrade: boolean) => Exchange): void {
+    this.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      // A draining listener answers what is in flight and tells each client not to send more on this connection.
+      if (this.#draining) res.setHeader('connection', 'close')
+      pipeline.request(exchange(req, false), res)
+    })
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      pipeline.upgrade(exchange(req, true), socket, head)
     })
   }
 
