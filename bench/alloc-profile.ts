@@ -9,7 +9,8 @@
  * Run: `node --conditions=svidecar-source bench/alloc-profile.ts`.
  * BENCH_KINDS (json,stream), BENCH_CALLS (2000 per kind), BENCH_RATE (100),
  * BENCH_WARMUP_CALLS (500), BENCH_INTERVAL (sampling interval in bytes, 512),
- * BENCH_TOP (40 rows). Prints bytes per call by allocating function (self) and
+ * BENCH_TOP (40 rows), BENCH_CALLERS_OF (function names whose callers to
+ * list, e.g. `nextTick`), BENCH_DEPTH (frames per call path, 6). Prints bytes per call by allocating function (self) and
  * by the nearest svidecar function on the stack (inclusive of what the
  * libraries it calls allocate).
  */
@@ -30,6 +31,9 @@ const RATE = Number(process.env.BENCH_RATE ?? 100)
 const WARMUP = Number(process.env.BENCH_WARMUP_CALLS ?? 500)
 const INTERVAL = Number(process.env.BENCH_INTERVAL ?? 512)
 const TOP = Number(process.env.BENCH_TOP ?? 40)
+// Also list the call paths (innermost first, BENCH_DEPTH frames) that reach allocations in the functions named here.
+const CALLERS_OF = (process.env.BENCH_CALLERS_OF ?? '').split(',').filter(Boolean)
+const DEPTH = Number(process.env.BENCH_DEPTH ?? 6)
 const INSPECT_PORT = 20_000 + Math.floor(Math.random() * 20_000)
 
 interface CallFrame {
@@ -124,17 +128,23 @@ for (const kind of KINDS) {
   const self = new Map<string, number>()
   const byOurs = new Map<string, number>()
   let total = 0
-  const walk = (node: ProfileNode, nearest: string) => {
+  const paths = new Map<string, number>()
+  const walk = (node: ProfileNode, nearest: string, stack: string[]) => {
     const here = ours(node.callFrame) ? key(node.callFrame) : nearest
+    const frames = [key(node.callFrame), ...stack]
+    if (node.selfSize > 0 && CALLERS_OF.includes(node.callFrame.functionName)) {
+      const path = frames.slice(0, DEPTH).join(' < ')
+      paths.set(path, (paths.get(path) ?? 0) + node.selfSize)
+    }
     if (node.selfSize > 0) {
       const k = key(node.callFrame)
       self.set(k, (self.get(k) ?? 0) + node.selfSize)
       byOurs.set(here, (byOurs.get(here) ?? 0) + node.selfSize)
       total += node.selfSize
     }
-    for (const c of node.children) walk(c, here)
+    for (const c of node.children) walk(c, here, frames)
   }
-  walk(profile.head, '(outside svidecar code)')
+  walk(profile.head, '(outside svidecar code)', [])
   const rows = (m: Map<string, number>) =>
     [...m]
       .sort((a, b) => b[1] - a[1])
@@ -153,6 +163,7 @@ for (const kind of KINDS) {
       'by the nearest svidecar function on the stack:',
       ...rows(byOurs),
       '',
+      ...(CALLERS_OF.length === 0 ? [] : [`call paths to ${CALLERS_OF.join(', ')}:`, ...rows(paths), '']),
     ].join('\n'),
   )
 }
