@@ -67,6 +67,12 @@ interface OnDemand {
 }
 
 async function onDemand(config: SidecarConfig): Promise<OnDemand> {
+  // A sidecar that counts LLM tokens (an `llm` section, or budgets that MCP sampling counts against) loads the
+  // tokenizer's tables (~75 MB, ~0.2 s) before it is ready, not on its first stream: loaded there, it held every
+  // call the sidecar had in flight (up to 1.26 s on a busy host, bench/RESULTS.md), and an estimate needed
+  // before it was in fell back to characters / 4.
+  if (config.llm !== undefined || config.budgets !== undefined)
+    await (await import('./lens/llm/usage/estimate.ts')).loadTokenizer()
   return {
     ...(config.policy === undefined ? {} : { policy: await import('./policy/open.ts') }),
     ...(config.budgets?.redis === undefined ? {} : { redis: await import('./budget/redis.ts') }),

@@ -48,8 +48,8 @@ export function usageStage(options: UsageStageOptions = {}): Stage {
     onRequest(exchange) {
       const call = llmCallOf(exchange.attributes)
       if (call === undefined || !METERED.has(call.api)) return undefined
-      // Loaded on the first stream, where estimates are common (a stream cut short, a budget following it): a
-      // sidecar without streams holds the tables only once a JSON call needs an estimate (estimate.ts).
+      // The sidecar loads the tokenizer before it is ready; a stage built elsewhere (a library user's pipeline)
+      // loads it on its first stream, where estimates are common (a stream cut short, a budget following it).
       if (call.stream) loadTokenizer()
       const state: UsageState = { hideUsageChunk: false }
       exchange.attributes[USAGE_ATTRIBUTE] = state

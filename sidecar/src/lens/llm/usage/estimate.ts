@@ -3,10 +3,10 @@
  * encoding (GPT-4o's) stands in for every model. Close for OpenAI models,
  * within a few tens of percent for others: good enough for a budget, and
  * always marked as an estimate. Its tables cost about 75 MB and a few hundred
- * milliseconds to load, so they are loaded on the first streamed LLM call or
- * the first estimate asked for, not at start (a sidecar without LLM traffic,
- * or whose calls all come back with the provider's usage, never pays); until
- * then a text counts as characters / 4.
+ * milliseconds to load: a sidecar whose config counts tokens loads them
+ * before it is ready (sidecar.ts), one without LLM traffic never does. Other
+ * callers load them with the first estimate they ask for; until they are in,
+ * a text counts as characters / 4.
  *
  * Either way a text never counts as more tokens than its UTF-8 bytes (a BPE
  * token is at least one byte; characters / 4 is less than that), which is
