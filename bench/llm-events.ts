@@ -23,7 +23,8 @@
  *
  * Run: `npm run build && node --conditions=svidecar-source bench/llm-events.ts`.
  * BENCH_RATE (20), BENCH_SECONDS (20), BENCH_REPS (3), BENCH_KINDS (stream,json),
- * BENCH_NODE_FLAGS (added to the image's), BENCH_FLOOR=0 (leave out the
+ * BENCH_NODE_FLAGS (added to the image's; a variant run with `--trace-gc` also
+ * gets its scavenge pauses reported), BENCH_FLOOR=0 (leave out the
  * Node floor, bench/floor.ts, which otherwise runs as one more target).
  */
 import { once } from 'node:events'
@@ -161,6 +162,7 @@ async function main(): Promise<void> {
     sidecar?: { pid: number; child: StartedSidecar['child'] }
   }
   const targets: Target[] = [{ name: 'direct', origin: `http://127.0.0.1:${upstreamPort}` }]
+  const scavenges = new Map<string, number[]>()
   if (process.env.BENCH_FLOOR !== '0') {
     // The Node floor (bench/floor.ts) in the sidecar's place: what any Node hop adds here.
     const floor = await startFloor(1, FLAGS, {
@@ -179,6 +181,17 @@ async function main(): Promise<void> {
       upstreamPort,
     })
     targets.push({ name: v.name, origin: `http://${sidecar.egress}`, sidecar })
+    // With --trace-gc among a variant's flags, V8 prints each GC on stdout (beside the audit lines): its scavenge pauses.
+    if ([...FLAGS, ...v.flags].includes('--trace-gc')) {
+      const pauses: number[] = []
+      scavenges.set(v.name, pauses)
+      sidecar.child.stdout?.on('data', (d: Buffer) => {
+        for (const m of String(d).matchAll(
+          /Scavenge[^\n]*?MB, (?:pooled: [\d.]+ MB, )?([\d.]+) \/ [\d.]+ ms/g,
+        ))
+          pauses.push(Number(m[1]))
+      })
+    }
   }
   const body = (stream: boolean) =>
     JSON.stringify({
@@ -266,6 +279,10 @@ async function main(): Promise<void> {
   lines.push('')
   for (const [key, c] of cpu)
     lines.push(`${key}: sidecar CPU ${(c.ms / c.calls).toFixed(3)} ms per call (${c.calls} calls)`)
+  for (const [name, a] of scavenges)
+    lines.push(
+      `${name}: ${a.length} scavenges over its whole run (warm-up included), pause ms p50 ${percentile(a, 50).toFixed(3)}, p90 ${percentile(a, 90).toFixed(3)}, p99 ${percentile(a, 99).toFixed(3)}, max ${Math.max(...a).toFixed(3)}`,
+    )
   process.stdout.write(`${lines.join('\n')}\n`)
   // A signal for each sidecar before the end (a scratch build that dumps what it recorded on SIGUSR2).
   const signal = process.env.BENCH_END_SIGNAL as NodeJS.Signals | undefined
