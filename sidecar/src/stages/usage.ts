@@ -133,7 +133,7 @@ export function usageStage(options: UsageStageOptions = {}): Stage {
             `the upstream sent a stream event larger than ${maxEventBytes} bytes; the stream was ended there`,
             { reason: 'SSE_EVENT_TOO_LARGE' },
           )
-          head.cut?.(Buffer.concat([out.overflow, terminalFrame(call.api, err)]), err)
+          head.cut?.(Buffer.concat([out.overflow, terminalFrame(call.api, err, meter.nextSequence)]), err)
           return EMPTY
         },
       }
