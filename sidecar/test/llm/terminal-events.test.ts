@@ -2,6 +2,7 @@
 // the official SDKs' stream helpers: Chat Completions a `data:` chunk with an `error` object; the Responses API
 // its documented `error` event (`event: error`, `type: "error"`, `code`, `message`, `param`, the next
 // `sequence_number`); Anthropic an `event: error` frame in its error shape.
+import Anthropic from '@anthropic-ai/sdk'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import OpenAI from 'openai'
 import t, { type Test } from 'tap'
@@ -114,4 +115,35 @@ t.test('Chat Completions and Anthropic Messages: the terminal frames read raw', 
     messages.seen.some((e) => e.event === 'message_stop'),
     'no message_stop: the message did not complete',
   )
+})
+
+t.test('the stream helpers of both SDKs reject with the cut and its code', async (t) => {
+  const { gw } = await setup(t)
+  const openai = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'dummy', maxRetries: 0 })
+  const chat = await openai.chat.completions
+    .stream({ model: 'gpt-4o', messages: [{ role: 'user', content: 'Say many words.' }] })
+    .finalChatCompletion()
+    .then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+  t.type(chat, OpenAI.APIError, String(chat))
+  t.equal((chat as InstanceType<typeof OpenAI.APIError>).code, 'SVD_BUDGET_EXHAUSTED')
+
+  const second = await setup(t)
+  const anthropic = new Anthropic({ baseURL: second.gw.url, apiKey: 'dummy', maxRetries: 0 })
+  const message = await anthropic.messages
+    .stream({
+      model: 'claude-test-small',
+      max_tokens: 100,
+      messages: [{ role: 'user', content: 'Say many words.' }],
+    })
+    .finalMessage()
+    .then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+  t.type(message, Anthropic.APIError, String(message))
+  t.equal((message as InstanceType<typeof Anthropic.APIError>).errorCode, 'SVD_BUDGET_EXHAUSTED')
+  t.equal((message as InstanceType<typeof Anthropic.APIError>).type, 'rate_limit_error')
 })
