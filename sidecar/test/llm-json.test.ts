@@ -135,3 +135,22 @@ t.test('model lists: both shapes filtered, paging fields describing the filtered
   t.equal(filterOpenAiModels({ object: 'list', data: 'x' }, allowed), undefined, 'not the list shape')
   t.equal(filterAnthropicModels({}, allowed), undefined)
 })
+
+t.test('bytes that are not UTF-8 are refused (RFC 8259 §8.1), valid multi-byte text is not', async (t) => {
+  const bytes = (...parts: (string | number[])[]) =>
+    Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p))))
+  const rejected = (body: Buffer) => {
+    try {
+      readJsonObject(body)
+      return 'ok'
+    } catch (err) {
+      return err instanceof JsonRejected ? err.problem : `threw ${String(err)}`
+    }
+  }
+  // A model name with a stray byte: decoded here as "gpt-4o-mini\ufffd", a provider may read it otherwise.
+  t.equal(rejected(bytes('{"model":"gpt-4o-mini', [0xff], '"}')), 'NOT_JSON', 'a stray 0xff')
+  t.equal(rejected(bytes('{"model":"a', [0xc0, 0xaf], '"}')), 'NOT_JSON', 'an overlong encoding')
+  t.equal(rejected(bytes('{"model":"a', [0xed, 0xa0, 0x80], '"}')), 'NOT_JSON', 'an encoded surrogate')
+  t.equal(rejected(bytes('{"model":"a', [0xe2, 0x98], '"}')), 'NOT_JSON', 'a truncated sequence')
+  t.equal(rejected(bytes('{"model":"é☃😀"}')), 'ok', 'valid UTF-8 of every length')
+})

@@ -9,7 +9,7 @@
  * `error.details.error_code`.
  */
 import type { ServerResponse } from 'node:http'
-import { SvidecarError } from '../errors/index.ts'
+import { SvidecarError, type SvidecarErrorCode } from '../errors/index.ts'
 
 export const ERROR_HEADER = 'x-svidecar-error'
 
@@ -21,6 +21,12 @@ export interface ErrorResponse {
 
 // After these the connection's byte stream may be out of step with the parser: close it.
 const CLOSE_AFTER = new Set([400, 408, 413, 431])
+
+// Refusals an immediate retry cannot change. The openai and Anthropic SDKs retry every 429 on their own unless
+// told otherwise (`x-should-retry`), sleeping `retry-after` first: up to a minute each time, and for the
+// Anthropic SDK any length (hours, on a day's budget). A used-up budget is a quota, not congestion: the caller
+// gets the error at once and reads `retry-after` from it.
+const NO_RETRY: ReadonlySet<SvidecarErrorCode> = new Set<SvidecarErrorCode>(['SVD_BUDGET_EXHAUSTED'])
 
 /** The error shape a refusal is written in: the sidecar's own, or an LLM provider's. */
 export type ErrorStyle = 'svidecar' | 'openai' | 'anthropic'
@@ -36,6 +42,7 @@ export function errorBody(err: unknown, style: ErrorStyle = 'svidecar'): ErrorRe
   if (CLOSE_AFTER.has(e.status)) headers.connection = 'close'
   if (e.retryAfter !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(e.retryAfter)))
   else if (e.status === 503) headers['retry-after'] = '1'
+  if (NO_RETRY.has(e.code)) headers['x-should-retry'] = 'false'
   return { status: e.status, headers, body }
 }
 

@@ -148,7 +148,7 @@ export function budgetStage(options: BudgetStageOptions): Stage {
         return undefined
       const cut = (err: SvidecarError, kind: string) => {
         state.budgetRefusal = { at: 'stream', kind, name: held.names[0] ?? '' }
-        head.cut?.(terminalFrame(call.api, err), err)
+        head.cut?.(terminalFrame(call.api, err, state.meter?.nextSequence), err)
       }
       const check = () => {
         const meter = state.meter

@@ -10,7 +10,8 @@
  *   the config forwards unknown paths (then the policy decides its
  *   `http.route`).
  * - `llm` reads the body under the lens's cap (the only exchanges whose body
- *   it reads), takes model, stream flag and token limit from it without
+ *   it reads; a compressed one is decoded and sent on decoded, decode.ts),
+ *   takes model, stream flag and token limit from it without
  *   re-serialising it, and names the model as the `llm.model` resource the
  *   policy stage decides. A model list is decided per model instead: the
  *   response is filtered to the models the subject may use.
@@ -29,6 +30,7 @@ import {
   widenModelPage,
 } from '../lens/llm/anthropic.ts'
 import { LLM_ATTRIBUTE, type LlmApi, type LlmCall, llmCallOf } from '../lens/llm/call.ts'
+import { BodyDecodeFailed, decodeBody, isEncoded } from '../lens/llm/decode.ts'
 import { JsonRejected, readJsonObject } from '../lens/llm/json.ts'
 import { filterOpenAiModels, OPENAI_ENDPOINTS } from '../lens/llm/openai.ts'
 import { type ApiStyle, type Providers, styleOf } from '../lens/llm/providers.ts'
@@ -157,24 +159,27 @@ function bodyStage(options: LlmStageOptions): Stage {
       if (api === undefined) return undefined
       apis.delete(exchange)
       const encoding = exchange.req.headers['content-encoding']
-      if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity')
-        return invalid('CONTENT_ENCODED', `a ${encoding} request body is not read; send it uncompressed`)
-      let fields: ReturnType<typeof readLlmRequest>
-      try {
-        fields = readLlmRequest(api, exchange.body ?? EMPTY, options.maxDepth)
-      } catch (err) {
-        if (err instanceof LlmRequestRejected) return invalid(err.problem, err.message)
-        throw err
-      }
-      const call: LlmCall = {
-        api,
-        model: fields.model,
-        stream: fields.stream,
-        ...(fields.maxTokens === undefined ? {} : { maxTokens: fields.maxTokens }),
-      }
-      exchange.attributes[LLM_ATTRIBUTE] = call
-      exchange.resource = { kind: 'llm.model', name: fields.model }
-      return undefined
+      if (!isEncoded(encoding)) return readCall(exchange, api, options.maxDepth)
+      return decodeBody(exchange.body ?? EMPTY, encoding as string, options.bodyLimit).then(
+        (plain) => {
+          // The provider gets the decoded bytes the lens decided on, no longer encoded.
+          exchange.body = plain
+          exchange.headers.strip.add('content-encoding')
+          exchange.headers.set['content-length'] = String(plain.length)
+          return readCall(exchange, api, options.maxDepth)
+        },
+        (err: unknown) => {
+          if (!(err instanceof BodyDecodeFailed)) throw err
+          if (err.problem === 'TOO_LARGE')
+            return new SvidecarError('SVD_REQUEST_BODY_TOO_LARGE', err.message, {
+              reason: 'DECODED_BODY_OVER_LIMIT',
+            })
+          return invalid(
+            err.problem === 'INVALID' ? 'CONTENT_ENCODING_INVALID' : 'CONTENT_ENCODING_UNSUPPORTED',
+            err.message,
+          )
+        },
+      )
     },
     wrapResponse(exchange, head) {
       const call = llmCallOf(exchange.attributes)
@@ -186,6 +191,26 @@ function bodyStage(options: LlmStageOptions): Stage {
       return modelListFilter(exchange, head, call, policy, options.bodyLimit, listAudits)
     },
   }
+}
+
+/** Reads model, stream flag and token limit from the (decoded) body and names the model for the policy. */
+function readCall(exchange: Exchange, api: LlmApi, maxDepth: number): SvidecarError | undefined {
+  let fields: ReturnType<typeof readLlmRequest>
+  try {
+    fields = readLlmRequest(api, exchange.body ?? EMPTY, maxDepth)
+  } catch (err) {
+    if (err instanceof LlmRequestRejected) return invalid(err.problem, err.message)
+    throw err
+  }
+  const call: LlmCall = {
+    api,
+    model: fields.model,
+    stream: fields.stream,
+    ...(fields.maxTokens === undefined ? {} : { maxTokens: fields.maxTokens }),
+  }
+  exchange.attributes[LLM_ATTRIBUTE] = call
+  exchange.resource = { kind: 'llm.model', name: fields.model }
+  return undefined
 }
 
 function invalid(reason: string, message: string): SvidecarError {

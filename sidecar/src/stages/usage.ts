@@ -1,7 +1,8 @@
 /**
  * Token accounting for LLM calls (behind the LLM lens, which sets
  * `attributes.llm`; without it this stage does nothing). Before forwarding,
- * an OpenAI chat or completions stream that did not ask for usage gets
+ * the provider is asked for an uncompressed answer (the meter reads its
+ * bytes), and an OpenAI chat or completions stream that did not ask for usage gets
  * `stream_options.include_usage` spliced into its body, and the usage chunk
  * that buys is hidden from the client again. On the response, a meter counts
  * tokens from the bytes as they pass (lens/llm/usage/meter.ts); no event
@@ -53,6 +54,10 @@ export function usageStage(options: UsageStageOptions = {}): Stage {
       if (call.stream) loadTokenizer()
       const state: UsageState = { hideUsageChunk: false }
       exchange.attributes[USAGE_ATTRIBUTE] = state
+      // The meter reads the provider's bytes: the usage in a JSON body, the SSE events it drops or ends a stream
+      // between. A compressed answer (the SDKs' fetch asks for one, providers send one) would hide all of that,
+      // and a terminal frame written into a gzip stream would corrupt it.
+      exchange.headers.set['accept-encoding'] = 'identity'
       if (call.stream && SPLICED.has(call.api) && exchange.body !== undefined) {
         const spliced = includeUsage(exchange.body)
         if (spliced.kind === 'spliced') {
@@ -133,7 +138,7 @@ export function usageStage(options: UsageStageOptions = {}): Stage {
             `the upstream sent a stream event larger than ${maxEventBytes} bytes; the stream was ended there`,
             { reason: 'SSE_EVENT_TOO_LARGE' },
           )
-          head.cut?.(Buffer.concat([out.overflow, terminalFrame(call.api, err)]), err)
+          head.cut?.(Buffer.concat([out.overflow, terminalFrame(call.api, err, meter.nextSequence)]), err)
           return EMPTY
         },
       }

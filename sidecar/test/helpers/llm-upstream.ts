@@ -393,6 +393,13 @@ function frames(
             output_index: 0,
             item: { type: 'message', id: 'msg_local', status: 'in_progress', role: 'assistant', content: [] },
           }),
+          // The part the deltas add to: the SDK's stream helper needs it announced first.
+          ev('response.content_part.added', {
+            item_id: 'msg_local',
+            output_index: 0,
+            content_index: 0,
+            part: { type: 'output_text', text: '', annotations: [] },
+          }),
         ],
         content: n.map((i) =>
           ev('response.output_text.delta', {
@@ -408,6 +415,22 @@ function frames(
             output_index: 0,
             content_index: 0,
             text: text(output),
+          }),
+          ev('response.content_part.done', {
+            item_id: 'msg_local',
+            output_index: 0,
+            content_index: 0,
+            part: { type: 'output_text', text: text(output), annotations: [] },
+          }),
+          ev('response.output_item.done', {
+            output_index: 0,
+            item: {
+              type: 'message',
+              id: 'msg_local',
+              status: 'completed',
+              role: 'assistant',
+              content: [{ type: 'output_text', text: text(output), annotations: [] }],
+            },
           }),
           ev('response.completed', {
             response: responseObject(model, 'completed', text(output), { input, output }),

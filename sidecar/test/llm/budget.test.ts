@@ -162,7 +162,7 @@ t.test('requests per minute: the call past the limit is refused with 429', async
   t.equal(upstream.received.length, ok)
 })
 
-t.test('Responses API: the cut is a data chunk with an error object the SDK throws', async (t) => {
+t.test('Responses API: the cut is the error event of that API, which the SDK throws', async (t) => {
   const { openai, upstream } = await setup(t, { tokens: 80, intervalMs: 1 }, budgets('tokensPerDay: 50'))
   const stream = await openai.responses.create({ model: 'gpt-4o', input: 'Say many words.', stream: true })
   let deltas = 0

@@ -7,10 +7,15 @@
  * bytes first refuses nesting past a depth cap, duplicate keys in any object
  * (compared after unescaping, so `"mod\u0065l"` is `"model"`), `__proto__`
  * keys, and `constructor` keys whose value holds a `prototype` (the pattern
- * secure-json-parse refuses); `JSON.parse` then checks the grammar. The
+ * secure-json-parse refuses); `JSON.parse` then checks the grammar. Bytes
+ * that are not UTF-8 are refused first (RFC 8259 §8.1 requires it): decoding
+ * would turn them into U+FFFD here, while a provider may read them otherwise,
+ * so a model name could be decided as one string and served as another. The
  * caller reads fields from the result and forwards the bytes it was given,
  * never a re-serialisation.
  */
+
+import { isUtf8 } from 'node:buffer'
 
 export type JsonProblem = 'NOT_JSON' | 'TOO_DEEP' | 'DUPLICATE_KEY' | 'FORBIDDEN_KEY' | 'NOT_AN_OBJECT'
 
@@ -47,6 +52,7 @@ interface Frame {
  * names the offending key where there is one (keys are the client's field names, never values).
  */
 export function readJsonObject(body: Buffer, maxDepth = DEFAULT_MAX_DEPTH): Record<string, unknown> {
+  if (!isUtf8(body)) throw new JsonRejected('NOT_JSON', 'the body is not JSON: it is not valid UTF-8')
   scan(body, maxDepth)
   let parsed: unknown
   try {

@@ -67,6 +67,8 @@ export class UsageMeter {
   #overflow = false
   #firstTokenAt: number | undefined
   #final: LlmUsage | undefined
+  // The Responses API numbers its events; a frame the sidecar adds continues the count.
+  #sequence = -1
 
   constructor(opts: MeterOptions) {
     this.api = opts.api
@@ -108,6 +110,11 @@ export class UsageMeter {
 
   get streaming(): boolean {
     return this.#sse
+  }
+
+  /** The `sequence_number` an event added after the ones seen takes (Responses API streams). */
+  get nextSequence(): number {
+    return this.#sequence + 1
   }
 
   data(chunk: Buffer): MeterOutput {
@@ -272,6 +279,8 @@ export class UsageMeter {
   #responsesEvent(data: Record<string, unknown>): void {
     const type = data.type
     if (typeof type !== 'string') return
+    const seq = data.sequence_number
+    if (typeof seq === 'number' && Number.isSafeInteger(seq) && seq > this.#sequence) this.#sequence = seq
     if (type.endsWith('.delta')) {
       if (typeof data.delta === 'string') this.#firstToken(data.delta)
       return
