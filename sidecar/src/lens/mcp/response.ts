@@ -416,6 +416,15 @@ function sseWrapper(
         doc = undefined
       }
     }
+    if (Array.isArray(doc) && doc.length > 0) {
+      // 2025-03-26 lets a server batch the messages of one event: each goes on as its own event (the same messages
+      // to the client), read like any other; the last carries the block's id, the resumption point after them all.
+      const last = doc.length - 1
+      for (let i = 0; i <= last; i++) {
+        onEvent({ event: e.event, id: i === last ? e.id : undefined, data: JSON.stringify(doc[i]) })
+      }
+      return
+    }
     // A server's request of the agent, or a resource update, is delivered or dropped as its hook decides.
     const request = doc === undefined || asks === undefined ? undefined : clientRequestOf(doc)
     const updated = request !== undefined || updates === undefined ? undefined : updatedUri(doc)
