@@ -68,7 +68,7 @@ export const ERROR_TABLE = {
   SVD_MCP_DENIED: {
     status: 403,
     summary:
-      'the policy denies an MCP tool, resource or prompt (or the method is unknown); answered in the denial style: hide and explain as a JSON-RPC answer (200), forbid as 403 insufficient_scope',
+      'the policy denies an MCP tool, resource or prompt (or the method is unknown: -32601, with HTTP 404 in the 2026-07-28 era); answered in the denial style: hide and explain as a JSON-RPC answer (200), forbid as 403 insufficient_scope',
   },
   SVD_MCP_SESSION_FOREIGN: {
     status: 403,

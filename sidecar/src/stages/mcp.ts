@@ -414,6 +414,9 @@ export function mcpStage(options: McpStageOptions): Stage {
       if (!batch) {
         // A lone notification cannot be answered in JSON-RPC: the HTTP error says it.
         if (first.message.kind !== 'request') return refuse(exchange, 400, first.problem, err)
+        // 2026-07-28 Streamable HTTP: a method the server does not implement is 404 with -32601.
+        if (era === 'modern' && first.problem.code === METHOD_NOT_FOUND)
+          return refuse(exchange, 404, first.problem, err)
         exchange.reply = answerReply(
           errorResponse(first.problem.id, first.problem.code, first.problem.message),
           err.code,
