@@ -53,7 +53,7 @@ export const ERROR_TABLE = {
   SVD_MCP_INVALID: {
     status: 400,
     summary:
-      'an MCP message is malformed (not JSON, not JSON-RPC 2.0, a bad id, a duplicate id in a batch, a batch the protocol version forbids, params that do not name the target); answered with the JSON-RPC error, nothing forwarded',
+      'an MCP message is malformed (not JSON, not JSON-RPC 2.0, a bad id, a duplicate id in a batch, a batch the protocol version forbids, a response POSTed in the 2026-07-28 era, params that do not name the target); answered with the JSON-RPC error, nothing forwarded',
   },
   SVD_MCP_HEADER_MISMATCH: {
     status: 400,

@@ -13,6 +13,7 @@
  * sampling.ts). The lens makes every decision the request needs, so the
  * policy stage adds none (`exchange.decided`).
  */
+import type { IncomingHttpHeaders } from 'node:http'
 import type { SpiffeId } from 'workload-api-client'
 import { SvidecarError } from '../errors/index.ts'
 import {
@@ -219,13 +220,17 @@ export function mcpStage(options: McpStageOptions): Stage {
       )
     }
     for (const m of parsed.messages) {
-      const problem = era === 'modern' ? mirroredHeaderProblem(exchange, version, m) : modernWithoutHeader(m)
+      const problem =
+        era === 'modern' ? modernProblem(exchange, version, m) : modernWithoutHeader(m, exchange.req.headers)
       if (problem !== undefined) {
+        const mismatch = problem.code === HEADER_MISMATCH
         return refuse(
           exchange,
           400,
           problem,
-          new SvidecarError('SVD_MCP_HEADER_MISMATCH', problem.message, { reason: 'HEADER_MISMATCH' }),
+          mismatch
+            ? new SvidecarError('SVD_MCP_HEADER_MISMATCH', problem.message, { reason: 'HEADER_MISMATCH' })
+            : new SvidecarError('SVD_MCP_INVALID', problem.message, { reason: 'JSONRPC' }),
         )
       }
     }
@@ -804,6 +809,21 @@ export function mcpStage(options: McpStageOptions): Stage {
     }
   }
 
+  /**
+   * Modern era (2026-07-28 Streamable HTTP "Sending Messages"): the body is a request or a notification, never a
+   * response; its mirrored headers must equal it.
+   */
+  function modernProblem(exchange: Exchange, version: string, m: McpMessage): JsonRpcProblem | undefined {
+    if (m.kind === 'response') {
+      return {
+        code: INVALID_REQUEST,
+        message: `a ${version} client sends no JSON-RPC responses (input travels in the retried request)`,
+        id: null,
+      }
+    }
+    return mirroredHeaderProblem(exchange, version, m)
+  }
+
   /** Modern era: the mirrored headers against the body, `Mcp-Param-*` included for tools seen listed. */
   function mirroredHeaderProblem(
     exchange: Exchange,
@@ -1069,13 +1089,20 @@ interface Refusal {
 const isObject = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === 'object' && !Array.isArray(v)
 
-/** A stateless-era body sent without `MCP-Protocol-Version`: its headers cannot be checked. */
-function modernWithoutHeader(m: McpMessage): JsonRpcProblem | undefined {
+/**
+ * A stateless-era body sent without `MCP-Protocol-Version`, or with a session-era one: the header must equal the
+ * body's `_meta` version, and a server reads such a body as stateless whatever the header says.
+ */
+function modernWithoutHeader(m: McpMessage, headers: IncomingHttpHeaders): JsonRpcProblem | undefined {
   const v = metaVersion(m)
   if (v === undefined || !(MODERN_VERSIONS as readonly string[]).includes(v)) return undefined
+  const sent = headers['mcp-protocol-version']
   return {
     code: HEADER_MISMATCH,
-    message: 'the MCP-Protocol-Version header is missing',
+    message:
+      sent === undefined
+        ? 'the MCP-Protocol-Version header is missing'
+        : `MCP-Protocol-Version ${String(sent).slice(0, 40)} differs from the body's _meta version ${v}`,
     id: m.kind === 'notification' ? null : m.id,
   }
 }
