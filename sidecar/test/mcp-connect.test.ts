@@ -105,6 +105,27 @@ t.test('bad lines from the agent get JSON-RPC errors on stdout and the stream ca
   t.match(c.stderr(), /SVD_BRIDGE_MESSAGE_TOO_LARGE/, 'the refusal is logged on stderr')
 })
 
+t.test(
+  'an answer over the line cap is dropped and its request gets SVD_BRIDGE_MESSAGE_TOO_LARGE',
+  async (t) => {
+    const bridge = await startBridge(t)
+    const c = spawnConnect(t, bridge.url, ['--max-line-bytes', '2048'])
+    c.send(INIT)
+    await c.next((m) => m.id === 0 && m.result !== undefined, 'the initialize result')
+    c.send('{"jsonrpc":"2.0","method":"notifications/initialized"}')
+    // server-everything's tool list is many kilobytes: the request is small, its answer is over the cap.
+    c.send(JSON.stringify({ jsonrpc: '2.0', id: 'list', method: 'tools/list' }))
+    t.match(await c.next((m) => m.id === 'list', 'the oversized answer error'), {
+      error: { code: -31003, data: { code: 'SVD_BRIDGE_MESSAGE_TOO_LARGE', maxLineBytes: 2048 } },
+    })
+    c.send(JSON.stringify({ jsonrpc: '2.0', id: 'p', method: 'ping' }))
+    t.match(await c.next((m) => m.id === 'p', 'a small answer after it'), { result: {} })
+    c.closeStdin()
+    t.equal(await c.exited, 0)
+    t.same(c.stdoutJunk, [], 'no part of the dropped answer reached stdout')
+  },
+)
+
 t.test('an unreachable server: requests get SVD_BRIDGE_UPSTREAM_FAILED', async (t) => {
   // A port that was free a moment ago: connection refused.
   const server = createServer()

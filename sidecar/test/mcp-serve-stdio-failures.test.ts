@@ -262,6 +262,49 @@ t.test('bad HTTP input gets the error the transport calls for, and nothing reach
   t.match(fine.messages, [{ id: 5, result: { still: 'up' } }])
 })
 
+t.test(
+  'protocol version rules: an unsupported MCP-Protocol-Version is 400, batches only where the version has them, ids unique',
+  async (t) => {
+    const { bridge, session, childLog } = await misbehaving(t)
+    const seen = childLog().length
+    const send = async (body: unknown, version: string | undefined, method = 'POST') => {
+      const res = await fetch(bridge.url, {
+        method,
+        headers: {
+          'content-type': 'application/json',
+          accept: ACCEPT,
+          'mcp-session-id': session,
+          ...(version === undefined ? {} : { 'mcp-protocol-version': version }),
+        },
+        ...(method === 'POST' ? { body: JSON.stringify(body) } : {}),
+      })
+      const text = await res.text()
+      return { status: res.status, json: text === '' ? undefined : (JSON.parse(text) as unknown) }
+    }
+    const echo = (id: number) => ({ jsonrpc: '2.0', id, method: 'echo', params: { n: id } })
+    const unsupported = await send(echo(1), '1999-01-01')
+    t.equal(unsupported.status, 400, 'an unknown version (2025-06-18 transports: MUST be 400)')
+    t.match(unsupported.json, { id: null, error: { code: -32600 } })
+    const modern = await send(echo(2), '2026-07-28')
+    t.equal(modern.status, 400, 'the stateless era is not served here')
+    t.match(modern.json, { error: { code: -32600 } }, 'not a 2026-07-28 error: a dual-era client falls back')
+    const stream = await send(undefined, '1999-01-01', 'GET')
+    t.equal(stream.status, 400, 'GET too')
+    const batch = await send([echo(3), echo(4)], '2025-11-25')
+    t.equal(batch.status, 400, '2025-06-18 removed batches')
+    t.match(batch.json, { error: { code: -32600 } })
+    const twice = await send([echo(5), echo(5)], '2025-03-26')
+    t.equal(twice.status, 400, 'one id twice in a batch')
+    t.match(twice.json, { error: { code: -32600 } })
+    t.equal(childLog().length, seen, 'the server read none of it')
+    const fine = await send(echo(6), '2025-11-25')
+    t.equal(fine.status, 200)
+    t.match(fine.json, { id: 6, result: { n: 6 } })
+    const batched = await send([echo(7), echo(8)], '2025-03-26')
+    t.match(batched.json, [{ id: 7 }, { id: 8 }], 'a 2025-03-26 batch is still served')
+  },
+)
+
 t.test('a batch is answered as a batch', async (t) => {
   const { bridge, session } = await misbehaving(t)
   const reply = await post(

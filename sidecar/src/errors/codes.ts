@@ -53,7 +53,7 @@ export const ERROR_TABLE = {
   SVD_MCP_INVALID: {
     status: 400,
     summary:
-      'an MCP message is malformed (not JSON, not JSON-RPC 2.0, a bad id, a duplicate id in a batch, a batch the protocol version forbids, params that do not name the target); answered with the JSON-RPC error, nothing forwarded',
+      'an MCP message is malformed (not JSON, not JSON-RPC 2.0, a bad id, a duplicate id in a batch, a batch the protocol version forbids, a response POSTed in the 2026-07-28 era, params that do not name the target); answered with the JSON-RPC error, nothing forwarded',
   },
   SVD_MCP_HEADER_MISMATCH: {
     status: 400,
@@ -68,7 +68,7 @@ export const ERROR_TABLE = {
   SVD_MCP_DENIED: {
     status: 403,
     summary:
-      'the policy denies an MCP tool, resource or prompt (or the method is unknown); answered in the denial style: hide and explain as a JSON-RPC answer (200), forbid as 403 insufficient_scope',
+      'the policy denies an MCP tool, resource or prompt (or the method is unknown: -32601, with HTTP 404 in the 2026-07-28 era); answered in the denial style: hide and explain as a JSON-RPC answer (200), forbid as 403 insufficient_scope',
   },
   SVD_MCP_SESSION_FOREIGN: {
     status: 403,

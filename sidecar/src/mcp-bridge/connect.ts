@@ -227,29 +227,43 @@ export class StdioConnect {
         return
       }
       const answered = new Set<string>()
+      // A message over the line cap was dropped: the requests it may have answered are told so, not "no answer".
+      let dropped: number | undefined
+      const tooLarge = (bytes: number | undefined) => {
+        dropped = Math.max(dropped ?? 0, bytes ?? 0)
+      }
       const onMessage = (m: JsonRpcMessage) => {
         if (kindOf(m) === 'response' && isId(m.id)) answered.add(String(m.id))
         if (isInit && kindOf(m) === 'response') this.#adoptVersion(m)
         this.#write(m)
       }
       try {
-        if (contentType.startsWith('text/event-stream')) await this.#readSse(res.body, onMessage)
-        else await this.#readJson(res.body, onMessage)
+        if (contentType.startsWith('text/event-stream'))
+          await this.#readSse(res.body, onMessage, undefined, tooLarge)
+        else await this.#readJson(res.body, onMessage, tooLarge)
       } catch (err) {
         if (this.#closing.signal.aborted) return
         this.#log.warn('the reply from the MCP server broke off', { reason: (err as Error).message })
       }
       const missing = requestIds.filter((id) => !answered.has(String(id)))
+      const cap = this.#o.maxLineBytes
       for (const id of missing)
         this.#write(
-          bridgeError(
-            id,
-            'SVD_BRIDGE_UPSTREAM_FAILED',
-            'the MCP server ended its reply without answering this request',
-            {
-              status: res.statusCode,
-            },
-          ),
+          dropped !== undefined
+            ? bridgeError(
+                id,
+                'SVD_BRIDGE_MESSAGE_TOO_LARGE',
+                `the MCP server's answer is over the ${cap}-byte line cap; it was dropped`,
+                dropped > cap ? { bytes: dropped, maxLineBytes: cap } : { maxLineBytes: cap },
+              )
+            : bridgeError(
+                id,
+                'SVD_BRIDGE_UPSTREAM_FAILED',
+                'the MCP server ended its reply without answering this request',
+                {
+                  status: res.statusCode,
+                },
+              ),
         )
       return
     }
@@ -355,10 +369,15 @@ export class StdioConnect {
     }
   }
 
-  async #readJson(body: AsyncIterable<Uint8Array>, onMessage: (m: JsonRpcMessage) => void): Promise<void> {
+  async #readJson(
+    body: AsyncIterable<Uint8Array>,
+    onMessage: (m: JsonRpcMessage) => void,
+    onOversized?: (bytes: number | undefined) => void,
+  ): Promise<void> {
     const text = await readText(body, this.#o.maxLineBytes)
     if (text === undefined) {
       this.#log.warn('a JSON reply over the line cap: dropped', { code: 'SVD_BRIDGE_MESSAGE_TOO_LARGE' })
+      onOversized?.(undefined)
       return
     }
     let value: unknown
@@ -380,6 +399,7 @@ export class StdioConnect {
     body: AsyncIterable<Uint8Array>,
     onMessage: (m: JsonRpcMessage) => void,
     onRetry?: (ms: number) => void,
+    onOversized?: (bytes: number) => void,
   ): Promise<string | undefined> {
     const reader = new SseReader(this.#o.maxLineBytes, {
       event: (e) => {
@@ -400,11 +420,13 @@ export class StdioConnect {
           else onMessage(m)
         }
       },
-      oversized: (bytes) =>
+      oversized: (bytes) => {
         this.#log.warn('an SSE event over the line cap: dropped', {
           code: 'SVD_BRIDGE_MESSAGE_TOO_LARGE',
           bytes,
-        }),
+        })
+        onOversized?.(bytes)
+      },
       ...(onRetry === undefined ? {} : { retry: onRetry }),
     })
     for await (const chunk of body) reader.push(chunk)

@@ -27,6 +27,8 @@ import {
   type BridgeErrorCode,
   bridgeError,
   INVALID_REQUEST,
+  idKey,
+  type JsonRpcId,
   type JsonRpcMessage,
   kindOf,
   PARSE_ERROR,
@@ -51,6 +53,8 @@ export interface ServeStdioOptions {
 }
 
 const SESSION_HEADER = 'mcp-session-id'
+/** The protocol versions of the session era, which a stdio server behind the bridge speaks over HTTP. */
+const SESSION_ERA_VERSIONS = ['2024-11-05', '2025-03-26', '2025-06-18', '2025-11-25'] as const
 
 export class StdioBridgeServer {
   readonly #options: ServeStdioOptions
@@ -240,6 +244,15 @@ export class StdioBridgeServer {
       fail(res, 400, protocolError(null, INVALID_REQUEST, 'initialize must be sent alone, not in a batch'))
       return
     }
+    // After initialize (which negotiates the version in its body), the header names the version in use.
+    if (!initialize && !this.#versionServed(req, res)) return
+    if (batch) {
+      const problem = batchProblem(messages, req.headers['mcp-protocol-version'])
+      if (problem !== undefined) {
+        fail(res, 400, protocolError(null, INVALID_REQUEST, problem))
+        return
+      }
+    }
     let session: BridgeSession | undefined
     if (initialize) {
       session = this.#newSession(res)
@@ -296,11 +309,34 @@ export class StdioBridgeServer {
     return session
   }
 
+  /**
+   * 2025-06-18 and later transports: a request whose MCP-Protocol-Version the server does not support is 400. The
+   * bridge serves the session era only; -32600, not a 2026-07-28 error code, so a dual-era client that probed
+   * with a stateless request falls back to initialize. False when the refusal is sent.
+   */
+  #versionServed(req: IncomingMessage, res: ServerResponse): boolean {
+    const raw = req.headers['mcp-protocol-version']
+    if (raw === undefined) return true
+    const version = String(raw).trim()
+    if ((SESSION_ERA_VERSIONS as readonly string[]).includes(version)) return true
+    fail(
+      res,
+      400,
+      protocolError(
+        null,
+        INVALID_REQUEST,
+        `MCP-Protocol-Version ${version.slice(0, 40)} is not served here; supported: ${SESSION_ERA_VERSIONS.join(', ')}`,
+      ),
+    )
+    return false
+  }
+
   #get(req: IncomingMessage, res: ServerResponse): void {
     if (!parseAccept(req.headers.accept, false).sse) {
       fail(res, 406, protocolError(null, INVALID_REQUEST, 'Accept must list text/event-stream'))
       return
     }
+    if (!this.#versionServed(req, res)) return
     const session = this.#session(req, res)
     if (session === undefined) return
     if (!session.openStream(res, { [SESSION_HEADER]: session.id }))
@@ -308,12 +344,34 @@ export class StdioBridgeServer {
   }
 
   async #delete(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!this.#versionServed(req, res)) return
     const session = this.#session(req, res)
     if (session === undefined) return
     // The client need not wait out the child's shutdown grace; close() still waits for it.
     this.#endInBackground(session, 'the client sent DELETE')
     res.writeHead(200).end()
   }
+}
+
+/**
+ * Why a batch cannot be served: 2025-06-18 removed JSON-RPC batches (absent, the header means 2025-03-26, which
+ * had them), and request ids must be unique among the client's outstanding requests.
+ */
+function batchProblem(
+  messages: readonly JsonRpcMessage[],
+  version: string | string[] | undefined,
+): string | undefined {
+  const v = version === undefined ? '2025-03-26' : String(version).trim()
+  if (v !== '2024-11-05' && v !== '2025-03-26')
+    return `JSON-RPC batches are not allowed in protocol version ${v}`
+  const ids = new Set<string>()
+  for (const m of messages) {
+    if (kindOf(m) !== 'request') continue
+    const key = idKey(m.id as JsonRpcId)
+    if (ids.has(key)) return `the batch repeats request id ${JSON.stringify(m.id)}`
+    ids.add(key)
+  }
+  return undefined
 }
 
 function fail(res: ServerResponse, status: number, body: JsonRpcMessage): void {

@@ -13,6 +13,7 @@
  * sampling.ts). The lens makes every decision the request needs, so the
  * policy stage adds none (`exchange.decided`).
  */
+import type { IncomingHttpHeaders } from 'node:http'
 import type { SpiffeId } from 'workload-api-client'
 import { SvidecarError } from '../errors/index.ts'
 import {
@@ -23,7 +24,7 @@ import {
   refusalOf,
 } from '../lens/mcp/client-requests.ts'
 import { answerReply, type Denial, denialAnswer, forbidReply, problemReply } from '../lens/mcp/denials.ts'
-import type { ListedItem } from '../lens/mcp/filter.ts'
+import type { KeepItem, ListedItem } from '../lens/mcp/filter.ts'
 import {
   type Admission,
   inputRequiredOf,
@@ -50,6 +51,7 @@ import {
   idKey,
   listFilterWrapper,
   listingOf,
+  listShapeOf,
   type PendingAnswer,
   type PendingLists,
   type StreamHooks,
@@ -110,6 +112,8 @@ interface McpState {
   openStream?: boolean
   /** A stateless-era `subscriptions/listen`: its stream's resource updates are filtered. */
   listen?: boolean
+  /** A session-era GET resuming a stream: every list-shaped answer it replays is filtered. */
+  resume?: boolean
 }
 
 /** An open HTTP+SSE stream: the list requests POSTed on its session, and a way to answer on it. */
@@ -216,13 +220,17 @@ export function mcpStage(options: McpStageOptions): Stage {
       )
     }
     for (const m of parsed.messages) {
-      const problem = era === 'modern' ? mirroredHeaderProblem(exchange, version, m) : modernWithoutHeader(m)
+      const problem =
+        era === 'modern' ? modernProblem(exchange, version, m) : modernWithoutHeader(m, exchange.req.headers)
       if (problem !== undefined) {
+        const mismatch = problem.code === HEADER_MISMATCH
         return refuse(
           exchange,
           400,
           problem,
-          new SvidecarError('SVD_MCP_HEADER_MISMATCH', problem.message, { reason: 'HEADER_MISMATCH' }),
+          mismatch
+            ? new SvidecarError('SVD_MCP_HEADER_MISMATCH', problem.message, { reason: 'HEADER_MISMATCH' })
+            : new SvidecarError('SVD_MCP_INVALID', problem.message, { reason: 'JSONRPC' }),
         )
       }
     }
@@ -411,6 +419,9 @@ export function mcpStage(options: McpStageOptions): Stage {
       if (!batch) {
         // A lone notification cannot be answered in JSON-RPC: the HTTP error says it.
         if (first.message.kind !== 'request') return refuse(exchange, 400, first.problem, err)
+        // 2026-07-28 Streamable HTTP: a method the server does not implement is 404 with -32601.
+        if (era === 'modern' && first.problem.code === METHOD_NOT_FOUND)
+          return refuse(exchange, 404, first.problem, err)
         exchange.reply = answerReply(
           errorResponse(first.problem.id, first.problem.code, first.problem.message),
           err.code,
@@ -521,11 +532,20 @@ export function mcpStage(options: McpStageOptions): Stage {
       if (method !== 'POST') {
         // Opening the server's stream or ending a session: transport housekeeping, bound to the session above.
         exchange.decided = true
+        // Session era: a GET with Last-Event-ID resumes a stream, and the server replays what the stream carried
+        // after that event, answers to list requests included, whichever POST asked them (and however often).
+        const resume =
+          method === 'GET' &&
+          sessionId !== undefined &&
+          exchange.req.headers['last-event-id'] !== undefined &&
+          (engine !== undefined || pins !== undefined)
+        if (resume) exchange.headers.set['accept-encoding'] = 'identity'
         states.set(exchange, {
           era: version.era,
           sessionId,
           initialize: false,
           pending: new Map(),
+          resume,
           // A GET outside any session may open an HTTP+SSE stream: its `endpoint` event names the session.
           openStream:
             method === 'GET' &&
@@ -557,6 +577,7 @@ export function mcpStage(options: McpStageOptions): Stage {
           sessions.end(state.sessionId)
         }
       }
+      if (state.resume === true) return resumedStreamWrapper(exchange, head, state)
       const hooks: StreamHooks = {
         ...clientRequestHooks(
           exchange,
@@ -587,6 +608,8 @@ export function mcpStage(options: McpStageOptions): Stage {
   function socketFilter(exchange: Exchange): FrameFilter {
     const pending = new Map<string, PendingAnswer>()
     const max = options.maxMessageBytes
+    // The client may reuse an id on a socket: with a policy, every answer is read for the lists it is shaped like.
+    const keepAs = engine !== undefined || pins !== undefined ? keepAsFor(exchange) : undefined
     // No way to POST an answer beside the socket: a refused server request is dropped (the server's call times out).
     const asks = clientRequestHooks(
       exchange,
@@ -631,26 +654,36 @@ export function mcpStage(options: McpStageOptions): Stage {
                 : undefined
           }
         }
-        if (pending.size === 0 || !(text.includes('"result"') || text.includes('\\'))) return text
-        let id: unknown
+        if (
+          (pending.size === 0 && keepAs === undefined) ||
+          !(text.includes('"result"') || text.includes('\\'))
+        )
+          return text
+        let doc: { id?: unknown; result?: unknown } | null
         try {
-          id = (JSON.parse(text) as { id?: unknown }).id
+          doc = JSON.parse(text) as { id?: unknown; result?: unknown } | null
         } catch {
           return text
         }
+        const id = doc?.id
         if (typeof id !== 'string' && typeof id !== 'number') return text
         const key = idKey(id)
-        const list = pending.get(key)
-        if (list === undefined) return text
-        pending.delete(key)
-        const answering = new Map([[key, list]])
+        let list = pending.get(key)
+        if (list !== undefined) pending.delete(key)
+        else {
+          // Not (or no longer) awaited under this id: read only if it is shaped like a list answer.
+          const shape = keepAs === undefined ? undefined : listShapeOf(doc?.result)
+          if (shape === undefined) return text
+          list = { id, method: shape }
+        }
+        const answering = new Map<string, PendingAnswer>([[key, list]])
         const w = listFilterWrapper(
           { status: 200, headers: { 'content-type': 'application/json' } },
           answering,
           // The list this answer is for (the rest of `pending` may hold none).
           keepFor(exchange, listingOf(answering)),
           max,
-          taskHooks(exchange),
+          { ...taskHooks(exchange), ...(keepAs === undefined ? {} : { anyList: keepAs }) },
         )
         w?.data?.(Buffer.from(text))
         const out = w?.end?.()
@@ -776,6 +809,21 @@ export function mcpStage(options: McpStageOptions): Stage {
     }
   }
 
+  /**
+   * Modern era (2026-07-28 Streamable HTTP "Sending Messages"): the body is a request or a notification, never a
+   * response; its mirrored headers must equal it.
+   */
+  function modernProblem(exchange: Exchange, version: string, m: McpMessage): JsonRpcProblem | undefined {
+    if (m.kind === 'response') {
+      return {
+        code: INVALID_REQUEST,
+        message: `a ${version} client sends no JSON-RPC responses (input travels in the retried request)`,
+        id: null,
+      }
+    }
+    return mirroredHeaderProblem(exchange, version, m)
+  }
+
   /** Modern era: the mirrored headers against the body, `Mcp-Param-*` included for tools seen listed. */
   function mirroredHeaderProblem(
     exchange: Exchange,
@@ -789,6 +837,35 @@ export function mcpStage(options: McpStageOptions): Stage {
     if (declared === undefined || declared.length === 0) return undefined
     const mismatch = paramHeaderMismatch(exchange.req.headers, declared, m.params?.arguments)
     return mismatch === undefined ? undefined : { code: HEADER_MISMATCH, message: mismatch, id: m.id }
+  }
+
+  /**
+   * A resumed session-era stream (GET with Last-Event-ID). Which requests its replayed answers belong to is the
+   * client's word (their ids), so every answer is filtered as each list it is shaped like, whatever its id.
+   */
+  function resumedStreamWrapper(exchange: Exchange, head: ResponseHead, state: McpState) {
+    const keepAs = keepAsFor(exchange)
+    return sseStreamWrapper(head, new Map(), keepAs('tools/list'), options.maxMessageBytes, {
+      ...clientRequestHooks(
+        exchange,
+        () => exchange.req.url ?? exchange.path,
+        () => state.sessionId,
+      ),
+      anyList: keepAs,
+    })
+  }
+
+  /** Each list method's `keepFor`, made when first needed, for answers filtered by their shape. */
+  function keepAsFor(exchange: Exchange): (method: ListMethod) => KeepItem {
+    const keeps = new Map<ListMethod, KeepItem>()
+    return (method) => {
+      let keep = keeps.get(method)
+      if (keep === undefined) {
+        keep = keepFor(exchange, method)
+        keeps.set(method, keep)
+      }
+      return keep
+    }
   }
 
   /** Whether the answers in `pending` must be read: lists and input requests only with a policy, tasks always. */
@@ -959,6 +1036,8 @@ export function mcpStage(options: McpStageOptions): Stage {
         },
         consume: (key) => stream.pending.delete(key),
         ...taskHooks(exchange),
+        // Every answer of the session comes here, to ids the client may have sent more than once.
+        ...(engine !== undefined || pins !== undefined ? { anyList: keepAsFor(exchange) } : {}),
       },
     )
     if (wrapper === undefined) return undefined
@@ -1010,13 +1089,20 @@ interface Refusal {
 const isObject = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === 'object' && !Array.isArray(v)
 
-/** A stateless-era body sent without `MCP-Protocol-Version`: its headers cannot be checked. */
-function modernWithoutHeader(m: McpMessage): JsonRpcProblem | undefined {
+/**
+ * A stateless-era body sent without `MCP-Protocol-Version`, or with a session-era one: the header must equal the
+ * body's `_meta` version, and a server reads such a body as stateless whatever the header says.
+ */
+function modernWithoutHeader(m: McpMessage, headers: IncomingHttpHeaders): JsonRpcProblem | undefined {
   const v = metaVersion(m)
   if (v === undefined || !(MODERN_VERSIONS as readonly string[]).includes(v)) return undefined
+  const sent = headers['mcp-protocol-version']
   return {
     code: HEADER_MISMATCH,
-    message: 'the MCP-Protocol-Version header is missing',
+    message:
+      sent === undefined
+        ? 'the MCP-Protocol-Version header is missing'
+        : `MCP-Protocol-Version ${String(sent).slice(0, 40)} differs from the body's _meta version ${v}`,
     id: m.kind === 'notification' ? null : m.id,
   }
 }

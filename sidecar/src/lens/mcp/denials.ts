@@ -67,6 +67,10 @@ export function denialAnswer(d: Denial, era: Era): object {
     case 'mcp.prompt':
       return errorResponse(d.id, INVALID_PARAMS, `Prompt not found: ${d.resource.name}`)
     case 'mcp.resource':
+      // A completion names a resource template: servers answer an unknown one as invalid params in every era.
+      if (d.method === 'completion/complete') {
+        return errorResponse(d.id, INVALID_PARAMS, `Resource template ${d.resource.uri} not found`)
+      }
       return errorResponse(
         d.id,
         era === 'legacy' ? RESOURCE_NOT_FOUND_LEGACY : INVALID_PARAMS,

@@ -63,7 +63,7 @@ export function listFilterWrapper(
 ): ResponseWrapper | undefined {
   if (head.status < 200 || head.status >= 300) return undefined
   const type = mediaType(head)
-  if (pending.size === 0) {
+  if (pending.size === 0 && hooks.anyList === undefined) {
     // Only a stream can carry the server's own requests or resource updates; a JSON answer passes untouched.
     return (hooks.clientRequest !== undefined || hooks.resourceUpdated !== undefined) &&
       type === 'text/event-stream'
@@ -92,7 +92,7 @@ function rewriteMessage(
   const id = m.id
   if ((typeof id !== 'string' && typeof id !== 'number') || !Object.hasOwn(m, 'result')) return message
   const list = pending.get(idKey(id))
-  if (list === undefined) return message
+  if (list === undefined) return hooks.anyList === undefined ? message : filterShaped(m, hooks.anyList)
   hooks.consume?.(idKey(id))
   if (list.task === true) hooks.taskCreated?.(m.result)
   if (list.method === 'tasks/list') {
@@ -104,10 +104,57 @@ function rewriteMessage(
     if (refusal instanceof Promise) return refusal.then((r) => r ?? message)
     return refusal ?? message
   }
+  // Where ids are reused (a long-lived channel), this answer may be to another list the client sent with this id.
+  if (hooks.anyList !== undefined) return filterShaped(m, hooks.anyList)
   const filtered = filterList(list.method, m.result, keep)
   if (filtered instanceof Promise)
     return filtered.then((r) => (r === undefined ? message : { ...m, result: r }))
   return filtered === undefined ? message : { ...m, result: filtered }
+}
+
+const LIST_KINDS = Object.keys(LIST_ITEMS) as ListMethod[]
+
+/** The lists a result carries the array of (`tools`, `prompts`, `resources`, `resourceTemplates`). */
+function listShapes(result: unknown): ListMethod[] {
+  if (result === null || typeof result !== 'object' || Array.isArray(result)) return []
+  return LIST_KINDS.filter((method) =>
+    Array.isArray((result as Record<string, unknown>)[LIST_ITEMS[method].key]),
+  )
+}
+
+/** The first list a result is shaped like, if any. */
+export function listShapeOf(result: unknown): ListMethod | undefined {
+  return listShapes(result)[0]
+}
+
+/**
+ * A result filtered as every list it carries the array of (`tools`, `prompts`, `resources`,
+ * `resourceTemplates`), for an answer whose request the lens cannot tell.
+ */
+function filterShaped(
+  m: Record<string, unknown>,
+  keepAs: (method: ListMethod) => KeepItem,
+): unknown | Promise<unknown> {
+  const result = m.result
+  const shapes = listShapes(result)
+  if (shapes.length === 0) return m
+  let out: unknown = result
+  const from = (i: number): unknown | Promise<unknown> => {
+    for (; i < shapes.length; i++) {
+      const method = shapes[i] as ListMethod
+      const filtered = filterList(method, out, keepAs(method))
+      if (filtered instanceof Promise) {
+        const next = i + 1
+        return filtered.then((r) => {
+          if (r !== undefined) out = r
+          return from(next)
+        })
+      }
+      if (filtered !== undefined) out = filtered
+    }
+    return out === result ? m : { ...m, result: out }
+  }
+  return from(0)
 }
 
 /**
@@ -257,6 +304,12 @@ export interface StreamHooks {
    * the message to deliver instead of it (a refusal), or undefined to deliver it as it is.
    */
   inputRequired?(id: JsonRpcId, result: unknown): object | undefined | Promise<object | undefined>
+  /**
+   * Where a request id does not say which request an answer is for, every list answer is filtered as each list it
+   * is shaped like: a resumed stream replays answers to other POSTs' requests, and a long-lived channel (HTTP+SSE,
+   * WebSocket) carries answers to ids the client may have used for more than one request.
+   */
+  anyList?(method: ListMethod): KeepItem
   /** A `notifications/resources/updated` for `uri` on the stream: true delivers it, false drops it. */
   resourceUpdated?(uri: string): boolean | Promise<boolean>
   /** The answer to a task-augmented request: the task it created is bound to the caller. */
@@ -362,6 +415,15 @@ function sseWrapper(
       } catch {
         doc = undefined
       }
+    }
+    if (Array.isArray(doc) && doc.length > 0) {
+      // 2025-03-26 lets a server batch the messages of one event: each goes on as its own event (the same messages
+      // to the client), read like any other; the last carries the block's id, the resumption point after them all.
+      const last = doc.length - 1
+      for (let i = 0; i <= last; i++) {
+        onEvent({ event: e.event, id: i === last ? e.id : undefined, data: JSON.stringify(doc[i]) })
+      }
+      return
     }
     // A server's request of the agent, or a resource update, is delivered or dropped as its hook decides.
     const request = doc === undefined || asks === undefined ? undefined : clientRequestOf(doc)

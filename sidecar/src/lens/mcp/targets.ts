@@ -57,7 +57,10 @@ export type Target =
 export function targetOf(message: McpMessage): Target {
   if (message.kind === 'response') return { kind: 'pass' }
   const { method, params } = message
-  if (method.startsWith('notifications/') || HOUSEKEEPING.has(method)) return { kind: 'pass' }
+  // A message with an id is a request, whatever its method says: no request is named notifications/*.
+  if (method.startsWith('notifications/'))
+    return message.kind === 'notification' ? { kind: 'pass' } : { kind: 'unknown', method }
+  if (HOUSEKEEPING.has(method)) return { kind: 'pass' }
   if (message.kind === 'notification') return { kind: 'unknown', method }
   if (LIST_METHODS.has(method)) return { kind: 'list', method: method as ListMethod }
   const str = (key: string): string | undefined => {

@@ -121,10 +121,19 @@ export function checkMirroredHeaders(
     )
   }
   if (message.kind === 'response') return undefined
-  const rawMethod = header(headers, 'mcp-method')
-  if (rawMethod === undefined) return mismatch('the Mcp-Method header is missing')
-  const method = decodeHeaderValue(rawMethod)
-  if (method === undefined) return mismatch('the Mcp-Method header is malformed')
+  if (message.kind === 'request' && meta === undefined) {
+    // The header names the stateless era; a body without its version claim is another era's (or none).
+    return mismatch(
+      message.method === 'initialize'
+        ? `initialize is the session era's handshake: it cannot be sent with MCP-Protocol-Version ${version}`
+        : `MCP-Protocol-Version ${version} but the body's _meta names no protocol version`,
+    )
+  }
+  const method = header(headers, 'mcp-method')
+  // Required on every request; the spec sets no header rule for notification POSTs, but one sent must agree.
+  if (method === undefined)
+    return message.kind === 'request' ? mismatch('the Mcp-Method header is missing') : undefined
+  // Only Mcp-Name and Mcp-Param-* values may use the base64 form; method names are plain, compared as sent.
   if (method !== message.method) return mismatch('the Mcp-Method header differs from the body')
   const param = NAMED[message.method]
   if (param === undefined) return undefined
