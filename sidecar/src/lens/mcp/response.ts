@@ -12,6 +12,7 @@
  */
 import { StringDecoder } from 'node:string_decoder'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
+import { SvidecarError } from '../../errors/index.ts'
 import type { ResponseHead, ResponseWrapper } from '../../pipeline/stage.ts'
 import { type ClientRequest, clientRequestOf, mayHoldClientRequest } from './client-requests.ts'
 import { filterList, type KeepItem, LIST_ITEMS } from './filter.ts'
@@ -67,13 +68,13 @@ export function listFilterWrapper(
     // Only a stream can carry the server's own requests or resource updates; a JSON answer passes untouched.
     return (hooks.clientRequest !== undefined || hooks.resourceUpdated !== undefined) &&
       type === 'text/event-stream'
-      ? sseWrapper(pending, keep, maxBytes, hooks)
+      ? sseWrapper(head, pending, keep, maxBytes, hooks)
       : undefined
   }
   const encoding = head.headers['content-encoding']
   if (encoding !== undefined && encoding !== 'identity') return encodedWrapper(pending)
   if (type === 'application/json') return jsonWrapper(pending, keep, maxBytes, hooks)
-  if (type === 'text/event-stream') return sseWrapper(pending, keep, maxBytes, hooks)
+  if (type === 'text/event-stream') return sseWrapper(head, pending, keep, maxBytes, hooks)
   return undefined
 }
 
@@ -355,10 +356,11 @@ export function sseStreamWrapper(
   hooks: StreamHooks,
 ): ResponseWrapper | undefined {
   if (head.status < 200 || head.status >= 300 || mediaType(head) !== 'text/event-stream') return undefined
-  return sseWrapper(pending, keep, maxBytes, hooks)
+  return sseWrapper(head, pending, keep, maxBytes, hooks)
 }
 
 function sseWrapper(
+  head: ResponseHead,
   pending: PendingLists,
   keep: KeepItem,
   maxBytes: number,
@@ -377,6 +379,13 @@ function sseWrapper(
     pendingId = undefined
   }
   const onEvent = (e: EventSourceMessage) => {
+    if (cut) return
+    // The parser enforces the cap on what it holds between chunks; an event that came whole in one chunk is
+    // held to it here, so where the upstream's writes happened to split the stream changes nothing.
+    if (e.data.length > maxBytes) {
+      cut = true
+      return
+    }
     // onId ran just before for this block's own id; without one, a pending id is an earlier id-only block's.
     if (e.id === undefined) flushId()
     else pendingId = undefined
@@ -499,6 +508,21 @@ function sseWrapper(
     cutWritten = true
     return cutEvents()
   }
+  // Past an event it cannot check, the stream is ended for the client (and the upstream request closed): a
+  // client left waiting on a stream that sends nothing more would only learn of it when the server hung up.
+  const endHere = (ready: Buffer): Buffer => {
+    const last = Buffer.concat([ready, afterCut()])
+    if (head.cut === undefined) return last
+    head.cut(
+      last,
+      new SvidecarError(
+        'SVD_UPSTREAM_PROTOCOL',
+        `the upstream sent an MCP event larger than the ${maxBytes} bytes the sidecar checks; the stream was ended there`,
+        { reason: 'SSE_EVENT_TOO_LARGE' },
+      ),
+    )
+    return EMPTY
+  }
   return {
     headers: {
       remove: ['content-length'],
@@ -513,8 +537,8 @@ function sseWrapper(
       }
       const ready = drain()
       if (!cut) return ready
-      if (ready instanceof Promise) return ready.then((b) => Buffer.concat([b, afterCut()]))
-      return Buffer.concat([ready, afterCut()])
+      if (ready instanceof Promise) return ready.then(endHere)
+      return endHere(ready)
     },
     end() {
       if (cut) return afterCut()
