@@ -110,6 +110,8 @@ export interface IntermediateOptions extends Omit<CaOptions, 'trustDomain'> {
   pathLenConstraint?: number
   /** The exact URI SAN list (default `spiffe://<td>`; `[]` omits the SAN). */
   uriSans?: string[]
+  /** Extensions added as given, e.g. nameConstraints as some upstream CAs set them. */
+  extraExtensions?: RawExtension[]
 }
 
 const HOUR = 3600_000
@@ -232,6 +234,7 @@ export class DevCa {
         ext(OID.ski, false, octets(ski)),
         ext(OID.aki, false, seq([implicitOctets(0, this.#signer.ski)])),
         ...sanExtension(opts.uriSans ?? [`spiffe://${td}`]),
+        ...(opts.extraExtensions ?? []).map((x) => ext(x.oid, x.critical, fromDer(x.value))),
       ],
     })
     const cert = new X509Certificate(der)

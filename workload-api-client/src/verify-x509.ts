@@ -6,6 +6,7 @@
  */
 import type { X509Certificate } from 'node:crypto'
 import { SpiffeError } from './errors.ts'
+import { nameConstraintViolation } from './internal/name-constraints.ts'
 import type { SpiffeId } from './spiffe-id.ts'
 import { checkLeaf, checkSigner, leafSpiffeId } from './svid-rules.ts'
 import { parsedAuthoritiesOf, type X509BundleSource } from './x509-bundle.ts'
@@ -94,6 +95,7 @@ export function verifyX509Svid(
       checkCaPathLen(root, path.length - 1, 'bundle root')
       checkValidity(root, now, 'bundle root')
       path.push(root)
+      checkNameConstraints(path)
       return { id, verifiedChain: path.map((p) => p.cert) }
     }
     const next = intermediates.find((c) => !used.has(c) && current.isSignedBy(c))
@@ -112,6 +114,25 @@ export function verifyX509Svid(
     used.add(next)
     path.push(next)
     current = next
+  }
+}
+
+// RFC 5280 §4.2.1.10: a CA's name constraints bind every certificate below it in the path, except
+// self-issued intermediates; trust anchors' constraints apply too, as OpenSSL and Go apply them.
+function checkNameConstraints(path: readonly ParsedCert[]): void {
+  for (let k = 1; k < path.length; k++) {
+    const nc = (path[k] as ParsedCert).ext.nameConstraints
+    if (nc === undefined) continue
+    for (let i = 0; i < k; i++) {
+      const { ext } = path[i] as ParsedCert
+      if (i > 0 && ext.issuerName === ext.subjectName) continue
+      const violation = nameConstraintViolation(nc, ext)
+      if (violation !== undefined) {
+        const what = i === 0 ? 'the leaf' : `intermediate ${i}`
+        const by = k === path.length - 1 ? 'the bundle root' : `intermediate ${k}`
+        throw unverified('NAME_CONSTRAINTS', `${what}: ${violation} of ${by}'s name constraints`)
+      }
+    }
   }
 }
 

@@ -117,6 +117,7 @@ const SPIFFE_CHAIN_REASONS: Record<string, TlsRefusalReason> = {
   NO_AUTHORITIES: 'UNKNOWN_AUTHORITY',
   CHAIN_TOO_LONG: 'BAD_CHAIN',
   PATH_LEN_EXCEEDED: 'BAD_CHAIN',
+  NAME_CONSTRAINTS: 'BAD_CHAIN',
 }
 
 // What the library's chain policy checks in OpenSSL's stead (SPIFFE_CHAIN_UNVERIFIED with these reasons).
