@@ -141,6 +141,31 @@ t.test('a constrained upstream intermediate binds the SPIRE intermediate below i
   })
 })
 
+t.test(
+  'a subtree that spells out minimum 0 is read; a maximum cannot be honoured and fails closed',
+  async (t) => {
+    const withMin = tlv(0x30, Buffer.concat([uri('example.org'), tlv(0x80, Buffer.of(0))]))
+    const withMax = tlv(0x30, Buffer.concat([uri('example.org'), tlv(0x81, Buffer.of(1))]))
+    for (const [subtree, ok] of [
+      [withMin, true],
+      [withMax, false],
+    ] as const) {
+      const value = tlv(0x30, tlv(0xa0, subtree))
+      const inter = ca.createIntermediate({
+        extraExtensions: [{ oid: NAME_CONSTRAINTS, critical: true, value }],
+      })
+      const issued = inter.issueX509Svid({ spiffeId: ID })
+      t.equal(await openSslAccepts(t, issued), ok, `OpenSSL: ${ok ? 'minimum 0' : 'maximum'}`)
+      if (ok) t.equal(verifyX509Svid(issued.certificates, bundles).id.toString(), ID)
+      else
+        t.throws(() => verifyX509Svid(issued.certificates, bundles), {
+          code: 'SPIFFE_CHAIN_UNVERIFIED',
+          reason: 'NAME_CONSTRAINTS',
+        })
+    }
+  },
+)
+
 t.test('a name constraint form we cannot evaluate fails closed', async (t) => {
   const inter = ca.createIntermediate({
     extraExtensions: [nameConstraints(true, [], [email('x@example.org')])],

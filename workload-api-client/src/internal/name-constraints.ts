@@ -76,8 +76,17 @@ function readSubtree(buf: Uint8Array, st: Tlv): GeneralSubtree {
   const parts = children(buf, st)
   const base = parts[0]
   if (base === undefined) throw new DerError('BAD_EXTENSION', 'GeneralSubtree has no base')
-  // minimum must be 0 (then DER omits it) and maximum absent (RFC 5280 §4.2.1.10); anything else we cannot honour.
-  if (parts.length !== 1) return { form: 'unsupported', text: 'minimum/maximum', bytes: new Uint8Array(0) }
+  // minimum must be 0 and maximum absent (RFC 5280 §4.2.1.10); some CAs spell out the default minimum
+  // ([0] INTEGER 0), which OpenSSL accepts too. Anything else we cannot honour.
+  const rest = parts.slice(1)
+  const zeroMinimum =
+    rest.length === 1 &&
+    rest[0]?.tag === 0x80 &&
+    rest[0].end - rest[0].start === 1 &&
+    buf[rest[0].start] === 0
+  if (rest.length > 0 && !zeroMinimum) {
+    return { form: 'unsupported', text: 'minimum/maximum', bytes: new Uint8Array(0) }
+  }
   const content = buf.subarray(base.start, base.end)
   switch (base.tag) {
     case GN_DNS:
