@@ -143,7 +143,8 @@ export function refusalOfPeerCheck(err: SvidecarError): TlsRefusal {
   const cause = err.cause as { code?: unknown } | undefined
   const spiffeCode = typeof cause?.code === 'string' ? cause.code : ''
   const detail = spiffeCode === '' ? reason : `${spiffeCode}/${reason}`
-  if (spiffeCode === 'SPIFFE_CHAIN_UNVERIFIED') {
+  // No bundle for the peer's trust domain: its authority is unknown here (SPIFFE_BUNDLE_NOT_FOUND/NO_BUNDLE).
+  if (spiffeCode === 'SPIFFE_CHAIN_UNVERIFIED' || spiffeCode === 'SPIFFE_BUNDLE_NOT_FOUND') {
     return { reason: SPIFFE_CHAIN_REASONS[reason] ?? 'BAD_CHAIN', detail }
   }
   return { reason: 'SPIFFE_RULE', ...(detail === '' ? {} : { detail }) }
