@@ -8,6 +8,7 @@
 import {
   createHash,
   createPrivateKey,
+  createPublicKey,
   generateKeyPairSync,
   type KeyObject,
   randomBytes,
@@ -110,6 +111,8 @@ export interface IntermediateOptions extends Omit<CaOptions, 'trustDomain'> {
   pathLenConstraint?: number
   /** The exact URI SAN list (default `spiffe://<td>`; `[]` omits the SAN). */
   uriSans?: string[]
+  /** Extensions added as given, e.g. nameConstraints as some upstream CAs set them. */
+  extraExtensions?: RawExtension[]
 }
 
 const HOUR = 3600_000
@@ -232,6 +235,7 @@ export class DevCa {
         ext(OID.ski, false, octets(ski)),
         ext(OID.aki, false, seq([implicitOctets(0, this.#signer.ski)])),
         ...sanExtension(opts.uriSans ?? [`spiffe://${td}`]),
+        ...(opts.extraExtensions ?? []).map((x) => ext(x.oid, x.critical, fromDer(x.value))),
       ],
     })
     const cert = new X509Certificate(der)
@@ -305,6 +309,36 @@ export class DevCa {
       certChainPem: certificates.map((c) => c.toString()).join(''),
       keyPem: key.export({ format: 'pem', type: 'pkcs8' }).toString(),
     }
+  }
+
+  /**
+   * This root re-issued with the same key and name and a new validity window, as a CA
+   * renewed without a new key (cert-manager's default rotation policy before v1.18) is.
+   * Certificates either one signs chain to both.
+   */
+  renew(opts: { notBefore?: Date; notAfter?: Date; ttlMs?: number } = {}): DevCa {
+    if (this.certificate !== this.root)
+      throw new Error('renew() re-issues a root; this CA is an intermediate')
+    const signer = this.#signer
+    const publicKey = createPublicKey(signer.key)
+    const now = Date.now()
+    const notBefore = opts.notBefore ?? new Date(now - LEAF_BACKDATE_MS)
+    const notAfter = opts.notAfter ?? new Date(notBefore.getTime() + (opts.ttlMs ?? 24 * HOUR))
+    const der = buildCertificate({
+      issuer: signer,
+      subject: signer.name,
+      publicKey,
+      notBefore,
+      notAfter,
+      extensions: [
+        ext(OID.bc, true, seq([bool(true)])),
+        ext(OID.ku, true, keyUsage({ keyCertSign: true, cRLSign: true })),
+        ext(OID.ski, false, octets(signer.ski)),
+        ext(OID.san, false, seq([implicitIa5(6, `spiffe://${this.trustDomain}`)])),
+      ],
+    })
+    const cert = new X509Certificate(der)
+    return new DevCa(this.trustDomain, cert, cert, this.keyType, signer, [])
   }
 
   /** The root as DER, the Workload API's bundle encoding. */

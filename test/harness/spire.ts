@@ -219,6 +219,25 @@ export class Spire {
     await this.#cli(['bundle', 'set', '-id', `spiffe://${trustDomain}`, '-path', path])
   }
 
+  /** The server's bundle as a SPIFFE bundle document (X.509 roots and JWT keys). */
+  async bundleSpiffe(): Promise<string> {
+    return this.#cli(['bundle', 'show', '-format', 'spiffe'])
+  }
+
+  /** Installs another trust domain's SPIFFE bundle document, JWT keys included. */
+  async setFederatedSpiffeBundle(trustDomain: string, doc: string): Promise<void> {
+    const path = join(this.dir, `federated-${trustDomain}.json`)
+    writeFileSync(path, doc)
+    await this.#cli(['bundle', 'set', '-format', 'spiffe', '-id', `spiffe://${trustDomain}`, '-path', path])
+  }
+
+  /** A JWT-SVID signed by this server's JWT key for any ID (`spire-server jwt mint`). */
+  async mintJwtSvid(spiffeId: string, audience: string, ttl = '5m'): Promise<string> {
+    return (
+      await this.#cli(['jwt', 'mint', '-spiffeID', spiffeId, '-audience', audience, '-ttl', ttl])
+    ).trim()
+  }
+
   /** An X.509-SVID signed by this server's CA for any ID (`spire-server x509 mint`): leaf first. */
   async mintX509Svid(spiffeId: string, ttl = '5m'): Promise<X509Certificate[]> {
     const out = mkdtempSync(join(this.dir, 'mint-'))

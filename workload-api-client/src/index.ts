@@ -122,7 +122,7 @@ export {
   spiffeTlsClient,
 } from './tls/client.ts'
 export type { TlsProtocolOptions, X509TlsSource } from './tls/credentials.ts'
-export { peerChain, peerIdOf, type VerifyTlsPeerOptions, verifyTlsPeer } from './tls/peer.ts'
+export { peerChain, peerIdOf, reverifyTlsPeer, type VerifyTlsPeerOptions, verifyTlsPeer } from './tls/peer.ts'
 export { SpiffeTlsServer, type SpiffeTlsServerOptions, spiffeTlsServer } from './tls/server.ts'
 export {
   MAX_CHAIN_LENGTH,

@@ -6,6 +6,7 @@
  */
 import type { X509Certificate } from 'node:crypto'
 import { SpiffeError } from './errors.ts'
+import { nameConstraintViolation } from './internal/name-constraints.ts'
 import type { SpiffeId } from './spiffe-id.ts'
 import { checkLeaf, checkSigner, leafSpiffeId } from './svid-rules.ts'
 import { parsedAuthoritiesOf, type X509BundleSource } from './x509-bundle.ts'
@@ -83,35 +84,101 @@ export function verifyX509Svid(
   }
 
   checkValidity(leaf, now, 'leaf certificate')
-  const path: ParsedCert[] = [leaf]
-  let current = leaf
-  const used = new Set<ParsedCert>()
-  for (;;) {
-    // A bundle root ends the path. Several roots may share a name during CA
-    // rotation, so the signature decides which one it is.
-    const root = roots.find((r) => current.isSignedBy(r))
-    if (root !== undefined) {
-      checkCaPathLen(root, path.length - 1, 'bundle root')
-      checkValidity(root, now, 'bundle root')
-      path.push(root)
-      return { id, verifiedChain: path.map((p) => p.cert) }
+  const path = findPath(id, leaf, roots, intermediates, now)
+  return { id, verifiedChain: path.map((p) => p.cert) }
+}
+
+// Bounds the search on hostile chains of certificates that all sign each other.
+const MAX_PATH_ATTEMPTS = 64
+
+/**
+ * Depth-first search for a valid path from the leaf to a root of the bundle.
+ * Several certificates may fit as the issuer (a root renewed with the same
+ * key and name, both held during the overlap; CA rotation; a peer sending
+ * extra certificates), so one that fails its checks is not the end: the next
+ * candidate is tried, as Go tries every candidate and OpenSSL prefers a
+ * currently valid issuer. When no path is valid, the first failure is thrown.
+ */
+function findPath(
+  id: SpiffeId,
+  leaf: ParsedCert,
+  roots: readonly ParsedCert[],
+  intermediates: readonly ParsedCert[],
+  now: number,
+): ParsedCert[] {
+  let attempts = 0
+  let firstError: unknown
+  const fail = (err: unknown): undefined => {
+    firstError ??= err
+    return undefined
+  }
+  const extend = (path: ParsedCert[]): ParsedCert[] | undefined => {
+    const current = path[path.length - 1] as ParsedCert
+    let candidates = 0
+    // A bundle root ends the path; the signature decides which root it is.
+    for (const root of roots) {
+      if (!current.isSignedBy(root)) continue
+      candidates++
+      if (++attempts > MAX_PATH_ATTEMPTS) break
+      try {
+        checkCaPathLen(root, path.length - 1, 'bundle root')
+        checkValidity(root, now, 'bundle root')
+        const full = [...path, root]
+        checkNameConstraints(full)
+        return full
+      } catch (err) {
+        fail(err)
+      }
     }
-    const next = intermediates.find((c) => !used.has(c) && current.isSignedBy(c))
-    if (next === undefined) {
-      throw unverified(
-        'UNKNOWN_AUTHORITY',
-        path.length === 1
-          ? `${id} is not signed by a root of the "${id.trustDomain}" bundle or by a presented intermediate`
-          : `the chain of ${id} ends in an intermediate not signed by a root of the "${id.trustDomain}" bundle`,
+    for (const next of intermediates) {
+      if (path.includes(next) || !current.isSignedBy(next)) continue
+      candidates++
+      if (++attempts > MAX_PATH_ATTEMPTS) break
+      const what = `intermediate ${path.length} of ${id}`
+      try {
+        checkSigner(next, 'SPIFFE_CHAIN_UNVERIFIED', what)
+        checkCaPathLen(next, path.length - 1, what)
+        checkValidity(next, now, what)
+      } catch (err) {
+        fail(err)
+        continue
+      }
+      const found = extend([...path, next])
+      if (found !== undefined) return found
+    }
+    if (candidates === 0) {
+      fail(
+        unverified(
+          'UNKNOWN_AUTHORITY',
+          path.length === 1
+            ? `${id} is not signed by a root of the "${id.trustDomain}" bundle or by a presented intermediate`
+            : `the chain of ${id} ends in an intermediate not signed by a root of the "${id.trustDomain}" bundle`,
+        ),
       )
     }
-    const what = `intermediate ${path.length} of ${id}`
-    checkSigner(next, 'SPIFFE_CHAIN_UNVERIFIED', what)
-    checkCaPathLen(next, path.length - 1, what)
-    checkValidity(next, now, what)
-    used.add(next)
-    path.push(next)
-    current = next
+    return undefined
+  }
+  const found = extend([leaf])
+  if (found !== undefined) return found
+  throw firstError ?? unverified('UNKNOWN_AUTHORITY', `no path from ${id} to a root of its bundle`)
+}
+
+// RFC 5280 §4.2.1.10: a CA's name constraints bind every certificate below it in the path, except
+// self-issued intermediates; trust anchors' constraints apply too, as OpenSSL and Go apply them.
+function checkNameConstraints(path: readonly ParsedCert[]): void {
+  for (let k = 1; k < path.length; k++) {
+    const nc = (path[k] as ParsedCert).ext.nameConstraints
+    if (nc === undefined) continue
+    for (let i = 0; i < k; i++) {
+      const { ext } = path[i] as ParsedCert
+      if (i > 0 && ext.issuerName === ext.subjectName) continue
+      const violation = nameConstraintViolation(nc, ext)
+      if (violation !== undefined) {
+        const what = i === 0 ? 'the leaf' : `intermediate ${i}`
+        const by = k === path.length - 1 ? 'the bundle root' : `intermediate ${k}`
+        throw unverified('NAME_CONSTRAINTS', `${what}: ${violation} of ${by}'s name constraints`)
+      }
+    }
   }
 }
 

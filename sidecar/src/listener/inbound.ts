@@ -26,6 +26,7 @@ import { targetStage } from '../stages/target.ts'
 import { traceStage } from '../stages/trace.ts'
 import { tracingStage } from '../stages/tracing.ts'
 import { upgradeStage } from '../stages/upgrade.ts'
+import { recheckPeer } from '../tls/peer-recheck.ts'
 import type { TlsParameters } from '../tls/profiles.ts'
 import { peerIdOf, ServerTls } from '../tls/server-tls.ts'
 import { type HostPort, httpServerOptions, type ListenerLimits, ProxyListener } from './server.ts'
@@ -100,7 +101,7 @@ export async function startInbound(identity: Identity, options: InboundOptions):
       }),
       targetStage(),
       fixedRouteStage(app),
-      peerIdentityStage(identity, header),
+      peerIdentityStage(identity, header, recheckPeer),
       upgradeStage(),
       ...(options.policy === undefined && options.tracing === undefined ? [] : [traceStage()]),
       ...(options.tracing === undefined ? [] : [tracingStage(options.tracing)]),

@@ -117,6 +117,7 @@ const SPIFFE_CHAIN_REASONS: Record<string, TlsRefusalReason> = {
   NO_AUTHORITIES: 'UNKNOWN_AUTHORITY',
   CHAIN_TOO_LONG: 'BAD_CHAIN',
   PATH_LEN_EXCEEDED: 'BAD_CHAIN',
+  NAME_CONSTRAINTS: 'BAD_CHAIN',
 }
 
 // What the library's chain policy checks in OpenSSL's stead (SPIFFE_CHAIN_UNVERIFIED with these reasons).
@@ -142,7 +143,8 @@ export function refusalOfPeerCheck(err: SvidecarError): TlsRefusal {
   const cause = err.cause as { code?: unknown } | undefined
   const spiffeCode = typeof cause?.code === 'string' ? cause.code : ''
   const detail = spiffeCode === '' ? reason : `${spiffeCode}/${reason}`
-  if (spiffeCode === 'SPIFFE_CHAIN_UNVERIFIED') {
+  // No bundle for the peer's trust domain: its authority is unknown here (SPIFFE_BUNDLE_NOT_FOUND/NO_BUNDLE).
+  if (spiffeCode === 'SPIFFE_CHAIN_UNVERIFIED' || spiffeCode === 'SPIFFE_BUNDLE_NOT_FOUND') {
     return { reason: SPIFFE_CHAIN_REASONS[reason] ?? 'BAD_CHAIN', detail }
   }
   return { reason: 'SPIFFE_RULE', ...(detail === '' ? {} : { detail }) }

@@ -20,6 +20,7 @@ import {
   TAG_SEQUENCE,
   type Tlv,
 } from './der.ts'
+import { type NameConstraints, readNameConstraints } from './name-constraints.ts'
 
 export interface KeyUsage {
   digitalSignature: boolean
@@ -37,6 +38,8 @@ export interface X509Extensions {
   /** Every URI SAN, in order. A valid SVID leaf has exactly one. */
   readonly uriSans: readonly string[]
   readonly dnsNames: readonly string[]
+  /** iPAddress SANs as raw 4- or 16-byte addresses. */
+  readonly ipSans: readonly Uint8Array[]
   readonly sanCritical: boolean
   /** basicConstraints cA; false when the extension is absent. */
   readonly isCa: boolean
@@ -48,6 +51,8 @@ export interface X509Extensions {
   readonly extKeyUsage: readonly string[] | undefined
   /** Critical extensions this library does not process (dotted OIDs). RFC 5280 §4.2: such certificates are rejected. */
   readonly unknownCritical: readonly string[]
+  /** RFC 5280 §4.2.1.10 nameConstraints, critical or not; undefined when absent. */
+  readonly nameConstraints: NameConstraints | undefined
   /** An empty subject makes the SAN extension mandatory and critical (RFC 5280 §4.2.1.6). */
   readonly subjectEmpty: boolean
   /** The issuer and subject Names as DER, one byte per char, for exact name chaining. */
@@ -65,9 +70,11 @@ const OID_SAN = Uint8Array.of(0x55, 0x1d, 0x11)
 const OID_BASIC_CONSTRAINTS = Uint8Array.of(0x55, 0x1d, 0x13)
 const OID_AUTHORITY_KEY_ID = Uint8Array.of(0x55, 0x1d, 0x23)
 const OID_EXT_KEY_USAGE = Uint8Array.of(0x55, 0x1d, 0x25)
+const OID_NAME_CONSTRAINTS = Uint8Array.of(0x55, 0x1d, 0x1e)
 
 const GN_DNS = 0x82 // [2] IMPLICIT IA5String
 const GN_URI = 0x86 // [6] IMPLICIT IA5String
+const GN_IP = 0x87 // [7] IMPLICIT OCTET STRING
 
 const latin1 = new TextDecoder('latin1')
 
@@ -87,6 +94,7 @@ export function parseX509Extensions(certDer: Uint8Array): X509Extensions {
   const out = {
     uriSans: [] as string[],
     dnsNames: [] as string[],
+    ipSans: [] as Uint8Array[],
     sanCritical: false,
     isCa: false,
     pathLenConstraint: undefined as number | undefined,
@@ -94,6 +102,7 @@ export function parseX509Extensions(certDer: Uint8Array): X509Extensions {
     keyUsageCritical: false,
     extKeyUsage: undefined as string[] | undefined,
     unknownCritical: [] as string[],
+    nameConstraints: undefined as NameConstraints | undefined,
     subjectEmpty: subject.end === subject.start,
     issuerName: latin1.decode(certDer.subarray(issuer.start, issuer.end)),
     subjectName: latin1.decode(certDer.subarray(subject.start, subject.end)),
@@ -126,7 +135,7 @@ export function parseX509Extensions(certDer: Uint8Array): X509Extensions {
     seen.add(oidString)
     if (contentEquals(certDer, oid, OID_SAN)) {
       out.sanCritical = critical
-      readGeneralNames(certDer, valueTlv, out.uriSans, out.dnsNames)
+      readGeneralNames(certDer, valueTlv, out.uriSans, out.dnsNames, out.ipSans)
     } else if (contentEquals(certDer, oid, OID_BASIC_CONSTRAINTS)) {
       readBasicConstraints(certDer, valueTlv, out)
     } else if (contentEquals(certDer, oid, OID_KEY_USAGE)) {
@@ -134,6 +143,8 @@ export function parseX509Extensions(certDer: Uint8Array): X509Extensions {
       out.keyUsageCritical = critical
     } else if (contentEquals(certDer, oid, OID_EXT_KEY_USAGE)) {
       out.extKeyUsage = readExtKeyUsage(certDer, valueTlv)
+    } else if (contentEquals(certDer, oid, OID_NAME_CONSTRAINTS)) {
+      out.nameConstraints = readNameConstraints(certDer, valueTlv)
     } else if (
       critical &&
       !contentEquals(certDer, oid, OID_SUBJECT_KEY_ID) &&
@@ -145,10 +156,23 @@ export function parseX509Extensions(certDer: Uint8Array): X509Extensions {
   return out
 }
 
-function readGeneralNames(buf: Uint8Array, value: Tlv, uris: string[], dns: string[]): void {
+function readGeneralNames(
+  buf: Uint8Array,
+  value: Tlv,
+  uris: string[],
+  dns: string[],
+  ips: Uint8Array[],
+): void {
   const names = expectTlv(buf, value.start, value.end, TAG_SEQUENCE, 'GeneralNames')
   if (names.end !== value.end) throw new DerError('BAD_EXTENSION', 'bytes after GeneralNames')
   for (const gn of children(buf, names)) {
+    if (gn.tag === GN_IP) {
+      if (gn.end - gn.start !== 4 && gn.end - gn.start !== 16) {
+        throw new DerError('BAD_SAN', `IP address SAN at byte ${gn.start} is neither 4 nor 16 bytes`)
+      }
+      ips.push(buf.slice(gn.start, gn.end))
+      continue
+    }
     if (gn.tag !== GN_URI && gn.tag !== GN_DNS) continue
     // IA5String is 7-bit; anything else would be decoded differently by different parsers.
     for (let i = gn.start; i < gn.end; i++) {

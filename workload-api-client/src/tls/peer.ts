@@ -22,7 +22,7 @@ import type { DetailedPeerCertificate, PeerCertificate, TLSSocket } from 'node:t
 import { SpiffeError } from '../errors.ts'
 import type { IdMatcher } from '../id-matcher.ts'
 import type { SpiffeId } from '../spiffe-id.ts'
-import { verifyX509Svid } from '../verify-x509.ts'
+import { type VerifiedX509Svid, type VerifyX509Options, verifyX509Svid } from '../verify-x509.ts'
 import type { X509BundleSource } from '../x509-bundle.ts'
 import { checkChainPolicy, type PeerPurpose } from './chain-policy.ts'
 
@@ -31,6 +31,8 @@ const MAX_WALK = 8
 
 // The chain verifyTlsPeer read, DER, kept on the socket: reading it on a server takes it out of OpenSSL's stack.
 const PEER_CHAIN = Symbol('workload-api-client.peerChain')
+// The leaf and intermediates of the path verifyTlsPeer accepted, for reverifyTlsPeer.
+const VERIFIED_CHAIN = Symbol('workload-api-client.verifiedChain')
 
 /**
  * The peer's chain as DER, leaf first, in issuing order, without a
@@ -180,7 +182,27 @@ export function verifyPeerSocket(
       { reason: 'UNAUTHORIZED' },
     )
   }
+  const path = verified.verifiedChain.slice(0, -1)
+  Object.defineProperty(socket, VERIFIED_CHAIN, { value: path, enumerable: false, configurable: true })
   return { id: verified.id, leaf }
+}
+
+/**
+ * Verifies again the peer a SpiffeTlsServer, SpiffeTlsClient or
+ * verifyTlsPeer accepted on `socket`: the path it validated then, against
+ * `bundles` and the clock now. A connection may outlive what verified its
+ * peer (the peer's trust domain leaves the bundles, its SVID or a CA
+ * expires, X509-SVID §5 and SPIFFE_Federation §4), so a server serving
+ * several requests per connection asks before each. Throws as
+ * verifyX509Svid does; SPIFFE_SVID_INVALID/EMPTY on a socket never verified.
+ */
+export function reverifyTlsPeer(
+  socket: TLSSocket,
+  bundles: X509BundleSource,
+  options: VerifyX509Options = {},
+): VerifiedX509Svid {
+  const path = (socket as TLSSocket & { [VERIFIED_CHAIN]?: readonly X509Certificate[] })[VERIFIED_CHAIN]
+  return verifyX509Svid(path ?? [], bundles, options)
 }
 
 // Chains verified under a bundle source, by leaf, for the resumptions of their sessions. A new source (a rotation,

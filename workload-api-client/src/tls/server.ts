@@ -20,7 +20,7 @@ import { SpiffeError } from '../errors.ts'
 import type { IdMatcher } from '../id-matcher.ts'
 import type { SpiffeId } from '../spiffe-id.ts'
 import { CredentialCache, type TlsProtocolOptions, type X509TlsSource } from './credentials.ts'
-import { rememberPeerId, verifyPeerSocket } from './peer.ts'
+import { rememberPeerId, reverifyTlsPeer, verifyPeerSocket } from './peer.ts'
 
 export interface SpiffeTlsServerOptions extends TlsProtocolOptions {
   /** The SVID to present and the bundles to verify clients with: an X509Source. */
@@ -31,12 +31,21 @@ export interface SpiffeTlsServerOptions extends TlsProtocolOptions {
   onRefused?: (err: SpiffeError, socket: TLSSocket) => void
   /** Called for every client accepted, before the application sees the connection. */
   onAccepted?: (id: SpiffeId, socket: TLSSocket) => void
+  /**
+   * Default true: on every source update, connections already accepted are
+   * verified again against the new bundles (reverifyTlsPeer), and one whose
+   * peer no longer verifies (its trust domain left the bundles, its root was
+   * retired) is destroyed and reported to onRefused. A connection outlives
+   * its handshake; the trust that admitted it may not.
+   */
+  reverifyOnUpdate?: boolean
 }
 
 export class SpiffeTlsServer {
   readonly #options: SpiffeTlsServerOptions
   readonly #credentials: CredentialCache
   readonly #servers = new Set<TlsServer>()
+  readonly #accepted = new Set<TLSSocket>()
   #unsubscribe: (() => void) | undefined
 
   constructor(options: SpiffeTlsServerOptions) {
@@ -91,23 +100,42 @@ export class SpiffeTlsServer {
         purpose: 'client',
       })
       rememberPeerId(socket, id)
+      if (this.#options.reverifyOnUpdate !== false) {
+        this.#accepted.add(socket)
+        socket.once('close', () => this.#accepted.delete(socket))
+      }
       this.#options.onAccepted?.(id, socket)
     } catch (err) {
-      socket.destroy()
-      const e =
-        err instanceof SpiffeError
-          ? err
-          : new SpiffeError('SPIFFE_CHAIN_UNVERIFIED', 'the client certificate could not be verified', {
-              reason: 'UNVERIFIABLE',
-              cause: err,
-            })
-      this.#options.onRefused?.(e, socket)
+      this.#refuse(socket, err)
     }
   }
 
+  #refuse(socket: TLSSocket, err: unknown): void {
+    socket.destroy()
+    this.#accepted.delete(socket)
+    const e =
+      err instanceof SpiffeError
+        ? err
+        : new SpiffeError('SPIFFE_CHAIN_UNVERIFIED', 'the client certificate could not be verified', {
+            reason: 'UNVERIFIABLE',
+            cause: err,
+          })
+    this.#options.onRefused?.(e, socket)
+  }
+
   #swap(): void {
-    const options = this.#credentials.serverContextOptions(this.#credentials.current())
+    const credentials = this.#credentials.current()
+    const options = this.#credentials.serverContextOptions(credentials)
     for (const server of this.#servers) server.setSecureContext(options)
+    // Without an SVID nothing new is accepted; established peers are judged again once bundles arrive.
+    if (credentials === undefined) return
+    for (const socket of [...this.#accepted]) {
+      try {
+        reverifyTlsPeer(socket, credentials.bundles)
+      } catch (err) {
+        this.#refuse(socket, err)
+      }
+    }
   }
 }
 
