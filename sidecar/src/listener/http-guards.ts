@@ -118,6 +118,11 @@ export function checkRequest(
       { reason: 'CONTENT_LENGTH_OVER_LIMIT' },
     )
   }
+  // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing (1.0 has no chunked coding, so
+  // a 1.0 hop would read the chunks as the body, or the body as the next request).
+  if (transferEncoding !== undefined && req.httpVersion === '1.0') {
+    return invalid('TRANSFER_ENCODING_IN_HTTP_1_0', 'an HTTP/1.0 request cannot carry Transfer-Encoding')
+  }
   if (transferEncoding !== undefined && transferEncoding !== 'chunked') {
     return invalid('BAD_TRANSFER_ENCODING', 'only "Transfer-Encoding: chunked" is accepted')
   }

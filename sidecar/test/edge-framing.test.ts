@@ -1,0 +1,111 @@
+// HTTP/1.1 framing at both listeners, over raw sockets (RFC 9112 §2, §3, §5, §6, §7; security.md §2): what a
+// second parser could read differently never reaches the app.
+import t, { type Test } from 'tap'
+import { type Edge, rawExchange, startEdge, stillServing } from './helpers/edge.ts'
+
+const SIDES = ['outbound', 'inbound'] as const
+
+interface Case {
+  name: string
+  request: string
+  status: number
+  code?: string
+}
+
+const REFUSED: Case[] = [
+  {
+    name: 'obs-fold (RFC 9112 §5.2)',
+    request: 'GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n 2\r\n\r\n',
+    status: 400,
+    code: 'SVD_REQUEST_INVALID',
+  },
+  {
+    name: 'a bare CR inside a field value (RFC 9112 §2.2)',
+    request: 'GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\rX-B: 2\r\n\r\n',
+    status: 400,
+    code: 'SVD_REQUEST_INVALID',
+  },
+  {
+    name: 'a NUL inside a field value (RFC 9110 §5.5)',
+    request: 'GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\x002\r\n\r\n',
+    status: 400,
+    code: 'SVD_REQUEST_INVALID',
+  },
+  {
+    name: 'a comma-listed Content-Length (RFC 9112 §6.3)',
+    request: 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1, 1\r\n\r\nx',
+    status: 400,
+    code: 'SVD_REQUEST_INVALID',
+  },
+  {
+    name: 'two Transfer-Encoding fields',
+    request:
+      'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+    status: 400,
+    code: 'SVD_REQUEST_INVALID',
+  },
+  {
+    name: 'Transfer-Encoding in an HTTP/1.0 request (RFC 9112 §6.1: faulty framing)',
+    request: 'POST / HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+    status: 400,
+    code: 'SVD_REQUEST_INVALID',
+  },
+  {
+    name: 'whitespace between the request line and the first field (RFC 9112 §2.2)',
+    request: 'GET / HTTP/1.1\r\n Host: x\r\n\r\n',
+    status: 400,
+    code: 'SVD_REQUEST_INVALID',
+  },
+  {
+    name: 'authority-form for a method other than CONNECT (RFC 9112 §3.2.3)',
+    request: 'GET x:80 HTTP/1.1\r\nHost: x\r\n\r\n',
+    status: 400,
+    code: 'SVD_REQUEST_INVALID',
+  },
+  {
+    name: 'absolute-form without Host in HTTP/1.1 (RFC 9112 §3.2)',
+    request: 'GET http://x/ HTTP/1.1\r\n\r\n',
+    status: 400,
+    code: 'SVD_REQUEST_INVALID',
+  },
+]
+
+async function refusedCases(t: Test, edge: Edge, side: (typeof SIDES)[number]): Promise<void> {
+  for (const c of REFUSED) {
+    const before = edge.app.received.length
+    const r = await rawExchange(await edge.connect[side](), [c.request])
+    t.equal(r.status, c.status, `${side}: ${c.name}: status`)
+    t.equal(r.code, c.code, `${side}: ${c.name}: code`)
+    t.ok(r.closed, `${side}: ${c.name}: connection closed`)
+    t.notMatch(r.text, /stack|at [A-Za-z]+ \(|node:internal/, `${side}: ${c.name}: no internal detail`)
+    t.equal(edge.app.received.length, before, `${side}: ${c.name}: nothing reached the app`)
+  }
+  t.equal(await stillServing(edge, side), 200, `${side}: still serving`)
+}
+
+t.test('framing the app could read differently is refused at both listeners', async (t) => {
+  const edge = await startEdge(t)
+  for (const side of SIDES) await refusedCases(t, edge, side)
+})
+
+t.test(
+  'chunked bodies: extensions are dropped, a broken chunk never reaches the app as a whole body',
+  async (t) => {
+    const edge = await startEdge(t)
+    for (const side of SIDES) {
+      const ok = await rawExchange(await edge.connect[side](), [
+        'POST /ext HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n' +
+          '5;name=value\r\nhello\r\n0\r\nX-Trailer: t\r\n\r\n',
+      ])
+      t.equal(ok.status, 200, `${side}: a chunk extension and a trailer are valid`)
+      t.match(ok.text, /"bytes":5/, `${side}: the app got the five body bytes`)
+      const before = edge.app.received.length
+      const bad = await rawExchange(await edge.connect[side](), [
+        'POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n\r\n',
+      ])
+      t.ok(bad.closed, `${side}: a bad chunk size closes the connection`)
+      for (const got of edge.app.received.slice(before))
+        t.notOk(got.complete, `${side}: the app never saw a complete body after a bad chunk`)
+    }
+  },
+)
