@@ -1,7 +1,9 @@
 // HTTP/1.1 framing at both listeners, over raw sockets (RFC 9112 §2, §3, §5, §6, §7; security.md §2): what a
-// second parser could read differently never reaches the app.
+// second parser could read differently never reaches the app; no field a client writes can pass for an identity
+// the sidecar vouches for (security.md §7.2, §7.4).
 import t, { type Test } from 'tap'
 import { type Edge, rawExchange, startEdge, stillServing } from './helpers/edge.ts'
+import { AGENT } from './helpers/mesh.ts'
 
 const SIDES = ['outbound', 'inbound'] as const
 
@@ -109,3 +111,51 @@ t.test(
     }
   },
 )
+
+// Everything a client could write to claim an identity or a hop it did not make (security.md §7.2, §7.4).
+const FORGED: [string, string][] = [
+  ['X-Spiffe-Id', 'spiffe://evil.example/x'],
+  ['x-forwarded-client-cert', 'By=spiffe://evil.example/x;URI=spiffe://evil.example/y'],
+  ['Client-Cert', ':MIIBforged=:'],
+  ['Client-Cert-Chain', ':MIIBforged=:'],
+  ['X-Client-Cert', 'forged'],
+  ['SSL-Client-Cert', 'forged'],
+  ['X-SSL-Client-Cert', 'forged'],
+  ['X-Svidecar-Peer', 'spiffe://evil.example/x'],
+  ['Forwarded', 'for=10.0.0.1;by=spiffe'],
+  ['X-Forwarded-For', '10.0.0.1'],
+  ['X-Forwarded-Proto', 'https'],
+  ['X-Forwarded-Host', 'admin.internal'],
+]
+
+function names(raw: readonly string[]): string[] {
+  return raw.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase())
+}
+
+t.test('identity and forwarding headers a client wrote never reach the app', async (t) => {
+  const edge = await startEdge(t)
+  const forged = FORGED.map(([n, v]) => `${n}: ${v}\r\n`).join('')
+  for (const [side, host] of [
+    ['outbound', 'x'],
+    ['inbound', 'x'],
+    ['outbound', 'mesh'],
+  ] as const) {
+    const before = edge.app.received.length
+    const r = await rawExchange(await edge.connect[side](), [
+      `GET /who HTTP/1.1\r\nHost: ${host}\r\n${forged}Connection: close\r\n\r\n`,
+    ])
+    t.equal(r.status, 200, `${side} ${host}: served`)
+    const got = edge.app.received[before]
+    const seen = names(got?.rawHeaders ?? [])
+    for (const [name] of FORGED) {
+      if (name === 'X-Spiffe-Id' && (side === 'inbound' || host === 'mesh')) continue
+      t.notOk(seen.includes(name.toLowerCase()), `${side} ${host}: ${name} does not reach the app`)
+    }
+    if (side === 'inbound' || host === 'mesh') {
+      const ids = (got?.rawHeaders ?? []).filter(
+        (_, i, a) => i % 2 === 1 && a[i - 1]?.toLowerCase() === 'x-spiffe-id',
+      )
+      t.same(ids, [AGENT], `${side} ${host}: only the verified peer ID`)
+    }
+  }
+})
