@@ -142,7 +142,7 @@ t.test('identity and forwarding headers a client wrote never reach the app', asy
   ] as const) {
     const before = edge.app.received.length
     const r = await rawExchange(await edge.connect[side](), [
-      `GET /who HTTP/1.1\r\nHost: ${host}\r\n${forged}Connection: close\r\n\r\n`,
+      `GET /who HTTP/1.1\r\nHost: ${host}\r\n${forged}Trailer: X-T\r\nConnection: close\r\n\r\n`,
     ])
     t.equal(r.status, 200, `${side} ${host}: served`)
     const got = edge.app.received[before]
@@ -151,6 +151,10 @@ t.test('identity and forwarding headers a client wrote never reach the app', asy
       if (name === 'X-Spiffe-Id' && (side === 'inbound' || host === 'mesh')) continue
       t.notOk(seen.includes(name.toLowerCase()), `${side} ${host}: ${name} does not reach the app`)
     }
+    t.notOk(
+      seen.includes('trailer'),
+      `${side} ${host}: no Trailer announced (request trailers are not forwarded)`,
+    )
     if (side === 'inbound' || host === 'mesh') {
       const ids = (got?.rawHeaders ?? []).filter(
         (_, i, a) => i % 2 === 1 && a[i - 1]?.toLowerCase() === 'x-spiffe-id',

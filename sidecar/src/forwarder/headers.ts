@@ -108,7 +108,8 @@ export function forwardHeaders(raw: readonly string[], options: ForwardHeaderOpt
     const name = raw[i] as string
     const lower = lowerName(name)
     if (HOP_BY_HOP.has(lower) || options.strip.has(lower) || named?.has(lower) || lower === 'expect') continue
-    if (isIdentity(lower)) continue
+    // Request trailers are not forwarded (undici sends the body only): announcing some would be a false promise.
+    if (isIdentity(lower) || lower === 'trailer') continue
     if (options.set !== undefined && Object.hasOwn(options.set, lower)) continue
     out.push(name, raw[i + 1] as string)
   }
