@@ -186,6 +186,9 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     let flat = Array.isArray(raw)
       ? raw.map((h) => (typeof h === 'string' ? h : h.toString('latin1')))
       : flatten(headers)
+    // RFC 9110 §8.6: a 204 never carries Content-Length. A client that honours one anyway would read that many
+    // bytes of the next response on the connection as this one's body.
+    if (statusCode === 204) flat = withoutField(flat, 'content-length')
     if (this.#wrap !== undefined) {
       const wrappers = this.#wrap({
         status: statusCode,
@@ -405,6 +408,14 @@ function flatten(headers: IncomingHttpHeaders | null | undefined): string[] {
     if (value === undefined) continue
     if (Array.isArray(value)) for (const v of value) out.push(name, v)
     else out.push(name, String(value))
+  }
+  return out
+}
+
+function withoutField(flat: readonly string[], lower: string): string[] {
+  const out: string[] = []
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    if ((flat[i] as string).toLowerCase() !== lower) out.push(flat[i] as string, flat[i + 1] as string)
   }
   return out
 }
