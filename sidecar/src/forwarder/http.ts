@@ -162,9 +162,13 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     statusMessage?: string,
   ): void {
     if (this.#done) return
-    // 1xx interim responses (102, 103) are passed over; wait for the final one. A 100 never gets here: undici
-    // would take it for a broken connection, so unsolicited-continue.ts removes it before undici's parser.
-    if (statusCode < 200) return
+    // 1xx interim responses: 103 Early Hints is relayed (RFC 9110 §15.2: a proxy forwards 1xx); 102, which RFC 9110
+    // no longer defines, is passed over. A 100 never gets here: undici would take it for a broken connection, so
+    // unsolicited-continue.ts removes it before undici's parser.
+    if (statusCode < 200) {
+      if (statusCode === 103) this.#earlyHints(headers)
+      return
+    }
     if (statusCode > 599) {
       // RFC 9110 §15: outside 100..599 a status code is invalid; a client would have to guess what it means.
       this.#fail(
@@ -218,6 +222,31 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     // (an SSE stream, a slow upstream), the head goes out on its own before the loop waits for more.
     this.#headPending = true
     setImmediate(flushPendingHead, this)
+  }
+
+  #earlyHints(headers: IncomingHttpHeaders): void {
+    const req = this.#req
+    // RFC 9110 §15.2: never to an HTTP/1.0 client; never once the final response has begun.
+    if (
+      req.httpVersionMajor !== 1 ||
+      req.httpVersionMinor < 1 ||
+      this.#res.headersSent ||
+      this.#res.destroyed
+    )
+      return
+    const flat = responseHeaders(flatten(headers))
+    const hints: Record<string, string | string[]> = {}
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const name = (flat[i] as string).toLowerCase()
+      const value = flat[i + 1] as string
+      const had = hints[name]
+      hints[name] = had === undefined ? value : Array.isArray(had) ? [...had, value] : [had, value]
+    }
+    try {
+      this.#res.writeEarlyHints(hints)
+    } catch {
+      // Node writes only Link values it can validate; a hint is advice, so one it refuses is dropped.
+    }
   }
 
   /** The next turn of the loop after the head: no body chunk came with it, so the head goes out alone. */
