@@ -163,3 +163,51 @@ t.test('identity and forwarding headers a client wrote never reach the app', asy
     }
   }
 })
+
+const WS_HEADERS =
+  'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n'
+
+t.test(
+  'Upgrade: h2c and non-GET upgrades are ignored (RFC 9110 §7.8); a WebSocket handshake with a body is refused',
+  async (t) => {
+    const edge = await startEdge(t)
+    for (const side of SIDES) {
+      // What `curl --http2 http://…` sends: the server may keep HTTP/1.1 and answer as usual.
+      let before = edge.app.received.length
+      const h2c = await rawExchange(await edge.connect[side](), [
+        'GET /h2c HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n' +
+          'HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n',
+        async (got) => {
+          const end = Date.now() + 10_000
+          while (!/\r\n\r\n\{"url"/.test(got()) && Date.now() < end)
+            await new Promise((r) => setTimeout(r, 20))
+        },
+        'GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+      ])
+      t.equal(h2c.status, 200, `${side}: an h2c upgrade offer is answered in HTTP/1.1`)
+      t.notMatch(h2c.text, /101 Switching/, `${side}: no switch`)
+      t.match(h2c.text, /"url":"\/api\/after"/, `${side}: the connection stays HTTP/1.1`)
+      const offered = names(edge.app.received[before]?.rawHeaders ?? [])
+      for (const n of ['upgrade', 'http2-settings'])
+        t.notOk(offered.includes(n), `${side}: ${n} stays on its hop (listed in Connection)`)
+      before = edge.app.received.length
+      const post = await rawExchange(await edge.connect[side](), [
+        `POST /ws HTTP/1.1\r\nHost: x\r\n${WS_HEADERS}Content-Length: 5\r\n\r\nhello`,
+      ])
+      t.equal(
+        post.status,
+        200,
+        `${side}: a POST offering WebSocket is an ordinary POST (RFC 6455 §4.1: GET only)`,
+      )
+      t.match(post.text, /"bytes":5/, `${side}: its body reached the app as a body`)
+      t.equal(edge.app.received[before]?.method, 'POST')
+      before = edge.app.received.length
+      const withBody = await rawExchange(await edge.connect[side](), [
+        `GET /ws HTTP/1.1\r\nHost: x\r\n${WS_HEADERS}Content-Length: 5\r\n\r\nhello`,
+      ])
+      t.equal(withBody.status, 400, `${side}: a WebSocket handshake with a body: body or frames?`)
+      t.equal(withBody.code, 'SVD_REQUEST_INVALID', `${side}: code`)
+      t.equal(edge.app.received.length, before, `${side}: nothing reached the app`)
+    }
+  },
+)
