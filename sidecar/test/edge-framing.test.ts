@@ -211,3 +211,26 @@ t.test(
     }
   },
 )
+
+t.test(
+  'outbound, identity names spelt with underscores are dropped too (some servers read "_" as "-")',
+  async (t) => {
+    const edge = await startEdge(t)
+    for (const host of ['x', 'mesh']) {
+      const before = edge.app.received.length
+      const r = await rawExchange(await edge.connect.outbound(), [
+        `GET /u HTTP/1.1\r\nHost: ${host}\r\nX_Spiffe_Id: spiffe://evil.example/x\r\nX_Forwarded_Client_Cert: forged\r\n` +
+          `Client_Cert: forged\r\nX_Svidecar_Peer: forged\r\n${host === 'x' ? 'X_Keep: 1\r\n' : ''}Connection: close\r\n\r\n`,
+      ])
+      t.equal(
+        r.status,
+        200,
+        `${host}: served (the peer's inbound listener would refuse them; the outbound one drops them first)`,
+      )
+      const seen = names(edge.app.received[before]?.rawHeaders ?? [])
+      for (const n of ['x_spiffe_id', 'x_forwarded_client_cert', 'client_cert', 'x_svidecar_peer'])
+        t.notOk(seen.includes(n), `${host}: ${n} does not reach the app`)
+      if (host === 'x') t.ok(seen.includes('x_keep'), `${host}: other underscore names pass`)
+    }
+  },
+)

@@ -47,7 +47,9 @@ const IDENTITY = new Set([
 const IDENTITY_PREFIXES = ['x-forwarded-', 'x-svidecar-']
 
 function isIdentity(lower: string): boolean {
-  return IDENTITY.has(lower) || IDENTITY_PREFIXES.some((p) => lower.startsWith(p))
+  // Some servers and CGI-style frameworks read "_" as "-": X_Spiffe_Id would pass for the real field there.
+  const name = lower.includes('_') ? lower.replaceAll('_', '-') : lower
+  return IDENTITY.has(name) || IDENTITY_PREFIXES.some((p) => name.startsWith(p))
 }
 
 // Every request and response lower-cases each field name several times (guards, both header copies). Clients
