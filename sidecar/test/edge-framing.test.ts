@@ -65,6 +65,12 @@ const REFUSED: Case[] = [
     code: 'SVD_REQUEST_INVALID',
   },
   {
+    name: 'a textual HTTP/2.0 request line (RFC 9112 §2.3; HTTP/2 has none)',
+    request: 'GET / HTTP/2.0\r\nHost: x\r\n\r\n',
+    status: 400,
+    code: 'SVD_REQUEST_INVALID',
+  },
+  {
     name: 'absolute-form without Host in HTTP/1.1 (RFC 9112 §3.2)',
     request: 'GET http://x/ HTTP/1.1\r\n\r\n',
     status: 400,

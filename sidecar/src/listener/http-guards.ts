@@ -54,6 +54,10 @@ export function checkRequest(
   req: { rawHeaders: readonly string[]; httpVersion?: string },
   options: GuardOptions,
 ): SvidecarError | undefined {
+  // Node's parser takes "HTTP/2.0" in a request line (no HTTP/2 request has one: RFC 9113 §3.4); this listener
+  // speaks HTTP/1.x only (RFC 9112 §2.3).
+  if (req.httpVersion !== undefined && req.httpVersion !== '1.1' && req.httpVersion !== '1.0')
+    return invalid('UNSUPPORTED_HTTP_VERSION', `HTTP/${req.httpVersion} is not spoken here; use HTTP/1.1`)
   const raw = req.rawHeaders
   const total = raw.length / 2
   // Node's parser refuses this already; the guard must not depend on it.
