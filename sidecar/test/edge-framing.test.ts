@@ -76,6 +76,13 @@ const REFUSED: Case[] = [
     status: 400,
     code: 'SVD_REQUEST_INVALID',
   },
+  // security.md §2: Node keeps the first Content-Type and joins the MCP fields; the app's parser may pick the other.
+  ...['Content-Type', 'Mcp-Session-Id', 'MCP-Protocol-Version', 'Mcp-Method', 'Mcp-Name'].map((name) => ({
+    name: `two ${name} fields`,
+    request: `POST / HTTP/1.1\r\nHost: x\r\n${name}: a\r\n${name.toLowerCase()}: b\r\nContent-Length: 2\r\n\r\n{}`,
+    status: 400,
+    code: 'SVD_REQUEST_INVALID',
+  })),
 ]
 
 async function refusedCases(t: Test, edge: Edge, side: (typeof SIDES)[number]): Promise<void> {

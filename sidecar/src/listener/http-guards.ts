@@ -21,8 +21,19 @@ export interface GuardOptions {
 // RFC 9110 §5.6.2 token characters.
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 const DECIMAL = /^[0-9]+$/
-// Fields that must appear at most once: two values would let two parsers disagree.
-const SINGLE = new Set(['host', 'content-length', 'transfer-encoding', 'authorization'])
+// Fields that must appear at most once: two values would let two parsers disagree. Node keeps the first
+// Content-Type (what a lens parses the body as) and joins the MCP fields with ", " (security.md §2).
+const SINGLE = new Set([
+  'host',
+  'content-length',
+  'transfer-encoding',
+  'authorization',
+  'content-type',
+  'mcp-session-id',
+  'mcp-protocol-version',
+  'mcp-method',
+  'mcp-name',
+])
 
 function invalid(reason: string, message: string): SvidecarError {
   return new SvidecarError('SVD_REQUEST_INVALID', message, { reason })
@@ -92,7 +103,7 @@ export function checkRequest(
     seen ??= new Set()
     if (seen.has(lower))
       return invalid(
-        `DUPLICATE_${lower.toUpperCase().replace('-', '_')}`,
+        `DUPLICATE_${lower.toUpperCase().replaceAll('-', '_')}`,
         `the request has more than one ${lower} header`,
       )
     seen.add(lower)
