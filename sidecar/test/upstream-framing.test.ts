@@ -20,6 +20,9 @@ const ANSWERS = {
   'hop-by-hop':
     'HTTP/1.1 200 OK\r\nconnection: x-hop\r\nx-hop: 1\r\nkeep-alive: timeout=5\r\nproxy-authenticate: Basic\r\n' +
     'content-length: 2\r\n\r\nok',
+  trailers:
+    'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: x-sum\r\n\r\n2\r\nok\r\n0\r\n' +
+    'x-sum: 1\r\nx-svidecar-error: SVD_POLICY_DENIED\r\nkeep-alive: timeout=5\r\n\r\n',
 } as const
 
 /** Sends one request with Connection: close and returns every byte the sidecar wrote before closing. */
@@ -84,6 +87,20 @@ t.test('upstream framing a client could read differently is never relayed as it 
     t.match(hints, /\r\n\r\nHTTP\/1\.1 200 OK\r\n/, `${side}: then the final response`)
     const old = await exchange(await open(), `GET /case/early-hints HTTP/1.0\r\nHost: ${host}\r\n\r\n`)
     t.match(old, /^HTTP\/1\.1 200 OK\r\n/, `${side}: an HTTP/1.0 client gets no 1xx (RFC 9110 §15.2)`)
+    const trailers = await get('trailers')
+    const tail = trailers.slice(trailers.indexOf('\r\n0\r\n'))
+    t.match(tail, /\r\nx-sum: 1\r\n/, `${side}: trailers relayed`)
+    t.notMatch(
+      tail,
+      /\r\nx-svidecar-error:/i,
+      `${side}: a trailer cannot pose as the sidecar's refusal marker`,
+    )
+    t.match(
+      tail,
+      /\r\nx-svidecar-upstream-error: SVD_POLICY_DENIED\r\n/,
+      `${side}: it is renamed, as in the head`,
+    )
+    t.notMatch(tail, /\r\nkeep-alive:/i, `${side}: hop-by-hop trailer fields stay on their hop`)
     const hop = await get('hop-by-hop')
     t.match(hop, /^HTTP\/1\.1 200 /, `${side}: hop-by-hop answer relayed`)
     t.notMatch(hop, /\r\n(x-hop|keep-alive|proxy-authenticate):/i, `${side}: its hop-by-hop fields are not`)

@@ -340,7 +340,8 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   ): void {
     if (this.#done) return
     if (tail !== undefined && tail.length > 0) this.#res.write(tail)
-    const pairs = flatten(trailers)
+    // Trailer fields get the head's treatment: hop-by-hop ones dropped, the sidecar's refusal marker renamed.
+    const pairs = responseHeaders(flatten(trailers))
     if (pairs.length > 0) {
       const list: [string, string][] = []
       for (let i = 0; i + 1 < pairs.length; i += 2) list.push([pairs[i] as string, pairs[i + 1] as string])
