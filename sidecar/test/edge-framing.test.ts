@@ -1,6 +1,7 @@
 // HTTP/1.1 framing at both listeners, over raw sockets (RFC 9112 §2, §3, §5, §6, §7; security.md §2): what a
 // second parser could read differently never reaches the app; no field a client writes can pass for an identity
 // the sidecar vouches for (security.md §7.2, §7.4).
+import { execFile } from 'node:child_process'
 import t, { type Test } from 'tap'
 import { type Edge, rawExchange, startEdge, stillServing } from './helpers/edge.ts'
 import { AGENT } from './helpers/mesh.ts'
@@ -257,5 +258,29 @@ t.test(
         t.notOk(seen.includes(n), `${host}: ${n} does not reach the app`)
       if (host === 'x') t.ok(seen.includes('x_keep'), `${host}: other underscore names pass`)
     }
+  },
+)
+
+t.test(
+  'curl --http2 on a plain http:// URL (an h2c upgrade offer) gets its answer over HTTP/1.1',
+  async (t) => {
+    const edge = await startEdge(t)
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(
+        'curl',
+        [
+          '-sS',
+          '--http2',
+          '-o',
+          '-',
+          '-w',
+          '\n%{http_code} %{http_version}',
+          `http://127.0.0.1:${edge.outboundPort}/h2c`,
+        ],
+        (err, stdout, stderr) => (err ? reject(Object.assign(err, { stderr })) : resolve(stdout)),
+      ),
+    )
+    t.match(out, /"url":"\/api\/h2c"/, 'the app answered')
+    t.match(out, /\n200 1\.1$/, 'status 200, HTTP/1.1 kept')
   },
 )
