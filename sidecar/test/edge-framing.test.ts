@@ -77,6 +77,13 @@ const REFUSED: Case[] = [
     status: 400,
     code: 'SVD_REQUEST_INVALID',
   },
+  {
+    // A TRACE echo would hand the client every field the sidecar added: a verified identity, a provider's key.
+    name: 'TRACE (RFC 9110 §9.3.8)',
+    request: 'TRACE /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+    status: 501,
+    code: 'SVD_REQUEST_UNSUPPORTED',
+  },
   // security.md §2: Node keeps the first Content-Type and joins the MCP fields; the app's parser may pick the other.
   ...['Content-Type', 'Mcp-Session-Id', 'MCP-Protocol-Version', 'Mcp-Method', 'Mcp-Name'].map((name) => ({
     name: `two ${name} fields`,
