@@ -17,6 +17,9 @@ const ANSWERS = {
   'not-modified': 'HTTP/1.1 304 Not Modified\r\ncontent-length: 10\r\netag: "a"\r\n\r\n',
   'early-hints':
     'HTTP/1.1 103 Early Hints\r\nlink: </s.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok',
+  'early-hints-with-length':
+    'HTTP/1.1 103 Early Hints\r\nlink: </s.css>; rel=preload\r\ncontent-length: 5\r\n\r\n' +
+    'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok',
   'hop-by-hop':
     'HTTP/1.1 200 OK\r\nconnection: x-hop\r\nx-hop: 1\r\nkeep-alive: timeout=5\r\nproxy-authenticate: Basic\r\n' +
     'content-length: 2\r\n\r\nok',
@@ -87,6 +90,11 @@ t.test('upstream framing a client could read differently is never relayed as it 
     t.match(hints, /^HTTP\/1\.1 103 Early Hints\r\n/, `${side}: a 1xx is forwarded (RFC 9110 §15.2)`)
     t.match(hints, /^link: <\/s\.css>; rel=preload\r\n/im, `${side}: with its fields`)
     t.match(hints, /\r\n\r\nHTTP\/1\.1 200 OK\r\n/, `${side}: then the final response`)
+    const withLength = await get('early-hints-with-length')
+    const interim = withLength.slice(0, withLength.indexOf('\r\n\r\n'))
+    t.match(interim, /^HTTP\/1\.1 103 /, `${side}: 103 relayed`)
+    t.notMatch(interim, /content-length/i, `${side}: without Content-Length (RFC 9110 §8.6: never on a 1xx)`)
+    t.match(withLength, /\r\n\r\nok$/, `${side}: the final response follows intact`)
     const old = await exchange(await open(), `GET /case/early-hints HTTP/1.0\r\nHost: ${host}\r\n\r\n`)
     t.match(old, /^HTTP\/1\.1 200 OK\r\n/, `${side}: an HTTP/1.0 client gets no 1xx (RFC 9110 §15.2)`)
     const trailers = await get('trailers')

@@ -238,6 +238,8 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     const hints: Record<string, string | string[]> = {}
     for (let i = 0; i + 1 < flat.length; i += 2) {
       const name = (flat[i] as string).toLowerCase()
+      // RFC 9110 §8.6: never on a 1xx; a client that honoured one would take the final response's bytes as a body.
+      if (name === 'content-length') continue
       const value = flat[i + 1] as string
       const had = hints[name]
       hints[name] = had === undefined ? value : Array.isArray(had) ? [...had, value] : [had, value]
