@@ -291,3 +291,39 @@ t.test(
     t.match(out, /\n200 1\.1$/, 'status 200, HTTP/1.1 kept')
   },
 )
+
+t.test(
+  'Max-Forwards on OPTIONS: decremented when forwarded, answered by the sidecar at 0 (RFC 9110 §7.6.2)',
+  async (t) => {
+    const edge = await startEdge(t)
+    for (const side of SIDES) {
+      let before = edge.app.received.length
+      const zero = await rawExchange(await edge.connect[side](), [
+        'OPTIONS /x HTTP/1.1\r\nHost: x\r\nMax-Forwards: 0\r\nConnection: close\r\n\r\n',
+      ])
+      t.equal(zero.status, 200, `${side}: 0: the sidecar is the final recipient`)
+      t.match(zero.text, /\r\nallow: [A-Z, ]*OPTIONS/i, `${side}: 0: with Allow`)
+      t.equal(edge.app.received.length, before, `${side}: 0: not forwarded`)
+      before = edge.app.received.length
+      const two = await rawExchange(await edge.connect[side](), [
+        'OPTIONS /x HTTP/1.1\r\nHost: x\r\nMax-Forwards: 2\r\nConnection: close\r\n\r\n',
+      ])
+      t.equal(two.status, 200, `${side}: 2: forwarded`)
+      const raw = edge.app.received[before]?.rawHeaders ?? []
+      const values = raw.filter((_, i) => i % 2 === 1 && raw[i - 1]?.toLowerCase() === 'max-forwards')
+      t.same(values, ['1'], `${side}: 2: the app sees 1`)
+      const bad = await rawExchange(await edge.connect[side](), [
+        'OPTIONS /x HTTP/1.1\r\nHost: x\r\nMax-Forwards: -1\r\n\r\n',
+      ])
+      t.equal(bad.status, 400, `${side}: a Max-Forwards that is not a number: 400`)
+      t.equal(bad.code, 'SVD_REQUEST_INVALID', `${side}: code`)
+    }
+    // Through both sidecars: the agent's outbound listener decrements 1 to 0, so the server sidecar answers.
+    const before = edge.app.received.length
+    const chained = await rawExchange(await edge.connect.outbound(), [
+      'OPTIONS /x HTTP/1.1\r\nHost: mesh\r\nMax-Forwards: 1\r\nConnection: close\r\n\r\n',
+    ])
+    t.equal(chained.status, 200, 'chained: answered')
+    t.equal(edge.app.received.length, before, 'chained: the second sidecar answered, the app saw nothing')
+  },
+)
