@@ -23,6 +23,10 @@ const ANSWERS = {
   'hop-by-hop':
     'HTTP/1.1 200 OK\r\nconnection: x-hop\r\nx-hop: 1\r\nkeep-alive: timeout=5\r\nproxy-authenticate: Basic\r\n' +
     'content-length: 2\r\n\r\nok',
+  // RFC 9112 §6.1, §7: undici takes the chunks off; the gzip coding under them would be relayed unannounced.
+  'gzip-chunked': 'HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n',
+  'chunked-twice':
+    'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n',
   // undici's head limit (http.maxHeaderSize, 16 KiB of names and values): no unbounded head reaches a client.
   'huge-head': `HTTP/1.1 200 OK\r\n${'x-a: 1\r\n'.repeat(10_000)}content-length: 2\r\n\r\nok`,
   trailers:
@@ -46,7 +50,14 @@ t.test('upstream framing a client could read differently is never relayed as it 
   ] as const) {
     const get = async (name: string, method = 'GET') =>
       exchange(await open(), `${method} /case/${name} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`)
-    for (const name of ['two-lengths', 'listed-lengths', 'length-and-chunked', 'huge-head']) {
+    for (const name of [
+      'two-lengths',
+      'listed-lengths',
+      'length-and-chunked',
+      'huge-head',
+      'gzip-chunked',
+      'chunked-twice',
+    ]) {
       const text = await get(name)
       t.match(text, /^HTTP\/1\.1 502 /, `${side} ${name}: 502`)
       t.match(text, /\r\nx-svidecar-error: SVD_UPSTREAM_PROTOCOL\r\n/, `${side} ${name}: code`)

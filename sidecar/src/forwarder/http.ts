@@ -177,6 +177,15 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       )
       return
     }
+    if (!onlyChunked(headers['transfer-encoding'])) {
+      // RFC 9112 §6.1, §7: undici removes the chunked coding only; any other coding (or chunked twice) would reach
+      // the client with Transfer-Encoding dropped as hop-by-hop, its bytes no longer saying what they are.
+      this.#fail(
+        controller,
+        this.#protocolError('a transfer coding other than chunked', 'UNSUPPORTED_TRANSFER_CODING'),
+      )
+      return
+    }
     const reason = statusMessage ?? ''
     const reasonKind = reasonPhraseKind(reason)
     if (reasonKind === 'invalid') {
@@ -442,6 +451,15 @@ function flatten(headers: IncomingHttpHeaders | null | undefined): string[] {
     else out.push(name, String(value))
   }
   return out
+}
+
+/** No Transfer-Encoding, or exactly one "chunked". */
+function onlyChunked(value: string | string[] | undefined): boolean {
+  if (value === undefined) return true
+  const codings = (Array.isArray(value) ? value.join(',') : value)
+    .split(',')
+    .map((c) => c.trim().toLowerCase())
+  return codings.length === 1 && codings[0] === 'chunked'
 }
 
 function withoutField(flat: readonly string[], lower: string): string[] {
