@@ -29,6 +29,29 @@ const HOP_BY_HOP = new Set([
   'proxy-authenticate',
 ])
 
+// Request fields that claim who the client is, or which hops it came through (security.md §7.2, §7.4): a client
+// writes them freely, so none is ever forwarded; the sidecar sets its own (the peer-ID header) from the verified
+// peer, after stripping. `x-spiffe-id` is the default peer-ID name, so an app behind any sidecar may trust it.
+const IDENTITY = new Set([
+  'x-spiffe-id',
+  // RFC 9440.
+  'client-cert',
+  'client-cert-chain',
+  'x-client-cert',
+  'ssl-client-cert',
+  'x-ssl-client-cert',
+  // RFC 7239.
+  'forwarded',
+])
+// x-forwarded-client-cert (Envoy's XFCC), x-forwarded-for/-host/-proto, and every field of the project's own.
+const IDENTITY_PREFIXES = ['x-forwarded-', 'x-svidecar-']
+
+function isIdentity(lower: string): boolean {
+  // Some servers and CGI-style frameworks read "_" as "-": X_Spiffe_Id would pass for the real field there.
+  const name = lower.includes('_') ? lower.replaceAll('_', '-') : lower
+  return IDENTITY.has(name) || IDENTITY_PREFIXES.some((p) => name.startsWith(p))
+}
+
 // Every request and response lower-cases each field name several times (guards, both header copies). Clients
 // send the same few names over and over, mostly capitalised (a new string each time); a bounded cache of what
 // each spelling lowers to saves the allocation. Names only: values never go in it.
@@ -87,6 +110,8 @@ export function forwardHeaders(raw: readonly string[], options: ForwardHeaderOpt
     const name = raw[i] as string
     const lower = lowerName(name)
     if (HOP_BY_HOP.has(lower) || options.strip.has(lower) || named?.has(lower) || lower === 'expect') continue
+    // Request trailers are not forwarded (undici sends the body only): announcing some would be a false promise.
+    if (isIdentity(lower) || lower === 'trailer') continue
     if (options.set !== undefined && Object.hasOwn(options.set, lower)) continue
     out.push(name, raw[i + 1] as string)
   }

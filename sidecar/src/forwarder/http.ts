@@ -162,14 +162,27 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     statusMessage?: string,
   ): void {
     if (this.#done) return
-    // 1xx interim responses (102, 103) are passed over; wait for the final one. A 100 never gets here: undici
-    // would take it for a broken connection, so unsolicited-continue.ts removes it before undici's parser.
-    if (statusCode < 200) return
+    // 1xx interim responses: 103 Early Hints is relayed (RFC 9110 §15.2: a proxy forwards 1xx); 102, which RFC 9110
+    // no longer defines, is passed over. A 100 never gets here: undici would take it for a broken connection, so
+    // unsolicited-continue.ts removes it before undici's parser.
+    if (statusCode < 200) {
+      if (statusCode === 103) this.#earlyHints(headers)
+      return
+    }
     if (statusCode > 599) {
       // RFC 9110 §15: outside 100..599 a status code is invalid; a client would have to guess what it means.
       this.#fail(
         controller,
         this.#protocolError(`status ${statusCode} is outside 100..599`, 'INVALID_STATUS'),
+      )
+      return
+    }
+    if (!onlyChunked(headers['transfer-encoding'])) {
+      // RFC 9112 §6.1, §7: undici removes the chunked coding only; any other coding (or chunked twice) would reach
+      // the client with Transfer-Encoding dropped as hop-by-hop, its bytes no longer saying what they are.
+      this.#fail(
+        controller,
+        this.#protocolError('a transfer coding other than chunked', 'UNSUPPORTED_TRANSFER_CODING'),
       )
       return
     }
@@ -186,6 +199,9 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     let flat = Array.isArray(raw)
       ? raw.map((h) => (typeof h === 'string' ? h : h.toString('latin1')))
       : flatten(headers)
+    // RFC 9110 §8.6: a 204 never carries Content-Length. A client that honours one anyway would read that many
+    // bytes of the next response on the connection as this one's body.
+    if (statusCode === 204) flat = withoutField(flat, 'content-length')
     if (this.#wrap !== undefined) {
       const wrappers = this.#wrap({
         status: statusCode,
@@ -215,6 +231,33 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     // (an SSE stream, a slow upstream), the head goes out on its own before the loop waits for more.
     this.#headPending = true
     setImmediate(flushPendingHead, this)
+  }
+
+  #earlyHints(headers: IncomingHttpHeaders): void {
+    const req = this.#req
+    // RFC 9110 §15.2: never to an HTTP/1.0 client; never once the final response has begun.
+    if (
+      req.httpVersionMajor !== 1 ||
+      req.httpVersionMinor < 1 ||
+      this.#res.headersSent ||
+      this.#res.destroyed
+    )
+      return
+    const flat = responseHeaders(flatten(headers))
+    const hints: Record<string, string | string[]> = {}
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const name = (flat[i] as string).toLowerCase()
+      // RFC 9110 §8.6: never on a 1xx; a client that honoured one would take the final response's bytes as a body.
+      if (name === 'content-length') continue
+      const value = flat[i + 1] as string
+      const had = hints[name]
+      hints[name] = had === undefined ? value : Array.isArray(had) ? [...had, value] : [had, value]
+    }
+    try {
+      this.#res.writeEarlyHints(hints)
+    } catch {
+      // Node writes only Link values it can validate; a hint is advice, so one it refuses is dropped.
+    }
   }
 
   /** The next turn of the loop after the head: no body chunk came with it, so the head goes out alone. */
@@ -308,7 +351,8 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   ): void {
     if (this.#done) return
     if (tail !== undefined && tail.length > 0) this.#res.write(tail)
-    const pairs = flatten(trailers)
+    // Trailer fields get the head's treatment: hop-by-hop ones dropped, the sidecar's refusal marker renamed.
+    const pairs = responseHeaders(flatten(trailers))
     if (pairs.length > 0) {
       const list: [string, string][] = []
       for (let i = 0; i + 1 < pairs.length; i += 2) list.push([pairs[i] as string, pairs[i + 1] as string])
@@ -405,6 +449,23 @@ function flatten(headers: IncomingHttpHeaders | null | undefined): string[] {
     if (value === undefined) continue
     if (Array.isArray(value)) for (const v of value) out.push(name, v)
     else out.push(name, String(value))
+  }
+  return out
+}
+
+/** No Transfer-Encoding, or exactly one "chunked". */
+function onlyChunked(value: string | string[] | undefined): boolean {
+  if (value === undefined) return true
+  const codings = (Array.isArray(value) ? value.join(',') : value)
+    .split(',')
+    .map((c) => c.trim().toLowerCase())
+  return codings.length === 1 && codings[0] === 'chunked'
+}
+
+function withoutField(flat: readonly string[], lower: string): string[] {
+  const out: string[] = []
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    if ((flat[i] as string).toLowerCase() !== lower) out.push(flat[i] as string, flat[i + 1] as string)
   }
   return out
 }

@@ -21,8 +21,19 @@ export interface GuardOptions {
 // RFC 9110 §5.6.2 token characters.
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 const DECIMAL = /^[0-9]+$/
-// Fields that must appear at most once: two values would let two parsers disagree.
-const SINGLE = new Set(['host', 'content-length', 'transfer-encoding', 'authorization'])
+// Fields that must appear at most once: two values would let two parsers disagree. Node keeps the first
+// Content-Type (what a lens parses the body as) and joins the MCP fields with ", " (security.md §2).
+const SINGLE = new Set([
+  'host',
+  'content-length',
+  'transfer-encoding',
+  'authorization',
+  'content-type',
+  'mcp-session-id',
+  'mcp-protocol-version',
+  'mcp-method',
+  'mcp-name',
+])
 
 function invalid(reason: string, message: string): SvidecarError {
   return new SvidecarError('SVD_REQUEST_INVALID', message, { reason })
@@ -54,6 +65,10 @@ export function checkRequest(
   req: { rawHeaders: readonly string[]; httpVersion?: string },
   options: GuardOptions,
 ): SvidecarError | undefined {
+  // Node's parser takes "HTTP/2.0" in a request line (no HTTP/2 request has one: RFC 9113 §3.4); this listener
+  // speaks HTTP/1.x only (RFC 9112 §2.3).
+  if (req.httpVersion !== undefined && req.httpVersion !== '1.1' && req.httpVersion !== '1.0')
+    return invalid('UNSUPPORTED_HTTP_VERSION', `HTTP/${req.httpVersion} is not spoken here; use HTTP/1.1`)
   const raw = req.rawHeaders
   const total = raw.length / 2
   // Node's parser refuses this already; the guard must not depend on it.
@@ -88,7 +103,7 @@ export function checkRequest(
     seen ??= new Set()
     if (seen.has(lower))
       return invalid(
-        `DUPLICATE_${lower.toUpperCase().replace('-', '_')}`,
+        `DUPLICATE_${lower.toUpperCase().replaceAll('-', '_')}`,
         `the request has more than one ${lower} header`,
       )
     seen.add(lower)
@@ -117,6 +132,11 @@ export function checkRequest(
       `the request body is ${contentLength} bytes; the limit is ${maxBody}`,
       { reason: 'CONTENT_LENGTH_OVER_LIMIT' },
     )
+  }
+  // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing (1.0 has no chunked coding, so
+  // a 1.0 hop would read the chunks as the body, or the body as the next request).
+  if (transferEncoding !== undefined && req.httpVersion === '1.0') {
+    return invalid('TRANSFER_ENCODING_IN_HTTP_1_0', 'an HTTP/1.0 request cannot carry Transfer-Encoding')
   }
   if (transferEncoding !== undefined && transferEncoding !== 'chunked') {
     return invalid('BAD_TRANSFER_ENCODING', 'only "Transfer-Encoding: chunked" is accepted')

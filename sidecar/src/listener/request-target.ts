@@ -26,6 +26,10 @@ const SEPARATOR_LIKE = /%2f|%5c|\\/gi
  * or returns why the target is refused. Runs before routing.
  */
 export function normalizeTarget(req: IncomingMessage): SvidecarError | undefined {
+  // RFC 9110 §9.3.8: TRACE echoes the request as received, and a proxy's request carries what the sidecar added
+  // (the verified peer ID, a provider key): never forwarded.
+  if (req.method === 'TRACE')
+    return new SvidecarError('SVD_REQUEST_UNSUPPORTED', 'TRACE is not forwarded', { reason: 'TRACE' })
   const target = req.url ?? ''
   if (target.includes('#')) return invalid('FRAGMENT_IN_TARGET', 'a request target cannot carry a fragment')
   let originForm = target

@@ -52,7 +52,17 @@ export function httpServerOptions(limits: ListenerLimits): ServerOptions {
     // Checked by the request guards instead, so the 400 carries the sidecar's error format.
     requireHostHeader: false,
     noDelay: true,
+    shouldUpgradeCallback: isWebSocketHandshake,
   }
+}
+
+/**
+ * RFC 6455 §4.1: a WebSocket handshake is a GET. Any other upgrade offer (h2c from `curl --http2`, a POST naming
+ * websocket) is served as the HTTP/1.1 request it also is (RFC 9110 §7.8 lets a server ignore Upgrade), its
+ * Upgrade field and what Connection lists kept on their hop. Unsupported protocols never reach the upgrade path.
+ */
+function isWebSocketHandshake(req: IncomingMessage): boolean {
+  return req.method === 'GET' && req.headers.upgrade?.trim().toLowerCase() === 'websocket'
 }
 
 export class ProxyListener {

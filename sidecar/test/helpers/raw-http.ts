@@ -9,7 +9,7 @@ import { type AddressInfo, connect, createServer, type Server, type Socket } fro
 import type { Duplex } from 'node:stream'
 import type { Test } from 'tap'
 
-/** What the raw app sends for a case: bytes in one write, pieces written one by one, or 'close' to hang up. */
+/** What the raw app sends for a case: bytes in one write, pieces written one by one, or 'close' to hang up (a last piece too). */
 export type RawAnswer = string | readonly string[] | 'close'
 
 /**
@@ -74,6 +74,11 @@ export class RawApp {
     const next = () => {
       const piece = pieces.shift()
       if (piece === undefined || socket.destroyed) return
+      // 'close' after other pieces: hang up mid-answer.
+      if (piece === 'close') {
+        socket.destroy()
+        return
+      }
       socket.write(Buffer.from(piece, 'latin1'), () => setTimeout(next, 15))
     }
     next()
