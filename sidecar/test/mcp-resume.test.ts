@@ -9,9 +9,12 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
-import { InMemoryEventStore } from '@modelcontextprotocol/sdk/examples/shared/inMemoryEventStore.js'
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
 import {
+  type EventStore,
+  StreamableHTTPServerTransport,
+} from '@modelcontextprotocol/sdk/server/streamableHttp.js'
+import {
+  type JSONRPCMessage,
   ListResourceTemplatesRequestSchema,
   ListToolsRequestSchema,
 } from '@modelcontextprotocol/sdk/types.js'
@@ -26,6 +29,36 @@ rules:
     subjects: ["${AGENT}"]
     resources: [{ kind: mcp.tool, name: echo }, { kind: mcp.resource, uri: "file:///public/**" }]
 `
+
+/**
+ * An event store like the SDK's example one (`InMemoryEventStore`), without its two races, so the test is
+ * about the sidecar:
+ * - The example's event ids end in the millisecond and a random suffix, and it replays in the ids' sort order, so
+ *   an answer stored in the same millisecond as the priming event sorted before it half the time and was never
+ *   replayed. Here ids end in a sequence number.
+ * - The answer is stored just after the handler closed the stream, so a client resuming at once could arrive
+ *   first and be replayed nothing. Here a resume waits (up to two seconds) for the stream's next event.
+ */
+function orderedEventStore(): EventStore {
+  const events: Array<{ id: string; streamId: string; message: JSONRPCMessage }> = []
+  let seq = 0
+  return {
+    async storeEvent(streamId, message) {
+      const id = `${streamId}_${String(++seq).padStart(12, '0')}`
+      events.push({ id, streamId, message })
+      return id
+    },
+    async replayEventsAfter(lastEventId, { send }) {
+      const at = events.findIndex((e) => e.id === lastEventId)
+      if (at === -1) return ''
+      const streamId = (events[at] as { streamId: string }).streamId
+      const later = () => events.slice(at + 1).some((e) => e.streamId === streamId)
+      for (let i = 0; i < 200 && !later(); i++) await new Promise((r) => setTimeout(r, 10))
+      for (const e of events.slice(at + 1)) if (e.streamId === streamId) await send(e.id, e.message)
+      return streamId
+    },
+  }
+}
 
 /**
  * An SDK 1.x server whose list handlers close their request's SSE stream before answering, as a server that
@@ -49,7 +82,7 @@ async function pollingServer(t: Test): Promise<{ url: string; resumes: string[] 
       if (transport === undefined) {
         const created = new StreamableHTTPServerTransport({
           sessionIdGenerator: () => randomUUID(),
-          eventStore: new InMemoryEventStore(),
+          eventStore: orderedEventStore(),
           retryInterval: 20,
           onsessioninitialized: (id) => {
             sessions.set(id, created)
