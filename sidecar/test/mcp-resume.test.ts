@@ -1,18 +1,6 @@
-// Resumption in the session era (2025-11-25 basic/transports "Resumability and Redelivery", SEP-1699): a server
-// may close a POST's SSE stream after its priming event and before its answer; the client resumes with GET and
-// `Last-Event-ID`, and the answer is replayed on that GET stream. A list answer arriving that way must be
-// filtered as it would have been on the POST's stream. The official SDK 1.x server (with an event store) and
-// client, each behind its own sidecar, mTLS between them.
-import { randomUUID } from 'node:crypto'
-import { once } from 'node:events'
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
-import {
-  type EventStore,
-  StreamableHTTPServerTransport,
-} from '@modelcontextprotocol/sdk/server/streamableHttp.js'
+import type { EventStore } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
 import {
   type JSONRPCMessage,
   ListResourceTemplatesRequestSchema,
@@ -20,7 +8,7 @@ import {
 } from '@modelcontextprotocol/sdk/types.js'
 import t, { type Test } from 'tap'
 import { AGENT, startMcpMesh } from './helpers/mcp-mesh.ts'
-import { mcpServer, TEMPLATES, TOOLS } from './helpers/mcp-server.ts'
+import { mcpServer, serveMcp, TEMPLATES, TOOLS } from './helpers/mcp-server.ts'
 
 const POLICY = `version: 1
 rules:
@@ -65,56 +53,29 @@ function orderedEventStore(): EventStore {
  * moves a client to polling does: the answer is stored and replayed when the client resumes.
  */
 async function pollingServer(t: Test): Promise<{ url: string; resumes: string[] }> {
-  const sessions = new Map<string, StreamableHTTPServerTransport>()
   const resumes: string[] = []
-  const http = createServer((req: IncomingMessage, res: ServerResponse) => {
-    void (async () => {
-      let body: unknown
-      if (req.method === 'POST') {
-        const chunks: Buffer[] = []
-        for await (const c of req) chunks.push(c as Buffer)
-        body = JSON.parse(Buffer.concat(chunks).toString('utf8'))
-      }
+  const url = await serveMcp(t, {
+    transport: () => ({ eventStore: orderedEventStore(), retryInterval: 20 }),
+    onRequest: (req) => {
       const last = req.headers['last-event-id']
       if (req.method === 'GET' && typeof last === 'string') resumes.push(last)
-      const sid = req.headers['mcp-session-id']
-      let transport = typeof sid === 'string' ? sessions.get(sid) : undefined
-      if (transport === undefined) {
-        const created = new StreamableHTTPServerTransport({
-          sessionIdGenerator: () => randomUUID(),
-          eventStore: orderedEventStore(),
-          retryInterval: 20,
-          onsessioninitialized: (id) => {
-            sessions.set(id, created)
-          },
-        })
-        transport = created
-        const server = mcpServer()
-        server.setRequestHandler(ListToolsRequestSchema, (_req, extra) => {
-          extra.closeSSEStream?.()
-          return {
-            tools: TOOLS.map((name) => ({ name, inputSchema: { type: 'object' as const } })),
-          }
-        })
-        server.setRequestHandler(ListResourceTemplatesRequestSchema, (_req, extra) => {
-          extra.closeSSEStream?.()
-          return { resourceTemplates: TEMPLATES.map((uriTemplate) => ({ uriTemplate, name: uriTemplate })) }
-        })
-        await server.connect(transport)
-      }
-      await transport.handleRequest(req, res, body)
-    })().catch(() => {
-      if (!res.headersSent) res.writeHead(500).end()
-    })
+    },
+    server: () => {
+      const server = mcpServer()
+      server.setRequestHandler(ListToolsRequestSchema, (_req, extra) => {
+        extra.closeSSEStream?.()
+        return {
+          tools: TOOLS.map((name) => ({ name, inputSchema: { type: 'object' as const } })),
+        }
+      })
+      server.setRequestHandler(ListResourceTemplatesRequestSchema, (_req, extra) => {
+        extra.closeSSEStream?.()
+        return { resourceTemplates: TEMPLATES.map((uriTemplate) => ({ uriTemplate, name: uriTemplate })) }
+      })
+      return server
+    },
   })
-  http.listen(0, '127.0.0.1')
-  await once(http, 'listening')
-  t.teardown(async () => {
-    for (const s of sessions.values()) await s.close()
-    http.closeAllConnections()
-    http.close()
-  })
-  return { url: `http://127.0.0.1:${(http.address() as AddressInfo).port}`, resumes }
+  return { url, resumes }
 }
 
 t.test('a list answer replayed on a resumed GET stream (Last-Event-ID) is filtered', async (t) => {

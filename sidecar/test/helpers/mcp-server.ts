@@ -11,7 +11,10 @@ import { once } from 'node:events'
 import { createServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Server } from '@modelcontextprotocol/sdk/server/index.js'
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
+import {
+  StreamableHTTPServerTransport,
+  type StreamableHTTPServerTransportOptions,
+} from '@modelcontextprotocol/sdk/server/streamableHttp.js'
 import {
   CallToolRequestSchema,
   CompleteRequestSchema,
@@ -185,4 +188,58 @@ export class McpTestServer {
     }
     await transport.handleRequest(req, res, body)
   }
+}
+
+/**
+ * An MCP server of the test's own over Streamable HTTP with sessions, on a loopback port closed at teardown:
+ * each session gets a new `server()` and a transport with `transport()`'s options; `onRequest` sees each request
+ * first. Its URL.
+ */
+export async function serveMcp(
+  t: { teardown(fn: () => unknown): void },
+  o: {
+    server: () => { connect(transport: StreamableHTTPServerTransport): Promise<void> }
+    transport?: () => Omit<
+      StreamableHTTPServerTransportOptions,
+      'sessionIdGenerator' | 'onsessioninitialized'
+    >
+    onRequest?: (req: IncomingMessage) => void
+  },
+): Promise<string> {
+  const sessions = new Map<string, StreamableHTTPServerTransport>()
+  const http = createServer((req: IncomingMessage, res: ServerResponse) => {
+    void (async () => {
+      let body: unknown
+      if (req.method === 'POST') {
+        const chunks: Buffer[] = []
+        for await (const c of req) chunks.push(c as Buffer)
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8'))
+      }
+      o.onRequest?.(req)
+      const sid = req.headers['mcp-session-id']
+      let transport = typeof sid === 'string' ? sessions.get(sid) : undefined
+      if (transport === undefined) {
+        const created = new StreamableHTTPServerTransport({
+          ...o.transport?.(),
+          sessionIdGenerator: () => randomUUID(),
+          onsessioninitialized: (id) => {
+            sessions.set(id, created)
+          },
+        })
+        transport = created
+        await o.server().connect(transport)
+      }
+      await transport.handleRequest(req, res, body)
+    })().catch(() => {
+      if (!res.headersSent) res.writeHead(500).end()
+    })
+  })
+  http.listen(0, '127.0.0.1')
+  await once(http, 'listening')
+  t.teardown(async () => {
+    for (const s of sessions.values()) await s.close()
+    http.closeAllConnections()
+    http.close()
+  })
+  return `http://127.0.0.1:${(http.address() as AddressInfo).port}`
 }
