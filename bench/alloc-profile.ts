@@ -14,17 +14,9 @@
  * by the nearest svidecar function on the stack (inclusive of what the
  * libraries it calls allocate).
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { Pool } from 'undici'
-import { imageNodeFlags } from '../test/harness/image.ts'
-import { startLlmSidecar, startModelServer, startWorkloadApi } from './llm-sidecar.ts'
-import { openLoop } from './open-loop.ts'
+import { type CallFrame, frameKey, ours, startInspectedSidecar } from './inspector.ts'
 import { sleep } from './procs.ts'
 
-const here = fileURLToPath(new URL('.', import.meta.url))
 const KINDS = (process.env.BENCH_KINDS ?? 'json,stream').split(',')
 const CALLS = Number(process.env.BENCH_CALLS ?? 2000)
 const RATE = Number(process.env.BENCH_RATE ?? 100)
@@ -34,13 +26,7 @@ const TOP = Number(process.env.BENCH_TOP ?? 40)
 // Also list the call paths (innermost first, BENCH_DEPTH frames) that reach allocations in the functions named here.
 const CALLERS_OF = (process.env.BENCH_CALLERS_OF ?? '').split(',').filter(Boolean)
 const DEPTH = Number(process.env.BENCH_DEPTH ?? 6)
-const INSPECT_PORT = 20_000 + Math.floor(Math.random() * 20_000)
 
-interface CallFrame {
-  functionName: string
-  url: string
-  lineNumber: number
-}
 interface ProfileNode {
   callFrame: CallFrame
   selfSize: number
@@ -48,71 +34,9 @@ interface ProfileNode {
   children: ProfileNode[]
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'svidecar-bench-alloc-'))
-process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
-
-const upstreamPort = await startModelServer(0, { tokens: 20, intervalMs: 2 })
-const sidecar = await startLlmSidecar({
-  dir,
-  core: 1,
-  nodeFlags: ['--conditions=svidecar-source', ...imageNodeFlags(), `--inspect=127.0.0.1:${INSPECT_PORT}`],
-  entry: join(here, '..', 'sidecar', 'src', 'cli', 'main.ts'),
-  socket: await startWorkloadApi(),
-  upstreamPort,
-})
-
-const targets = (await (await fetch(`http://127.0.0.1:${INSPECT_PORT}/json/list`)).json()) as Array<{
-  webSocketDebuggerUrl: string
-}>
-// Node's own WebSocket client (global since Node 22).
-const ws = new WebSocket(targets[0]?.webSocketDebuggerUrl as string)
-await new Promise((resolve, reject) => {
-  ws.addEventListener('open', resolve, { once: true })
-  ws.addEventListener('error', reject, { once: true })
-})
-let nextId = 1
-const pending = new Map<number, (result: unknown) => void>()
-ws.addEventListener('message', (event) => {
-  const msg = JSON.parse(String(event.data)) as { id?: number; result?: unknown; error?: unknown }
-  if (msg.id === undefined) return
-  if (msg.error !== undefined) throw new Error(`inspector: ${JSON.stringify(msg.error)}`)
-  pending.get(msg.id)?.(msg.result)
-  pending.delete(msg.id)
-})
-const send = (method: string, params: Record<string, unknown> = {}) =>
-  new Promise<unknown>((resolve) => {
-    const id = nextId++
-    pending.set(id, resolve)
-    ws.send(JSON.stringify({ id, method, params }))
-  })
-
-const CHAT = {
-  model: 'gpt-4o',
-  messages: [{ role: 'user', content: 'Say hello in twenty tokens.'.padEnd(900, ' .') }],
-  max_tokens: 64,
-}
-const pool = new Pool(`http://${sidecar.egress}`, { connections: 64, pipelining: 1 })
-async function calls(kind: string, n: number): Promise<number> {
-  const body = JSON.stringify(kind === 'stream' ? { ...CHAT, stream: true } : CHAT)
-  const done = await openLoop({ rate: RATE, seconds: n / RATE, name: kind }, async () => {
-    const res = await pool.request({
-      method: 'POST',
-      path: '/v1/chat/completions',
-      headers: { 'content-type': 'application/json', authorization: 'Bearer sk-the-agent-holds-no-real-key' },
-      body,
-    })
-    await res.body.text()
-    return true
-  })
-  return done.length
-}
-
-const key = (f: CallFrame) =>
-  `${f.functionName || '(anonymous)'} ${f.url
-    .replace(/.*node_modules\//, '')
-    .replace(/.*\/sidecar\/src\//, 'src/')
-    .replace(/^node:/, '')}:${f.lineNumber + 1}`
-const ours = (f: CallFrame) => f.url.includes('/sidecar/src/')
+const sidecar = await startInspectedSidecar()
+const send = sidecar.send
+const calls = (kind: string, n: number) => sidecar.calls(kind, n, RATE)
 
 await send('HeapProfiler.enable')
 for (const kind of KINDS) {
@@ -130,14 +54,14 @@ for (const kind of KINDS) {
   let total = 0
   const paths = new Map<string, number>()
   const walk = (node: ProfileNode, nearest: string, stack: string[]) => {
-    const here = ours(node.callFrame) ? key(node.callFrame) : nearest
-    const frames = [key(node.callFrame), ...stack]
+    const here = ours(node.callFrame) ? frameKey(node.callFrame) : nearest
+    const frames = [frameKey(node.callFrame), ...stack]
     if (node.selfSize > 0 && CALLERS_OF.includes(node.callFrame.functionName)) {
       const path = frames.slice(0, DEPTH).join(' < ')
       paths.set(path, (paths.get(path) ?? 0) + node.selfSize)
     }
     if (node.selfSize > 0) {
-      const k = key(node.callFrame)
+      const k = frameKey(node.callFrame)
       self.set(k, (self.get(k) ?? 0) + node.selfSize)
       byOurs.set(here, (byOurs.get(here) ?? 0) + node.selfSize)
       total += node.selfSize
@@ -167,7 +91,5 @@ for (const kind of KINDS) {
     ].join('\n'),
   )
 }
-ws.close()
-await pool.close()
-sidecar.child.kill('SIGTERM')
+await sidecar.close()
 process.exit(0)
