@@ -28,7 +28,7 @@
  * Node floor, bench/floor.ts, which otherwise runs as one more target).
  */
 import { once } from 'node:events'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -128,12 +128,67 @@ if (process.argv[2] === 'upstream') {
   await main()
 }
 
+/**
+ * What bench/request-path-probe.ts saw in each probed process: the request path (the HTTP server's request to
+ * undici's upstream head) per target and kind, and the share of paths a GC pause fell into.
+ */
+async function probeTable(
+  targets: ReadonlyArray<{ name: string; sidecar?: { pid: number; child: StartedSidecar['child'] } }>,
+  dir: string,
+  probed: ReadonlyMap<string, string>,
+): Promise<string[]> {
+  const lines = [
+    'In-process request path (request seen → upstream head written), bench/request-path-probe.ts:',
+    '',
+    '| target | call | n | p50 ms | p90 ms | p99 ms | max ms | paths a GC fell into | p99 of the others ms |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ]
+  for (const t of targets) {
+    if (t.sidecar === undefined) continue
+    const file = join(dir, `${t.sidecar.pid}.json`)
+    t.sidecar.child.kill('SIGUSR2')
+    let dump: { paths: Array<[string, string, string]>; gcs: Array<[string, string]> } | undefined
+    for (let i = 0; i < 100 && dump === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 50))
+      try {
+        dump = JSON.parse(readFileSync(file, 'utf8'))
+      } catch {}
+    }
+    if (dump === undefined) throw new Error(`no probe dump from ${t.name} (${file})`)
+    const gcs = dump.gcs.map(([a, b]) => [BigInt(a), BigInt(b)] as const)
+    const byKey = new Map<string, { all: number[]; clean: number[]; hit: number }>()
+    for (const [sent, a, b] of dump.paths) {
+      const key = probed.get(sent)
+      if (key === undefined) continue
+      const from = BigInt(a)
+      const to = BigInt(b)
+      const us = Number(to - from) / 1000
+      const slot = byKey.get(key) ?? { all: [], clean: [], hit: 0 }
+      byKey.set(key, slot)
+      slot.all.push(us)
+      if (gcs.some(([s, e]) => s < to && e > from)) slot.hit++
+      else slot.clean.push(us)
+    }
+    const f = (us: number) => (Number.isFinite(us) ? (us / 1000).toFixed(3) : 'n/a')
+    for (const [key, { all, clean, hit }] of byKey)
+      lines.push(
+        `| ${key.replace(' ', ' | ')} | ${all.length} | ${f(percentile(all, 50))} | ${f(percentile(all, 90))} | ${f(percentile(all, 99))} | ${f(Math.max(...all))} | ${((100 * hit) / all.length).toFixed(1)} % | ${f(percentile(clean, 99))} |`,
+      )
+  }
+  return lines
+}
+
 async function main(): Promise<void> {
   const RATE = Number(process.env.BENCH_RATE ?? 20)
   const SECONDS = Number(process.env.BENCH_SECONDS ?? 20)
   const REPS = Number(process.env.BENCH_REPS ?? 3)
   const KINDS = (process.env.BENCH_KINDS ?? 'stream,json').split(',')
-  const FLAGS = [...imageNodeFlags(), ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean)]
+  const PROBE = process.env.BENCH_PROBE === '1'
+  const FLAGS = [
+    ...imageNodeFlags(),
+    ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean),
+    ...(PROBE ? [`--import=${join(here, 'request-path-probe.ts')}`] : []),
+  ]
   const VARIANTS = (
     process.env.BENCH_VARIANTS ?? `svidecar=${join(here, '..', 'sidecar', 'dist', 'cli', 'main.js')}`
   )
@@ -149,6 +204,8 @@ async function main(): Promise<void> {
     })
   const dir = mkdtempSync(join(tmpdir(), 'svidecar-bench-llm-events-'))
   process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
+  // The probe's dumps (inherited by every process the bench starts).
+  process.env.BENCH_PROBE_DIR = dir
   const upstreamChild = pinned(0, process.execPath, [
     '--conditions=svidecar-source',
     fileURLToPath(import.meta.url),
@@ -211,8 +268,11 @@ async function main(): Promise<void> {
     a.push(us)
   }
   const ID = /"id":"chatcmpl-(\d+)"/g
+  // x-bench-sent of each measured call -> its target and kind (BENCH_PROBE).
+  const probed = new Map<string, string>()
   const one = async (pool: Pool, key: string | undefined, stream: boolean) => {
     const sent = process.hrtime.bigint()
+    if (key !== undefined && PROBE) probed.set(String(sent), key)
     const res = await pool.request({
       method: 'POST',
       path: '/v1/chat/completions',
@@ -283,6 +343,7 @@ async function main(): Promise<void> {
     lines.push(
       `${name}: ${a.length} scavenges over its whole run (warm-up included), pause ms p50 ${percentile(a, 50).toFixed(3)}, p90 ${percentile(a, 90).toFixed(3)}, p99 ${percentile(a, 99).toFixed(3)}, max ${Math.max(...a).toFixed(3)}`,
     )
+  if (PROBE) lines.push('', ...(await probeTable(targets, dir, probed)))
   process.stdout.write(`${lines.join('\n')}\n`)
   // A signal for each sidecar before the end (a scratch build that dumps what it recorded on SIGUSR2).
   const signal = process.env.BENCH_END_SIGNAL as NodeJS.Signals | undefined
