@@ -17,6 +17,7 @@
 import type { BudgetsConfig, BudgetTable } from '../budget/limits.ts'
 import type { BudgetStore, Remaining, Reservation } from '../budget/store.ts'
 import { SvidecarError } from '../errors/index.ts'
+import { afterDispatch } from '../forwarder/after-dispatch.ts'
 import { llmCallOf } from '../lens/llm/call.ts'
 import { estimateInput, inputTokensAtMost, quickInputEstimate } from '../lens/llm/usage/estimate.ts'
 import { usageStateOf } from '../lens/llm/usage/state.ts'
@@ -109,7 +110,7 @@ export function budgetStage(options: BudgetStageOptions): Stage {
           // its first check, unless the provider reports the input first (Anthropic's message_start): made now,
           // while the provider works, not when the first event is on its way to the client.
           if (call.stream && call.api !== 'anthropic.messages' && held.inputAtMost > held.reservation.tokens)
-            setImmediate(() => {
+            afterDispatch(() => {
               if (!held.ended) held.inputEstimate ??= estimateInput(exchange.body)
             })
           exchange.onEnd(() => {
