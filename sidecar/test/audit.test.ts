@@ -159,6 +159,30 @@ t.test('reasons and resources go through the redaction; a malformed traceparent 
   t.notOk('traceparent' in (line ?? {}), 'a value that is not a traceparent is not copied')
 })
 
+// An MCP resource is named by its URI as the client wrote it (resources/read), and URIs carry credentials in
+// their userinfo (RFC 3986 3.2.1, deprecated but alive: postgres://user:password@host); an engine's reason can
+// quote an HTTP Basic credential (RFC 7617) as readily as a bearer one.
+t.test('a password in a URI and a Basic credential never reach the line', async (t) => {
+  const out = capture()
+  const audit = createAuditLog(STDOUT, { logger: silent, stdout: out.stream })
+  audit.record(
+    decision({
+      action: 'mcp.resource',
+      decision: 'deny',
+      resource: 'postgres://reporting:pw-fixture-1@db.internal:5432/sales',
+      reason:
+        'no rule allows https://bot:pw-fixture-2@git.example/repo.git; header was Basic Ym90OnB3LWZpeHR1cmUtMw==',
+    }),
+  )
+  await audit.close()
+  const text = out.text()
+  for (const secret of ['pw-fixture-1', 'pw-fixture-2', 'Ym90OnB3LWZpeHR1cmUtMw=='])
+    t.notOk(text.includes(secret), `${secret.slice(0, 10)}… is not in the line`)
+  const [line] = out.lines()
+  t.equal(line?.resource, 'postgres://reporting:[redacted]@db.internal:5432/sales', 'the user and host stay')
+  t.match(line?.reason, /https:\/\/bot:\[redacted\]@git\.example\/repo\.git; header was \[redacted\]$/)
+})
+
 t.test('a long reason is clipped: one decision stays one modest line', async (t) => {
   const out = capture()
   const audit = createAuditLog(STDOUT, { logger: silent, stdout: out.stream })

@@ -24,9 +24,12 @@ export interface LoggerOptions {
 }
 
 const SECRET_KEY = /authorization|api[-_]?key|token|secret|password|passwd|cookie|private|(^|[-_])key$/i
-// A JWT (three base64url parts), a bearer credential, or a provider key (sk-…, sk-ant-…).
+// A JWT (three base64url parts), a bearer or Basic (RFC 7617) credential, or a provider key (sk-…, sk-ant-…).
 const SECRET_VALUE =
-  /\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*|\b[Bb]earer\s+[A-Za-z0-9._~+/=-]+|\bsk-[A-Za-z0-9_-]{8,}/g
+  /\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*|\b[Bb]earer\s+[A-Za-z0-9._~+/=-]+|\b[Bb]asic\s+[A-Za-z0-9+/]{8,}={0,2}|\bsk-[A-Za-z0-9_-]{8,}/g
+// The password of a URI's userinfo (RFC 3986 3.2.1: `scheme://user:password@host`), as MCP resource URIs and
+// connection strings carry it; the user name and the host stay readable.
+const SECRET_USERINFO = /(\b[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s/?#@:]*:)[^\s/?#@]*@/g
 // A query parameter whose name says it holds a credential (`?access_token=…`, `&api_key=…`): its value goes.
 const SECRET_PARAM =
   /([?&;][^=&#\s]*(?:token|key|secret|password|passwd|auth|session|sig)[^=&#\s]*=)[^&#\s]*/gi
@@ -34,7 +37,10 @@ const REDACTED = '[redacted]'
 
 /** The value-based redaction of the logger, for any text that leaves the process (log and audit lines). */
 export function redactString(s: string): string {
-  return s.replace(SECRET_VALUE, REDACTED).replace(SECRET_PARAM, `$1${REDACTED}`)
+  return s
+    .replace(SECRET_VALUE, REDACTED)
+    .replace(SECRET_USERINFO, `$1${REDACTED}@`)
+    .replace(SECRET_PARAM, `$1${REDACTED}`)
 }
 
 function redact(value: unknown, showStack = false, depth = 0): unknown {
