@@ -41,6 +41,8 @@ export interface InjectStatus {
   /** Environment variables set per app container. */
   env: Record<string, string[]>
   annotations: string[]
+  /** Labels added (the opt-in label, for a pod that opted in by annotation); absent when none. */
+  labels?: string[]
 }
 
 export interface InjectResult {
@@ -196,6 +198,7 @@ export function inject(input: unknown, base: InjectorOptions, context: InjectCon
       volumes,
       Array.isArray(spec.containers) ? spec.containers : [],
       annotations,
+      fromLabel === undefined && fromAnnotation === 'on',
     )
   } catch (err) {
     // A field of the wrong type where the patch must go (volumes that are not a list, env that is not one):
@@ -213,6 +216,12 @@ function build(
   /** spec.containers as it was: indices are the patch's, so nothing is filtered out. */
   appContainers: JsonValue[],
   annotations: StringMap,
+  /**
+   * The pod opted in by annotation alone. Selectors see labels only (spire-controller-manager's ClusterSPIFFEID
+   * podSelector, a PodMonitor), so the opt-in is copied to the label: a pod whose sidecar no registration
+   * selects would wait for an SVID forever and never start its app.
+   */
+  labelOptIn: boolean,
 ): InjectResult {
   const patch = new PatchBuilder(object)
   const specPath: Segment[] = [...path, 'spec']
@@ -269,6 +278,10 @@ function build(
         status.annotations.push(k)
       }
     }
+  }
+  if (labelOptIn) {
+    patch.setKey([...metaPath, 'labels'], INJECT_KEY, 'enabled')
+    status.labels = [INJECT_KEY]
   }
   status.annotations.push(STATUS_ANNOTATION)
   patch.setKey([...metaPath, 'annotations'], STATUS_ANNOTATION, JSON.stringify(status))

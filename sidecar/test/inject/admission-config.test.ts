@@ -246,3 +246,45 @@ t.test('a pod label wins over the pod annotation in the selectors and the backst
     )
   }
 })
+
+// An injected sidecar waits for its SVID before the app may start (startup probe on /readyz), so a pod the
+// cluster injects that no ClusterSPIFFEID selects never starts. spire-controller-manager selects pods by
+// namespace and pod labels only: an opt-in by annotation must reach a label.
+t.test('every pod the cluster injects is registered by an example ClusterSPIFFEID', async (t) => {
+  const ids = parseAllDocuments(
+    readFileSync(
+      new URL('../../../deploy/kubernetes/examples/clusterspiffeids.yaml', import.meta.url),
+      'utf8',
+    ),
+  ).map((d) => d.toJS() as Obj)
+  const cases: Case[] = [
+    ...CASES.map(([c]) => c),
+    {
+      name: 'plain namespace, annotation enabled',
+      namespace: ns('default'),
+      annotations: { 'svidecar.io/inject': 'enabled' },
+    },
+    {
+      name: 'plain namespace, annotation true',
+      namespace: ns('default'),
+      annotations: { 'svidecar.io/inject': 'true' },
+    },
+    {
+      name: 'plain namespace, label disabled, annotation enabled',
+      namespace: ns('default'),
+      labels: { 'svidecar.io/inject': 'disabled' },
+      annotations: { 'svidecar.io/inject': 'enabled' },
+    },
+  ]
+  for (const c of cases) {
+    if (called(c).length === 0) continue
+    const r = inject(podFor(c), DEFAULT_OPTIONS, { namespaceOptedIn: true })
+    if (!r.injected) continue
+    const labels = (r.object.metadata as Obj | undefined)?.labels ?? {}
+    const by = ids.filter(
+      (id) => selects(id.spec.namespaceSelector, c.namespace) && selects(id.spec.podSelector, labels),
+    )
+    t.equal(by.length, 1, `${c.name}: registered by one ClusterSPIFFEID`)
+    t.same(inject(r.object, DEFAULT_OPTIONS, { namespaceOptedIn: true }).patch, [], `${c.name}: idempotent`)
+  }
+})
