@@ -208,6 +208,13 @@ export function inject(input: unknown, base: InjectorOptions, context: InjectCon
   }
 }
 
+/** A list of the original pod spec (`initContainers`), as it was: indices are the patch's. */
+function getSpecList(object: JsonObject, path: readonly string[], field: string): JsonValue[] {
+  let node: JsonValue | undefined = object
+  for (const seg of [...path, 'spec', field]) node = isObject(node) ? node[seg] : undefined
+  return Array.isArray(node) ? node : []
+}
+
 function build(
   object: JsonObject,
   path: readonly string[],
@@ -247,8 +254,17 @@ function build(
   for (const v of volumes) patch.insert([...specPath, 'volumes'], v, 'end')
 
   const env = outboundEnv(options)
-  appContainers.forEach((c, i) => {
-    if (!isObject(c)) return
+  // The app's init containers run after a native sidecar (which is now first among them) and may call out
+  // through it like the app; before a classic one, nothing listens yet.
+  const initContainers = getSpecList(object, path, 'initContainers')
+  const targets: [Segment, JsonValue, number][] = [
+    ...(options.mode === 'native'
+      ? initContainers.map((c, i) => ['initContainers', c, i + 1] as [Segment, JsonValue, number])
+      : []),
+    ...appContainers.map((c, i) => ['containers', c, i] as [Segment, JsonValue, number]),
+  ]
+  for (const [field, c, i] of targets) {
+    if (!isObject(c)) continue
     const has = new Set((Array.isArray(c.env) ? c.env : []).filter(isObject).map((e) => String(e.name)))
     const set: string[] = []
     for (const e of env) {
@@ -256,11 +272,11 @@ function build(
         warnings.push(`svidecar: container ${String(c.name)} sets ${e.name} itself; left as it is`)
         continue
       }
-      patch.insert([...specPath, 'containers', i, 'env'], e, 'end')
+      patch.insert([...specPath, field, i, 'env'], e, 'end')
       set.push(e.name)
     }
     if (set.length > 0) status.env[String(c.name)] = set
-  })
+  }
 
   if (options.prometheusAnnotations) {
     if (Object.keys(annotations).some((k) => k.startsWith('prometheus.io/'))) {

@@ -193,6 +193,39 @@ t.test('outbound base URLs for the app containers when asked', async (t) => {
   t.notOk(sidecarEnv.includes('OPENAI_BASE_URL'))
 })
 
+// Native sidecars start before the app's init containers so those can already call out through it (KEP-753
+// ordering); they need the base URLs as much as the app does. A classic sidecar starts after every init
+// container, so pointing one at it would only break it.
+t.test('outbound base URLs for the init containers that run after a native sidecar', async (t) => {
+  const object = pod({
+    metadata: { annotations: { 'svidecar.io/outbound-env': 'openai' } },
+    spec: {
+      initContainers: [{ name: 'warm-up', image: 'w', env: [{ name: 'A', value: '1' }] }],
+      containers: [{ name: 'app', image: 'a' }],
+    },
+  })
+  const url = { name: 'OPENAI_BASE_URL', value: 'http://127.0.0.1:15001/v1' }
+  const p = injectAndApply(t, object)
+  checkPod(t, p)
+  t.same(
+    p.spec.initContainers.map((c: Obj) => c.name),
+    ['svidecar', 'warm-up'],
+  )
+  t.same(
+    p.spec.initContainers[1].env,
+    [{ name: 'A', value: '1' }, url],
+    'the init container after the sidecar',
+  )
+  t.same(p.spec.containers[0].env, [url])
+  t.same(JSON.parse(p.metadata.annotations['svidecar.io/status']).env, {
+    'warm-up': ['OPENAI_BASE_URL'],
+    app: ['OPENAI_BASE_URL'],
+  })
+  const classic = injectAndApply(t, object, { ...DEFAULT_OPTIONS, mode: 'container' })
+  t.same(classic.spec.initContainers[0].env, [{ name: 'A', value: '1' }], 'classic: nothing to call yet')
+  t.same(classic.spec.containers[0].env, [url])
+})
+
 t.test('workload kinds: the pod template is injected', async (t) => {
   const template = { metadata: { labels: { app: 'a' } }, spec: { containers: [{ name: 'app', image: 'a' }] } }
   const cases: [string, string, Obj, string[]][] = [
