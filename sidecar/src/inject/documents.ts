@@ -137,7 +137,12 @@ export function injectYaml(text: string, options: InjectorOptions, source = '<in
       return
     }
     if (editable.directives !== undefined) editable.directives.docStart = null
-    const rendered = editable.toString({ lineWidth: 0 })
+    // A document written as one JSON object (`kubectl get -o json`) is answered in JSON, for jq and friends.
+    const json =
+      isMap(doc.contents) && doc.contents.flow === true && (sources[i] ?? '').trimStart().startsWith('{')
+    const rendered = json
+      ? `${JSON.stringify(editable.toJS(), null, 2)}\n`
+      : editable.toString({ lineWidth: 0 })
     out.push(i === 0 ? rendered : `---\n${rendered}`)
   })
   return { text: out.join(''), reports }

@@ -76,3 +76,19 @@ spec:
   t.match(out.text, /# top/)
   t.match(out.text, /# the name/)
 })
+
+// `kubectl get deploy agent -o json | svidecar inject -f - | jq …`: JSON in, JSON out (istioctl kube-inject
+// answers JSON with YAML, which jq cannot read either way; a half-flow YAML is worse).
+t.test('a JSON document comes back as JSON', async (t) => {
+  const object = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'a', annotations: { 'x/y~z': '1' } },
+    spec: { containers: [{ name: 'app', image: 'a' }] },
+  }
+  const expected = inject(object, DEFAULT_OPTIONS, { namespaceOptedIn: true }).object
+  for (const text of [JSON.stringify(object), `${JSON.stringify(object, null, 2)}\n`]) {
+    const out = injectYaml(text, DEFAULT_OPTIONS)
+    t.same(JSON.parse(out.text), expected, 'JSON.parse reads the output')
+  }
+})
