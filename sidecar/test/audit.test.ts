@@ -9,7 +9,7 @@ import { createAuditLog } from '../src/observe/audit.ts'
 import { RotatingFile } from '../src/observe/audit-file.ts'
 import { StreamSink } from '../src/observe/audit-sink.ts'
 import { type PolicyDecisionEvent, publishPolicyDecision } from '../src/observe/events.ts'
-import { createLogger } from '../src/observe/log.ts'
+import { createLogger, redactString } from '../src/observe/log.ts'
 
 const AGENT = 'spiffe://example.org/agent'
 const MCP = 'spiffe://example.org/mcp'
@@ -181,6 +181,29 @@ t.test('a password in a URI and a Basic credential never reach the line', async 
   const [line] = out.lines()
   t.equal(line?.resource, 'postgres://reporting:[redacted]@db.internal:5432/sales', 'the user and host stay')
   t.match(line?.reason, /https:\/\/bot:\[redacted\]@git\.example\/repo\.git; header was \[redacted\]$/)
+})
+
+// Redaction runs on the event loop over text a client chose (a path, a tool name, a URI, a body an engine
+// quoted), before the line is clipped. Patterns that backtrack turn a few KB of the right characters into
+// seconds or hours of a stalled sidecar (8 KB of `;key` took 24 s). Not a speed figure: linear work takes
+// milliseconds here, the quadratic and cubic shapes minutes and more, and the bound sits far from both.
+t.test('redaction stays linear on hostile text', async (t) => {
+  const n = 256 * 1024
+  const hostile: [string, string][] = [
+    ['parameter names', `GET /a${';key'.repeat(n / 4)}`],
+    ['separators', `GET /a${';'.repeat(n)}`],
+    ['JWT starts', 'eyJ-'.repeat(n / 4)],
+    ['URI schemes', 'a.'.repeat(n / 2)],
+    ['userinfo', '://a:'.repeat(n / 5)],
+  ]
+  for (const [name, text] of hostile) {
+    const started = process.hrtime.bigint()
+    redactString(text)
+    const ms = Number(process.hrtime.bigint() - started) / 1e6
+    t.ok(ms < 2000, `${name}: ${text.length} characters in ${ms.toFixed(1)} ms`)
+  }
+  // Still what it redacts.
+  t.equal(redactString('x-eyJa.b.c ?sig=1&a=2'), 'x-[redacted] ?sig=[redacted]&a=2')
 })
 
 t.test('a long reason is clipped: one decision stays one modest line', async (t) => {
