@@ -1,6 +1,8 @@
 // The pure injector: every patch is applied with fast-json-patch (a maintained RFC 6902 implementation, not
 // ours), the result is validated against the Kubernetes schemas (kubernetes-models) and the checks schemas
 // miss, and fed back in to prove a second injection changes nothing.
+
+import { readFileSync } from 'node:fs'
 import jsonpatch from 'fast-json-patch'
 import t, { type Test } from 'tap'
 import { isSvidecarError } from '../../src/errors/index.ts'
@@ -143,6 +145,30 @@ t.test('classic mode (clusters before 1.29) appends a regular container', async 
   t.equal(p.spec.containers[1].restartPolicy, undefined)
   const cluster = injectAndApply(t, pod(), { ...DEFAULT_OPTIONS, mode: 'container' })
   t.equal(cluster.spec.containers[1].name, 'svidecar', 'or for every pod by the injector option')
+})
+
+// A classic sidecar gets SIGTERM together with the app (no KEP-753 ordering) and would stop accepting at once,
+// so an app that calls out while it shuts down fails; Istio delays its proxy (terminationDrainDuration, 5 s).
+// The image has no shell and `preStop.sleep` needs 1.30, later than the clusters classic mode is for: the
+// image's own Node waits instead.
+t.test("classic mode delays the sidecar's SIGTERM; native mode needs no delay", async (t) => {
+  const classic = injectAndApply(t, pod(), { ...DEFAULT_OPTIONS, mode: 'container' })
+  checkPod(t, classic)
+  const sidecar = classic.spec.containers[1]
+  const command: string[] = sidecar.lifecycle?.preStop?.exec?.command ?? []
+  const entrypoint = readFileSync(new URL('../../../Dockerfile', import.meta.url), 'utf8').match(
+    /^ENTRYPOINT \["([^"]+)"/m,
+  )?.[1]
+  t.equal(command[0], entrypoint, "the image's Node")
+  t.equal(command[1], '-e')
+  t.doesNotThrow(() => new Function(command[2] ?? '('), 'the script is JavaScript')
+  const seconds = Number(/setTimeout\(\(\) => \{\}, (\d+)\)/.exec(command[2] ?? '')?.[1]) / 1000
+  t.ok(
+    seconds >= 5 && seconds + 20 < 30,
+    `${seconds} s: drained within the default grace period with drainTimeout`,
+  )
+  const native = injectAndApply(t, pod())
+  t.equal(native.spec.initContainers[0].lifecycle, undefined, 'native: stopped after the app by the kubelet')
 })
 
 t.test('hostPath socket on request; it fails the restricted level, which the test shows', async (t) => {
