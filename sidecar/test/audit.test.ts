@@ -216,6 +216,34 @@ t.test('a long reason is clipped: one decision stays one modest line', async (t)
   t.equal(String(line?.resource).length, 2049)
 })
 
+// A clip in the middle of a surrogate pair leaves half a character: JSON.stringify writes it as a lone \ud83d
+// escape, which strict readers refuse and others turn into U+FFFD. The line must stay well-formed Unicode.
+t.test('a clip never splits a character', async (t) => {
+  const out = capture()
+  const audit = createAuditLog(STDOUT, { logger: silent, stdout: out.stream })
+  const emoji = '\u{1F600}'
+  audit.record(
+    decision({
+      action: 'mcp.tool',
+      resource: `${'t'.repeat(2047)}${emoji.repeat(10)}`,
+      reason: 'x'.repeat(2047) + emoji,
+    }),
+  )
+  await audit.close()
+  const text = out.text()
+  t.notMatch(text, /\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f])/i, 'no lone surrogate escape in the line')
+  const [line] = out.lines()
+  t.ok(String(line?.resource).isWellFormed(), 'the resource is well-formed')
+  t.ok(String(line?.reason).isWellFormed(), 'the reason is well-formed')
+  t.ok(String(line?.resource).startsWith('t'.repeat(2047)))
+
+  const lone = capture()
+  const again = createAuditLog(STDOUT, { logger: silent, stdout: lone.stream })
+  again.record(decision({ action: 'mcp.tool', resource: 'get\ud83d_weather' }))
+  await again.close()
+  t.equal(lone.lines()[0]?.resource, 'get\ufffd_weather', 'a lone surrogate from a client is replaced')
+})
+
 t.test('an event that breaks the contract is counted as lost, never thrown at the publisher', async (t) => {
   const out = capture()
   let lost = 0
