@@ -250,6 +250,14 @@ function build(
     // Last: the first container stays the one kubectl exec and logs pick by default.
     patch.insert([...specPath, 'containers'], sidecarContainer(options), 'end')
     status.containers.push(SIDECAR_NAME)
+    const restartPolicy = patch.get([...specPath, 'restartPolicy'])
+    if (restartPolicy === 'Never' || restartPolicy === 'OnFailure') {
+      // A regular container that never exits keeps a Job's pod running after its work is done.
+      warnings.push(
+        `svidecar: restartPolicy ${restartPolicy}: the classic sidecar keeps the pod running after the app exits; ` +
+          'use native sidecars (svidecar.io/mode: native, Kubernetes >= 1.29)',
+      )
+    }
   }
   for (const v of volumes) patch.insert([...specPath, 'volumes'], v, 'end')
 

@@ -171,6 +171,30 @@ t.test("classic mode delays the sidecar's SIGTERM; native mode needs no delay", 
   t.equal(native.spec.initContainers[0].lifecycle, undefined, 'native: stopped after the app by the kubelet')
 })
 
+// A Job's pod ends when its containers do; a classic sidecar never exits on its own, so the pod runs on and the
+// Job never completes (the case native sidecars were made for, kubernetes.md 1.7). Said, not refused: the
+// cluster may have no native sidecars.
+t.test('classic mode warns on pods that run to completion', async (t) => {
+  for (const restartPolicy of ['Never', 'OnFailure']) {
+    const object = pod({ spec: { restartPolicy, containers: [{ name: 'app', image: 'a' }] } })
+    const classic = inject(object, { ...DEFAULT_OPTIONS, mode: 'container' }, OPTED_IN)
+    t.ok(classic.injected)
+    t.match(classic.warnings, [
+      /restartPolicy .*: the classic sidecar keeps the pod running.*svidecar\.io\/mode/,
+    ])
+    t.same(
+      inject(object, DEFAULT_OPTIONS, OPTED_IN).warnings,
+      [],
+      `${restartPolicy}: native mode stops with the app`,
+    )
+  }
+  t.same(
+    inject(pod(), { ...DEFAULT_OPTIONS, mode: 'container' }, OPTED_IN).warnings,
+    [],
+    'Always: nothing to say',
+  )
+})
+
 t.test('hostPath socket on request; it fails the restricted level, which the test shows', async (t) => {
   const p = injectAndApply(t, pod({ metadata: { annotations: { 'svidecar.io/workload-api': 'hostPath' } } }))
   t.same(p.spec.volumes[0], {
