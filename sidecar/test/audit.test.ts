@@ -206,6 +206,15 @@ t.test('redaction stays linear on hostile text', async (t) => {
   t.equal(redactString('x-eyJa.b.c ?sig=1&a=2'), 'x-[redacted] ?sig=[redacted]&a=2')
 })
 
+// OAuth 2.0's implicit grant returns the token in the fragment (RFC 6749 4.2.2: `#access_token=…`), and an MCP
+// resource URI or a reason can quote such a URL.
+t.test('a token in a URI fragment is redacted like one in the query', async (t) => {
+  t.equal(
+    redactString('https://agent.example/cb#access_token=tok-fixture-5&token_type=bearer&state=s1'),
+    'https://agent.example/cb#access_token=[redacted]&token_type=[redacted]&state=s1',
+  )
+})
+
 t.test('a long reason is clipped: one decision stays one modest line', async (t) => {
   const out = capture()
   const audit = createAuditLog(STDOUT, { logger: silent, stdout: out.stream })

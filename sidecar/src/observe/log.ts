@@ -31,10 +31,11 @@ const SECRET_VALUE =
 // connection strings carry it; the user name and the host stay readable. Anchored on `://`, not on the scheme:
 // a scheme pattern restarted at every letter of `a.a.a.…` and went quadratic.
 const SECRET_USERINFO = /(:\/\/[^\s/?#@:]*:)[^\s/?#@]*@/g
-// A query parameter whose name says it holds a credential (`?access_token=…`, `&api_key=…`): its value goes.
+// A query or fragment parameter whose name says it holds a credential (`?access_token=…`, `&api_key=…`, and
+// OAuth's implicit grant `#access_token=…`, RFC 6749 4.2.2): its value goes.
 // The name stops at the next separator and is tested apart: one pattern with the words inside it backtracked
 // cubically on a path of `;key` repeated (24 s of event loop for 8 KB of a client's path).
-const PARAM = /([?&;][^=&#;?\s]*=)([^&#\s]*)/g
+const PARAM = /([?&;#][^=&#;?\s]*=)([^&#\s]*)/g
 const SECRET_PARAM_NAME = /token|key|secret|password|passwd|auth|session|sig/i
 const REDACTED = '[redacted]'
 
