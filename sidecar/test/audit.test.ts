@@ -9,7 +9,7 @@ import { createAuditLog } from '../src/observe/audit.ts'
 import { RotatingFile } from '../src/observe/audit-file.ts'
 import { StreamSink } from '../src/observe/audit-sink.ts'
 import { type PolicyDecisionEvent, publishPolicyDecision } from '../src/observe/events.ts'
-import { createLogger } from '../src/observe/log.ts'
+import { createLogger, redactString } from '../src/observe/log.ts'
 
 const AGENT = 'spiffe://example.org/agent'
 const MCP = 'spiffe://example.org/mcp'
@@ -159,6 +159,62 @@ t.test('reasons and resources go through the redaction; a malformed traceparent 
   t.notOk('traceparent' in (line ?? {}), 'a value that is not a traceparent is not copied')
 })
 
+// An MCP resource is named by its URI as the client wrote it (resources/read), and URIs carry credentials in
+// their userinfo (RFC 3986 3.2.1, deprecated but alive: postgres://user:password@host); an engine's reason can
+// quote an HTTP Basic credential (RFC 7617) as readily as a bearer one.
+t.test('a password in a URI and a Basic credential never reach the line', async (t) => {
+  const out = capture()
+  const audit = createAuditLog(STDOUT, { logger: silent, stdout: out.stream })
+  audit.record(
+    decision({
+      action: 'mcp.resource',
+      decision: 'deny',
+      resource: 'postgres://reporting:pw-fixture-1@db.internal:5432/sales',
+      reason:
+        'no rule allows https://bot:pw-fixture-2@git.example/repo.git; header was Basic Ym90OnB3LWZpeHR1cmUtMw==',
+    }),
+  )
+  await audit.close()
+  const text = out.text()
+  for (const secret of ['pw-fixture-1', 'pw-fixture-2', 'Ym90OnB3LWZpeHR1cmUtMw=='])
+    t.notOk(text.includes(secret), `${secret.slice(0, 10)}… is not in the line`)
+  const [line] = out.lines()
+  t.equal(line?.resource, 'postgres://reporting:[redacted]@db.internal:5432/sales', 'the user and host stay')
+  t.match(line?.reason, /https:\/\/bot:\[redacted\]@git\.example\/repo\.git; header was \[redacted\]$/)
+})
+
+// Redaction runs on the event loop over text a client chose (a path, a tool name, a URI, a body an engine
+// quoted), before the line is clipped. Patterns that backtrack turn a few KB of the right characters into
+// seconds or hours of a stalled sidecar (8 KB of `;key` took 24 s). Not a speed figure: linear work takes
+// milliseconds here, the quadratic and cubic shapes minutes and more, and the bound sits far from both.
+t.test('redaction stays linear on hostile text', async (t) => {
+  const n = 256 * 1024
+  const hostile: [string, string][] = [
+    ['parameter names', `GET /a${';key'.repeat(n / 4)}`],
+    ['separators', `GET /a${';'.repeat(n)}`],
+    ['JWT starts', 'eyJ-'.repeat(n / 4)],
+    ['URI schemes', 'a.'.repeat(n / 2)],
+    ['userinfo', '://a:'.repeat(n / 5)],
+  ]
+  for (const [name, text] of hostile) {
+    const started = process.hrtime.bigint()
+    redactString(text)
+    const ms = Number(process.hrtime.bigint() - started) / 1e6
+    t.ok(ms < 2000, `${name}: ${text.length} characters in ${ms.toFixed(1)} ms`)
+  }
+  // Still what it redacts.
+  t.equal(redactString('x-eyJa.b.c ?sig=1&a=2'), 'x-[redacted] ?sig=[redacted]&a=2')
+})
+
+// OAuth 2.0's implicit grant returns the token in the fragment (RFC 6749 4.2.2: `#access_token=…`), and an MCP
+// resource URI or a reason can quote such a URL.
+t.test('a token in a URI fragment is redacted like one in the query', async (t) => {
+  t.equal(
+    redactString('https://agent.example/cb#access_token=tok-fixture-5&token_type=bearer&state=s1'),
+    'https://agent.example/cb#access_token=[redacted]&token_type=[redacted]&state=s1',
+  )
+})
+
 t.test('a long reason is clipped: one decision stays one modest line', async (t) => {
   const out = capture()
   const audit = createAuditLog(STDOUT, { logger: silent, stdout: out.stream })
@@ -167,6 +223,34 @@ t.test('a long reason is clipped: one decision stays one modest line', async (t)
   const [line] = out.lines()
   t.equal(line?.reason, `${'r'.repeat(2048)}…`)
   t.equal(String(line?.resource).length, 2049)
+})
+
+// A clip in the middle of a surrogate pair leaves half a character: JSON.stringify writes it as a lone \ud83d
+// escape, which strict readers refuse and others turn into U+FFFD. The line must stay well-formed Unicode.
+t.test('a clip never splits a character', async (t) => {
+  const out = capture()
+  const audit = createAuditLog(STDOUT, { logger: silent, stdout: out.stream })
+  const emoji = '\u{1F600}'
+  audit.record(
+    decision({
+      action: 'mcp.tool',
+      resource: `${'t'.repeat(2047)}${emoji.repeat(10)}`,
+      reason: 'x'.repeat(2047) + emoji,
+    }),
+  )
+  await audit.close()
+  const text = out.text()
+  t.notMatch(text, /\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f])/i, 'no lone surrogate escape in the line')
+  const [line] = out.lines()
+  t.ok(String(line?.resource).isWellFormed(), 'the resource is well-formed')
+  t.ok(String(line?.reason).isWellFormed(), 'the reason is well-formed')
+  t.ok(String(line?.resource).startsWith('t'.repeat(2047)))
+
+  const lone = capture()
+  const again = createAuditLog(STDOUT, { logger: silent, stdout: lone.stream })
+  again.record(decision({ action: 'mcp.tool', resource: 'get\ud83d_weather' }))
+  await again.close()
+  t.equal(lone.lines()[0]?.resource, 'get\ufffd_weather', 'a lone surrogate from a client is replaced')
 })
 
 t.test('an event that breaks the contract is counted as lost, never thrown at the publisher', async (t) => {

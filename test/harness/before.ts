@@ -9,6 +9,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { ensureDebianTools } from './debian.ts'
 import { ensureGhostunnel } from './ghostunnel-install.ts'
+import { ensureKubeStrict } from './kube-strict-install.ts'
 import { ensureKustomize } from './kustomize-install.ts'
 import { OPA_UNAVAILABLE_MARKER } from './opa-available.ts'
 import { ensureOpa } from './opa-install.ts'
@@ -58,5 +59,13 @@ try {
 } catch (err) {
   process.stderr.write(
     `\n!!! kustomize is unavailable: ${err instanceof Error ? err.message : String(err)}\n\n`,
+  )
+}
+try {
+  // kubernetes-strict.test.ts decodes the rendered manifests with it.
+  await ensureKubeStrict()
+} catch (err) {
+  process.stderr.write(
+    `\n!!! kube-strict is unavailable: ${err instanceof Error ? err.message : String(err)}\n\n`,
   )
 }

@@ -10,7 +10,7 @@
  */
 import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { cacheDir } from './cache.ts'
 
 // A build takes minutes; a lock older than this belongs to a process that died.
@@ -21,6 +21,8 @@ export interface GoTool {
   key: string
   /** The wrapper module's go.mod, without the module line. */
   goMod: string
+  /** Files of the wrapper module itself (path → content), for a tool that is our own small program. */
+  sources?: Record<string, string>
   packages: string[]
   binaries: string[]
   env?: Record<string, string>
@@ -65,6 +67,10 @@ async function build(tool: GoTool, root: string): Promise<void> {
   const work = join(root, 'build')
   mkdirSync(work, { recursive: true })
   writeFileSync(join(work, 'go.mod'), `module svidecar.invalid/${tool.key}-build\n\n${tool.goMod.trim()}\n`)
+  for (const [path, content] of Object.entries(tool.sources ?? {})) {
+    mkdirSync(dirname(join(work, path)), { recursive: true })
+    writeFileSync(join(work, path), content)
+  }
   const staging = join(root, `bin.partial-${process.pid}`)
   rmSync(staging, { recursive: true, force: true })
   mkdirSync(staging)

@@ -6,7 +6,7 @@
  * copy, so comments and most of the layout of what it did not touch stay;
  * documents it does not inject into are written back byte for byte.
  */
-import { CST, type Document, isMap, isSeq, Parser, parseAllDocuments } from 'yaml'
+import { CST, Document, isMap, isSeq, Parser, parseAllDocuments, visit } from 'yaml'
 import { SvidecarError } from '../errors/index.ts'
 import { type InjectContext, inject } from './inject.ts'
 import type { AddOperation, JsonValue } from './json-patch.ts'
@@ -65,7 +65,9 @@ function label(object: Record<string, unknown>): { kind: string; name: string } 
 
 /** Injects every document of `text`; throws (naming the document) on a parse error or a refusal. */
 export function injectYaml(text: string, options: InjectorOptions, source = '<input>'): InjectedFile {
-  const docs = parseAllDocuments(text, { uniqueKeys: true })
+  // Merge keys (`<<: *defaults`) resolved as kubectl's YAML reader resolves them: the injector must see the
+  // object the API server will get.
+  const docs = parseAllDocuments(text, { uniqueKeys: true, merge: true })
   if (!Array.isArray(docs)) return { text, reports: [] }
   const sources = documentSources(text)
   if (sources.length !== docs.length) {
@@ -82,11 +84,23 @@ export function injectYaml(text: string, options: InjectorOptions, source = '<in
     if (error !== undefined) {
       throw new SvidecarError('SVD_INJECT_INVALID', `${source}: document ${index}: ${error.message}`)
     }
-    const js = doc.toJS({ maxAliasCount: 100 }) as JsonValue
+    // Through JSON, as kubectl sends it: an alias would otherwise be one shared object, patched twice.
+    const js = JSON.parse(JSON.stringify(doc.toJS({ maxAliasCount: 100 }) ?? null)) as JsonValue
     if (js === null || js === undefined) {
       out.push(sources[i] as string)
       return
     }
+    // An alias makes one node appear in several places, and a merge key makes fields appear where no node
+    // holds them: a patch applied to such a document would land in the wrong place, or nowhere. Those
+    // documents are written out resolved (their comments are lost); all others keep their layout.
+    let aliased = false
+    visit(doc, {
+      Alias() {
+        aliased = true
+        return visit.BREAK
+      },
+    })
+    const editable = aliased ? new Document(js, { aliasDuplicateObjects: false }) : doc
     const isList =
       typeof js === 'object' && !Array.isArray(js) && js.kind === 'List' && Array.isArray(js.items)
     const targets: { item?: number; value: unknown; prefix: (string | number)[] }[] = isList
@@ -116,14 +130,19 @@ export function injectYaml(text: string, options: InjectorOptions, source = '<in
         reason: result.reason,
         warnings: result.warnings,
       })
-      if (result.injected) applyToDocument(doc, target.prefix, result.patch)
+      if (result.injected) applyToDocument(editable, target.prefix, result.patch)
     }
     if (!reports.some((r) => r.index === index && r.injected)) {
       out.push(sources[i] as string)
       return
     }
-    doc.directives.docStart = null
-    const rendered = doc.toString({ lineWidth: 0 })
+    if (editable.directives !== undefined) editable.directives.docStart = null
+    // A document written as one JSON object (`kubectl get -o json`) is answered in JSON, for jq and friends.
+    const json =
+      isMap(doc.contents) && doc.contents.flow === true && (sources[i] ?? '').trimStart().startsWith('{')
+    const rendered = json
+      ? `${JSON.stringify(editable.toJS(), null, 2)}\n`
+      : editable.toString({ lineWidth: 0 })
     out.push(i === 0 ? rendered : `---\n${rendered}`)
   })
   return { text: out.join(''), reports }

@@ -41,6 +41,8 @@ export interface InjectStatus {
   /** Environment variables set per app container. */
   env: Record<string, string[]>
   annotations: string[]
+  /** Labels added (the opt-in label, for a pod that opted in by annotation); absent when none. */
+  labels?: string[]
 }
 
 export interface InjectResult {
@@ -196,6 +198,7 @@ export function inject(input: unknown, base: InjectorOptions, context: InjectCon
       volumes,
       Array.isArray(spec.containers) ? spec.containers : [],
       annotations,
+      fromLabel === undefined && fromAnnotation === 'on',
     )
   } catch (err) {
     // A field of the wrong type where the patch must go (volumes that are not a list, env that is not one):
@@ -203,6 +206,13 @@ export function inject(input: unknown, base: InjectorOptions, context: InjectCon
     if (err instanceof TypeError) throw new SvidecarError('SVD_INJECT_INVALID', `${where}: ${err.message}`)
     throw err
   }
+}
+
+/** A list of the original pod spec (`initContainers`), as it was: indices are the patch's. */
+function getSpecList(object: JsonObject, path: readonly string[], field: string): JsonValue[] {
+  let node: JsonValue | undefined = object
+  for (const seg of [...path, 'spec', field]) node = isObject(node) ? node[seg] : undefined
+  return Array.isArray(node) ? node : []
 }
 
 function build(
@@ -213,6 +223,12 @@ function build(
   /** spec.containers as it was: indices are the patch's, so nothing is filtered out. */
   appContainers: JsonValue[],
   annotations: StringMap,
+  /**
+   * The pod opted in by annotation alone. Selectors see labels only (spire-controller-manager's ClusterSPIFFEID
+   * podSelector, a PodMonitor), so the opt-in is copied to the label: a pod whose sidecar no registration
+   * selects would wait for an SVID forever and never start its app.
+   */
+  labelOptIn: boolean,
 ): InjectResult {
   const patch = new PatchBuilder(object)
   const specPath: Segment[] = [...path, 'spec']
@@ -234,12 +250,29 @@ function build(
     // Last: the first container stays the one kubectl exec and logs pick by default.
     patch.insert([...specPath, 'containers'], sidecarContainer(options), 'end')
     status.containers.push(SIDECAR_NAME)
+    const restartPolicy = patch.get([...specPath, 'restartPolicy'])
+    if (restartPolicy === 'Never' || restartPolicy === 'OnFailure') {
+      // A regular container that never exits keeps a Job's pod running after its work is done.
+      warnings.push(
+        `svidecar: restartPolicy ${restartPolicy}: the classic sidecar keeps the pod running after the app exits; ` +
+          'use native sidecars (svidecar.io/mode: native, Kubernetes >= 1.29)',
+      )
+    }
   }
   for (const v of volumes) patch.insert([...specPath, 'volumes'], v, 'end')
 
   const env = outboundEnv(options)
-  appContainers.forEach((c, i) => {
-    if (!isObject(c)) return
+  // The app's init containers run after a native sidecar (which is now first among them) and may call out
+  // through it like the app; before a classic one, nothing listens yet.
+  const initContainers = getSpecList(object, path, 'initContainers')
+  const targets: [Segment, JsonValue, number][] = [
+    ...(options.mode === 'native'
+      ? initContainers.map((c, i) => ['initContainers', c, i + 1] as [Segment, JsonValue, number])
+      : []),
+    ...appContainers.map((c, i) => ['containers', c, i] as [Segment, JsonValue, number]),
+  ]
+  for (const [field, c, i] of targets) {
+    if (!isObject(c)) continue
     const has = new Set((Array.isArray(c.env) ? c.env : []).filter(isObject).map((e) => String(e.name)))
     const set: string[] = []
     for (const e of env) {
@@ -247,11 +280,11 @@ function build(
         warnings.push(`svidecar: container ${String(c.name)} sets ${e.name} itself; left as it is`)
         continue
       }
-      patch.insert([...specPath, 'containers', i, 'env'], e, 'end')
+      patch.insert([...specPath, field, i, 'env'], e, 'end')
       set.push(e.name)
     }
     if (set.length > 0) status.env[String(c.name)] = set
-  })
+  }
 
   if (options.prometheusAnnotations) {
     if (Object.keys(annotations).some((k) => k.startsWith('prometheus.io/'))) {
@@ -269,6 +302,10 @@ function build(
         status.annotations.push(k)
       }
     }
+  }
+  if (labelOptIn) {
+    patch.setKey([...metaPath, 'labels'], INJECT_KEY, 'enabled')
+    status.labels = [INJECT_KEY]
   }
   status.annotations.push(STATUS_ANNOTATION)
   patch.setKey([...metaPath, 'annotations'], STATUS_ANNOTATION, JSON.stringify(status))

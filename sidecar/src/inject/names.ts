@@ -47,11 +47,14 @@ export const SIDECAR_UID = 65532
 const ON = new Set(['enabled', 'true'])
 const OFF = new Set(['disabled', 'false'])
 
-/** `on`/`off` for a switch value, `undefined` when absent, `invalid` for anything else. */
+/**
+ * `on`/`off` for a switch value, `undefined` when absent, `invalid` for anything else. Exact, as the API
+ * server's selectors and CEL conditions compare it: `Disabled` read as off here would be a pod the webhook
+ * skips and the backstop policy then rejects for having no sidecar.
+ */
 export function switchValue(v: string | undefined): 'on' | 'off' | 'invalid' | undefined {
   if (v === undefined) return undefined
-  const s = v.trim().toLowerCase()
-  if (ON.has(s)) return 'on'
-  if (OFF.has(s)) return 'off'
+  if (ON.has(v)) return 'on'
+  if (OFF.has(v)) return 'off'
   return 'invalid'
 }

@@ -33,6 +33,10 @@ function probe(path: string, periodSeconds: number, failureThreshold: number): J
   }
 }
 
+// The image's Node (distroless: /nodejs/bin/node, the Dockerfile's ENTRYPOINT).
+const NODE = '/nodejs/bin/node'
+const CLASSIC_DRAIN_DELAY_MS = 5000
+
 export function sidecarContainer(o: PodOptions): JsonObject {
   const socket = `unix://${MOUNTS.workloadApi}/${o.socketName}`
   const container: JsonObject = {
@@ -68,6 +72,14 @@ export function sidecarContainer(o: PodOptions): JsonObject {
   if (o.mode === 'native') {
     // KEP-753: an init container that keeps running; it starts first and stops after the app.
     container.restartPolicy = 'Always'
+  } else {
+    // A regular container gets SIGTERM with the app and would stop accepting at once, failing the calls the app
+    // makes while it shuts down: hold the sidecar's SIGTERM back for a while, as Istio does for its proxy
+    // (terminationDrainDuration). The image has no shell, and preStop.sleep needs a newer cluster than this
+    // mode is for; its own Node waits. With drainTimeout's 20 s this stays inside the default 30 s grace period.
+    container.lifecycle = {
+      preStop: { exec: { command: [NODE, '-e', `setTimeout(() => {}, ${CLASSIC_DRAIN_DELAY_MS})`] } },
+    }
   }
   return container
 }

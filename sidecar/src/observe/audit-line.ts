@@ -32,11 +32,20 @@ export interface AuditRecord {
 
 const MAX_FIELD = 2048
 
-/** Redacted, and clipped so one line stays one line's worth whatever a decision service answered. */
-function text(s: string): string {
-  const r = redactString(s)
-  return r.length <= MAX_FIELD ? r : `${r.slice(0, MAX_FIELD)}…`
+/**
+ * Redacted, well-formed (a lone surrogate a client sent becomes U+FFFD, and a clip never splits a pair: strict
+ * JSON readers refuse half a character), and clipped so one line stays one line's worth whatever a decision
+ * service answered.
+ */
+export function auditText(s: string, max: number): string {
+  const r = redactString(s).toWellFormed()
+  if (r.length <= max) return r
+  const code = r.charCodeAt(max - 1)
+  const end = code >= 0xd800 && code <= 0xdbff ? max - 1 : max
+  return `${r.slice(0, end)}…`
 }
+
+const text = (s: string) => auditText(s, MAX_FIELD)
 
 export function auditRecord(e: PolicyDecisionEvent): AuditRecord {
   return {

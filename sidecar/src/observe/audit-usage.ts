@@ -5,16 +5,14 @@
  * a client chose (the model) go through the logger's redaction and are
  * clipped, like the decision line's resource.
  */
+
+import { auditText } from './audit-line.ts'
 import type { LlmUsageEvent } from './events.ts'
-import { redactString } from './log.ts'
 
 const TRACEPARENT = /^(?!ff)[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/
 const MAX_FIELD = 256
 
-function text(s: string): string {
-  const r = redactString(s)
-  return r.length <= MAX_FIELD ? r : `${r.slice(0, MAX_FIELD)}…`
-}
+const text = (s: string) => auditText(s, MAX_FIELD)
 
 const ms = (v: number) => Math.round(v * 1000) / 1000
 

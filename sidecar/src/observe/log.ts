@@ -24,17 +24,62 @@ export interface LoggerOptions {
 }
 
 const SECRET_KEY = /authorization|api[-_]?key|token|secret|password|passwd|cookie|private|(^|[-_])key$/i
-// A JWT (three base64url parts), a bearer credential, or a provider key (sk-…, sk-ant-…).
+// A bearer or Basic (RFC 7617) credential, or a provider key (sk-…, sk-ant-…). JWTs are found by jwtEnd.
 const SECRET_VALUE =
-  /\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*|\b[Bb]earer\s+[A-Za-z0-9._~+/=-]+|\bsk-[A-Za-z0-9_-]{8,}/g
-// A query parameter whose name says it holds a credential (`?access_token=…`, `&api_key=…`): its value goes.
-const SECRET_PARAM =
-  /([?&;][^=&#\s]*(?:token|key|secret|password|passwd|auth|session|sig)[^=&#\s]*=)[^&#\s]*/gi
+  /\b[Bb]earer\s+[A-Za-z0-9._~+/=-]+|\b[Bb]asic\s+[A-Za-z0-9+/]{8,}={0,2}|\bsk-[A-Za-z0-9_-]{8,}/g
+// The password of a URI's userinfo (RFC 3986 3.2.1: `scheme://user:password@host`), as MCP resource URIs and
+// connection strings carry it; the user name and the host stay readable. Anchored on `://`, not on the scheme:
+// a scheme pattern restarted at every letter of `a.a.a.…` and went quadratic.
+const SECRET_USERINFO = /(:\/\/[^\s/?#@:]*:)[^\s/?#@]*@/g
+// A query or fragment parameter whose name says it holds a credential (`?access_token=…`, `&api_key=…`, and
+// OAuth's implicit grant `#access_token=…`, RFC 6749 4.2.2): its value goes.
+// The name stops at the next separator and is tested apart: one pattern with the words inside it backtracked
+// cubically on a path of `;key` repeated (24 s of event loop for 8 KB of a client's path).
+const PARAM = /([?&;#][^=&#;?\s]*=)([^&#\s]*)/g
+const SECRET_PARAM_NAME = /token|key|secret|password|passwd|auth|session|sig/i
 const REDACTED = '[redacted]'
+
+// Everything here runs on text a client chose (paths, tool names, URIs, whole bodies quoted in a reason), on
+// the event loop: each pattern must be linear in the length of its input.
+const JWT_START = /\beyJ/g
+const B64URL = /[A-Za-z0-9_-]/
+
+function runEnd(s: string, from: number): number {
+  let i = from
+  while (i < s.length && B64URL.test(s[i] as string)) i++
+  return i
+}
+
+/**
+ * JWTs (`eyJ…` header, payload and signature in base64url, joined by dots) replaced. A scan rather than one
+ * pattern: `\beyJ[…]*\.` retried at every `eyJ` of `eyJ-eyJ-…` rescans the same run each time (quadratic);
+ * here every start inside a run that has failed is skipped, since it would fail at the same place.
+ */
+function redactJwts(s: string): string {
+  let out = ''
+  let copied = 0
+  JWT_START.lastIndex = 0
+  for (let m = JWT_START.exec(s); m !== null; m = JWT_START.exec(s)) {
+    const start = m.index
+    const header = runEnd(s, start + 3)
+    const payload = s[header] === '.' ? runEnd(s, header + 1) : -1
+    if (payload <= header + 1 || s[payload] !== '.') {
+      JWT_START.lastIndex = Math.max(header, start + 1)
+      continue
+    }
+    const end = runEnd(s, payload + 1)
+    out += `${s.slice(copied, start)}${REDACTED}`
+    copied = end
+    JWT_START.lastIndex = end
+  }
+  return copied === 0 ? s : out + s.slice(copied)
+}
 
 /** The value-based redaction of the logger, for any text that leaves the process (log and audit lines). */
 export function redactString(s: string): string {
-  return s.replace(SECRET_VALUE, REDACTED).replace(SECRET_PARAM, `$1${REDACTED}`)
+  return redactJwts(s.replace(SECRET_VALUE, REDACTED))
+    .replace(SECRET_USERINFO, `$1${REDACTED}@`)
+    .replace(PARAM, (whole, name: string) => (SECRET_PARAM_NAME.test(name) ? `${name}${REDACTED}` : whole))
 }
 
 function redact(value: unknown, showStack = false, depth = 0): unknown {

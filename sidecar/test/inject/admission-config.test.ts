@@ -182,3 +182,109 @@ t.test('the backstop rejects a pod that slipped past the injector in an opted-in
   )
   t.equal(rejected(classic.object, enabledNs), false, 'a classic sidecar counts too')
 })
+
+// The API server compares label and annotation values exactly (selectors, CEL `in`), so the injector must too:
+// a value it read differently would inject where the cluster says no, or skip a pod the backstop then rejects
+// with a message that blames a missing injector.
+t.test('switch values the API server does not know are refused, not guessed', async (t) => {
+  for (const value of ['Disabled', 'FALSE', ' enabled', 'True']) {
+    const c: Case = { name: value, namespace: enabledNs, labels: { 'svidecar.io/inject': value } }
+    t.same(called(c), ['namespace.inject.svidecar.io'], `${JSON.stringify(value)}: the API server calls`)
+    t.throws(
+      () => inject(podFor(c), DEFAULT_OPTIONS, { namespaceOptedIn: true }),
+      { code: 'SVD_INJECT_INVALID', message: /svidecar\.io\/inject/ },
+      `${JSON.stringify(value)}: refused with the reason, not read as a switch`,
+    )
+  }
+})
+
+// README: "a label wins over an annotation", in the cluster as in `svidecar inject`.
+t.test('a pod label wins over the pod annotation in the selectors and the backstop too', async (t) => {
+  const cases: [Case, boolean][] = [
+    [
+      {
+        name: 'opted-in namespace, label enabled, annotation disabled',
+        namespace: enabledNs,
+        labels: { 'svidecar.io/inject': 'enabled' },
+        annotations: { 'svidecar.io/inject': 'disabled' },
+      },
+      true,
+    ],
+    [
+      {
+        name: 'plain namespace, label enabled, annotation false',
+        namespace: ns('default'),
+        labels: { 'svidecar.io/inject': 'enabled' },
+        annotations: { 'svidecar.io/inject': 'false' },
+      },
+      true,
+    ],
+    [
+      {
+        name: 'opted-in namespace, label disabled, annotation enabled',
+        namespace: enabledNs,
+        labels: { 'svidecar.io/inject': 'disabled' },
+        annotations: { 'svidecar.io/inject': 'enabled' },
+      },
+      false,
+    ],
+  ]
+  for (const [c, injected] of cases) {
+    const pod = podFor(c)
+    const offline = inject(pod, DEFAULT_OPTIONS, { namespaceOptedIn: c.namespace === enabledNs })
+    t.equal(offline.injected, injected, `${c.name}: svidecar inject`)
+    const entries = called(c)
+    const created = entries.length > 0 ? inject(pod, DEFAULT_OPTIONS, { namespaceOptedIn: true }).object : pod
+    t.equal(JSON.stringify(created).includes('"name":"svidecar"'), injected, `${c.name}: the cluster`)
+    t.equal(rejected(created, c.namespace), false, `${c.name}: the backstop admits it`)
+    if (!injected) continue
+    // A pod without the sidecar whose label asks for it is one the backstop must still catch.
+    t.equal(
+      rejected(pod, c.namespace),
+      c.namespace === enabledNs,
+      `${c.name}: the backstop without a sidecar`,
+    )
+  }
+})
+
+// An injected sidecar waits for its SVID before the app may start (startup probe on /readyz), so a pod the
+// cluster injects that no ClusterSPIFFEID selects never starts. spire-controller-manager selects pods by
+// namespace and pod labels only: an opt-in by annotation must reach a label.
+t.test('every pod the cluster injects is registered by an example ClusterSPIFFEID', async (t) => {
+  const ids = parseAllDocuments(
+    readFileSync(
+      new URL('../../../deploy/kubernetes/examples/clusterspiffeids.yaml', import.meta.url),
+      'utf8',
+    ),
+  ).map((d) => d.toJS() as Obj)
+  const cases: Case[] = [
+    ...CASES.map(([c]) => c),
+    {
+      name: 'plain namespace, annotation enabled',
+      namespace: ns('default'),
+      annotations: { 'svidecar.io/inject': 'enabled' },
+    },
+    {
+      name: 'plain namespace, annotation true',
+      namespace: ns('default'),
+      annotations: { 'svidecar.io/inject': 'true' },
+    },
+    {
+      name: 'plain namespace, label disabled, annotation enabled',
+      namespace: ns('default'),
+      labels: { 'svidecar.io/inject': 'disabled' },
+      annotations: { 'svidecar.io/inject': 'enabled' },
+    },
+  ]
+  for (const c of cases) {
+    if (called(c).length === 0) continue
+    const r = inject(podFor(c), DEFAULT_OPTIONS, { namespaceOptedIn: true })
+    if (!r.injected) continue
+    const labels = (r.object.metadata as Obj | undefined)?.labels ?? {}
+    const by = ids.filter(
+      (id) => selects(id.spec.namespaceSelector, c.namespace) && selects(id.spec.podSelector, labels),
+    )
+    t.equal(by.length, 1, `${c.name}: registered by one ClusterSPIFFEID`)
+    t.same(inject(r.object, DEFAULT_OPTIONS, { namespaceOptedIn: true }).patch, [], `${c.name}: idempotent`)
+  }
+})
