@@ -34,6 +34,23 @@ const CONDITION_VARIABLES: Readonly<Record<string, VarType>> = {
   attributes: 'map',
 }
 
+/**
+ * CEL's type denotations are identifiers in every environment (langdef "Types": `type(x) == int`); the planner
+ * resolves them itself, so they are names a condition may use beside the variables.
+ */
+const TYPE_NAMES: ReadonlySet<string> = new Set([
+  'int',
+  'uint',
+  'double',
+  'bool',
+  'string',
+  'bytes',
+  'list',
+  'map',
+  'null_type',
+  'type',
+])
+
 /** Operators the CEL planner handles itself rather than through the function table. */
 const PLANNER_OPERATORS = new Set([
   '_&&_',
@@ -150,7 +167,7 @@ function checkExpr(
       return 'dyn'
     case 'identExpr': {
       const name = (kind.value as { name: string }).name
-      if (scope.has(name)) return 'dyn'
+      if (scope.has(name) || TYPE_NAMES.has(name)) return 'dyn'
       const t = CONDITION_VARIABLES[name]
       if (t === undefined) {
         problems.push({
