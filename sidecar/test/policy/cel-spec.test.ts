@@ -49,3 +49,18 @@ t.test('type denotations (int, uint, double, bool, string, bytes, list, map, nul
     { attributes: { n: 1 } },
   )
 })
+
+t.test(
+  'names an object inherits (constructor, toString, __proto__) are unknown variables and fields',
+  async (t) => {
+    for (const [when, what] of [
+      ['constructor == constructor', /unknown variable "constructor"/],
+      ['toString == toString', /unknown variable "toString"/],
+      ['__proto__ == __proto__', /unknown variable "__proto__"/],
+      ['subject.constructor == "x"', /unknown field "constructor"/],
+      ['resource.hasOwnProperty == "x"', /unknown field "hasOwnProperty"/],
+    ] as const) {
+      t.throws(() => parsePolicy(rule(when), 'p.yaml'), { code: 'SVD_POLICY_INVALID', message: what }, when)
+    }
+  },
+)

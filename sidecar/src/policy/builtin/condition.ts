@@ -168,7 +168,8 @@ function checkExpr(
     case 'identExpr': {
       const name = (kind.value as { name: string }).name
       if (scope.has(name) || TYPE_NAMES.has(name)) return 'dyn'
-      const t = CONDITION_VARIABLES[name]
+      // Own names only: `constructor` or `toString` must not pass as variables because every object has them.
+      const t = Object.hasOwn(CONDITION_VARIABLES, name) ? CONDITION_VARIABLES[name] : undefined
       if (t === undefined) {
         problems.push({
           message: `unknown variable "${name}" (known: ${Object.keys(CONDITION_VARIABLES).join(', ')})`,
@@ -182,7 +183,7 @@ function checkExpr(
       const sel = kind.value as { operand?: ExprNode; field: string }
       const t = checkExpr(sel.operand, scope, problems)
       if (typeof t === 'object') {
-        const f = t.fields[sel.field]
+        const f = Object.hasOwn(t.fields, sel.field) ? t.fields[sel.field] : undefined
         if (f === undefined) {
           problems.push({
             message: `unknown field "${sel.field}" (known: ${Object.keys(t.fields).join(', ')})`,
