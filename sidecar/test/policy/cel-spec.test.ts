@@ -64,3 +64,90 @@ t.test(
     }
   },
 )
+
+t.test('operators, precedence and the numeric types', async (t) => {
+  holds(t, [
+    '2 + 3 * 4 == 14',
+    '!false && true',
+    'true || false && false',
+    'true ? true : false',
+    '7 / 2 == 3 && -7 / 2 == -3 && -7 % 2 == -1',
+    '1 == 1.0 && 1u == 1 && 1 < 2.5 && 1u < 2 && 1.5 > 1u',
+    '9223372036854775807 < 18446744073709551615u',
+    '1.0 / 0.0 > 0.0',
+    'double("NaN") != double("NaN")',
+    '1 != "1"',
+    '"a" < "b" && "a" + "b" == "ab"',
+    '[1, 2] + [3] == [1, 2, 3]',
+  ])
+})
+
+t.test('in, has() and the macros', async (t) => {
+  holds(t, [
+    '"a" in ["a", "b"] && !("c" in ["a", "b"])',
+    '1 in [1.0, 2]',
+    '"x-env" in request.headers && !("x-other" in request.headers)',
+    'has(request.headers.foo) == false',
+    '!has(peer.id)',
+    'has(subject.id)',
+    '[1, 2, 3].all(x, x > 0)',
+    '[1, 2, 3].exists(x, x > 2)',
+    '[1, 2, 3].exists_one(x, x > 2) && ![1, 2, 3].exists_one(x, x > 1)',
+    '[1, 2, 3].map(x, x * 2) == [2, 4, 6]',
+    '[1, 2, 3].filter(x, x > 1) == [2, 3]',
+    '[1, 2, 3].map(x, x > 1, x * 10) == [20, 30]',
+    'subject.segments.exists(s, s == "prod")',
+    'request.headers.all(k, k.startsWith("x-"))',
+    '{"a": 1}.exists(k, k == "a")',
+  ])
+})
+
+t.test('string functions: RE2 matches (unanchored), code-point size', async (t) => {
+  holds(t, [
+    'subject.id.startsWith("spiffe://td/") && subject.id.endsWith("/agent")',
+    'subject.path.contains("/prod/")',
+    '"abc".matches("b") && "abc".matches("^a.c$") && !"abc".matches("^b")',
+    'subject.id.matches("^spiffe://td/ns/[a-z]+/sa/agent$")',
+    'size("héllo") == 5 && "héllo".size() == 5 && size(b"h\\xc3\\xa9") == 3',
+    'size(subject.segments) == 4 && size(request.headers) == 1',
+  ])
+})
+
+t.test(
+  'errors deny, name the rule and say why; && and || absorb them only when the other side decides',
+  async (t) => {
+    fails(t, [
+      ['1 / 0 == 1', /divide by zero/],
+      ['1 % 0 == 1', /modulus by zero/],
+      ['9223372036854775807 + 1 > 0', /overflow/],
+      ['-9223372036854775808 - 1 < 0', /overflow/],
+      ['9223372036854775807 * 2 > 0', /overflow/],
+      ['-9223372036854775808 / -1 > 0', /overflow/],
+      ['18446744073709551615u + 1u > 0u', /overflow/],
+      ['0u - 1u > 0u', /overflow/],
+      ['int("9223372036854775808") > 0', /overflow/],
+      ['uint(-1) > 0u', /overflow/],
+      ['1 + 1u == 2', /overload/],
+      ['1 + 2.0 == 3.0', /overload/],
+      ['"abc".matches("(?=a)")', /regexp/],
+      ['"abc".matches("[")', /regexp/],
+      ['request.headers["x-missing"] == "x"', /x-missing/],
+      ['peer.id == "spiffe://td/x"', /id/],
+      ['subject.segments[9] == "x"', /out of bounds|index/],
+      ['[1, 0].all(x, 1 / x > 0)', /divide by zero/],
+      ['[1, 2].exists_one(x, x / 0 == 1)', /divide by zero/],
+      ['1 / 0 == 1 || false', /divide by zero/],
+      ['true && 1 / 0 == 1', /divide by zero/],
+      ['subject.id', /not a bool/],
+    ])
+    holds(t, [
+      'true || 1 / 0 == 1',
+      '1 / 0 == 1 || true',
+      '!(false && 1 / 0 == 1)',
+      '!(1 / 0 == 1 && false)',
+      'peer.id == "x" || true',
+      '[0, 1].exists(x, 1 / x == 1)',
+      '![1, 0].all(x, 1 / x > 1)',
+    ])
+  },
+)
