@@ -37,7 +37,7 @@ function isNormal(path: string): boolean {
   let dots = 0
   for (let i = 1; i <= path.length; i++) {
     const c = i === path.length ? 0x2f : path.charCodeAt(i)
-    if (c === 0x25 || c === 0x3f || c === 0x23) return false // % ? #
+    if (c === 0x25 || c === 0x3f || c === 0x23 || c === 0x5c) return false // % ? # \
     if (c === 0x2f) {
       const len = i - segStart
       // An empty segment is fine only as the last one (a trailing slash, or "/").
@@ -48,6 +48,15 @@ function isNormal(path: string): boolean {
     } else if (c === 0x2e) dots++
   }
   return true
+}
+
+/** What some servers decode into "/" before they resolve dot-segments (after normalizeSegment: escapes upper-case). */
+const SEPARATOR_LIKE = /%2F|%5C|\\/
+
+/** Whether a segment holds a `.` or `..` once a server reads its encoded slashes (or backslashes) as `/`. */
+function hidesDotSegment(seg: string): boolean {
+  if (!SEPARATOR_LIKE.test(seg)) return false
+  return seg.split(SEPARATOR_LIKE).some((part) => part === '.' || part === '..')
 }
 
 /**
@@ -68,6 +77,7 @@ export function pathSegments(path: string): string[] | string {
     if (seg === undefined) return 'the path has a malformed percent-escape'
     if (seg === '' && i < raw.length - 1) return 'the path has an empty segment ("//")'
     if (seg === '.' || seg === '..') return 'the path has a dot segment'
+    if (hidesDotSegment(seg)) return 'the path has a dot segment once %2F, %5C or "\\" is read as "/"'
     out.push(seg)
   }
   return out
