@@ -3,7 +3,7 @@
 // dot-segments reads as /admin. Plain encoded slashes (GitLab's /projects/group%2Fname) stay one segment.
 import t from 'tap'
 import { SpiffeId } from 'workload-api-client'
-import { pathSegments } from '../../src/policy/builtin/paths.ts'
+import { pathSegments, uriSegments } from '../../src/policy/builtin/paths.ts'
 import { parsePolicy } from '../../src/policy/file.ts'
 
 const engine = parsePolicy(
@@ -49,3 +49,52 @@ t.test('encoded slashes without dot segments stay inside their segment', async (
   t.equal(decide('/public/a%2Fb').decision, 'allow')
   t.equal(decide('/public/..a%2Fb').decision, 'allow', 'a segment that only starts with dots is not one')
 })
+
+const files = parsePolicy(
+  `version: 1
+rules:
+  - id: repo
+    effect: allow
+    subjects: [spiffe://td/agent]
+    resources: [{ kind: mcp.resource, uri: "file:///repo/**" }, { kind: mcp.resource, uri: "db://customers/*" }]
+`,
+  'p.yaml',
+).engine
+
+const read = (uri: string) =>
+  files.decide({
+    subject: SpiffeId.parse('spiffe://td/agent'),
+    resource: { kind: 'mcp.resource', uri },
+    context: { time: new Date() },
+  })
+
+t.test(
+  'MCP resource URIs: a dot segment in any spelling the WHATWG URL parser resolves is refused',
+  async (t) => {
+    for (const uri of [
+      'file:///repo/%2e%2e/etc/passwd',
+      'file:///repo/%2E./etc/passwd',
+      'file:///repo/.%2e/etc',
+      'file:///repo/%2e/x',
+      'file:///repo\\..\\etc\\passwd',
+      'file:///repo/x%2F..%2F..%2Fetc',
+      'db://customers/%2e%2e',
+    ]) {
+      // What a server that reads the URI with new URL() (or fileURLToPath) gets: never under the allowed root.
+      if (uri.startsWith('file:') && !uri.includes('%2F') && /\.\.|%2e%2e|%2e\.|\.%2e/i.test(uri))
+        t.notMatch(new URL(uri).pathname, /^\/repo\/[^/]/, uri)
+      t.type(uriSegments(uri), 'string', `${uri}: no segments`)
+      const d = read(uri)
+      t.match(d, { decision: 'deny', mode: 'enforce' }, uri)
+      t.notOk(d.ruleId, `${uri}: no rule matched it`)
+      t.match(d.reason, /cannot be matched: the URI has a dot segment/, `${uri}: the reason says why`)
+    }
+    t.equal(read('file:///repo/a/b.txt').decision, 'allow')
+    t.equal(
+      read('file:///repo/..a/b.txt').decision,
+      'allow',
+      'a name that starts with dots is not a dot segment',
+    )
+    t.equal(read('db://customers/%2e%2eok').decision, 'allow')
+  },
+)

@@ -97,6 +97,14 @@ export function pathPattern(pattern: string): SegmentPattern[] {
   })
 }
 
+/** A `.` or `..` segment in any spelling: %2e for a dot, and inside a segment once %2F, %5C or "\\" is read as "/". */
+function isDotLike(seg: string): boolean {
+  return seg
+    .replace(/%2e/gi, '.')
+    .split(/%2f|%5c|\\/i)
+    .some((part) => part === '.' || part === '..')
+}
+
 /**
  * The segments of an MCP resource URI, split at `/` after the scheme
  * (`file:///a/b` is `file:`, ``, ``, `a`, `b`), or why it cannot be matched.
@@ -105,7 +113,9 @@ export function uriSegments(uri: string): string[] | string {
   if (!/^[A-Za-z][A-Za-z0-9+.-]*:/.test(uri)) return 'the URI has no scheme'
   const segs = uri.split('/')
   for (const s of segs) {
-    if (s === '.' || s === '..') return 'the URI has a dot segment'
+    // The WHATWG URL parser (new URL, fileURLToPath) reads %2e as "." and, for file: and http(s):, "\\" as "/".
+    if (s.includes('%') || s.includes('\\') ? isDotLike(s) : s === '.' || s === '..')
+      return 'the URI has a dot segment'
   }
   return segs
 }
