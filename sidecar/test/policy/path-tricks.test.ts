@@ -98,3 +98,36 @@ t.test(
     t.equal(read('db://customers/%2e%2eok').decision, 'allow')
   },
 )
+
+t.test(
+  'a condition reads resource.path in the normal form the rules match (as Cedar does), request.path as sent',
+  async (t) => {
+    const guarded = parsePolicy(
+      `version: 1
+rules:
+  - id: no-admin
+    effect: deny
+    subjects: [spiffe://td/agent]
+    resources: [{ kind: http.route, path: /** }]
+    when: resource.path.startsWith("/admin/") || resource.path == "/admin"
+  - id: rest
+    effect: allow
+    subjects: [spiffe://td/agent]
+    resources: [{ kind: http.route, path: /** }]
+    when: request.path == "/%61dmin/x" || !request.path.contains("%")
+`,
+      'p.yaml',
+    ).engine
+    const ask = (path: string) =>
+      guarded.decide({
+        subject: SpiffeId.parse('spiffe://td/agent'),
+        resource: { kind: 'http.route', method: 'GET', path },
+        context: { time: new Date(), method: 'GET', path },
+      })
+    for (const path of ['/admin/x', '/%61dmin/x', '/%61%64%6D%69%6E', '/a%64min/x']) {
+      t.match(ask(path), { decision: 'deny', ruleId: 'no-admin' }, path)
+    }
+    t.match(ask('/docs/a%2Fb'), { decision: 'deny' }, 'request.path is what the client sent')
+    t.match(ask('/docs/x'), { decision: 'allow', ruleId: 'rest' })
+  },
+)

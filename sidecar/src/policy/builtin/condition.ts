@@ -14,6 +14,7 @@ import type { SpiffeId } from 'workload-api-client'
 import type { PolicyRequest } from '../engine.ts'
 import { fastCondition } from './cel-fast.ts'
 import { TIME_FUNCS } from './cel-time.ts'
+import { pathSegments } from './paths.ts'
 
 type VarType =
   | 'string'
@@ -310,7 +311,9 @@ class RequestBindings {
       const res = new Map<string, unknown>([['kind', r.kind]])
       if (r.kind === 'http.route') {
         res.set('method', r.method)
-        res.set('path', r.path)
+        // The normal form the rules match (as Cedar's resource.path): `/%61dmin` must not slip past `startsWith("/admin")`.
+        const segments = pathSegments(r.path)
+        res.set('path', typeof segments === 'string' ? r.path : `/${segments.join('/')}`)
       } else if (r.kind === 'mcp.resource') res.set('uri', r.uri)
       else res.set('name', r.name)
       this.#resource = res
