@@ -151,3 +151,17 @@ t.test(
     ])
   },
 )
+
+t.test('an expression too deep to check is a load error naming the field, never a RangeError', async (t) => {
+  for (const when of [
+    `${Array(20_000).fill('1').join(' + ')} > 0`,
+    `${'('.repeat(20_000)}true${')'.repeat(20_000)}`,
+    `${'!'.repeat(50_000)}true`,
+  ]) {
+    t.throws(
+      () => parsePolicy(rule(when), 'p.yaml'),
+      { code: 'SVD_POLICY_INVALID', issues: [{ path: 'rules[0].when' }] },
+      when.slice(0, 12),
+    )
+  }
+})

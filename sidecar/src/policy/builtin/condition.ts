@@ -100,7 +100,13 @@ export function compileCondition(source: string): CompiledCondition {
   }
   const positions = parsed.sourceInfo?.positions ?? {}
   const problems: { message: string; id: bigint }[] = []
-  checkExpr(parsed.expr, new Set(), problems)
+  try {
+    checkExpr(parsed.expr, new Set(), problems)
+  } catch (err) {
+    // The parser takes a long chain (1 + 1 + ...) as a tree as deep as the chain; walking it can exhaust the stack.
+    if (err instanceof RangeError) throw new ConditionCompileError('is nested too deeply to check')
+    throw err
+  }
   if (problems.length > 0) {
     const first = problems[0] as { message: string; id: bigint }
     const offset = (positions as Record<string, number>)[String(first.id)]
@@ -115,7 +121,13 @@ export function compileCondition(source: string): CompiledCondition {
   } catch (err) {
     throw new ConditionCompileError(`does not compile: ${(err as Error).message.split('\n')[0]}`)
   }
-  const fast = fastCondition(parsed.expr as ExprNode | undefined)
+  let fast: ReturnType<typeof fastCondition>
+  try {
+    fast = fastCondition(parsed.expr as ExprNode | undefined)
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err
+    fast = undefined
+  }
   return {
     source,
     evaluate(bindings) {
