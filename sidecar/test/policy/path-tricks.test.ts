@@ -131,3 +131,36 @@ rules:
     t.match(ask('/docs/x'), { decision: 'allow', ruleId: 'rest' })
   },
 )
+
+t.test(
+  'a route pattern with characters a request target cannot carry raw matches their UTF-8 escapes (RFC 3987 §3.1)',
+  async (t) => {
+    const intl = parsePolicy(
+      `version: 1
+rules:
+  - id: no-menu
+    effect: deny
+    subjects: [spiffe://td/agent]
+    resources: [{ kind: http.route, path: "/café/**" }, { kind: http.route, path: "/my files/*.pdf" }]
+  - id: rest
+    effect: allow
+    subjects: [spiffe://td/agent]
+    resources: [{ kind: http.route, path: /** }]
+`,
+      'p.yaml',
+    ).engine
+    const ask = (path: string) =>
+      intl.decide({
+        subject: SpiffeId.parse('spiffe://td/agent'),
+        resource: { kind: 'http.route', method: 'GET', path },
+        context: { time: new Date() },
+      })
+    // What clients send: fetch and curl percent-encode UTF-8; Node's server refuses raw non-ASCII in a target.
+    t.equal(new URL('http://h/café/menu').pathname, '/caf%C3%A9/menu')
+    for (const path of ['/caf%C3%A9/menu', '/caf%c3%a9/menu', '/caf%C3%A9', '/my%20files/a.pdf']) {
+      t.match(ask(path), { decision: 'deny', ruleId: 'no-menu' }, path)
+    }
+    t.match(ask('/cafe/menu'), { decision: 'allow', ruleId: 'rest' })
+    t.match(ask('/my%20files/a.txt'), { decision: 'allow', ruleId: 'rest' })
+  },
+)

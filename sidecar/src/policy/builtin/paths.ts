@@ -83,14 +83,30 @@ export function pathSegments(path: string): string[] | string {
   return out
 }
 
+/** Characters a request target never carries raw (RFC 3986 pchar, plus `*` for globs and `%` for escapes). */
+const NOT_IN_TARGET = /[^A-Za-z0-9\-._~!$&'()*+,;=:@%]/gu
+
+/**
+ * A pattern segment as a request carries it: characters a target cannot hold raw (`é`, a space) become their
+ * UTF-8 escapes (RFC 3987 §3.1), which clients send and normalizeSegment keeps upper-cased.
+ */
+function asInTarget(seg: string): string {
+  try {
+    return seg.replace(NOT_IN_TARGET, (ch) => encodeURIComponent(ch))
+  } catch {
+    throw new Error('is not valid Unicode')
+  }
+}
+
 /** Parses a route path pattern (`/v1/models/*`, `/v1/**`, `/files/*.json`); throws with the problem. */
 export function pathPattern(pattern: string): SegmentPattern[] {
   if (!pattern.startsWith('/')) throw new Error('must start with "/"')
   if (/[?#]/.test(pattern)) throw new Error('a path pattern has no query or fragment')
   const raw = pattern.slice(1).split('/')
   return raw.map((s, i) => {
-    const seg = normalizeSegment(s)
-    if (seg === undefined) throw new Error('malformed percent-escape')
+    const normal = normalizeSegment(s)
+    if (normal === undefined) throw new Error('malformed percent-escape')
+    const seg = asInTarget(normal)
     if (seg === '' && i < raw.length - 1) throw new Error('empty segment ("//")')
     if (seg === '.' || seg === '..') throw new Error('dot segment')
     return segmentPattern(seg)
