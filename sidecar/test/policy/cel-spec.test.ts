@@ -45,6 +45,9 @@ t.test('type denotations (int, uint, double, bool, string, bytes, list, map, nul
       'type(int) == type',
       'type(attributes.n) == double',
       'type(subject.id) != int',
+      'type(time) == google.protobuf.Timestamp',
+      'type(duration("1h")) == google.protobuf.Duration',
+      'type(time - time) == google.protobuf.Duration',
     ],
     { attributes: { n: 1 } },
   )

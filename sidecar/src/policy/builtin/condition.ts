@@ -52,6 +52,24 @@ const TYPE_NAMES: ReadonlySet<string> = new Set([
   'type',
 ])
 
+/** Qualified type names a condition may use: the protobuf types of `time` and of durations. */
+const WELL_KNOWN_TYPES: ReadonlySet<string> = new Set([
+  'google.protobuf.Timestamp',
+  'google.protobuf.Duration',
+])
+
+/** `a.b.c` when the expression is a chain of plain names, else undefined. */
+function qualifiedName(expr: ExprNode | undefined): string | undefined {
+  if (expr === undefined) return undefined
+  const kind = expr.exprKind
+  if (kind.case === 'identExpr') return (kind.value as { name: string }).name
+  if (kind.case !== 'selectExpr') return undefined
+  const sel = kind.value as { operand?: ExprNode; field: string; testOnly: boolean }
+  if (sel.testOnly) return undefined
+  const base = qualifiedName(sel.operand)
+  return base === undefined ? undefined : `${base}.${sel.field}`
+}
+
 /** Operators the CEL planner handles itself rather than through the function table. */
 const PLANNER_OPERATORS = new Set([
   '_&&_',
@@ -194,6 +212,8 @@ function checkExpr(
     }
     case 'selectExpr': {
       const sel = kind.value as { operand?: ExprNode; field: string }
+      // The protobuf types a CEL timestamp and duration have: qualified names, not field selections.
+      if (!scope.has('google') && WELL_KNOWN_TYPES.has(qualifiedName(expr) ?? '')) return 'dyn'
       const t = checkExpr(sel.operand, scope, problems)
       if (typeof t === 'object') {
         const f = Object.hasOwn(t.fields, sel.field) ? t.fields[sel.field] : undefined
