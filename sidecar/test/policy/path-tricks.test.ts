@@ -43,6 +43,25 @@ t.test('a dot segment hidden behind an encoded separator is refused', async (t) 
   }
 })
 
+t.test(
+  'a dot segment with path parameters (..;x), which Tomcat and Spring strip before resolving, is refused',
+  async (t) => {
+    for (const path of [
+      '/projects/..;/issues',
+      '/projects/..;jsessionid=1/issues',
+      '/projects/.;x/issues',
+      '/projects/x%2F..;/issues',
+    ]) {
+      t.type(pathSegments(path), 'string', `${path}: no segments`)
+      const d = decide(path)
+      t.match(d, { decision: 'deny', mode: 'enforce' }, path)
+      t.notOk(d.ruleId, `${path}: no rule matched it`)
+    }
+    t.equal(decide('/public/a;v=1').decision, 'allow', 'parameters on a plain segment stay part of it')
+    t.equal(decide('/public/...;x').decision, 'allow', 'three dots are a name')
+  },
+)
+
 t.test('encoded slashes without dot segments stay inside their segment', async (t) => {
   t.same(pathSegments('/projects/group%2Fname/issues'), ['projects', 'group%2Fname', 'issues'])
   t.equal(decide('/projects/group%2Fname/issues').decision, 'allow')

@@ -37,7 +37,7 @@ function isNormal(path: string): boolean {
   let dots = 0
   for (let i = 1; i <= path.length; i++) {
     const c = i === path.length ? 0x2f : path.charCodeAt(i)
-    if (c === 0x25 || c === 0x3f || c === 0x23 || c === 0x5c) return false // % ? # \
+    if (c === 0x25 || c === 0x3f || c === 0x23 || c === 0x5c || c === 0x3b) return false // % ? # \ ;
     if (c === 0x2f) {
       const len = i - segStart
       // An empty segment is fine only as the last one (a trailing slash, or "/").
@@ -53,10 +53,20 @@ function isNormal(path: string): boolean {
 /** What some servers decode into "/" before they resolve dot-segments (after normalizeSegment: escapes upper-case). */
 const SEPARATOR_LIKE = /%2F|%5C|\\/
 
-/** Whether a segment holds a `.` or `..` once a server reads its encoded slashes (or backslashes) as `/`. */
+/** A dot segment, also with path parameters (`..;jsessionid=1`), which Tomcat and Spring strip before resolving. */
+function isDotWithParams(part: string): boolean {
+  const semi = part.indexOf(';')
+  const name = semi === -1 ? part : part.slice(0, semi)
+  return name === '.' || name === '..'
+}
+
+/**
+ * Whether a segment holds a `.` or `..` once a server reads its encoded slashes (or backslashes) as `/`, or
+ * strips its path parameters.
+ */
 function hidesDotSegment(seg: string): boolean {
-  if (!SEPARATOR_LIKE.test(seg)) return false
-  return seg.split(SEPARATOR_LIKE).some((part) => part === '.' || part === '..')
+  if (!SEPARATOR_LIKE.test(seg)) return seg.includes(';') && isDotWithParams(seg)
+  return seg.split(SEPARATOR_LIKE).some(isDotWithParams)
 }
 
 /**
@@ -77,7 +87,8 @@ export function pathSegments(path: string): string[] | string {
     if (seg === undefined) return 'the path has a malformed percent-escape'
     if (seg === '' && i < raw.length - 1) return 'the path has an empty segment ("//")'
     if (seg === '.' || seg === '..') return 'the path has a dot segment'
-    if (hidesDotSegment(seg)) return 'the path has a dot segment once %2F, %5C or "\\" is read as "/"'
+    if (hidesDotSegment(seg))
+      return 'the path has a dot segment once %2F, %5C or "\\" is read as "/" or ";" parameters are cut off'
     out.push(seg)
   }
   return out
