@@ -60,7 +60,7 @@ t.test(
 t.test('nesting a real policy uses is fine, and decides', async (t) => {
   const dir = t.testdir()
   const file = join(dir, 'ok.cedar')
-  const when = `${'('.repeat(30)}context.attributes.n == 1${')'.repeat(30)} && (${'if true then '.repeat(30)}true${' else false'.repeat(30)}) && ${Array(100).fill('1').join(' + ')} > 0 && ${Array(40).fill('(1 > 0)').join(' && ')} && [[[{a: [1]}]]] != []`
+  const when = `${'('.repeat(30)}context.attributes.n == 1${')'.repeat(30)} && (${'if true then '.repeat(30)}true${' else false'.repeat(30)}) && ${Array(60).fill('1').join(' + ')} > 0 && ${Array(40).fill('(1 > 0)').join(' && ')} && [[[{a: [1]}]]] != []`
   writeFileSync(
     file,
     `permit(principal, action, resource) when { ${when} };\n// a comment with ((((( and "quotes\nforbid(principal, action, resource) when { resource.name == "((((((" };\n`,
