@@ -168,3 +168,25 @@ t.test('an expression too deep to check is a load error naming the field, never 
     )
   }
 })
+
+t.test(
+  'timestamp(int) reads Unix seconds, as int(timestamp) gives them (cel-go); out of range is an error',
+  async (t) => {
+    const time = new Date('2026-01-01T10:00:00Z')
+    holds(
+      t,
+      [
+        'timestamp(1767261600) == time',
+        'timestamp(int(time)) == time',
+        'timestamp(0) == timestamp("1970-01-01T00:00:00Z")',
+      ],
+      {
+        time,
+      },
+    )
+    fails(t, [
+      ['timestamp(253402300800) > time', /range/],
+      ['timestamp(-62135596801) < time', /range/],
+    ])
+  },
+)
