@@ -38,8 +38,12 @@ async function healthy(url: string): Promise<boolean> {
 }
 
 /** An OPA server for a test file, killed in its teardown. */
-export async function startOpa(t: Test, modules: Record<string, string>): Promise<OpaServer> {
-  const opa = await launchOpa(t.testdir(), modules)
+export async function startOpa(
+  t: Test,
+  modules: Record<string, string>,
+  options: { args?: readonly string[] } = {},
+): Promise<OpaServer> {
+  const opa = await launchOpa(t.testdir(), modules, options)
   t.teardown(opa.stop)
   return opa
 }
@@ -48,7 +52,7 @@ export async function startOpa(t: Test, modules: Record<string, string>): Promis
 export async function launchOpa(
   dir: string,
   modules: Record<string, string>,
-  options: { decisionLogs?: boolean } = {},
+  options: { decisionLogs?: boolean; args?: readonly string[] } = {},
 ): Promise<OpaServer> {
   const logs = options.decisionLogs === false ? [] : ['--set', 'decision_logs.console=true']
   const files = Object.entries(modules).map(([name, text]) => {
@@ -65,7 +69,7 @@ export async function launchOpa(
     let tail = ''
     const child: ChildProcess = spawn(
       opaBin(),
-      ['run', '--server', '--addr', `127.0.0.1:${port}`, ...logs, ...files],
+      ['run', '--server', '--addr', `127.0.0.1:${port}`, ...logs, ...(options.args ?? []), ...files],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     )
     let exited = false

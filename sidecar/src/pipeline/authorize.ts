@@ -54,7 +54,7 @@ export function authorize(
 ): PolicyDecision | Promise<PolicyDecision> {
   const subject = exchange.subject
   // The identity stage runs first; without a subject there is nobody to decide for.
-  if (subject === undefined) return noSubject(engine)
+  if (subject === undefined) return noSubject(engine, exchange, resource, options)
   const request = requestOf(subject, peerOf(exchange, subject), resource, contextOf(engine, exchange))
   return decide(engine, exchange, request, options)
 }
@@ -68,7 +68,7 @@ export function authorizer(
   exchange: Exchange,
 ): (resource: PolicyResource, options?: AuthorizeOptions) => PolicyDecision | Promise<PolicyDecision> {
   const subject = exchange.subject
-  if (subject === undefined) return () => noSubject(engine)
+  if (subject === undefined) return (resource, options = {}) => noSubject(engine, exchange, resource, options)
   const peer = peerOf(exchange, subject)
   const context = contextOf(engine, exchange)
   return (resource, options = {}) =>
@@ -89,8 +89,33 @@ function requestOf(
   return peer === undefined ? { subject, resource, context } : { subject, peer, resource, context }
 }
 
-function noSubject(engine: PolicyEngine): PolicyDecision {
-  return failed(engine, new Error('the request has no subject'))
+/** A denial the engine was never asked for; still one decision event, with an empty subject, so it is audited. */
+function noSubject(
+  engine: PolicyEngine,
+  exchange: Exchange,
+  resource: PolicyResource,
+  options: AuthorizeOptions,
+): PolicyDecision {
+  const decision = failed(engine, new Error('the request has no subject'))
+  // A denial: published unless a report function declines it (report false still publishes denials).
+  if (typeof options.report === 'function' && !options.report(decision, resource)) return decision
+  if (!wantsPolicyDecision()) return decision
+  publishPolicyDecision({
+    time: new Date(),
+    listener: exchange.listener,
+    direction: exchange.direction,
+    subject: '',
+    action: resource.kind,
+    resource: resourceText(resource),
+    decision: decision.decision,
+    reason: decision.reason,
+    mode: decision.mode,
+    engine: decision.engine,
+    wouldDeny: false,
+    latencyMs: 0,
+    traceparent: exchange.traceparent ?? '',
+  })
+  return decision
 }
 
 function contextOf(engine: PolicyEngine, exchange: Exchange): PolicyRequest['context'] {

@@ -12,7 +12,8 @@
  * getMonth, getDayOfMonth and getDayOfYear are 0-based, getDate is 1-based,
  * getDayOfWeek is 0 for Sunday.
  */
-import { type CelFunc, CelScalar, celMethod, objectType } from '@bufbuild/cel'
+import { type CelFunc, CelScalar, celFunc, celMethod, objectType } from '@bufbuild/cel'
+import { create } from '@bufbuild/protobuf'
 import { type Timestamp, TimestampSchema } from '@bufbuild/protobuf/wkt'
 
 interface WallClock {
@@ -99,13 +100,30 @@ const ACCESSORS: Record<string, (w: WallClock, ms: number) => number> = {
   getMilliseconds: (_w, ms) => ms - Math.floor(ms / 1000) * 1000,
 }
 
-export const TIME_FUNCS: CelFunc[] = Object.entries(ACCESSORS).flatMap(([name, get]) => {
-  const impl = function (this: { message: Timestamp }, tz?: string): bigint {
-    const ms = millis(this.message)
-    return BigInt(get(zoned(ms, tz), ms))
-  }
-  return [
-    celMethod(name, TIMESTAMP, [], CelScalar.INT, impl as never),
-    celMethod(name, TIMESTAMP, [CelScalar.STRING], CelScalar.INT, impl as never),
-  ]
+/** 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z in Unix seconds: CEL's timestamp range. */
+const MIN_SECONDS = -62_135_596_800n
+const MAX_SECONDS = 253_402_300_799n
+
+/**
+ * `timestamp(int)`: Unix seconds, as cel-go reads it and as `int(timestamp)` answers here. @bufbuild/cel 0.6.1
+ * reads milliseconds, so `timestamp(int(t)) == t` was false.
+ */
+const TIMESTAMP_FROM_SECONDS = celFunc('timestamp', [CelScalar.INT], TIMESTAMP, (seconds: bigint) => {
+  if (seconds < MIN_SECONDS || seconds > MAX_SECONDS) throw new Error('timestamp out of range')
+  return create(TimestampSchema, { seconds, nanos: 0 })
 })
+
+export const TIME_FUNCS: CelFunc[] = [TIMESTAMP_FROM_SECONDS, ...accessors()]
+
+function accessors(): CelFunc[] {
+  return Object.entries(ACCESSORS).flatMap(([name, get]) => {
+    const impl = function (this: { message: Timestamp }, tz?: string): bigint {
+      const ms = millis(this.message)
+      return BigInt(get(zoned(ms, tz), ms))
+    }
+    return [
+      celMethod(name, TIMESTAMP, [], CelScalar.INT, impl as never),
+      celMethod(name, TIMESTAMP, [CelScalar.STRING], CelScalar.INT, impl as never),
+    ]
+  })
+}

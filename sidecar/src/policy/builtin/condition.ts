@@ -14,6 +14,7 @@ import type { SpiffeId } from 'workload-api-client'
 import type { PolicyRequest } from '../engine.ts'
 import { fastCondition } from './cel-fast.ts'
 import { TIME_FUNCS } from './cel-time.ts'
+import { pathSegments } from './paths.ts'
 
 type VarType =
   | 'string'
@@ -32,6 +33,41 @@ const CONDITION_VARIABLES: Readonly<Record<string, VarType>> = {
   request: { fields: { direction: 'string', method: 'string', path: 'string', headers: 'map' } },
   time: 'timestamp',
   attributes: 'map',
+}
+
+/**
+ * CEL's type denotations are identifiers in every environment (langdef "Types": `type(x) == int`); the planner
+ * resolves them itself, so they are names a condition may use beside the variables.
+ */
+const TYPE_NAMES: ReadonlySet<string> = new Set([
+  'int',
+  'uint',
+  'double',
+  'bool',
+  'string',
+  'bytes',
+  'list',
+  'map',
+  'null_type',
+  'type',
+])
+
+/** Qualified type names a condition may use: the protobuf types of `time` and of durations. */
+const WELL_KNOWN_TYPES: ReadonlySet<string> = new Set([
+  'google.protobuf.Timestamp',
+  'google.protobuf.Duration',
+])
+
+/** `a.b.c` when the expression is a chain of plain names, else undefined. */
+function qualifiedName(expr: ExprNode | undefined): string | undefined {
+  if (expr === undefined) return undefined
+  const kind = expr.exprKind
+  if (kind.case === 'identExpr') return (kind.value as { name: string }).name
+  if (kind.case !== 'selectExpr') return undefined
+  const sel = kind.value as { operand?: ExprNode; field: string; testOnly: boolean }
+  if (sel.testOnly) return undefined
+  const base = qualifiedName(sel.operand)
+  return base === undefined ? undefined : `${base}.${sel.field}`
 }
 
 /** Operators the CEL planner handles itself rather than through the function table. */
@@ -82,7 +118,13 @@ export function compileCondition(source: string): CompiledCondition {
   }
   const positions = parsed.sourceInfo?.positions ?? {}
   const problems: { message: string; id: bigint }[] = []
-  checkExpr(parsed.expr, new Set(), problems)
+  try {
+    checkExpr(parsed.expr, new Set(), problems)
+  } catch (err) {
+    // The parser takes a long chain (1 + 1 + ...) as a tree as deep as the chain; walking it can exhaust the stack.
+    if (err instanceof RangeError) throw new ConditionCompileError('is nested too deeply to check')
+    throw err
+  }
   if (problems.length > 0) {
     const first = problems[0] as { message: string; id: bigint }
     const offset = (positions as Record<string, number>)[String(first.id)]
@@ -97,7 +139,13 @@ export function compileCondition(source: string): CompiledCondition {
   } catch (err) {
     throw new ConditionCompileError(`does not compile: ${(err as Error).message.split('\n')[0]}`)
   }
-  const fast = fastCondition(parsed.expr as ExprNode | undefined)
+  let fast: ReturnType<typeof fastCondition>
+  try {
+    fast = fastCondition(parsed.expr as ExprNode | undefined)
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err
+    fast = undefined
+  }
   return {
     source,
     evaluate(bindings) {
@@ -150,8 +198,9 @@ function checkExpr(
       return 'dyn'
     case 'identExpr': {
       const name = (kind.value as { name: string }).name
-      if (scope.has(name)) return 'dyn'
-      const t = CONDITION_VARIABLES[name]
+      if (scope.has(name) || TYPE_NAMES.has(name)) return 'dyn'
+      // Own names only: `constructor` or `toString` must not pass as variables because every object has them.
+      const t = Object.hasOwn(CONDITION_VARIABLES, name) ? CONDITION_VARIABLES[name] : undefined
       if (t === undefined) {
         problems.push({
           message: `unknown variable "${name}" (known: ${Object.keys(CONDITION_VARIABLES).join(', ')})`,
@@ -163,9 +212,11 @@ function checkExpr(
     }
     case 'selectExpr': {
       const sel = kind.value as { operand?: ExprNode; field: string }
+      // The protobuf types a CEL timestamp and duration have: qualified names, not field selections.
+      if (!scope.has('google') && WELL_KNOWN_TYPES.has(qualifiedName(expr) ?? '')) return 'dyn'
       const t = checkExpr(sel.operand, scope, problems)
       if (typeof t === 'object') {
-        const f = t.fields[sel.field]
+        const f = Object.hasOwn(t.fields, sel.field) ? t.fields[sel.field] : undefined
         if (f === undefined) {
           problems.push({
             message: `unknown field "${sel.field}" (known: ${Object.keys(t.fields).join(', ')})`,
@@ -292,7 +343,9 @@ class RequestBindings {
       const res = new Map<string, unknown>([['kind', r.kind]])
       if (r.kind === 'http.route') {
         res.set('method', r.method)
-        res.set('path', r.path)
+        // The normal form the rules match (as Cedar's resource.path): `/%61dmin` must not slip past `startsWith("/admin")`.
+        const segments = pathSegments(r.path)
+        res.set('path', typeof segments === 'string' ? r.path : `/${segments.join('/')}`)
       } else if (r.kind === 'mcp.resource') res.set('uri', r.uri)
       else res.set('name', r.name)
       this.#resource = res

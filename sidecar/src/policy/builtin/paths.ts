@@ -37,7 +37,7 @@ function isNormal(path: string): boolean {
   let dots = 0
   for (let i = 1; i <= path.length; i++) {
     const c = i === path.length ? 0x2f : path.charCodeAt(i)
-    if (c === 0x25 || c === 0x3f || c === 0x23) return false // % ? #
+    if (c === 0x25 || c === 0x3f || c === 0x23 || c === 0x5c || c === 0x3b) return false // % ? # \ ;
     if (c === 0x2f) {
       const len = i - segStart
       // An empty segment is fine only as the last one (a trailing slash, or "/").
@@ -48,6 +48,25 @@ function isNormal(path: string): boolean {
     } else if (c === 0x2e) dots++
   }
   return true
+}
+
+/** What some servers decode into "/" before they resolve dot-segments (after normalizeSegment: escapes upper-case). */
+const SEPARATOR_LIKE = /%2F|%5C|\\/
+
+/** A dot segment, also with path parameters (`..;jsessionid=1`), which Tomcat and Spring strip before resolving. */
+function isDotWithParams(part: string): boolean {
+  const semi = part.indexOf(';')
+  const name = semi === -1 ? part : part.slice(0, semi)
+  return name === '.' || name === '..'
+}
+
+/**
+ * Whether a segment holds a `.` or `..` once a server reads its encoded slashes (or backslashes) as `/`, or
+ * strips its path parameters.
+ */
+function hidesDotSegment(seg: string): boolean {
+  if (!SEPARATOR_LIKE.test(seg)) return seg.includes(';') && isDotWithParams(seg)
+  return seg.split(SEPARATOR_LIKE).some(isDotWithParams)
 }
 
 /**
@@ -68,9 +87,26 @@ export function pathSegments(path: string): string[] | string {
     if (seg === undefined) return 'the path has a malformed percent-escape'
     if (seg === '' && i < raw.length - 1) return 'the path has an empty segment ("//")'
     if (seg === '.' || seg === '..') return 'the path has a dot segment'
+    if (hidesDotSegment(seg))
+      return 'the path has a dot segment once %2F, %5C or "\\" is read as "/" or ";" parameters are cut off'
     out.push(seg)
   }
   return out
+}
+
+/** Characters a request target never carries raw (RFC 3986 pchar, plus `*` for globs and `%` for escapes). */
+const NOT_IN_TARGET = /[^A-Za-z0-9\-._~!$&'()*+,;=:@%]/gu
+
+/**
+ * A pattern segment as a request carries it: characters a target cannot hold raw (`é`, a space) become their
+ * UTF-8 escapes (RFC 3987 §3.1), which clients send and normalizeSegment keeps upper-cased.
+ */
+function asInTarget(seg: string): string {
+  try {
+    return seg.replace(NOT_IN_TARGET, (ch) => encodeURIComponent(ch))
+  } catch {
+    throw new Error('is not valid Unicode')
+  }
 }
 
 /** Parses a route path pattern (`/v1/models/*`, `/v1/**`, `/files/*.json`); throws with the problem. */
@@ -79,12 +115,21 @@ export function pathPattern(pattern: string): SegmentPattern[] {
   if (/[?#]/.test(pattern)) throw new Error('a path pattern has no query or fragment')
   const raw = pattern.slice(1).split('/')
   return raw.map((s, i) => {
-    const seg = normalizeSegment(s)
-    if (seg === undefined) throw new Error('malformed percent-escape')
+    const normal = normalizeSegment(s)
+    if (normal === undefined) throw new Error('malformed percent-escape')
+    const seg = asInTarget(normal)
     if (seg === '' && i < raw.length - 1) throw new Error('empty segment ("//")')
     if (seg === '.' || seg === '..') throw new Error('dot segment')
     return segmentPattern(seg)
   })
+}
+
+/** A `.` or `..` segment in any spelling: %2e for a dot, and inside a segment once %2F, %5C or "\\" is read as "/". */
+function isDotLike(seg: string): boolean {
+  return seg
+    .replace(/%2e/gi, '.')
+    .split(/%2f|%5c|\\/i)
+    .some((part) => part === '.' || part === '..')
 }
 
 /**
@@ -95,7 +140,9 @@ export function uriSegments(uri: string): string[] | string {
   if (!/^[A-Za-z][A-Za-z0-9+.-]*:/.test(uri)) return 'the URI has no scheme'
   const segs = uri.split('/')
   for (const s of segs) {
-    if (s === '.' || s === '..') return 'the URI has a dot segment'
+    // The WHATWG URL parser (new URL, fileURLToPath) reads %2e as "." and, for file: and http(s):, "\\" as "/".
+    if (s.includes('%') || s.includes('\\') ? isDotLike(s) : s === '.' || s === '..')
+      return 'the URI has a dot segment'
   }
   return segs
 }

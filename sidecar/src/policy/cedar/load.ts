@@ -21,6 +21,7 @@ import { DENY_STYLES, type DecisionMode, type DenyStyle } from '../engine.ts'
 import { DEFAULT_MAX_POLICY_BYTES, PolicyError, type PolicyIssue } from '../file.ts'
 import { readPolicyText } from '../read-capped.ts'
 import { type PolicyHead, readPolicyHead } from './head.ts'
+import { nestingProblem } from './nesting.ts'
 
 export interface CedarPolicyEntry {
   /** The `@id` annotation, or Cedar's own name for the policy (`policy0`, `policy1`, ... in file order). */
@@ -127,12 +128,26 @@ export function entityKey(type: string, id: string): string {
   return `${type}::${JSON.stringify(id)}`
 }
 
+/** Refuses a text cedar-wasm's stack cannot hold, before cedar-wasm reads it (nesting.ts says why). */
+function refuseDeepNesting(text: string, source: string, path: string): void {
+  const problem = nestingProblem(text)
+  if (problem === undefined) return
+  throw new PolicyError(source, [
+    {
+      path,
+      ...positionAt(text, problem.index),
+      message: `${problem.message}: more than cedar-wasm can parse safely`,
+    },
+  ])
+}
+
 /** Checks Cedar policy text; `source` names it in errors, `schema` validates it when given. */
 export function parseCedarPolicy(
   text: string,
   source: string,
   schema?: { text: string; source: string },
 ): CedarPolicy {
+  refuseDeepNesting(text, source, '(cedar)')
   const split = policySetTextToParts(text)
   if (split.type === 'failure') {
     throw new PolicyError(
@@ -219,6 +234,7 @@ function validateAgainst(
   policies: readonly CedarPolicyEntry[],
   schema: { text: string; source: string },
 ): void {
+  refuseDeepNesting(schema.text, schema.source, '(schema)')
   let s: Schema = schema.text
   if (schema.source.endsWith('.json')) {
     try {
