@@ -184,6 +184,8 @@ export class X509Source implements X509BundleSource {
       const unsubscribe = () => this.#waiters.delete(check)
       const unsubscribeErr = this.onError(check)
       options.signal?.addEventListener('abort', onAbort, { once: true })
+      // A signal aborted before the call never fires 'abort': refuse now rather than at the timeout.
+      if (options.signal?.aborted) return onAbort()
       function done(settle: () => void) {
         clearTimeout(timer)
         unsubscribe()
