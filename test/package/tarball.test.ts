@@ -141,6 +141,11 @@ for (const major of MAJORS) {
     // repository condition, nothing skipped), under the resolution Node itself uses: once with the
     // repository's @types/node, once with the one a plain install of the tarball brings along (a
     // dependency of a dependency pulls the newest), which is what a user who adds none compiles with.
+    // The third entry point, for Workload API servers, has no example; one import stands for it.
+    writeFileSync(
+      join(project, 'wire.ts'),
+      "import { methodPath, WORKLOAD_API_SERVICE } from 'workload-api-client/wire'\nconsole.log(WORKLOAD_API_SERVICE.FetchX509SVID.path, methodPath('FetchJWTSVID'))\n",
+    )
     const installedTypes = join(project, 'node_modules', '@types')
     const typeRoots = [
       ['the repository', join(root, 'node_modules', '@types')],
@@ -163,7 +168,7 @@ for (const major of MAJORS) {
           },
           // Not the global-fetch variant: @types/node types its `dispatcher` with its own copy of undici's
           // types, which undici 8's Agent does not match (the README tells TypeScript users to cast there).
-          files: ['quickstart.ts', 'mtls.ts'],
+          files: ['quickstart.ts', 'mtls.ts', 'wire.ts'],
         }),
       )
       const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
