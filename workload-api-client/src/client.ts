@@ -201,7 +201,7 @@ export class WorkloadApiClient {
   }
 
   #checkOpen(): void {
-    if (this.#closed) throw new SpiffeError('SPIFFE_WLAPI_CLOSED', 'Workload API client is closed')
+    if (this.#closed) throw closedClient()
   }
 
   #metadata(): Metadata {
@@ -227,7 +227,7 @@ export class WorkloadApiClient {
     request: RequestOf<K>,
     options: CallOptions,
   ): Promise<ResponseOf<K>> {
-    this.#checkOpen()
+    if (this.#closed) return Promise.reject(closedClient())
     if (options.signal?.aborted) return Promise.reject(abortedCall(method))
     const def = definition(method)
     return new Promise<ResponseOf<K>>((resolve, reject) => {
@@ -260,7 +260,8 @@ export class WorkloadApiClient {
     parse: (m: ResponseOf<K>) => T,
     options: CallOptions,
   ): Promise<T> {
-    this.#checkOpen()
+    // Refusals go through the promise: a caller chaining .catch() must not get a synchronous throw.
+    if (this.#closed) return Promise.reject(closedClient())
     // An aborted signal refuses the call before any RPC, as every AbortSignal-taking API does.
     if (options.signal?.aborted) return Promise.reject(abortedCall(method))
     const stream = this.#stream(method)
@@ -328,6 +329,10 @@ export class WorkloadApiClient {
     watch.done.then(forget, forget)
     return watch
   }
+}
+
+function closedClient(): SpiffeError {
+  return new SpiffeError('SPIFFE_WLAPI_CLOSED', 'Workload API client is closed')
 }
 
 function abortedCall(method: string): SpiffeError {

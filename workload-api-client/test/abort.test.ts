@@ -66,3 +66,26 @@ t.test('X509Source.create with an aborted signal gives up at once, not at its ti
   t.equal((err as { reason?: string } | undefined)?.reason, 'ABORTED')
   t.ok(performance.now() - started < 30_000, 'well before the 60 s timeout')
 })
+
+t.test('a closed client refuses through the promise, never by a synchronous throw', async (t) => {
+  const client = new WorkloadApiClient({ address: api.endpoint })
+  client.close()
+  const calls: [string, () => Promise<unknown>][] = [
+    ['fetchX509Context', () => client.fetchX509Context()],
+    ['fetchX509Bundles', () => client.fetchX509Bundles()],
+    ['fetchJwtBundles', () => client.fetchJwtBundles()],
+    ['fetchJwtSvid', () => client.fetchJwtSvid({ audience: 'a' })],
+    ['validateJwtSvid', () => client.validateJwtSvid('x.y.z', 'a')],
+  ]
+  for (const [name, call] of calls) {
+    let pending: Promise<unknown> | undefined
+    t.doesNotThrow(() => {
+      pending = call()
+    }, `${name} returns a promise`)
+    const err = await pending?.then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    t.ok(isSpiffeError(err, 'SPIFFE_WLAPI_CLOSED'), `${name} rejects with SPIFFE_WLAPI_CLOSED`)
+  }
+})
