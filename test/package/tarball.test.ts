@@ -1,8 +1,8 @@
 // The published workload-api-client as a user gets it: its `npm pack` tarball, installed into an empty project on every
 // Node major the `engines` range supports, running the README's examples by package name (the compiled dist/,
-// no repository condition) against the dev Workload API.
+// no repository condition) against the dev Workload API, and type-checking them against the shipped declarations.
 import { execFile } from 'node:child_process'
-import { copyFileSync, cpSync, readFileSync, writeFileSync } from 'node:fs'
+import { copyFileSync, cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { DevWorkloadApi } from '@svidecar/certs'
@@ -128,5 +128,58 @@ for (const major of MAJORS) {
     t.match(quick.stdout, /^peer spiffe:\/\/example\.org\/quickstart is a member of example\.org$/m)
     const mtls = await run(node, ['mtls.ts'], { cwd: project, env, timeout: 60_000 })
     t.equal(mtls.stdout, '200 hello spiffe://example.org/client\n')
+
+    // The same example with Node's own global fetch (its bundled undici), which the README promises too.
+    const example = readFileSync(join(project, 'mtls.ts'), 'utf8')
+    const importLine = "import { fetch } from 'undici'\n"
+    t.ok(example.includes(importLine), 'the example imports fetch from undici')
+    writeFileSync(join(project, 'mtls-global-fetch.ts'), example.replace(importLine, ''))
+    const global = await run(node, ['mtls-global-fetch.ts'], { cwd: project, env, timeout: 60_000 })
+    t.equal(global.stdout, '200 hello spiffe://example.org/client\n', "through Node's global fetch")
+
+    // A TypeScript user's view: the examples type-check against the shipped declarations alone (no
+    // repository condition, nothing skipped), under the resolution Node itself uses: once with the
+    // repository's @types/node, once with the one a plain install of the tarball brings along (a
+    // dependency of a dependency pulls the newest), which is what a user who adds none compiles with.
+    // The third entry point, for Workload API servers, has no example; one import stands for it.
+    writeFileSync(
+      join(project, 'wire.ts'),
+      "import { methodPath, WORKLOAD_API_SERVICE } from 'workload-api-client/wire'\nconsole.log(WORKLOAD_API_SERVICE.FetchX509SVID.path, methodPath('FetchJWTSVID'))\n",
+    )
+    const installedTypes = join(project, 'node_modules', '@types')
+    const typeRoots = [
+      ['the repository', join(root, 'node_modules', '@types')],
+      ...(existsSync(join(installedTypes, 'node')) ? [['the install', installedTypes]] : []),
+    ]
+    for (const [whose, typeRoot] of typeRoots) {
+      writeFileSync(
+        join(project, 'tsconfig.json'),
+        JSON.stringify({
+          compilerOptions: {
+            module: 'nodenext',
+            moduleResolution: 'nodenext',
+            target: 'es2022',
+            strict: true,
+            noEmit: true,
+            skipLibCheck: false,
+            allowImportingTsExtensions: true,
+            types: ['node'],
+            typeRoots: [typeRoot],
+          },
+          // Not the global-fetch variant: @types/node types its `dispatcher` with its own copy of undici's
+          // types, which undici 8's Agent does not match (the README tells TypeScript users to cast there).
+          files: ['quickstart.ts', 'mtls.ts', 'wire.ts'],
+        }),
+      )
+      const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
+      const checked = await run(process.execPath, [tsc, '-p', project], {
+        cwd: project,
+        timeout: 300_000,
+      }).then(
+        () => '',
+        (err: { stdout?: string }) => err.stdout ?? String(err),
+      )
+      t.equal(checked, '', `tsc --moduleResolution nodenext finds no error with @types/node of ${whose}`)
+    }
   })
 }

@@ -151,7 +151,9 @@ export function parseEndpointAddress(value: string): EndpointAddress {
   // Schemes are case-insensitive (RFC 3986 §3.1), as in go-spiffe.
   const scheme = colon === -1 ? '' : value.slice(0, colon).toLowerCase()
   if (scheme !== 'unix' && scheme !== 'tcp') {
-    throw invalid('BAD_SCHEME', value, 'must use the "unix" or "tcp" scheme')
+    // A bare path is how SPIRE's own -socketPath flags take the socket; say what the URI would be.
+    const hint = value.startsWith('/') ? `; did you mean ${JSON.stringify(`unix://${value}`)}?` : ''
+    throw invalid('BAD_SCHEME', value, `must use the "unix" or "tcp" scheme${hint}`)
   }
   const hash = value.indexOf('#')
   if (hash !== -1) throw invalid('HAS_FRAGMENT', value, 'must not have a fragment')

@@ -201,7 +201,7 @@ export class WorkloadApiClient {
   }
 
   #checkOpen(): void {
-    if (this.#closed) throw new SpiffeError('SPIFFE_WLAPI_CLOSED', 'Workload API client is closed')
+    if (this.#closed) throw closedClient()
   }
 
   #metadata(): Metadata {
@@ -227,9 +227,11 @@ export class WorkloadApiClient {
     request: RequestOf<K>,
     options: CallOptions,
   ): Promise<ResponseOf<K>> {
-    this.#checkOpen()
+    if (this.#closed) return Promise.reject(closedClient())
+    if (options.signal?.aborted) return Promise.reject(abortedCall(method))
     const def = definition(method)
     return new Promise<ResponseOf<K>>((resolve, reject) => {
+      let aborted = false
       const deadline = options.timeoutMs === undefined ? undefined : Date.now() + options.timeoutMs
       const call = this.#client.makeUnaryRequest(
         def.path,
@@ -240,11 +242,15 @@ export class WorkloadApiClient {
         deadline === undefined ? {} : { deadline },
         (err, value) => {
           options.signal?.removeEventListener('abort', onAbort)
-          if (err) reject(fromGrpcError(err, method))
+          // Our own cancel reads as the streams' abort does, not as a CANCELLED status from the server.
+          if (err) reject(aborted ? abortedCall(method) : fromGrpcError(err, method))
           else resolve(value as ResponseOf<K>)
         },
       )
-      const onAbort = () => call.cancel()
+      const onAbort = () => {
+        aborted = true
+        call.cancel()
+      }
       options.signal?.addEventListener('abort', onAbort, { once: true })
     })
   }
@@ -254,6 +260,10 @@ export class WorkloadApiClient {
     parse: (m: ResponseOf<K>) => T,
     options: CallOptions,
   ): Promise<T> {
+    // Refusals go through the promise: a caller chaining .catch() must not get a synchronous throw.
+    if (this.#closed) return Promise.reject(closedClient())
+    // An aborted signal refuses the call before any RPC, as every AbortSignal-taking API does.
+    if (options.signal?.aborted) return Promise.reject(abortedCall(method))
     const stream = this.#stream(method)
     return new Promise<T>((resolve, reject) => {
       let settled = false
@@ -280,10 +290,7 @@ export class WorkloadApiClient {
                 ),
               options.timeoutMs,
             )
-      const onAbort = () =>
-        finish(() =>
-          reject(new SpiffeError('SPIFFE_WLAPI_CLOSED', `${method}: aborted`, { reason: 'ABORTED' })),
-        )
+      const onAbort = () => finish(() => reject(abortedCall(method)))
       options.signal?.addEventListener('abort', onAbort, { once: true })
       stream.on('data', (message: ResponseOf<K>) => {
         finish(() => {
@@ -322,6 +329,14 @@ export class WorkloadApiClient {
     watch.done.then(forget, forget)
     return watch
   }
+}
+
+function closedClient(): SpiffeError {
+  return new SpiffeError('SPIFFE_WLAPI_CLOSED', 'Workload API client is closed')
+}
+
+function abortedCall(method: string): SpiffeError {
+  return new SpiffeError('SPIFFE_WLAPI_CLOSED', `${method}: aborted`, { reason: 'ABORTED' })
 }
 
 /** Audiences as a non-empty list of non-empty strings (C37: never send an empty audience). */

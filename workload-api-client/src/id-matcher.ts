@@ -107,7 +107,7 @@ export function matchPattern(pattern: string): IdMatcher {
   if (!segments.some((s) => s.kind !== 'literal')) return matchId(pattern)
   return named(`pattern ${pattern}`, function matchIdPattern(id) {
     if (id.trustDomain.name !== tdName) return false
-    return matchSegments(segments, 0, id.segments, 0)
+    return matchSegments(segments, id.segments)
   })
 }
 
@@ -146,20 +146,32 @@ function compilePattern(pattern: string): { tdName: string; segments: Segment[] 
   return { tdName: td.name, segments }
 }
 
-function matchSegments(pat: Segment[], pi: number, segs: string[], si: number): boolean {
-  while (pi < pat.length) {
-    const p = pat[pi]!
-    if (p.kind === 'any') {
-      if (pi === pat.length - 1) return true
-      for (let k = si; k <= segs.length; k++) {
-        if (matchSegments(pat, pi + 1, segs, k)) return true
-      }
+// Glob matching with a single backtrack point, the last `**` seen: when a later element fails, that `**`
+// takes one more segment and matching resumes after it. Earlier `**` never need revisiting, so the cost is
+// at most pattern length × segments, where recursion over every split costs segments^(number of `**`), and
+// the segments come from the peer (up to about a thousand in a 2048-byte ID).
+function matchSegments(pat: Segment[], segs: string[]): boolean {
+  let pi = 0
+  let si = 0
+  let starPi = -1
+  let starSi = 0
+  while (si < segs.length) {
+    const p = pat[pi]
+    if (p?.kind === 'any') {
+      starPi = pi
+      starSi = si
+      pi++
+    } else if (p !== undefined && (p.kind === 'one' || p.value === segs[si])) {
+      pi++
+      si++
+    } else if (starPi === -1) {
       return false
+    } else {
+      pi = starPi + 1
+      starSi++
+      si = starSi
     }
-    if (si >= segs.length) return false
-    if (p.kind === 'literal' && p.value !== segs[si]) return false
-    pi++
-    si++
   }
-  return si === segs.length
+  while (pat[pi]?.kind === 'any') pi++
+  return pi === pat.length
 }

@@ -73,6 +73,7 @@ export {
 export type { BackoffStrategy } from './internal/backoff.ts'
 export type { JsonObject, JsonValue } from './internal/strict-json.ts'
 export {
+  type Jwk,
   type JwtAuthority,
   JwtBundle,
   type JwtBundleSource,

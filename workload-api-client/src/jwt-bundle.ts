@@ -6,18 +6,38 @@
  * Bundles and authorities are immutable, so a validator may cache work per
  * authority object: a new bundle means new objects.
  */
-import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto'
+import { createPublicKey, type KeyObject } from 'node:crypto'
 import type { BundleSet } from './bundle-set.ts'
 import { SpiffeError } from './errors.ts'
 import { isJsonObject, type JsonObject, type JsonValue, parseStrictJson } from './internal/strict-json.ts'
 import type { TrustDomain } from './spiffe-id.ts'
+
+/**
+ * A JSON Web Key as JSON (RFC 7517), the members bundles use named. The
+ * library's own type rather than `node:crypto`'s `JsonWebKey`, which newer
+ * `@types/node` majors no longer export: declarations naming it failed to
+ * compile for users whose install brought such a version.
+ */
+export interface Jwk {
+  kty?: string
+  kid?: string
+  use?: string
+  alg?: string
+  crv?: string
+  x?: string
+  y?: string
+  n?: string
+  e?: string
+  x5c?: string[]
+  [member: string]: unknown
+}
 
 /** One JWT signing key of a trust domain. */
 export interface JwtAuthority {
   readonly kid: string
   readonly publicKey: KeyObject
   /** The public key as a JWK, with `kid`, without `use`. */
-  readonly jwk: JsonWebKey
+  readonly jwk: Jwk
 }
 
 export interface JwtBundleSource {
@@ -210,7 +230,7 @@ export class JwtBundle implements JwtBundleSource {
   }
 
   /** The keys as a Workload API style JWKS (no `use`). */
-  toJwks(): { keys: JsonWebKey[] } {
+  toJwks(): { keys: Jwk[] } {
     return { keys: [...this.#authorities.values()].map((a) => ({ ...a.jwk })) }
   }
 

@@ -85,7 +85,12 @@ export class JwtSource implements JwtBundleSource {
     return this.#lastError
   }
 
+  /**
+   * The JWT bundle of `trustDomain`; throws SPIFFE_WLAPI_CLOSED after close(): the keys held then are
+   * frozen and may include one revoked since (go-spiffe's source errs the same way).
+   */
   getJwtBundleForTrustDomain(trustDomain: TrustDomain): JwtBundle | undefined {
+    if (this.#closed) throw new SpiffeError('SPIFFE_WLAPI_CLOSED', 'JwtSource is closed')
     return this.#bundles?.get(trustDomain)
   }
 
@@ -181,6 +186,7 @@ export class JwtSource implements JwtBundleSource {
     this.#watch.close()
     if (this.#ownsClient) this.#client.close()
     this.#cache.clear()
+    this.#bundles = undefined
     this.#wake()
   }
 

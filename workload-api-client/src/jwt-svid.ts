@@ -157,14 +157,14 @@ export class JwtSvid {
     if (bundle === undefined) {
       throw new SpiffeError(
         'SPIFFE_BUNDLE_NOT_FOUND',
-        `no JWT bundle for trust domain "${td.name}" of JWT-SVID subject ${parsed.id}`,
+        `no JWT bundle for trust domain "${td.name}" of JWT-SVID subject ${quoted(parsed.id.toString())}`,
       )
     }
     const authority = bundle.findAuthority(parsed.kid)
     if (authority === undefined) {
       throw jwtError(
         'UNKNOWN_KID',
-        `JWT-SVID key ID "${parsed.kid}" is not in the JWT bundle of "${td.name}"`,
+        `JWT-SVID key ID ${quoted(parsed.kid)} is not in the JWT bundle of "${td.name}"`,
       )
     }
 
@@ -222,6 +222,12 @@ export class JwtSvid {
   [inspect.custom](): string {
     return `JwtSvid { id: ${this.id}, audience: ${JSON.stringify(this.audience)}, expiry: ${this.expiry.toISOString()}, token: [redacted] }`
   }
+}
+
+// `kid` and `sub` are the caller's until the signature is checked, and messages reach logs: quote them
+// with control characters escaped, cut to 80 characters.
+function quoted(s: string): string {
+  return JSON.stringify(s.length > 80 ? `${s.slice(0, 77)}...` : s)
 }
 
 function expectedAudience(audience: string | readonly string[]): readonly string[] {
@@ -473,7 +479,7 @@ function verifySignature(parsed: ParsedToken, authority: JwtAuthority): void {
   if (profile.type !== spec.key || (spec.curve !== undefined && profile.curve !== spec.curve)) {
     throw jwtError(
       'KEY_ALG_MISMATCH',
-      `JWT-SVID alg ${parsed.alg} does not match key "${parsed.kid}" (${profile.type}${profile.curve === undefined ? '' : ` ${profile.curve}`})`,
+      `JWT-SVID alg ${parsed.alg} does not match key ${quoted(parsed.kid)} (${profile.type}${profile.curve === undefined ? '' : ` ${profile.curve}`})`,
     )
   }
   // JWS ECDSA signatures are raw r‖s of a fixed length (RFC 7518 §3.4); a DER
@@ -500,9 +506,14 @@ function verifySignature(parsed: ParsedToken, authority: JwtAuthority): void {
             )
           : verify(spec.hash, parsed.signingInput, { key, padding: constants.RSA_PKCS1_PADDING }, signature)
   } catch (cause) {
-    throw jwtError('BAD_SIGNATURE', `JWT-SVID signature does not verify with key "${parsed.kid}"`, cause)
+    throw jwtError(
+      'BAD_SIGNATURE',
+      `JWT-SVID signature does not verify with key ${quoted(parsed.kid)}`,
+      cause,
+    )
   }
-  if (!ok) throw jwtError('BAD_SIGNATURE', `JWT-SVID signature does not verify with key "${parsed.kid}"`)
+  if (!ok)
+    throw jwtError('BAD_SIGNATURE', `JWT-SVID signature does not verify with key ${quoted(parsed.kid)}`)
 }
 
 // ---------------------------------------------------------------------------

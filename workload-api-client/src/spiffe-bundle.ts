@@ -10,12 +10,13 @@
  * key types without breaking older clients. Entries that claim a known use
  * but are broken still fail the whole document.
  */
-import { type JsonWebKey, X509Certificate } from 'node:crypto'
+import { X509Certificate } from 'node:crypto'
 import { SpiffeError } from './errors.ts'
 import { isJsonObject, type JsonObject, type JsonValue, parseStrictJson } from './internal/strict-json.ts'
 import {
   addAuthority,
   importJwtKey,
+  type Jwk,
   type JwtAuthority,
   JwtBundle,
   jwtAuthority,
@@ -139,7 +140,7 @@ export class SpiffeBundle {
 
   /** Serializes to a SPIFFE bundle document (JWT keys with `use: "jwt-svid"`, roots as `x5c`). */
   toJson(): string {
-    const keys: JsonWebKey[] = []
+    const keys: Jwk[] = []
     for (const cert of this.x509.authorities) keys.push(x509Entry(cert))
     for (const a of this.jwt.authorities.values()) keys.push({ ...a.jwk, use: JWT_SVID_USE })
     // Built by hand because JSON.stringify cannot write a bigint, and the
@@ -151,8 +152,8 @@ export class SpiffeBundle {
   }
 }
 
-function x509Entry(cert: X509Certificate): JsonWebKey {
-  let jwk: JsonWebKey
+function x509Entry(cert: X509Certificate): Jwk {
+  let jwk: Jwk
   try {
     jwk = cert.publicKey.export({ format: 'jwk' })
   } catch {

@@ -47,7 +47,7 @@ function invalid(reason: SpiffeIdReason, message: string): SpiffeError {
 
 /** Returns the failure reason for `td` as a trust domain name, or undefined when valid. */
 function checkTrustDomainName(td: string, input: string): SpiffeError | undefined {
-  if (td.length === 0) return invalid('MISSING_TRUST_DOMAIN', `trust domain is missing in "${input}"`)
+  if (td.length === 0) return invalid('MISSING_TRUST_DOMAIN', `trust domain is missing in ${quote(input)}`)
   if (td.length > MAX_TRUST_DOMAIN_LENGTH) {
     return invalid(
       'TOO_LONG',
@@ -59,7 +59,7 @@ function checkTrustDomainName(td: string, input: string): SpiffeError | undefine
     if (c >= 128 || TD_CHAR[c] === 0) {
       return invalid(
         'BAD_TRUST_DOMAIN_CHAR',
-        `trust domain "${td}" has character ${JSON.stringify(td[i])} at offset ${i}; only a-z, 0-9, ".", "-" and "_" are allowed`,
+        `trust domain ${quote(td)} has character ${JSON.stringify(td[i])} at offset ${i}; only a-z, 0-9, ".", "-" and "_" are allowed`,
       )
     }
   }
@@ -70,7 +70,8 @@ function checkTrustDomainName(td: string, input: string): SpiffeError | undefine
 function checkPath(path: string, input: string): SpiffeError | undefined {
   const n = path.length
   if (n === 0) return undefined
-  if (path.charCodeAt(0) !== SLASH) return invalid('NO_LEADING_SLASH', `path "${path}" must start with "/"`)
+  if (path.charCodeAt(0) !== SLASH)
+    return invalid('NO_LEADING_SLASH', `path ${quote(path)} must start with "/"`)
   let segStart = 1
   for (let i = 1; i <= n; i++) {
     const c = i === n ? SLASH : path.charCodeAt(i)
@@ -78,20 +79,23 @@ function checkPath(path: string, input: string): SpiffeError | undefined {
       const len = i - segStart
       if (len === 0) {
         return i === n
-          ? invalid('TRAILING_SLASH', `"${input}" ends with "/"`)
-          : invalid('EMPTY_SEGMENT', `"${input}" has an empty path segment ("//")`)
+          ? invalid('TRAILING_SLASH', `${quote(input)} ends with "/"`)
+          : invalid('EMPTY_SEGMENT', `${quote(input)} has an empty path segment ("//") at path offset ${i}`)
       }
       if (
         path.charCodeAt(segStart) === DOT &&
         (len === 1 || (len === 2 && path.charCodeAt(segStart + 1) === DOT))
       ) {
-        return invalid('DOT_SEGMENT', `"${input}" has a "." or ".." path segment`)
+        return invalid(
+          'DOT_SEGMENT',
+          `${quote(input)} has a "." or ".." path segment at path offset ${segStart}`,
+        )
       }
       segStart = i + 1
     } else if (c >= 128 || PATH_CHAR[c] === 0) {
       return invalid(
         'BAD_PATH_CHAR',
-        `"${input}" has character ${JSON.stringify(path[i])} in its path; only a-z, A-Z, 0-9, ".", "-" and "_" are allowed`,
+        `${quote(input)} has character ${JSON.stringify(path[i])} at path offset ${i}; only a-z, A-Z, 0-9, ".", "-" and "_" are allowed`,
       )
     }
   }
@@ -149,7 +153,7 @@ export class TrustDomain {
       if (id.path !== '') {
         return invalid(
           'BAD_TRUST_DOMAIN_CHAR',
-          `"${input}" is a workload ID, not a trust domain (it has a path)`,
+          `${quote(input)} is a workload ID, not a trust domain (it has a path)`,
         )
       }
       return id.trustDomain
@@ -218,7 +222,7 @@ export class SpiffeId {
       return invalid('TOO_LONG', `SPIFFE ID is ${input.length} bytes, over the ${MAX_ID_LENGTH}-byte limit`)
     }
     if (!input.startsWith(SPIFFE_SCHEME_PREFIX)) {
-      return invalid('BAD_SCHEME', `"${truncate(input)}" does not start with "spiffe://"`)
+      return invalid('BAD_SCHEME', `${quote(input)} does not start with "spiffe://"`)
     }
     const tdStart = SPIFFE_SCHEME_PREFIX.length
     let tdEnd = input.indexOf('/', tdStart)
@@ -246,7 +250,7 @@ export class SpiffeId {
   /** Builds an ID from path segments, each validated as one segment. */
   static fromSegments(trustDomain: TrustDomain, ...segments: string[]): SpiffeId {
     for (const s of segments) {
-      if (s.includes('/')) throw invalid('BAD_PATH_CHAR', `segment "${s}" contains "/"`)
+      if (s.includes('/')) throw invalid('BAD_PATH_CHAR', `segment ${quote(s)} contains "/"`)
     }
     return SpiffeId.fromPath(trustDomain, segments.length === 0 ? '' : `/${segments.join('/')}`)
   }
@@ -278,6 +282,8 @@ export class SpiffeId {
   }
 }
 
-function truncate(s: string): string {
-  return s.length > 80 ? `${s.slice(0, 77)}...` : s
+// Refused input is often a peer's URI SAN or a token's `sub`, and messages end up in logs: quote it with
+// control characters escaped, and cut it short so a 2 KiB ID does not become a 2 KiB log line.
+function quote(s: string): string {
+  return JSON.stringify(s.length > 80 ? `${s.slice(0, 77)}...` : s)
 }

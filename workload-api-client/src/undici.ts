@@ -8,7 +8,8 @@
  *
  * @packageDocumentation
  */
-import { Agent } from 'undici'
+import { Agent, type Dispatcher } from 'undici'
+import { CallbackHandlerAdapter, isCallbackHandler } from './internal/callback-handler.ts'
 import { SpiffeTlsClient, type SpiffeTlsClientOptions } from './tls/client.ts'
 
 /**
@@ -29,5 +30,16 @@ export interface SpiffeDispatcherOptions extends SpiffeTlsClientOptions {
  */
 export function spiffeDispatcher(options: SpiffeDispatcherOptions): Agent {
   const client = new SpiffeTlsClient(options)
-  return new Agent({ ...options.agent, connect: client.connector })
+  return new SpiffeAgent({ ...options.agent, connect: client.connector })
+}
+
+// Node's global fetch is its bundled undici (6.x), which dispatches with callback-style handlers that
+// undici 8 refuses; those are adapted here, so one dispatcher serves both fetches.
+class SpiffeAgent extends Agent {
+  override dispatch(options: Agent.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const adapted = isCallbackHandler(handler)
+      ? (new CallbackHandlerAdapter(handler) as unknown as Dispatcher.DispatchHandler)
+      : handler
+    return super.dispatch(options, adapted)
+  }
 }

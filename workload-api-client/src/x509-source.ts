@@ -109,8 +109,9 @@ export class X509Source implements X509BundleSource {
     return svid
   }
 
-  /** The current SVID; throws SPIFFE_WLAPI_NO_IDENTITY when none is usable. */
+  /** The current SVID; throws SPIFFE_WLAPI_NO_IDENTITY when none is usable, SPIFFE_WLAPI_CLOSED after close(). */
   getX509Svid(): X509Svid {
+    this.#checkOpen()
     const svid = this.svid
     if (svid !== undefined) return svid
     const why = this.#lastError === undefined ? '' : `: ${this.#lastError.message}`
@@ -124,8 +125,15 @@ export class X509Source implements X509BundleSource {
     return this.#bundles
   }
 
+  /** The bundle of `trustDomain`; throws SPIFFE_WLAPI_CLOSED after close(), as go-spiffe's source errs. */
   getX509BundleForTrustDomain(trustDomain: TrustDomain): X509Bundle | undefined {
+    this.#checkOpen()
     return this.#bundles.get(trustDomain)
+  }
+
+  // A closed source no longer follows the Workload API: what it held may have lost a revoked root since.
+  #checkOpen(): void {
+    if (this.#status === 'closed') throw new SpiffeError('SPIFFE_WLAPI_CLOSED', 'X509Source is closed')
   }
 
   /** The last error seen (stream failure, rejected update); cleared by the next good update. */
@@ -184,6 +192,8 @@ export class X509Source implements X509BundleSource {
       const unsubscribe = () => this.#waiters.delete(check)
       const unsubscribeErr = this.onError(check)
       options.signal?.addEventListener('abort', onAbort, { once: true })
+      // A signal aborted before the call never fires 'abort': refuse now rather than at the timeout.
+      if (options.signal?.aborted) return onAbort()
       function done(settle: () => void) {
         clearTimeout(timer)
         unsubscribe()
@@ -201,6 +211,7 @@ export class X509Source implements X509BundleSource {
     if (this.#ownsClient) this.#client.close()
     clearTimeout(this.#expiryTimer)
     this.#svid = undefined
+    this.#bundles = new BundleSet()
     this.#setStatus('closed')
     // Only pending waitReady() calls hear of it: the caller closed the source and needs no update.
     for (const wake of [...this.#waiters]) wake()

@@ -138,3 +138,50 @@ t.test('any-of: a union of matchers, described by its parts', async (t) => {
   t.throws(() => matchAnyOf(), { code: 'SPIFFE_MATCHER_INVALID' }, 'an empty union would refuse everyone')
   t.throws(() => matchAnyOf('spiffe://td/a' as unknown as IdMatcher), { code: 'SPIFFE_MATCHER_INVALID' })
 })
+
+// The peer's ID is the input here (a federated trust domain mints any path it likes, up to 2048 bytes, about a
+// thousand segments). Matching `**` by plain recursion costs segments^(number of `**`): with six of them
+// against a 1,000-segment ID that never returns. This asks only that the match finishes, not how fast.
+t.test('patterns with many ** finish against IDs of a thousand segments', async (t) => {
+  const long = SpiffeId.parse(`spiffe://td/${Array(1000).fill('a').join('/')}`)
+  const many = 'spiffe://td/**/a/**/a/**/a/**/a/**/a/**'
+  t.equal(matchPattern(`${many}/b`)(long), false, 'no final b: every split is tried, and all fail')
+  t.equal(matchPattern(many)(long), true)
+  t.equal(matchPattern('spiffe://td/**/*/a/**/*/*/b/**')(long), false)
+})
+
+// The same answers as a regular expression that states the pattern language (`*` one segment, `**` zero or
+// more), over every small ID and pattern the alphabet makes.
+t.test('pattern matching agrees with the regular-expression reading of the pattern language', async (t) => {
+  const atoms = ['a', 'b', '*', '**']
+  const patterns: string[][] = [[]]
+  for (let len = 1; len <= 4; len++) {
+    for (let n = 0; n < atoms.length ** len; n++) {
+      const p: string[] = []
+      for (let k = 0, v = n; k < len; k++, v = Math.floor(v / atoms.length))
+        p.push(atoms[v % atoms.length] as string)
+      patterns.push(p)
+    }
+  }
+  const ids: string[][] = [[]]
+  for (let len = 1; len <= 5; len++) {
+    for (let n = 0; n < 2 ** len; n++) ids.push([...Array(len)].map((_, k) => ((n >> k) & 1 ? 'b' : 'a')))
+  }
+  let disagreements = 0
+  let checked = 0
+  for (const p of patterns) {
+    // Plain IDs are matchId's business, and `**/**` is refused as redundant.
+    if (!p.some((s) => s.includes('*')) || p.join('/').includes('**/**')) continue
+    const matcher = matchPattern(`spiffe://td${p.map((s) => `/${s}`).join('')}`)
+    const re = new RegExp(
+      `^${p.map((s) => (s === '**' ? '(?:/[^/]+)*' : s === '*' ? '/[^/]+' : `/${s}`)).join('')}$`,
+    )
+    for (const segs of ids) {
+      const path = segs.map((s) => `/${s}`).join('')
+      checked++
+      if (matcher(SpiffeId.parse(`spiffe://td${path}`)) !== re.test(path)) disagreements++
+    }
+  }
+  t.ok(checked > 5000, `${checked} pattern and ID pairs`)
+  t.equal(disagreements, 0)
+})

@@ -535,3 +535,24 @@ function noncanonical(s: string): string {
   const mask = s.length % 4 === 2 ? 0x0f : 0x03
   return s.slice(0, -1) + alphabet[(last & ~mask) | 1]
 }
+
+// Before the signature is checked, `kid` and `sub` are whatever the caller sent; the refusal's message ends
+// up in logs and audit records, so it carries them escaped and short.
+t.test('refusals before the signature check quote kid and sub escaped and short', async (t) => {
+  const hasControl = (s: string) => [...s].some((c) => (c.codePointAt(0) as number) < 0x20 || c === '\u007f')
+  const cases = [
+    issue({ header: { kid: `evil\nlevel=info msg="forged"${'k'.repeat(200)}` } }),
+    issue({ spiffeId: `spiffe://nobody.example/${'p/'.repeat(900)}x` }),
+  ]
+  for (const token of cases) {
+    let message = ''
+    try {
+      validate(token)
+    } catch (err) {
+      message = (err as Error).message
+    }
+    t.not(message, '', 'refused')
+    t.notOk(hasControl(message), 'no control character reaches the message')
+    t.ok(message.length <= 400, `message is ${message.length} characters`)
+  }
+})

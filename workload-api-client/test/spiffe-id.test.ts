@@ -94,3 +94,45 @@ t.test('fromPath and fromSegments validate what they build', async (t) => {
   t.throws(() => SpiffeId.fromSegments(td, '..'), { code: 'SPIFFE_ID_INVALID', reason: 'DOT_SEGMENT' })
   t.ok(SpiffeId.parse('spiffe://example.org/a').equals(SpiffeId.fromPath(td, '/a')))
 })
+
+// A refused ID is often a peer's URI SAN or a token's `sub`: bytes someone else chose, which end up in logs
+// and audit records through the error message. The message quotes them escaped and cut short.
+function hasControl(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 0x20 || c === 0x7f) return true
+  }
+  return false
+}
+
+t.test('error messages escape the input and stay short whatever the input', async (t) => {
+  const hostile = [
+    'spiffe://example.org/a\nlevel=info msg="forged"',
+    'spiffe://exa\r\nmple.org/a',
+    `spiffe://example.org/${'a'.repeat(2000)}/%`,
+    `spiffe://example.org/${'a/'.repeat(900)}`,
+    `spiffe://${'a'.repeat(250)}\u0007/a`,
+    `spiffe://example.org//${'b'.repeat(2000)}`,
+    `spiffe://example.org/./${'b'.repeat(2000)}`,
+    `spiffe://${'a'.repeat(300)}/x`,
+    `spiffe://${'A'.repeat(255)}/x`,
+  ]
+  for (const input of hostile) {
+    const err = SpiffeId.tryParseResult(input)
+    t.ok(err instanceof Error, `refused: ${JSON.stringify(input.slice(0, 40))}`)
+    const message = (err as Error).message
+    t.notOk(hasControl(message), 'no control character reaches the message')
+    t.ok(message.length <= 400, `message is ${message.length} characters`)
+  }
+  for (const input of ['exa\nmple.org', `${'a'.repeat(250)}\u0000`]) {
+    const message = (() => {
+      try {
+        TrustDomain.parse(input)
+      } catch (err) {
+        return (err as Error).message
+      }
+      return ''
+    })()
+    t.notOk(hasControl(message), 'trust domain messages too')
+  }
+})
