@@ -63,7 +63,9 @@ export class ClientTls {
       {
         hostname: target.hostname,
         port: target.port,
-        servername: target.servername,
+        // The SNI is the upstream's configured host name (the library's default for a target host that is not an
+        // IP literal), never a name undici derived from the Host the local app sent (RFC 6066 3).
+        servername: undefined,
         ALPNProtocols: ['http/1.1'],
       },
       callback,

@@ -64,7 +64,7 @@ export interface SpiffeConnectTarget {
   host?: string | undefined
   hostname?: string | undefined
   port: string | number
-  /** SNI; by default the host name when it is not an IP address. */
+  /** SNI; by default the host name. An IP address is never sent (RFC 6066 3). */
   servername?: string | null | undefined
   ALPNProtocols?: string[] | undefined
 }
@@ -135,7 +135,9 @@ export class SpiffeTlsClient {
     const cached = this.#sessions.get(key)
     const resumable =
       cached !== undefined && cached.generation === credentials.generation ? cached : undefined
-    const servername = target.servername || (isIP(host) === 0 ? host : undefined)
+    // RFC 6066 3: "Literal IPv4 and IPv6 addresses are not permitted in HostName".
+    const named = target.servername ? target.servername : host
+    const servername = isIP(named) === 0 ? named : undefined
     // Node builds the server's detailed chain for checkServerIdentity on every full handshake OpenSSL verified;
     // the SPIFFE check reads that one instead of building it again (tens of µs a certificate).
     let presented: PeerCertificate | undefined
