@@ -7,13 +7,21 @@
 // bounded memory, refused a legitimate peer's resumption once a thousand
 // other leaves had passed (a gateway in front of many agents), and the peer
 // resumed the same refused session again on every retry.
+import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { createServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
-import { type TLSSocket, connect as tlsConnect } from 'node:tls'
+import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect } from 'node:tls'
 import { DevWorkloadApi } from '@svidecar/certs'
 import t from 'tap'
-import { matchMemberOf, type SpiffeError, SpiffeTlsServer, X509Source } from 'workload-api-client'
+import {
+  matchId,
+  matchMemberOf,
+  type SpiffeError,
+  SpiffeTlsClient,
+  SpiffeTlsServer,
+  X509Source,
+} from 'workload-api-client'
 import { waitFor } from './helpers/wait.ts'
 
 const SERVER = 'spiffe://example.org/api'
@@ -82,4 +90,49 @@ t.test('a resumed session verifies after thousands of other peers’ leaves', as
     [],
     'the resumed session verified: leaf + the intermediate other peers presented',
   )
+})
+
+t.test('a client does not resume a session whose server certificate has expired since', async (t) => {
+  // A server that keeps its ticket keys across a certificate change, as Go's crypto/tls (ghostunnel) does: it
+  // resumes a session made under its previous certificate, which the resumed handshake does not show again.
+  const api = await DevWorkloadApi.start({ workloads: [{ spiffeId: 'spiffe://example.org/client' }] })
+  t.teardown(() => api.close())
+  const source = await X509Source.create({
+    address: api.endpoint,
+    spiffeId: 'spiffe://example.org/client',
+    timeoutMs: 10_000,
+  })
+  t.teardown(() => source.close())
+  const shortLived = api.ca.issueX509Svid({ spiffeId: SERVER, ttlMs: 1500 })
+  const next = api.ca.issueX509Svid({ spiffeId: SERVER })
+  const ticketKeys = randomBytes(48)
+  const server = createTlsServer({
+    key: shortLived.keyPem,
+    cert: shortLived.certChainPem,
+    requestCert: true,
+    rejectUnauthorized: false,
+    ticketKeys,
+  })
+  server.on('secureConnection', (socket: TLSSocket) => {
+    socket.on('error', () => {})
+    socket.end('hi')
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => server.close())
+  const port = (server.address() as AddressInfo).port
+  const client = new SpiffeTlsClient({ source, authorizer: matchId(SERVER) })
+  const first = await client.connect({ host: '127.0.0.1', port })
+  // The session arrives with the server's first bytes.
+  first.resume()
+  await once(first, 'end')
+  first.destroy()
+  const notAfter = shortLived.certificates[0]?.validToDate.getTime() ?? 0
+  await waitFor(() => Date.now() > notAfter + 50, 'the first certificate to expire')
+  server.setSecureContext({ key: next.keyPem, cert: next.certChainPem })
+  server.setTicketKeys(ticketKeys)
+  const second = await client.connect({ host: '127.0.0.1', port })
+  t.teardown(() => second.destroy())
+  t.notOk(second.isSessionReused(), 'a full handshake, not the expired session')
+  t.equal(second.getPeerX509Certificate()?.serialNumber, next.certificates[0]?.serialNumber)
 })

@@ -19,7 +19,8 @@ import { type TlsProfile, tlsParameters } from '../tls/profiles.ts'
 import { withContinueFilter } from './unsolicited-continue.ts'
 
 // How long before a peer certificate's NotAfter its connections stop taking requests: a timer fires late on a
-// busy event loop, and a request dispatched just before the expiry still has to reach the peer.
+// busy event loop, and a request dispatched just before the expiry still has to reach the peer. The renewed pool's
+// connections handshake in full: the library resumes no session whose certificate has less than 5 s left.
 const EXPIRY_MARGIN_MS = 1000
 
 export type UpstreamKind = 'spiffe' | 'https' | 'plaintext'
