@@ -2,6 +2,7 @@
 // reason from a closed set (tls/refusals.ts): real sockets, real OpenSSL
 // verdicts, certificates minted by the dev CA.
 import { once } from 'node:events'
+import { connect as http2Connect } from 'node:http2'
 import { createServer as createHttpsServer } from 'node:https'
 import { type AddressInfo, createServer as createNetServer, connect as netConnect } from 'node:net'
 import { connect, createServer as createTlsServer, type TLSSocket } from 'node:tls'
@@ -126,6 +127,8 @@ t.test('the reason table maps OpenSSL and Node codes, and nothing else, to the c
     [{ code: 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION' }, undefined, 'PROTOCOL_VERSION'],
     [{ code: 'ERR_SSL_NO_SHARED_CIPHER' }, undefined, 'NO_SHARED_CIPHER'],
     [{ code: 'ERR_SSL_HTTP_REQUEST' }, undefined, 'NOT_TLS'],
+    [{ code: 'ERR_SSL_NO_APPLICATION_PROTOCOL' }, undefined, 'NO_APPLICATION_PROTOCOL'],
+    [{ code: 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL' }, undefined, 'NO_APPLICATION_PROTOCOL'],
     [{ code: 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA' }, undefined, 'PEER_REFUSED'],
     [{ code: 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE' }, undefined, 'PEER_REFUSED'],
     [{ code: 'ECONNRESET' }, undefined, 'PEER_CLOSED'],
@@ -524,3 +527,25 @@ upstreams:
     { direction: 'outbound', reason: 'CERT_EXPIRED', code: 'SVD_UPSTREAM_TLS_FAILED' },
   ])
 })
+
+t.test(
+  'an HTTP/2-only client is refused at the handshake (ALPN), counted as NO_APPLICATION_PROTOCOL',
+  async (t) => {
+    const { agent, mcp } = await setup(t)
+    const { port } = await inbound(t, mcp, 'in-alpn')
+    const own = agent.current()
+    if (own === undefined) throw new Error('no SVID')
+    const from = events.length
+    // node:http2's client offers h2 alone, as gRPC clients do; the listener speaks http/1.1 only.
+    const session = http2Connect(`https://127.0.0.1:${port}`, {
+      key: own.keyPem,
+      cert: own.certChainPem,
+      rejectUnauthorized: false,
+    })
+    const [err] = (await once(session, 'error')) as [Error & { code?: string }]
+    t.equal(err.code, 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL', 'the client got the RFC 7301 alert')
+    t.match(await nextEvents('in-alpn', from), [
+      { direction: 'inbound', reason: 'NO_APPLICATION_PROTOCOL', code: 'SVD_TLS_HANDSHAKE_FAILED' },
+    ])
+  },
+)

@@ -15,6 +15,8 @@ export const DEBIAN_TOOLS: Readonly<Record<string, string>> = {
   // The server itself, for test/prometheus/scrape.test.ts (same package as promtool).
   prometheus: 'prometheus',
   'redis-server': 'redis-server',
+  // mTLS interop peer, both ways (sidecar/test/nginx-interop.test.ts).
+  nginx: 'nginx',
 }
 
 function onPath(command: string): boolean {

@@ -6,7 +6,7 @@ import { once } from 'node:events'
 import { connect as http2Connect, createSecureServer as http2Server } from 'node:http2'
 import { type Server as HttpsServer, request as httpsRequest, createServer as httpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
-import { connect as tlsConnect } from 'node:tls'
+import { type TLSSocket, connect as tlsConnect } from 'node:tls'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { DevCa, DevWorkloadApi } from '@svidecar/certs'
@@ -130,6 +130,22 @@ t.test('https.request through the client httpsAgent, tls.connect through connect
   const socket = await client.connect({ host: '127.0.0.1', port: served.port })
   t.teardown(() => socket.destroy())
   t.equal(peerIdOf(socket)?.toString(), SERVER, 'the verified server ID is on the socket')
+})
+
+t.test('connect() never sends an IP literal as SNI (RFC 6066 3), and sends a name', async (t) => {
+  const served = await serve(t)
+  const seen: (string | false)[] = []
+  served.server.on('secureConnection', (socket: TLSSocket & { servername: string | false }) =>
+    seen.push(socket.servername),
+  )
+  const client = new SpiffeTlsClient({ source: await source(t, CLIENT), authorizer: matchId(SERVER) })
+  for (const servername of ['127.0.0.1', '::1', undefined, 'api.example']) {
+    const socket = await client.connect({ host: '127.0.0.1', port: served.port, servername })
+    const before = seen.length
+    await waitFor(() => seen.length > before, 'the server to see the handshake')
+    socket.destroy()
+  }
+  t.same(seen, [false, false, false, 'api.example'])
 })
 
 t.test('an http2 secure server, and an http2 client over connect()', async (t) => {

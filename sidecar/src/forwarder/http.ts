@@ -86,6 +86,10 @@ export function forwardHttp(
       // Retrying is the client's call: the proxy cannot know whether a request is safe to repeat.
       idempotent: false,
       blocking: false,
+      // undici takes a request's TLS server name from its Host when none is given, and closes a kept-alive
+      // connection whose name differs; a peer sidecar's Host is the app's, so one name per upstream keeps the
+      // pool's connections (the SNI itself is ClientTls's: the upstream URL's host name).
+      ...(upstream.kind === 'spiffe' ? { servername: upstream.url.hostname } : {}),
     },
     handler,
   )

@@ -3,7 +3,8 @@
  * sidecars connect through ClientTls; when the identity rotates their pool is
  * replaced and the old one closed gracefully, so requests in flight (an SSE
  * stream, a long upload) finish on the connection they started on while
- * every new request uses a connection made with the new SVID.
+ * every new request uses a connection made with the new SVID. The same
+ * happens when a peer's certificate on a kept-alive connection expires.
  */
 import { readFileSync } from 'node:fs'
 import type { Duplex } from 'node:stream'
@@ -16,6 +17,11 @@ import { ClientTls } from '../tls/client-tls.ts'
 import { httpsConnector } from '../tls/https-connector.ts'
 import { type TlsProfile, tlsParameters } from '../tls/profiles.ts'
 import { withContinueFilter } from './unsolicited-continue.ts'
+
+// How long before a peer certificate's NotAfter its connections stop taking requests: a timer fires late on a
+// busy event loop, and a request dispatched just before the expiry still has to reach the peer. The renewed pool's
+// connections handshake in full: the library resumes no session whose certificate has less than 5 s left.
+const EXPIRY_MARGIN_MS = 1000
 
 export type UpstreamKind = 'spiffe' | 'https' | 'plaintext'
 
@@ -54,6 +60,9 @@ export class Upstream {
   readonly #makePool: () => Pool
   #pool: Pool
   readonly #retired = new Set<Pool>()
+  // When the current pool is renewed because a peer certificate on its connections expires, and the timer.
+  #renewDue = Number.POSITIVE_INFINITY
+  #expiryTimer: NodeJS.Timeout | undefined
 
   constructor(spec: UpstreamSpec, limits: PoolLimits, identity?: Identity) {
     this.name = spec.name
@@ -71,6 +80,7 @@ export class Upstream {
         authorizer: authorizerFromSpec(spec.spiffe ?? { any: true }),
         params: tlsParameters(spec.tlsProfile ?? limits.tlsProfile ?? 'intermediate', limits.minVersion),
         connectTimeoutMs: limits.connectTimeoutMs,
+        onPeerValidUntil: (untilMs) => this.#renewAt(untilMs),
       })
     }
     if (spec.kind === 'https') {
@@ -117,8 +127,34 @@ export class Upstream {
     return this.#pool
   }
 
+  /**
+   * A peer sidecar's certificate on one of the pool's connections is valid until `untilMs`; Node never checks it
+   * again on a kept-alive connection (security.md 1), so the pool is renewed a little before, and the next
+   * requests handshake with the peer's current SVID (renewed at half its lifetime, long before).
+   */
+  #renewAt(untilMs: number): void {
+    // A quarter of what is left when that is less than the margin: a peer about to expire is not renewed in a loop.
+    const due = untilMs - Math.min(EXPIRY_MARGIN_MS, Math.max(0, (untilMs - Date.now()) / 4))
+    if (due >= this.#renewDue) return
+    this.#renewDue = due
+    this.#armRenewal()
+  }
+
+  #armRenewal(): void {
+    clearTimeout(this.#expiryTimer)
+    // setTimeout stores delays in 32 bits; a later time is armed again when this fires.
+    const delay = Math.min(Math.max(0, this.#renewDue - Date.now()), 2 ** 31 - 1)
+    this.#expiryTimer = setTimeout(() => {
+      if (Date.now() >= this.#renewDue) this.renew()
+      else this.#armRenewal()
+    }, delay)
+    this.#expiryTimer.unref()
+  }
+
   /** New requests go to a new pool; the old one finishes what it has and closes. */
   renew(): void {
+    clearTimeout(this.#expiryTimer)
+    this.#renewDue = Number.POSITIVE_INFINITY
     const old = this.#pool
     this.#pool = this.#makePool()
     this.#retired.add(old)
@@ -126,10 +162,12 @@ export class Upstream {
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.#expiryTimer)
     await Promise.all([this.#pool.close(), ...[...this.#retired].map((p) => p.close())])
   }
 
   async destroy(): Promise<void> {
+    clearTimeout(this.#expiryTimer)
     await Promise.all([this.#pool.destroy(), ...[...this.#retired].map((p) => p.destroy())])
   }
 }

@@ -95,6 +95,12 @@ export class ProxyListener {
     const httpEvent = server instanceof TlsServer ? 'secureConnection' : 'connection'
     const http = server.listeners(httpEvent) as ((socket: Duplex) => void)[]
     server.removeAllListeners(httpEvent)
+    // The limit below is checked once a connection is usable (a TLS handshake done), so the excess can be told why;
+    // until then each connection holds a TLS socket (~22 KB). Past twice the limit they are closed as accepted, or
+    // connections that never finish a handshake would take the process's memory before their timeout.
+    // Node closes those before any TLS socket exists ('drop'), so they are not miscounted as peers hanging up.
+    server.maxConnections = 2 * limits.maxConnections
+    server.on('drop', () => refused('SVD_OVERLOADED', 0, 'ACCEPT_LIMIT'))
     server.on('connection', (socket: Socket) => {
       this.#sockets.add(socket)
       publishConnection({ listener: name, direction, event: 'open' })

@@ -10,6 +10,7 @@ import type { TLSSocket } from 'node:tls'
 import {
   type IdMatcher,
   isSpiffeError,
+  reverifyTlsPeer,
   type SpiffeConnectFailure,
   SpiffeTlsClient,
 } from 'workload-api-client'
@@ -28,6 +29,11 @@ export interface ClientTlsOptions {
   /** Versions and suites (tls/profiles.ts). */
   params: TlsParameters
   connectTimeoutMs: number
+  /**
+   * Called for every connection accepted, with the time its peer's verified path stops being valid (the first
+   * NotAfter along it): a kept-alive connection must not carry requests past it (Upstream renews its pool then).
+   */
+  onPeerValidUntil?: (untilMs: number) => void
 }
 
 export interface ConnectTarget {
@@ -52,7 +58,21 @@ export class ClientTls {
       connectTimeoutMs: options.connectTimeoutMs,
       // OpenSSL's refusals keep their own reasons in the refusal table (CERT_EXPIRED, UNKNOWN_AUTHORITY, ...).
       openSslVerify: true,
-      onAccepted: (id, socket) => publishHandshake(options.upstream, 'outbound', id, socket),
+      onAccepted: (id, socket) => {
+        publishHandshake(options.upstream, 'outbound', id, socket)
+        const report = options.onPeerValidUntil
+        const bundles = identity.current()?.bundleSource
+        if (report === undefined || bundles === undefined) return
+        try {
+          let until = Number.POSITIVE_INFINITY
+          for (const cert of reverifyTlsPeer(socket, bundles).verifiedChain) {
+            until = Math.min(until, cert.validToDate.getTime())
+          }
+          report(until)
+        } catch {
+          // Verified a moment ago; a bundle that changed since renews the pool anyway (forwarder/upstreams.ts).
+        }
+      },
       onConnectError: (err, info) => this.#failed(err, info),
     })
   }
@@ -63,7 +83,9 @@ export class ClientTls {
       {
         hostname: target.hostname,
         port: target.port,
-        servername: target.servername,
+        // The SNI is the upstream's configured host name (the library's default for a target host that is not an
+        // IP literal), never a name undici derived from the Host the local app sent (RFC 6066 3).
+        servername: undefined,
         ALPNProtocols: ['http/1.1'],
       },
       callback,

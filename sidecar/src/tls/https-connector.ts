@@ -7,6 +7,7 @@
  * own the sidecar opens no connection at all (fail closed; README "no valid
  * SVID").
  */
+import { constants } from 'node:crypto'
 import { buildConnector } from 'undici'
 import { SvidecarError } from '../errors/index.ts'
 import type { Identity } from '../identity/identity.ts'
@@ -25,6 +26,9 @@ export interface HttpsConnectorOptions {
 export function httpsConnector(identity: Identity, options: HttpsConnectorOptions): buildConnector.connector {
   const connect = buildConnector({
     ...protocolOptions(options.params),
+    // As on every other leg (workload-api-client's TLS_SECURE_OPTIONS): an upstream's TLS 1.2 renegotiation is
+    // a new handshake that the checks of the first one do not cover.
+    secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
     ...(options.ca === undefined ? {} : { ca: options.ca }),
     timeout: options.connectTimeoutMs,
   })

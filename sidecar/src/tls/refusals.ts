@@ -22,6 +22,7 @@ export const TLS_REFUSALS = {
   PROTOCOL_VERSION: 'no TLS version in common (TLS 1.0 and 1.1 are refused; the profile may require 1.3)',
   NO_SHARED_CIPHER: 'no cipher suite in common (only ECDHE with AEAD suites are offered)',
   NOT_TLS: 'the peer does not speak TLS',
+  NO_APPLICATION_PROTOCOL: 'no application protocol in common (ALPN: the sidecar speaks http/1.1 only)',
   PEER_REFUSED: 'the peer refused the handshake with an alert',
   PEER_CLOSED: 'the peer closed the connection during the handshake',
   HANDSHAKE_FAILED: 'the handshake failed',
@@ -79,6 +80,9 @@ const HANDSHAKE_CODES: Record<string, TlsRefusalReason> = {
   ERR_SSL_WRONG_VERSION_NUMBER: 'NOT_TLS',
   ERR_SSL_PACKET_LENGTH_TOO_LONG: 'NOT_TLS',
   ERR_SSL_RECORD_LENGTH_MISMATCH: 'NOT_TLS',
+  // RFC 7301 3.2: we refused the client's ALPN list (HTTP/2 only, as gRPC sends), or the upstream refused ours.
+  ERR_SSL_NO_APPLICATION_PROTOCOL: 'NO_APPLICATION_PROTOCOL',
+  ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL: 'NO_APPLICATION_PROTOCOL',
   ECONNRESET: 'PEER_CLOSED',
   EPIPE: 'PEER_CLOSED',
 }

@@ -15,8 +15,23 @@ import { type ConnectionOptions, type PeerCertificate, type TLSSocket, connect a
 import { SpiffeError } from '../errors.ts'
 import type { IdMatcher } from '../id-matcher.ts'
 import type { SpiffeId } from '../spiffe-id.ts'
+import { ParsedCert } from '../x509-cert.ts'
 import { CredentialCache, type TlsProtocolOptions, type X509TlsSource } from './credentials.ts'
 import { rememberPeerId, verifyPeerSocket } from './peer.ts'
+
+// A resumed session shows the server certificate of the handshake that made it, however old: a server that keeps
+// its ticket keys across a certificate rotation (Go's crypto/tls does) resumes it after that certificate expired,
+// which the SPIFFE check then refuses. A session is offered only while its certificate has this long left, so a
+// connection made from it is not about to carry requests past the certificate.
+const RESUME_MIN_VALIDITY_MS = 5000
+
+function leafOutlives(leaf: Buffer, atMs: number): boolean {
+  try {
+    return ParsedCert.of(leaf, 'SPIFFE_SVID_INVALID', 'resumed leaf').notAfterMs > atMs
+  } catch {
+    return false
+  }
+}
 
 export interface SpiffeTlsClientOptions extends TlsProtocolOptions {
   /** The SVID to present and the bundles to verify servers with: an X509Source. */
@@ -64,7 +79,7 @@ export interface SpiffeConnectTarget {
   host?: string | undefined
   hostname?: string | undefined
   port: string | number
-  /** SNI; by default the host name when it is not an IP address. */
+  /** SNI; by default the host name. An IP address is never sent (RFC 6066 3). */
   servername?: string | null | undefined
   ALPNProtocols?: string[] | undefined
 }
@@ -134,8 +149,14 @@ export class SpiffeTlsClient {
     const key = `${host}:${port}`
     const cached = this.#sessions.get(key)
     const resumable =
-      cached !== undefined && cached.generation === credentials.generation ? cached : undefined
-    const servername = target.servername || (isIP(host) === 0 ? host : undefined)
+      cached !== undefined &&
+      cached.generation === credentials.generation &&
+      leafOutlives(cached.leaf, Date.now() + RESUME_MIN_VALIDITY_MS)
+        ? cached
+        : undefined
+    // RFC 6066 3: "Literal IPv4 and IPv6 addresses are not permitted in HostName".
+    const named = target.servername ? target.servername : host
+    const servername = isIP(named) === 0 ? named : undefined
     // Node builds the server's detailed chain for checkServerIdentity on every full handshake OpenSSL verified;
     // the SPIFFE check reads that one instead of building it again (tens of µs a certificate).
     let presented: PeerCertificate | undefined

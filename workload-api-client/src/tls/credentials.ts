@@ -5,6 +5,7 @@
  * SVID or bundle makes the next handshake build the next one; established
  * connections keep theirs.
  */
+import { constants } from 'node:crypto'
 import { createSecureContext, type SecureContext } from 'node:tls'
 import type { BundleSet } from '../bundle-set.ts'
 import type { X509Bundle, X509BundleSource } from '../x509-bundle.ts'
@@ -41,6 +42,15 @@ export interface TlsCredentials {
   /** Increments with every change; keys caches that must not outlive a rotation (session tickets). */
   readonly generation: number
 }
+
+/**
+ * OpenSSL options of every context the helpers build. No renegotiation, in
+ * either direction: a TLS 1.2 renegotiation is a new handshake inside the
+ * connection that no SPIFFE check sees (the peer was verified at the first
+ * one) and costs the server a handshake each time (CVE-2011-1473); node:tls
+ * allows three per ten minutes. TLS 1.3 has none (RFC 8446 §4.1.2).
+ */
+export const TLS_SECURE_OPTIONS: number = constants.SSL_OP_NO_RENEGOTIATION
 
 export function protocolOptions(options: TlsProtocolOptions): TlsProtocolOptions {
   return {
@@ -98,6 +108,7 @@ export class CredentialCache {
       cert: credentials.certChainPem,
       ca: [...credentials.allRootsPem],
       ...this.#protocol,
+      secureOptions: TLS_SECURE_OPTIONS,
     })
     if (this.#current === credentials) this.#clientContext = context
     return context
@@ -105,7 +116,13 @@ export class CredentialCache {
 
   /** Options for a server's setSecureContext: no roots at all (server.ts says why). */
   serverContextOptions(credentials: TlsCredentials | undefined) {
-    if (credentials === undefined) return { ...this.#protocol }
-    return { key: credentials.keyPem, cert: credentials.certChainPem, ca: [] as string[], ...this.#protocol }
+    if (credentials === undefined) return { ...this.#protocol, secureOptions: TLS_SECURE_OPTIONS }
+    return {
+      key: credentials.keyPem,
+      cert: credentials.certChainPem,
+      ca: [] as string[],
+      ...this.#protocol,
+      secureOptions: TLS_SECURE_OPTIONS,
+    }
   }
 }

@@ -24,6 +24,7 @@ import type { IdMatcher } from '../id-matcher.ts'
 import type { SpiffeId } from '../spiffe-id.ts'
 import { type VerifiedX509Svid, type VerifyX509Options, verifyX509Svid } from '../verify-x509.ts'
 import type { X509BundleSource } from '../x509-bundle.ts'
+import { ParsedCert } from '../x509-cert.ts'
 import { checkChainPolicy, type PeerPurpose } from './chain-policy.ts'
 
 // Deeper chains are not SPIRE-shaped; the walk stops there whatever the peer sent.
@@ -170,7 +171,7 @@ export function verifyPeerSocket(
   const resumed = socket.isSessionReused()
   if (chain.length === 0 && options.resumedLeaf !== undefined && resumed) chain = [options.resumedLeaf]
   const leaf = chain[0]
-  // A resumed session carries the leaf only; the intermediates are the ones verified when it was established.
+  // A resumed session carries the leaf only; the intermediates come from full handshakes (rememberChain).
   if (leaf !== undefined && chain.length === 1 && resumed) chain = recalledChain(bundles, leaf) ?? chain
   const verified = verifyX509Svid(chain, bundles)
   checkChainPolicy(verified.verifiedChain, options.purpose, verified.id)
@@ -205,32 +206,59 @@ export function reverifyTlsPeer(
   return verifyX509Svid(path ?? [], bundles, options)
 }
 
-// Chains verified under a bundle source, by leaf, for the resumptions of their sessions. A new source (a rotation,
-// for callers that make one per update) starts empty; the recalled chain is verified again all the same.
-const CHAIN_MEMORY = 1024
-const verifiedChains = new WeakMap<X509BundleSource, Map<string, Buffer[]>>()
+// The intermediates of chains verified under a bundle source, for resumed sessions, which carry the peer's leaf
+// only. Kept per intermediate chain, not per leaf: SPIRE signs every leaf of a trust domain through the same few
+// intermediates, so a handful of entries serves any number of peers, where a memory per leaf forgot a peer once
+// enough others had passed and then refused its resumptions. A recalled chain is verified again all the same, so
+// intermediates another peer presented give a resumed leaf no path a full handshake would not accept. A new source
+// (a rotation, for callers that make one per update) starts empty.
+const INTERMEDIATE_MEMORY = 64
+interface Intermediates {
+  /** The certificate that issues leaves. */
+  readonly issuer: ParsedCert
+  readonly chain: readonly Buffer[]
+}
+const verifiedIntermediates = new WeakMap<X509BundleSource, Map<string, Intermediates>>()
 
-// The whole DER as the key, the way x509-cert.ts interns certificates: no digest to compute on every handshake,
-// and no two different leaves can share a key.
-function leafKey(leaf: Buffer): string {
-  return leaf.toString('latin1')
+// The whole DER as the key, the way x509-cert.ts interns certificates: no digest to compute on every handshake.
+function intermediatesKey(chain: readonly Buffer[]): string {
+  let key = ''
+  for (let i = 1; i < chain.length; i++) key += `${(chain[i] as Buffer).toString('latin1')}\0`
+  return key
 }
 
 function rememberChain(bundles: X509BundleSource, chain: Buffer[]): void {
-  let byLeaf = verifiedChains.get(bundles)
-  if (byLeaf === undefined) {
-    byLeaf = new Map()
-    verifiedChains.set(bundles, byLeaf)
+  let known = verifiedIntermediates.get(bundles)
+  if (known === undefined) {
+    known = new Map()
+    verifiedIntermediates.set(bundles, known)
   }
-  const key = leafKey(chain[0] as Buffer)
-  if (byLeaf.has(key)) return
-  if (byLeaf.size >= CHAIN_MEMORY) {
-    const oldest = byLeaf.keys().next()
-    if (oldest.done !== true) byLeaf.delete(oldest.value)
+  const key = intermediatesKey(chain)
+  if (known.has(key)) return
+  if (known.size >= INTERMEDIATE_MEMORY) {
+    const oldest = known.keys().next()
+    if (oldest.done !== true) known.delete(oldest.value)
   }
-  byLeaf.set(key, chain)
+  const issuer = ParsedCert.of(chain[1] as Buffer, 'SPIFFE_CHAIN_UNVERIFIED', 'peer intermediate')
+  known.set(key, { issuer, chain: chain.slice(1) })
 }
 
 function recalledChain(bundles: X509BundleSource, leaf: Buffer): Buffer[] | undefined {
-  return verifiedChains.get(bundles)?.get(leafKey(leaf))
+  const known = verifiedIntermediates.get(bundles)
+  if (known === undefined || known.size === 0) return undefined
+  let parsed: ParsedCert
+  try {
+    parsed = ParsedCert.of(leaf, 'SPIFFE_SVID_INVALID', 'peer leaf')
+  } catch {
+    return undefined
+  }
+  // Newest first: after an intermediate's rotation its successor is the likelier issuer.
+  const entries = [...known.values()]
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const entry = entries[i] as Intermediates
+    if (parsed.ext.issuerName === entry.issuer.ext.subjectName && parsed.isSignedBy(entry.issuer)) {
+      return [leaf, ...entry.chain]
+    }
+  }
+  return undefined
 }

@@ -19,7 +19,12 @@ import type { TLSSocket, TlsOptions, Server as TlsServer } from 'node:tls'
 import { SpiffeError } from '../errors.ts'
 import type { IdMatcher } from '../id-matcher.ts'
 import type { SpiffeId } from '../spiffe-id.ts'
-import { CredentialCache, type TlsProtocolOptions, type X509TlsSource } from './credentials.ts'
+import {
+  CredentialCache,
+  TLS_SECURE_OPTIONS,
+  type TlsProtocolOptions,
+  type X509TlsSource,
+} from './credentials.ts'
 import { rememberPeerId, reverifyTlsPeer, verifyPeerSocket } from './peer.ts'
 
 export interface SpiffeTlsServerOptions extends TlsProtocolOptions {
@@ -61,6 +66,7 @@ export class SpiffeTlsServer {
   get options(): TlsOptions {
     return {
       ...this.#credentials.protocol,
+      secureOptions: TLS_SECURE_OPTIONS,
       requestCert: true,
       rejectUnauthorized: false,
       ca: [],
