@@ -13,3 +13,29 @@
 export function afterDispatch(fn: () => void): void {
   setImmediate(setImmediate, fn)
 }
+
+/**
+ * Items made on request paths, handled together once those requests have gone out (one {@link afterDispatch}
+ * per batch), or at once when `flush` is called (a scrape, the process's exit). Order is kept.
+ */
+export class DeferredBatch<T> {
+  #items: T[] = []
+  readonly #handle: (items: T[]) => void
+
+  constructor(handle: (items: T[]) => void) {
+    this.#handle = handle
+  }
+
+  push(item: T): void {
+    this.#items.push(item)
+    if (this.#items.length === 1) afterDispatch(this.flush)
+  }
+
+  /** Handles what is waiting now; the flush already scheduled then finds nothing. */
+  readonly flush = (): void => {
+    if (this.#items.length === 0) return
+    const items = this.#items
+    this.#items = []
+    this.#handle(items)
+  }
+}

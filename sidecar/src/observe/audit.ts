@@ -6,7 +6,7 @@
  * and the first failure is logged, the process carries on.
  */
 import type { Writable } from 'node:stream'
-import { afterDispatch } from '../forwarder/after-dispatch.ts'
+import { DeferredBatch } from '../forwarder/after-dispatch.ts'
 import { RotatingFile } from './audit-file.ts'
 import { formatAuditLine } from './audit-line.ts'
 import { type AuditSink, type LostLines, StreamSink } from './audit-sink.ts'
@@ -77,17 +77,11 @@ export function createAuditLog(config: AuditConfig, options: AuditOptions): Audi
           ...(options.maxQueueBytes === undefined ? {} : { maxQueueBytes: options.maxQueueBytes }),
         })
       : new StreamSink(options.stdout ?? process.stdout, onLost, options.maxQueueBytes)
-  // Lines are made on a later check phase (after the upstream request went out), not on the request path: formatting a
-  // decision's line cost its request ~35 µs at the median and ~100 µs at p99 (bench/RESULTS.md, issue 10). Events
-  // are not changed after they are published; order is kept (one queue); flush, close and the process's exit
-  // make what is pending at once.
-  let pending: Array<() => string> = []
-  let scheduled = false
-  const formatPending = () => {
-    scheduled = false
-    if (pending.length === 0) return
-    const batch = pending
-    pending = []
+  // Lines are made after the upstream request went out, not on the request path: formatting a decision's line
+  // cost its request ~35 µs at the median and ~100 µs at p99 (bench/RESULTS.md, issue 10). Events are not changed
+  // after they are published; order is kept (one queue); flush, close and the process's exit make what is pending
+  // at once.
+  const pending = new DeferredBatch<() => string>((batch) => {
     for (const format of batch) {
       let line: string
       try {
@@ -100,15 +94,9 @@ export function createAuditLog(config: AuditConfig, options: AuditOptions): Audi
       }
       sink.write(line)
     }
-  }
-  const later = (format: () => string) => {
-    pending.push(format)
-    if (scheduled) return
-    scheduled = true
-    afterDispatch(formatPending)
-  }
+  })
   const onExit = () => {
-    formatPending()
+    pending.flush()
     void sink.flush()
   }
   exiting.add(onExit)
@@ -118,7 +106,7 @@ export function createAuditLog(config: AuditConfig, options: AuditOptions): Audi
       for (const f of exiting) f()
     })
   }
-  const record = (e: PolicyDecisionEvent) => later(() => formatAuditLine(e))
+  const record = (e: PolicyDecisionEvent) => pending.push(() => formatAuditLine(e))
   return {
     record,
     subscribe(mine) {
@@ -127,7 +115,7 @@ export function createAuditLog(config: AuditConfig, options: AuditOptions): Audi
       })
       // LLM calls add a line of their own kind when they end (audit-usage.ts).
       const offUsage = on('llmUsage', (e) => {
-        if (mine === undefined || mine(e)) later(() => formatUsageLine(e))
+        if (mine === undefined || mine(e)) pending.push(() => formatUsageLine(e))
       })
       return () => {
         offDecisions()
@@ -135,11 +123,11 @@ export function createAuditLog(config: AuditConfig, options: AuditOptions): Audi
       }
     },
     flush: () => {
-      formatPending()
+      pending.flush()
       return sink.flush()
     },
     close: () => {
-      formatPending()
+      pending.flush()
       exiting.delete(onExit)
       return sink.close()
     },

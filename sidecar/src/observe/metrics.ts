@@ -5,7 +5,7 @@
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { ERROR_TABLE } from '../errors/codes.ts'
-import { afterDispatch } from '../forwarder/after-dispatch.ts'
+import { DeferredBatch } from '../forwarder/after-dispatch.ts'
 import { onPolicyReload } from '../policy/events.ts'
 import { registerDefaultMetrics } from './default-metrics.ts'
 import { on, type PolicyDecisionEvent } from './events.ts'
@@ -164,7 +164,7 @@ export function createMetrics(scope?: MetricsScope, options: MetricsOptions = {}
     labelNames: ['action', 'decision', 'engine', 'mode', ...(ruleLabel ? ['rule'] : [])],
     registers: [registry],
     // A scrape counts the decisions still waiting for their turn (below).
-    collect: () => countDecisions(),
+    collect: () => decided.flush(),
   })
   const decisionDuration = new Histogram({
     name: 'svidecar_policy_decision_duration_seconds',
@@ -176,7 +176,7 @@ export function createMetrics(scope?: MetricsScope, options: MetricsOptions = {}
       0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
     ],
     registers: [registry],
-    collect: () => countDecisions(),
+    collect: () => decided.flush(),
   })
   const reloads = new Counter({
     name: 'svidecar_policy_reloads_total',
@@ -220,18 +220,14 @@ export function createMetrics(scope?: MetricsScope, options: MetricsOptions = {}
   }
 
   // Decisions are published on the request path; they are counted after the request has gone out, or at a scrape.
-  let decided: PolicyDecisionEvent[] = []
-  const countDecisions = () => {
-    if (decided.length === 0) return
-    const batch = decided
-    decided = []
+  const decided = new DeferredBatch<PolicyDecisionEvent>((batch) => {
     for (const e of batch) {
       const labels = decisionLabels(e)
       decisions.inc(ruleLabel ? { ...labels, rule: (e.ruleId ?? '').slice(0, RULE_LABEL_MAX) } : labels)
       if (Number.isFinite(e.latencyMs) && e.latencyMs >= 0)
         decisionDuration.observe({ engine: labels.engine as string }, e.latencyMs / 1000)
     }
-  }
+  })
 
   return {
     registry,
@@ -267,7 +263,6 @@ export function createMetrics(scope?: MetricsScope, options: MetricsOptions = {}
         on('policyDecision', (e) => {
           if (!mine(e)) return
           decided.push(e)
-          if (decided.length === 1) afterDispatch(countDecisions)
         }),
         on('llmUsage', (e) => {
           if (!mine(e)) return
