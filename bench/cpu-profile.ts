@@ -8,7 +8,9 @@
  * BENCH_KINDS (stream,json), BENCH_CALLS (1200 per kind), BENCH_RATE (20),
  * BENCH_WARMUP_CALLS (300), BENCH_INTERVAL (sampling interval in µs, 100),
  * BENCH_TOP (40 rows). Prints µs per call by function (self) and, for the
- * sidecar's own functions, inclusive of everything they call.
+ * sidecar's own functions, inclusive of everything they call. BENCH_CALLERS
+ * (comma-separated function names, e.g. `writev,writeUtf8String`) adds, for
+ * each, its self time split by the nearest callers (BENCH_DEPTH frames, 4).
  */
 import { type CallFrame, frameKey, ours, startInspectedSidecar } from './inspector.ts'
 import { sleep } from './procs.ts'
@@ -19,6 +21,8 @@ const RATE = Number(process.env.BENCH_RATE ?? 20)
 const WARMUP = Number(process.env.BENCH_WARMUP_CALLS ?? 300)
 const INTERVAL = Number(process.env.BENCH_INTERVAL ?? 100)
 const TOP = Number(process.env.BENCH_TOP ?? 40)
+const CALLERS = (process.env.BENCH_CALLERS ?? '').split(',').filter((f) => f !== '')
+const DEPTH = Number(process.env.BENCH_DEPTH ?? 4)
 
 interface ProfileNode {
   id: number
@@ -54,10 +58,19 @@ for (const kind of KINDS) {
   }
   const self = new Map<string, number>()
   const inclusive = new Map<string, number>()
+  const callers = new Map<string, Map<string, number>>(CALLERS.map((f) => [f, new Map()]))
   let busy = 0
   for (const [id, t] of selfTime) {
     const node = byId.get(id) as ProfileNode
     const k = frameKey(node.callFrame)
+    const split = callers.get(node.callFrame.functionName)
+    if (split !== undefined) {
+      const chain: string[] = []
+      for (let at = parent.get(id); at !== undefined && chain.length < DEPTH; at = parent.get(at))
+        chain.push(frameKey((byId.get(at) as ProfileNode).callFrame))
+      const ck = chain.join(' ← ')
+      split.set(ck, (split.get(ck) ?? 0) + t)
+    }
     self.set(k, (self.get(k) ?? 0) + t)
     if (node.callFrame.functionName !== '(idle)') busy += t
     const seen = new Set<string>()
@@ -89,6 +102,7 @@ for (const kind of KINDS) {
       "the sidecar's own functions, inclusive:",
       ...rows(inclusive),
       '',
+      ...[...callers].flatMap(([f, m]) => [`${f}, by callers:`, ...rows(m), '']),
     ].join('\n'),
   )
 }

@@ -220,6 +220,8 @@ async function main(): Promise<void> {
   }
   const targets: Target[] = [{ name: 'direct', origin: `http://127.0.0.1:${upstreamPort}` }]
   const scavenges = new Map<string, number[]>()
+  // Each variant's mark-compact lines as V8 printed them (pause, incremental steps, marking wall time).
+  const majors = new Map<string, string[]>()
   if (process.env.BENCH_FLOOR !== '0') {
     // The Node floor (bench/floor.ts) in the sidecar's place: what any Node hop adds here.
     const floor = await startFloor(1, FLAGS, {
@@ -242,7 +244,10 @@ async function main(): Promise<void> {
     if ([...FLAGS, ...v.flags].includes('--trace-gc')) {
       const pauses: number[] = []
       scavenges.set(v.name, pauses)
+      const lines: string[] = []
+      majors.set(v.name, lines)
       sidecar.child.stdout?.on('data', (d: Buffer) => {
+        for (const m of String(d).matchAll(/Mark-Compact[^\n]*/g)) lines.push(m[0])
         for (const m of String(d).matchAll(
           /Scavenge[^\n]*?MB, (?:pooled: [\d.]+ MB, )?([\d.]+) \/ [\d.]+ ms/g,
         ))
@@ -339,6 +344,10 @@ async function main(): Promise<void> {
   lines.push('')
   for (const [key, c] of cpu)
     lines.push(`${key}: sidecar CPU ${(c.ms / c.calls).toFixed(3)} ms per call (${c.calls} calls)`)
+  for (const [name, lines] of majors) {
+    process.stdout.write(`${name}: ${lines.length} mark-compacts\n`)
+    for (const l of lines) process.stdout.write(`  ${l}\n`)
+  }
   for (const [name, a] of scavenges)
     lines.push(
       `${name}: ${a.length} scavenges over its whole run (warm-up included), pause ms p50 ${percentile(a, 50).toFixed(3)}, p90 ${percentile(a, 90).toFixed(3)}, p99 ${percentile(a, 99).toFixed(3)}, max ${Math.max(...a).toFixed(3)}`,
