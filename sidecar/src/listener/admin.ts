@@ -1,6 +1,7 @@
 /**
  * The admin listener: /healthz (the process is up), /readyz (a valid SVID is
- * held and the sidecar is not draining), /metrics (Prometheus). Loopback by
+ * held, every data listener is bound, and the sidecar is not draining),
+ * /metrics (Prometheus). Loopback by
  * default, its own port, never the mTLS port; read-only.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
