@@ -24,7 +24,8 @@ const INJECTOR_FLAGS = `What to inject (the same for both commands; pods overrid
   --config-map NAME           the ConfigMap with svidecar.yaml when a pod names none (default ${DEFAULT_OPTIONS.configMap})
   --admin-port N              the admin port (default ${DEFAULT_OPTIONS.adminPort})
   --outbound-port N           the outbound listener app base URLs point at (default ${DEFAULT_OPTIONS.outboundPort})
-  --no-prometheus-annotations do not add prometheus.io/scrape|port|path
+  --prometheus-annotations    add prometheus.io/scrape|port|path for the admin port (default off;
+                              --no-prometheus-annotations, the old opt-out, is still accepted)
   --exclude-namespace NS      never inject into NS (repeatable; ${DEFAULT_OPTIONS.excludedNamespaces.join(', ')} always)
 `
 
@@ -67,6 +68,8 @@ const INJECTOR_OPTIONS = {
   'config-map': { type: 'string' },
   'admin-port': { type: 'string' },
   'outbound-port': { type: 'string' },
+  'prometheus-annotations': { type: 'boolean' },
+  // Accepted so deployments written when the annotations were on by default keep starting; off is now the default.
   'no-prometheus-annotations': { type: 'boolean' },
   'exclude-namespace': { type: 'string', multiple: true },
   help: { type: 'boolean', short: 'h' },
@@ -132,12 +135,17 @@ export function injectorOptions(command: string, v: InjectorValues): InjectorOpt
     configMap: nonEmpty(command, 'config-map', v['config-map'], DEFAULT_OPTIONS.configMap),
     adminPort: port(command, 'admin-port', v['admin-port'], DEFAULT_OPTIONS.adminPort),
     outboundPort: port(command, 'outbound-port', v['outbound-port'], DEFAULT_OPTIONS.outboundPort),
-    prometheusAnnotations: v['no-prometheus-annotations'] !== true,
+    prometheusAnnotations: v['prometheus-annotations'] === true,
     excludedNamespaces: [
       ...DEFAULT_OPTIONS.excludedNamespaces,
       ...(v['exclude-namespace'] ?? []).filter((n) => n !== ''),
     ],
   }
+  if (v['prometheus-annotations'] === true && v['no-prometheus-annotations'] === true)
+    throw new UsageError(
+      command,
+      '--prometheus-annotations and --no-prometheus-annotations contradict each other',
+    )
   if (o.socketName.includes('/')) throw new UsageError(command, '--socket-name is a file name, not a path')
   if (o.adminPort === o.outboundPort)
     throw new UsageError(command, '--admin-port and --outbound-port are the same')
