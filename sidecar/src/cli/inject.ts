@@ -5,7 +5,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { parseHostPort } from '../config/address.ts'
+import { formatHostPort, parseHostPort } from '../config/address.ts'
 import { isSvidecarError } from '../errors/index.ts'
 import { injectYaml } from '../inject/documents.ts'
 import { DEFAULT_OPTIONS, type InjectorOptions } from '../inject/options.ts'
@@ -51,7 +51,8 @@ Serves the mutating admission webhook: AdmissionReview v1 over HTTPS on
 
   --tls-cert FILE         the serving certificate (PEM, chain allowed) (required)
   --tls-key FILE          its private key (PEM) (required)
-  --address HOST:PORT     where to listen (default 0.0.0.0:8443)
+  --address HOST:PORT     where to listen, an IPv6 host in brackets (default [::]:8443:
+                          every IPv6 and IPv4 address)
   --reload-interval SECS  how often to look for a new certificate (default 10)
   --log-level LEVEL       debug, info, warn or error (default info)
   -h, --help              show this help
@@ -221,7 +222,7 @@ export async function runInjectWebhook(args: string[]): Promise<number> {
   const keyFile = values['tls-key']
   if (certFile === undefined || keyFile === undefined)
     throw new UsageError(command, '--tls-cert and --tls-key are required')
-  const address = parseHostPort(values.address ?? '0.0.0.0:8443')
+  const address = parseHostPort(values.address ?? '[::]:8443')
   if (typeof address === 'string') throw new UsageError(command, `--address: ${address}`)
   const interval = Number(values['reload-interval'] ?? '10')
   if (!(interval > 0 && interval <= 3600)) {
@@ -252,7 +253,7 @@ export async function runInjectWebhook(args: string[]): Promise<number> {
     return EXIT_FAILURE
   }
   logger.info('inject-webhook started', {
-    address: `${webhook.address.address}:${webhook.address.port}`,
+    address: formatHostPort({ host: webhook.address.address, port: webhook.address.port }),
     mode: injector.mode,
     workloadApi: injector.workloadApi,
     image: injector.image,
