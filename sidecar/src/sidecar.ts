@@ -111,6 +111,8 @@ export class Sidecar {
   #audit: AuditLog | undefined
   #tracing: Tracing | undefined
   #draining = false
+  /** Every configured data listener is bound: until then a client told "ready" could meet ECONNREFUSED. */
+  #listening = false
   #closed: Promise<void> | undefined
   readonly #options: SidecarOptions
   readonly #modules: OnDemand
@@ -167,8 +169,15 @@ export class Sidecar {
     return sidecar
   }
 
+  /** Ready = a valid SVID, every data listener bound, and not draining: what /readyz reports. */
   get ready(): boolean {
-    return !this.#draining && this.identity.ready
+    return !this.#draining && this.#listening && this.identity.ready
+  }
+
+  #notReadyReason(): string {
+    if (this.#draining) return 'draining'
+    if (!this.#listening) return 'the listeners are not all bound yet'
+    return this.identity.notReadyReason()
   }
 
   get addresses(): AddressBook {
@@ -344,10 +353,7 @@ export class Sidecar {
     this.#admin = await startAdmin({
       address: config.admin.address,
       registry: metrics.registry,
-      isReady: () =>
-        this.ready
-          ? { ready: true }
-          : { ready: false, reason: this.#draining ? 'draining' : this.identity.notReadyReason() },
+      isReady: () => (this.ready ? { ready: true } : { ready: false, reason: this.#notReadyReason() }),
     })
     for (const inbound of config.inbound) {
       this.#inbound.push(
@@ -420,12 +426,16 @@ export class Sidecar {
         }),
       )
     }
+    this.#listening = true
+    // An SVID that came in while the listeners were binding makes the sidecar ready now, not at its next change.
     let wasReady = false
-    this.identity.onChange(() => {
-      if (this.identity.ready !== wasReady) {
-        wasReady = this.identity.ready
+    const readiness = () => {
+      if (this.ready !== wasReady) {
+        wasReady = this.ready
         if (wasReady) publishLifecycle({ event: 'ready' })
       }
-    })
+    }
+    this.identity.onChange(readiness)
+    readiness()
   }
 }

@@ -57,6 +57,7 @@ t.test(
       'SvidecarAuthorizationDenialSpike',
       'SvidecarLlmBudgetExhausted',
       'SvidecarNotReady',
+      'SvidecarPolicyEngineFailing',
       'SvidecarSvidExpiringSoon',
       'SvidecarTlsRejectionSpike',
       'SvidecarWorkloadApiUnreachable',

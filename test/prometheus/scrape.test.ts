@@ -65,9 +65,9 @@ t.test('prometheus scrapes the sidecars and the series are there', async (t) => 
   t.equal(total(await prometheus.query('svidecar_workload_api_reachable')), 2)
   // The dashboard's queries parse and run, and those that read series this traffic fills find them (a rate
   // needs two scrapes of a series, so each is polled).
-  // Series this mesh never fills: it makes no LLM calls and refuses, aborts and reloads nothing.
+  // Series this mesh never fills: it makes no LLM calls, refuses, aborts and reloads nothing, and its engine never fails.
   const unfilled =
-    /svidecar_llm_budget_refusals_total|svidecar_llm_tokens_total|svidecar_llm_time_to_first_token_seconds|svidecar_requests_aborted_total|svidecar_connections_refused_total|svidecar_audit_write_errors_total|svidecar_policy_reloads_total/
+    /svidecar_llm_budget_refusals_total|svidecar_llm_tokens_total|svidecar_llm_time_to_first_token_seconds|svidecar_requests_aborted_total|svidecar_connections_refused_total|svidecar_audit_write_errors_total|svidecar_policy_reloads_total|svidecar_policy_errors_total/
   for (const { panel, expr } of queries(loadDashboard())) {
     const empty = unfilled.test(expr)
     const result = await prometheus.waitFor(filled(expr), (r) => empty || r.length > 0, 20_000)
@@ -75,7 +75,7 @@ t.test('prometheus scrapes the sidecars and the series are there', async (t) => 
   }
 
   const loaded = (await prometheus.rules()).flatMap((g) => g.rules)
-  t.equal(loaded.length, 6, 'the six alert rules are loaded')
+  t.equal(loaded.length, 7, 'the seven alert rules are loaded')
   const deadline = Date.now() + 30_000
   while (loaded.some((r) => r.health !== 'ok') && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 250))

@@ -5,7 +5,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { parseHostPort } from '../config/address.ts'
+import { formatHostPort, parseHostPort } from '../config/address.ts'
 import { isSvidecarError } from '../errors/index.ts'
 import { injectYaml } from '../inject/documents.ts'
 import { DEFAULT_OPTIONS, type InjectorOptions } from '../inject/options.ts'
@@ -24,7 +24,8 @@ const INJECTOR_FLAGS = `What to inject (the same for both commands; pods overrid
   --config-map NAME           the ConfigMap with svidecar.yaml when a pod names none (default ${DEFAULT_OPTIONS.configMap})
   --admin-port N              the admin port (default ${DEFAULT_OPTIONS.adminPort})
   --outbound-port N           the outbound listener app base URLs point at (default ${DEFAULT_OPTIONS.outboundPort})
-  --no-prometheus-annotations do not add prometheus.io/scrape|port|path
+  --prometheus-annotations    add prometheus.io/scrape|port|path for the admin port (default off;
+                              --no-prometheus-annotations, the old opt-out, is still accepted)
   --exclude-namespace NS      never inject into NS (repeatable; ${DEFAULT_OPTIONS.excludedNamespaces.join(', ')} always)
 `
 
@@ -50,7 +51,8 @@ Serves the mutating admission webhook: AdmissionReview v1 over HTTPS on
 
   --tls-cert FILE         the serving certificate (PEM, chain allowed) (required)
   --tls-key FILE          its private key (PEM) (required)
-  --address HOST:PORT     where to listen (default 0.0.0.0:8443)
+  --address HOST:PORT     where to listen, an IPv6 host in brackets (default [::]:8443:
+                          every IPv6 and IPv4 address)
   --reload-interval SECS  how often to look for a new certificate (default 10)
   --log-level LEVEL       debug, info, warn or error (default info)
   -h, --help              show this help
@@ -67,6 +69,8 @@ const INJECTOR_OPTIONS = {
   'config-map': { type: 'string' },
   'admin-port': { type: 'string' },
   'outbound-port': { type: 'string' },
+  'prometheus-annotations': { type: 'boolean' },
+  // Accepted so deployments written when the annotations were on by default keep starting; off is now the default.
   'no-prometheus-annotations': { type: 'boolean' },
   'exclude-namespace': { type: 'string', multiple: true },
   help: { type: 'boolean', short: 'h' },
@@ -132,12 +136,17 @@ export function injectorOptions(command: string, v: InjectorValues): InjectorOpt
     configMap: nonEmpty(command, 'config-map', v['config-map'], DEFAULT_OPTIONS.configMap),
     adminPort: port(command, 'admin-port', v['admin-port'], DEFAULT_OPTIONS.adminPort),
     outboundPort: port(command, 'outbound-port', v['outbound-port'], DEFAULT_OPTIONS.outboundPort),
-    prometheusAnnotations: v['no-prometheus-annotations'] !== true,
+    prometheusAnnotations: v['prometheus-annotations'] === true,
     excludedNamespaces: [
       ...DEFAULT_OPTIONS.excludedNamespaces,
       ...(v['exclude-namespace'] ?? []).filter((n) => n !== ''),
     ],
   }
+  if (v['prometheus-annotations'] === true && v['no-prometheus-annotations'] === true)
+    throw new UsageError(
+      command,
+      '--prometheus-annotations and --no-prometheus-annotations contradict each other',
+    )
   if (o.socketName.includes('/')) throw new UsageError(command, '--socket-name is a file name, not a path')
   if (o.adminPort === o.outboundPort)
     throw new UsageError(command, '--admin-port and --outbound-port are the same')
@@ -213,7 +222,7 @@ export async function runInjectWebhook(args: string[]): Promise<number> {
   const keyFile = values['tls-key']
   if (certFile === undefined || keyFile === undefined)
     throw new UsageError(command, '--tls-cert and --tls-key are required')
-  const address = parseHostPort(values.address ?? '0.0.0.0:8443')
+  const address = parseHostPort(values.address ?? '[::]:8443')
   if (typeof address === 'string') throw new UsageError(command, `--address: ${address}`)
   const interval = Number(values['reload-interval'] ?? '10')
   if (!(interval > 0 && interval <= 3600)) {
@@ -244,7 +253,7 @@ export async function runInjectWebhook(args: string[]): Promise<number> {
     return EXIT_FAILURE
   }
   logger.info('inject-webhook started', {
-    address: `${webhook.address.address}:${webhook.address.port}`,
+    address: formatHostPort({ host: webhook.address.address, port: webhook.address.port }),
     mode: injector.mode,
     workloadApi: injector.workloadApi,
     image: injector.image,

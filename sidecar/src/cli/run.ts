@@ -6,6 +6,7 @@
  * exits 0. A second signal stops at once.
  */
 import { parseArgs } from 'node:util'
+import { formatHostPort } from '../config/address.ts'
 import { loadConfig } from '../config/index.ts'
 import { Sidecar } from '../sidecar.ts'
 import { printConfigError } from './config-check.ts'
@@ -58,9 +59,9 @@ export async function runRun(args: string[]): Promise<number> {
   const { admin, inbound, outbound } = sidecar.addresses
   sidecar.logger.info('svidecar started', {
     config: values.config,
-    admin: `${admin.host}:${admin.port}`,
-    inbound: Object.fromEntries(Object.entries(inbound).map(([n, a]) => [n, `${a.host}:${a.port}`])),
-    outbound: Object.fromEntries(Object.entries(outbound).map(([n, a]) => [n, `${a.host}:${a.port}`])),
+    admin: formatHostPort(admin),
+    inbound: Object.fromEntries(Object.entries(inbound).map(([n, a]) => [n, formatHostPort(a)])),
+    outbound: Object.fromEntries(Object.entries(outbound).map(([n, a]) => [n, formatHostPort(a)])),
   })
   const code = await new Promise<number>((resolve) => {
     let signals = 0

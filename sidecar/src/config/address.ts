@@ -16,6 +16,20 @@ export function parseHostPort(value: string): HostPort | string {
   return { host, port }
 }
 
+/** The form parseHostPort reads back and a client can dial: an IPv6 host in brackets. */
+export function formatHostPort(a: HostPort): string {
+  return isIP(a.host) === 6 ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
+}
+
+/**
+ * The host to hand Node's listen(): `::` becomes none, which Node binds as `::` (dual-stack, IPv4 too) where the
+ * kernel has IPv6, and as `0.0.0.0` where it has not, so `[::]` means "every address" on any host and can be the
+ * default in a cluster whose pod IPs may be IPv6 only.
+ */
+export function listenHost(host: string): string | undefined {
+  return host === '::' ? undefined : host
+}
+
 export function isLoopback(host: string): boolean {
   const h = host.toLowerCase()
   return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)

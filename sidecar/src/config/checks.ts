@@ -7,7 +7,7 @@
 import { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
-import type { HostPort } from './address.ts'
+import { formatHostPort, type HostPort } from './address.ts'
 import { type Check, type Issues, type Path, str, withJsonSchema } from './schema.ts'
 
 /**
@@ -91,10 +91,6 @@ function sharesPort(a: HostPort, b: HostPort): boolean {
 function covers(wildcard: string, other: string): boolean {
   if (wildcard === '::') return true
   return wildcard === '0.0.0.0' && isIP(other) !== 6
-}
-
-function formatHostPort(a: HostPort): string {
-  return isIP(a.host) === 6 ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
 }
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g

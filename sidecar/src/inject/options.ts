@@ -30,7 +30,10 @@ export interface InjectorOptions {
   configMap: string
   adminPort: number
   outboundPort: number
-  /** Add prometheus.io/scrape|port|path when the pod has none of its own. */
+  /**
+   * Add prometheus.io/scrape|port|path when the pod has none of its own. Off by default (kubernetes.md §4): they
+   * are a relabelling convention, not a Prometheus feature, and clash with an app that scrapes by them itself.
+   */
   prometheusAnnotations: boolean
   /** Never inject here, whatever a pod says: the control plane, and the injector's own namespace. */
   excludedNamespaces: string[]
@@ -48,7 +51,7 @@ export const DEFAULT_OPTIONS: InjectorOptions = {
   configMap: 'svidecar',
   adminPort: 15000,
   outboundPort: 15001,
-  prometheusAnnotations: true,
+  prometheusAnnotations: false,
   excludedNamespaces: ['kube-system', 'kube-public', 'kube-node-lease'],
   resources: {
     requests: { cpu: '50m', memory: '64Mi' },

@@ -49,8 +49,9 @@ export function sidecarContainer(o: PodOptions): JsonObject {
       // Over workloadApi.socket in the config: the injector decides where the socket is mounted.
       { name: 'SVIDECAR_WORKLOAD_API_SOCKET', value: socket },
       { name: 'SPIFFE_ENDPOINT_SOCKET', value: socket },
-      // The kubelet probes and Prometheus scrapes the pod IP, so the admin listener cannot stay on loopback.
-      { name: 'SVIDECAR_ADMIN_ADDRESS', value: `0.0.0.0:${o.adminPort}` },
+      // The kubelet probes and Prometheus scrapes the pod IP, so the admin listener cannot stay on loopback; `[::]`
+      // takes an IPv6 pod IP as well as an IPv4 one (IPv4 only on a node without IPv6).
+      { name: 'SVIDECAR_ADMIN_ADDRESS', value: `[::]:${o.adminPort}` },
     ],
     // The app starts only once this passes (native mode): an SVID is held and the listeners are up.
     startupProbe: probe('/readyz', 1, 120),

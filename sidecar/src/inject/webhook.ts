@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { createSecureContext } from 'node:tls'
+import { listenHost } from '../config/address.ts'
 import { SvidecarError } from '../errors/index.ts'
 import type { Logger } from '../observe/log.ts'
 import { review } from './admission.ts'
@@ -146,7 +147,7 @@ export async function startWebhook(o: WebhookOptions): Promise<Webhook> {
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen(o.port, o.host, () => {
+    server.listen(o.port, listenHost(o.host), () => {
       server.off('error', reject)
       resolve()
     })

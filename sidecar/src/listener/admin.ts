@@ -1,11 +1,13 @@
 /**
  * The admin listener: /healthz (the process is up), /readyz (a valid SVID is
- * held and the sidecar is not draining), /metrics (Prometheus). Loopback by
+ * held, every data listener is bound, and the sidecar is not draining),
+ * /metrics (Prometheus). Loopback by
  * default, its own port, never the mTLS port; read-only.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Registry } from 'prom-client'
+import { listenHost } from '../config/address.ts'
 import type { HostPort } from './server.ts'
 
 export interface AdminOptions {
@@ -30,7 +32,7 @@ export async function startAdmin(options: AdminOptions): Promise<Admin> {
   )
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen(options.address.port, options.address.host, () => resolve())
+    server.listen(options.address.port, listenHost(options.address.host), () => resolve())
   })
   const a = server.address() as AddressInfo
   return {

@@ -7,6 +7,7 @@ import type { IncomingMessage, Server, ServerOptions, ServerResponse } from 'nod
 import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { Server as TlsServer } from 'node:tls'
+import { listenHost } from '../config/address.ts'
 import { SvidecarError } from '../errors/index.ts'
 import { writeRawError } from '../forwarder/raw-error.ts'
 import { sendError } from '../forwarder/respond.ts'
@@ -176,7 +177,7 @@ export class ProxyListener {
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error) => reject(err)
       this.server.once('error', onError)
-      this.server.listen(address.port, address.host, () => {
+      this.server.listen(address.port, listenHost(address.host), () => {
         this.server.off('error', onError)
         resolve()
       })

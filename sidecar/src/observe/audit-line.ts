@@ -24,6 +24,7 @@ export interface AuditRecord {
   wouldDeny?: true
   rule?: string
   reason: string
+  error?: 'engine' | 'condition'
   mode: string
   engine: string
   latencyMs: number
@@ -60,6 +61,7 @@ export function auditRecord(e: PolicyDecisionEvent): AuditRecord {
     ...(e.wouldDeny === true ? { wouldDeny: true as const } : {}),
     ...(e.ruleId === undefined ? {} : { rule: text(e.ruleId) }),
     reason: text(e.reason),
+    ...(e.error === undefined ? {} : { error: e.error }),
     mode: e.mode,
     engine: e.engine,
     // Microsecond resolution: the built-in engine decides in a few of them.

@@ -124,6 +124,11 @@ export interface PolicyDecisionEvent {
   decision: 'allow' | 'deny'
   ruleId?: string
   reason: string
+  /**
+   * Set when the decision is not the policy's plain answer: `engine`, the engine could not decide (a
+   * fail-closed denial); `condition`, a rule's condition failed to evaluate and the decision was made without it.
+   */
+  error?: 'engine' | 'condition'
   mode: 'enforce' | 'audit'
   engine: string
   /** The policy denies, but audit mode let the request through. */

@@ -178,6 +178,14 @@ export function createMetrics(scope?: MetricsScope, options: MetricsOptions = {}
     registers: [registry],
     collect: () => decided.flush(),
   })
+  // Apart from the decisions, so their series and what reads them stay as they were.
+  const policyErrors = new Counter({
+    name: 'svidecar_policy_errors_total',
+    help: 'Policy decisions the engine could not make (kind=engine: it failed, the request was denied) or made without a condition that failed to evaluate (kind=condition), by action and engine',
+    labelNames: ['action', 'engine', 'kind'],
+    registers: [registry],
+    collect: () => decided.flush(),
+  })
   const reloads = new Counter({
     name: 'svidecar_policy_reloads_total',
     help: 'Policy file loads and reloads, by result (success, failure: the last good policy stays in force)',
@@ -226,6 +234,12 @@ export function createMetrics(scope?: MetricsScope, options: MetricsOptions = {}
       decisions.inc(ruleLabel ? { ...labels, rule: (e.ruleId ?? '').slice(0, RULE_LABEL_MAX) } : labels)
       if (Number.isFinite(e.latencyMs) && e.latencyMs >= 0)
         decisionDuration.observe({ engine: labels.engine as string }, e.latencyMs / 1000)
+      if (e.error !== undefined)
+        policyErrors.inc({
+          action: labels.action as string,
+          engine: labels.engine as string,
+          kind: e.error === 'engine' ? 'engine' : 'condition',
+        })
     }
   })
 

@@ -109,6 +109,7 @@ function noSubject(
     resource: resourceText(resource),
     decision: decision.decision,
     reason: decision.reason,
+    ...errorOf(decision),
     mode: decision.mode,
     engine: decision.engine,
     wouldDeny: false,
@@ -159,6 +160,7 @@ function failed(engine: PolicyEngine, err: unknown): PolicyDecision {
     reason: `the policy engine failed: ${why}`,
     mode: 'enforce',
     engine: engine.name,
+    failed: true,
   }
 }
 
@@ -187,6 +189,7 @@ function concluded(
     decision: decision.decision,
     ...(decision.ruleId === undefined ? {} : { ruleId: decision.ruleId }),
     reason: decision.reason,
+    ...errorOf(decision),
     mode: decision.mode,
     engine: decision.engine,
     wouldDeny: decision.wouldDeny === true,
@@ -194,6 +197,12 @@ function concluded(
     traceparent: exchange.traceparent ?? '',
   })
   return decision
+}
+
+/** Why a decision is not simply the policy's answer, for the event (metrics and audit tell it from a deny). */
+function errorOf(decision: PolicyDecision): { error?: 'engine' | 'condition' } {
+  if (decision.failed === true) return { error: 'engine' }
+  return decision.conditionError === undefined ? {} : { error: 'condition' }
 }
 
 /** The resource as describeResource writes it, without the leading kind. */

@@ -71,6 +71,11 @@ export interface PolicyDecision {
   readonly engine: string
   /** Set when the policy denies but the denial was not enforced (audit mode). */
   readonly wouldDeny?: true
+  /**
+   * Set when the engine could not decide (it threw, its decision service could not be asked or answered
+   * nothing usable, it refused to evaluate the request): a fail-closed denial, not the policy's answer.
+   */
+  readonly failed?: true
   /** Set when a condition failed to evaluate; such a failure never allows. */
   readonly conditionError?: { readonly ruleId: string; readonly message: string }
   /** A denial's style for MCP answers, when the policy names one (the lens's default otherwise). */

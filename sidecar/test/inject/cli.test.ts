@@ -147,6 +147,33 @@ t.test('inject -f: refusals and bad input exit 1 with the reason; bad flags exit
   t.match((await svidecar(['inject', '--help'])).stdout, /svidecar\.io\/\* annotations/)
 })
 
+t.test(
+  'inject -f: prometheus.io annotations only with --prometheus-annotations (kubernetes.md §4)',
+  async (t) => {
+    const pod = 'apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: a, image: a}]}\n'
+    const annotations = async (args: string[]) => {
+      const res = await svidecar(['inject', '-f', '-', ...args], pod)
+      t.equal(res.code, 0, res.stderr)
+      const all: Record<string, string> = parseAllDocuments(res.stdout)[0]?.toJS().metadata.annotations ?? {}
+      return Object.keys(all).filter((k) => k.startsWith('prometheus.io/'))
+    }
+    t.same(await annotations([]), [], 'off by default')
+    t.same(await annotations(['--prometheus-annotations']), [
+      'prometheus.io/scrape',
+      'prometheus.io/port',
+      'prometheus.io/path',
+    ])
+    t.same(await annotations(['--no-prometheus-annotations']), [], 'the old flag is still accepted: off')
+    const both = await svidecar(
+      ['inject', '-f', '-', '--prometheus-annotations', '--no-prometheus-annotations'],
+      pod,
+    )
+    t.equal(both.code, 2, 'both flags at once is a usage error')
+    t.match(both.stderr, /--prometheus-annotations/)
+    t.match((await svidecar(['inject', '--help'])).stdout, /--prometheus-annotations/)
+  },
+)
+
 t.test('inject-webhook: starts from the command line, answers over HTTPS, stops on SIGTERM', async (t) => {
   const dir = t.testdir()
   const cert = join(dir, 'tls.crt')

@@ -92,7 +92,11 @@ t.test('a bare pod gets a native sidecar that starts first and is ready before t
     pod().spec.containers,
     'the app container is untouched: no socket, no config, no env',
   )
-  t.equal(p.metadata.annotations['prometheus.io/port'], '15000')
+  t.equal(
+    Object.keys(p.metadata.annotations).find((k) => k.startsWith('prometheus.io/')),
+    undefined,
+    'kubernetes.md §4: no prometheus.io annotations unless asked for',
+  )
   const status = JSON.parse(p.metadata.annotations['svidecar.io/status'])
   t.same(status.initContainers, ['svidecar'])
   t.same(status.volumes, ['svidecar-workload-api', 'svidecar-config', 'svidecar-tmp'])
@@ -504,17 +508,62 @@ t.test('annotation keys with / and ~ are escaped in the patch', async (t) => {
   injectAndApply(t, object)
 })
 
-t.test('the app has prometheus.io annotations of its own: they stay, with a warning', async (t) => {
-  const object = pod({
-    metadata: { annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': '8080' } },
-  })
-  const r = inject(object, DEFAULT_OPTIONS, OPTED_IN)
-  t.equal((r.object.metadata as Obj).annotations['prometheus.io/port'], '8080')
-  t.match(r.warnings, [/PodMonitor/])
-  const off = inject(
-    pod({ metadata: { annotations: { 'svidecar.io/prometheus-annotations': 'false' } } }),
-    DEFAULT_OPTIONS,
-    OPTED_IN,
-  )
-  t.equal((off.object.metadata as Obj).annotations['prometheus.io/scrape'], undefined)
-})
+t.test(
+  "prometheus.io annotations: off by default (kubernetes.md §4), on when asked, never over the app's",
+  async (t) => {
+    const plain = inject(pod(), DEFAULT_OPTIONS, OPTED_IN)
+    t.equal((plain.object.metadata as Obj).annotations['prometheus.io/scrape'], undefined, 'off by default')
+    const asked = inject(
+      pod({ metadata: { annotations: { 'svidecar.io/prometheus-annotations': 'true' } } }),
+      DEFAULT_OPTIONS,
+      OPTED_IN,
+    )
+    t.same(
+      Object.fromEntries(
+        Object.entries((asked.object.metadata as Obj).annotations).filter(([k]) =>
+          k.startsWith('prometheus.io/'),
+        ),
+      ),
+      { 'prometheus.io/scrape': 'true', 'prometheus.io/port': '15000', 'prometheus.io/path': '/metrics' },
+      'the pod annotation turns them on',
+    )
+    const clusterWide = inject(pod(), { ...DEFAULT_OPTIONS, prometheusAnnotations: true }, OPTED_IN)
+    t.equal(
+      (clusterWide.object.metadata as Obj).annotations['prometheus.io/port'],
+      '15000',
+      'so does the flag',
+    )
+    const podOff = inject(
+      pod({ metadata: { annotations: { 'svidecar.io/prometheus-annotations': 'false' } } }),
+      { ...DEFAULT_OPTIONS, prometheusAnnotations: true },
+      OPTED_IN,
+    )
+    t.equal(
+      (podOff.object.metadata as Obj).annotations['prometheus.io/scrape'],
+      undefined,
+      'a pod turns them off',
+    )
+
+    const own = inject(
+      pod({
+        metadata: {
+          annotations: {
+            'svidecar.io/prometheus-annotations': 'true',
+            'prometheus.io/scrape': 'true',
+            'prometheus.io/port': '8080',
+          },
+        },
+      }),
+      DEFAULT_OPTIONS,
+      OPTED_IN,
+    )
+    t.equal((own.object.metadata as Obj).annotations['prometheus.io/port'], '8080', "the app's own stay")
+    t.match(own.warnings, [/PodMonitor/])
+    const quiet = inject(
+      pod({ metadata: { annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': '8080' } } }),
+      DEFAULT_OPTIONS,
+      OPTED_IN,
+    )
+    t.same(quiet.warnings, [], 'no warning about annotations nobody asked for')
+  },
+)

@@ -318,6 +318,7 @@ export class CedarEngine implements PolicyEngine {
       reason: `cedar could not evaluate the request: ${message}`,
       mode: 'enforce',
       engine: CEDAR_ENGINE,
+      failed: true,
     }
   }
 }

@@ -84,6 +84,7 @@ export function failClosed(reason: string): PolicyDecision {
     reason: `opa: ${reason}; denied (fail closed)`,
     mode: 'enforce',
     engine: OPA_ENGINE,
+    failed: true,
   }
 }
 
