@@ -304,6 +304,7 @@ export class Sidecar {
     const metrics = createMetrics(scope, {
       policyRuleLabel: config.metrics.policyRuleLabel,
       workloadApiReachable: () => this.identity.workloadApiReachable,
+      ready: () => this.ready,
     })
     this.#cleanups.push(metrics.subscribe())
     this.#audit = createAuditLog(config.audit, {

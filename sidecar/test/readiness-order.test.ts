@@ -36,6 +36,20 @@ function readyz(port: number): Promise<number | 'refused'> {
   })
 }
 
+function metricsText(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = get({ host: '127.0.0.1', port, path: '/metrics', agent: false }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (c: string) => {
+        body += c
+      })
+      res.on('end', () => resolve(body))
+    })
+    req.on('error', reject)
+  })
+}
+
 function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect(port, '127.0.0.1')
@@ -132,6 +146,7 @@ upstreams:
   await waitFor(() => svid && binds.held() > 0, 'the SVID and a data listener waiting to bind')
   await waitFor(async () => (await readyz(adminPort)) !== 'refused', 'the admin listener')
   t.equal(await readyz(adminPort), 503, 'not ready while a data listener is not yet bound')
+  t.match(await metricsText(adminPort), /^svidecar_ready 0$/m, 'the ready gauge says what /readyz says')
 
   binds.release()
   const sidecar = await starting
@@ -141,6 +156,7 @@ upstreams:
   t.equal(ports.length, 2)
   for (const port of ports)
     t.ok(await canConnect(port), `listener on ${port} accepts once /readyz says ready`)
+  t.match(await metricsText(adminPort), /^svidecar_ready 1$/m, 'the ready gauge follows')
 })
 
 t.test('polled from outside, the first 200 from /readyz means every listener accepts', async (t) => {

@@ -57,6 +57,11 @@ export interface MetricsOptions {
   policyRuleLabel?: boolean
   /** Read at each scrape: can the Workload API be reached (svidecar_workload_api_reachable)? */
   workloadApiReachable?: () => boolean
+  /**
+   * Read at each scrape: what /readyz reports (a valid SVID, the listeners bound, not draining). Without it,
+   * svidecar_ready follows the identity events alone.
+   */
+  ready?: () => boolean
 }
 
 /**
@@ -87,10 +92,18 @@ export function createMetrics(scope?: MetricsScope, options: MetricsOptions = {}
     'nodejs_active_resources_total',
   ])
     registry.removeSingleMetric(name)
+  const readyNow = options.ready
   const ready = new Gauge({
     name: 'svidecar_ready',
-    help: '1 when a valid X.509-SVID is held',
+    help: '1 when the sidecar takes traffic: a valid X.509-SVID held, its listeners bound, not draining',
     registers: [registry],
+    ...(readyNow === undefined
+      ? {}
+      : {
+          collect() {
+            this.set(readyNow() ? 1 : 0)
+          },
+        }),
   })
   const expiry = new Gauge({
     name: 'svidecar_svid_expiry_timestamp_seconds',
