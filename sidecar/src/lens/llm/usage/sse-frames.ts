@@ -55,7 +55,8 @@ export class SseFrames {
         i++
         this.#lastCR = false
       }
-      events.push(this.#take(chunk.subarray(from, end)))
+      // An event that is the whole chunk (how most servers write them) is passed on as it came.
+      events.push(this.#take(from === 0 && end === chunk.length ? chunk : chunk.subarray(from, end)))
       from = end
     }
     if (from < chunk.length) {
