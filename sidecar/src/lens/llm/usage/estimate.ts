@@ -6,7 +6,9 @@
  * milliseconds to load: a sidecar whose config counts tokens loads them
  * before it is ready (sidecar.ts), one without LLM traffic never does. Other
  * callers load them with the first estimate they ask for; until they are in,
- * a text counts as characters / 4.
+ * a text counts as characters / 4. They load in a worker thread
+ * (tokenizer.ts), so that this thread's collector never traces them; counts
+ * are still answered synchronously.
  *
  * Either way a text never counts as more tokens than its UTF-8 bytes (a BPE
  * token is at least one byte; characters / 4 is less than that), which is
@@ -14,72 +16,59 @@
  * their question (`textTokensAtMost`, `inputTokensAtMost`).
  */
 import { isUtf8 } from 'node:buffer'
+import { startTokenCounter, type TokenCounter } from './tokenizer.ts'
 
 // The tokenizer is linear in its input; a multi-megabyte prompt is counted by length beyond this.
 const MAX_TOKENIZED_CHARS = 256 * 1024
 const CHARS_PER_TOKEN = 4
 
-let countTokens: ((text: string, options?: { disallowedSpecial: Set<string> }) => number) | undefined
-// A prompt or reply may well contain `<|endoftext|>`; the provider reads it as text, and so does the estimate
-// (by default the tokenizer throws on it).
-const AS_TEXT = { disallowedSpecial: new Set<string>() }
+let counter: TokenCounter | undefined
 let loading: Promise<void> | undefined
 
-/** Starts loading the tokenizer (once); resolves when it is there, or when it failed to load (then length / 4). */
+/**
+ * Starts the tokenizer (once), in a worker thread of its own (tokenizer-worker.ts): its tables stay off this
+ * thread's heap. Resolves when it is there, or when it failed to start (then length / 4).
+ */
 export function loadTokenizer(): Promise<void> {
-  loading ??= import('gpt-tokenizer').then(
-    (m) => {
-      countTokens = m.countTokens
+  loading ??= startTokenCounter().then(
+    (c) => {
+      counter = c
     },
     () => {},
   )
   return loading
 }
 
+function byLength(text: string): number {
+  return Math.ceil(text.length / CHARS_PER_TOKEN)
+}
+
+/** Each text's tokens (every text counted on its own), in one call to the tokenizer; `exact` when it answered. */
+function countEach(texts: readonly string[]): { counts: number[]; exact: boolean } {
+  if (counter === undefined) {
+    void loadTokenizer()
+    return { counts: texts.map(byLength), exact: false }
+  }
+  const sent = texts.map((t) => (t.length > MAX_TOKENIZED_CHARS ? t.slice(0, MAX_TOKENIZED_CHARS) : t))
+  const counted = counter.count(sent)
+  if (counted === undefined) return { counts: texts.map(byLength), exact: false }
+  const counts = texts.map((t, i) => {
+    const n = counted[i] as number
+    return t.length > MAX_TOKENIZED_CHARS ? n + byLength(t.slice(MAX_TOKENIZED_CHARS)) : n
+  })
+  return { counts, exact: true }
+}
+
 export function estimateText(text: string): number {
   if (text === '') return 0
-  if (countTokens === undefined) {
-    void loadTokenizer()
-    return Math.ceil(text.length / CHARS_PER_TOKEN)
-  }
-  if (text.length > MAX_TOKENIZED_CHARS)
-    return (
-      tokenize(countTokens, text.slice(0, MAX_TOKENIZED_CHARS)) +
-      Math.ceil((text.length - MAX_TOKENIZED_CHARS) / CHARS_PER_TOKEN)
-    )
-  return tokenize(countTokens, text)
+  return countEach([text]).counts[0] as number
 }
 
-// BPE merges cost the square of one unbroken word's length (32,000 letters in a row take seconds): a run this long
-// is counted in slices, so whatever an agent sends, an estimate never stalls the event loop. A slice boundary moves
-// the count by a token at most, and no slice counts as more tokens than its bytes.
-const LONG_RUN = /\S{256,}/
-const LONG_RUNS = /(\S{256,})/
-const SLICE = 128
-
-function tokenize(count: NonNullable<typeof countTokens>, text: string): number {
-  if (!LONG_RUN.test(text)) return countPiece(count, text)
+/** The sum of each text's estimate, in one call to the tokenizer. */
+export function estimateTexts(texts: readonly string[]): number {
   let total = 0
-  // split() with a capturing group keeps the long runs, at the odd indexes.
-  const pieces = text.split(LONG_RUNS)
-  for (let i = 0; i < pieces.length; i++) {
-    const piece = pieces[i] as string
-    if (i % 2 === 0) {
-      if (piece !== '') total += countPiece(count, piece)
-      continue
-    }
-    for (let k = 0; k < piece.length; k += SLICE) total += countPiece(count, piece.slice(k, k + SLICE))
-  }
+  for (const n of countEach(texts.filter((t) => t !== '')).counts) total += n
   return total
-}
-
-function countPiece(count: NonNullable<typeof countTokens>, text: string): number {
-  try {
-    return count(text)
-  } catch {
-    // A special token's spelling in the text: counted as the plain text it is (rare, so the slower call).
-    return count(text, AS_TEXT)
-  }
 }
 
 /** At least `estimateText(text)`, without the tokenizer: the text's UTF-8 bytes. */
@@ -110,16 +99,11 @@ const CACHE_MIN_CHARS = 256
 const counted = new Map<string, number>()
 let countedChars = 0
 
-function estimatePart(text: string): number {
-  if (text.length < CACHE_MIN_CHARS || countTokens === undefined || text.length > CACHE_MAX_CHARS / 4)
-    return estimateText(text)
-  const hit = counted.get(text)
-  if (hit !== undefined) {
-    counted.delete(text)
-    counted.set(text, hit)
-    return hit
-  }
-  const n = estimateText(text)
+function cacheable(text: string): boolean {
+  return text.length >= CACHE_MIN_CHARS && text.length <= CACHE_MAX_CHARS / 4
+}
+
+function remember(text: string, n: number): void {
   counted.set(text, n)
   countedChars += text.length
   for (const old of counted.keys()) {
@@ -127,7 +111,6 @@ function estimatePart(text: string): number {
     counted.delete(old)
     countedChars -= old.length
   }
-  return n
 }
 
 /**
@@ -153,7 +136,28 @@ export function estimateInput(body: Buffer | undefined): number {
   // Past the tokenizer's cap the text is counted as one, the rest of it by length.
   if (chars > MAX_TOKENIZED_CHARS) return estimateText(parts.join('\n'))
   let tokens = Math.max(0, parts.length - 1)
-  for (const part of parts) tokens += estimatePart(part)
+  // Parts seen lately answer from the cache; the rest go to the tokenizer together.
+  const todo: string[] = []
+  for (const part of parts) {
+    if (part === '') continue
+    const hit = cacheable(part) ? counted.get(part) : undefined
+    if (hit === undefined) {
+      todo.push(part)
+      continue
+    }
+    counted.delete(part)
+    counted.set(part, hit)
+    tokens += hit
+  }
+  if (todo.length === 0) return tokens
+  const { counts, exact } = countEach(todo)
+  for (let i = 0; i < todo.length; i++) {
+    const part = todo[i] as string
+    const n = counts[i] as number
+    tokens += n
+    // Only the tokenizer's counts are kept: a stand-in would outlive the tokenizer's arrival.
+    if (exact && cacheable(part) && !counted.has(part)) remember(part, n)
+  }
   return tokens
 }
 

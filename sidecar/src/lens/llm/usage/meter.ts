@@ -18,7 +18,7 @@
  */
 import { createParser, type EventSourceMessage, type EventSourceParser } from 'eventsource-parser'
 import type { LlmApi } from '../call.ts'
-import { estimateInput, estimateText, textTokensAtMost } from './estimate.ts'
+import { estimateInput, estimateTexts, textTokensAtMost } from './estimate.ts'
 import { SseFrames } from './sse-frames.ts'
 import { count, type EstimateReason, type LlmUsage } from './usage.ts'
 
@@ -205,7 +205,7 @@ export class UsageMeter {
   /** Counts the output text not counted yet (each piece on its own, as it came); the output tokens seen. */
   #countOutput(): number {
     if (this.#uncounted.length > 0) {
-      for (const text of this.#uncounted) this.#outputSeen += estimateText(text)
+      this.#outputSeen += estimateTexts(this.#uncounted)
       this.#uncounted = []
       this.#uncountedBytes = 0
     }
