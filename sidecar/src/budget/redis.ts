@@ -5,7 +5,11 @@
  * (`<prefix><id>:m:<minute>`, `<prefix><id>:d:<day>`; fields u used,
  * r reserved, q requests) that expires on its own once its window is over.
  * Commands never queue while Redis is away: they fail at once (or at the
- * command timeout), and the budget stage applies `onUnavailable`.
+ * command timeout), and the budget stage applies `onUnavailable`. The one
+ * exception is a settlement that could not be sent at all: it hands back a
+ * reservation Redis still holds, so it is kept and sent once Redis is back
+ * (a settlement that was sent but timed out may have run, and is not sent
+ * twice).
  */
 import { Redis } from 'ioredis'
 import { SvidecarError } from '../errors/index.ts'
@@ -32,6 +36,8 @@ export interface RedisBudgetOptions {
 }
 
 const MINUTE_TTL_S = 180
+/** Settlements kept while Redis is away; past this many the oldest are given up (their windows expire). */
+const MAX_UNSENT_SETTLEMENTS = 10_000
 const DAY_TTL_S = 2 * 86_400
 const NONE = -1
 const KINDS: LimitKind[] = ['tokensPerMinute', 'tokensPerDay', 'requestsPerMinute']
@@ -145,6 +151,8 @@ export class RedisBudgetStore implements BudgetStore {
   readonly #settle: Script
   readonly #timeoutMs: number
   #connected = false
+  /** Settlements not sent because the connection was down, in order: sent on the next `ready`. */
+  #unsent: { keys: string[]; args: (string | number)[] }[] = []
 
   constructor(options: RedisBudgetOptions) {
     this.#prefix = options.keyPrefix
@@ -163,6 +171,7 @@ export class RedisBudgetStore implements BudgetStore {
     this.#redis.once('ready', () => {
       this.#connected = true
     })
+    this.#redis.on('ready', () => this.#sendUnsent())
     const script = (lua: string): Script => {
       let sha: string | undefined
       return async (keys, args) => {
@@ -237,15 +246,39 @@ export class RedisBudgetStore implements BudgetStore {
   }
 
   async settle(reservation: Reservation, used: number): Promise<Remaining> {
-    const left = (await this.#call(this.#settle, this.#keys(reservation.keys, reservation.windows), [
+    const keys = this.#keys(reservation.keys, reservation.windows)
+    const args = [
       reservation.tokens,
       Math.max(0, Math.floor(used)),
       MINUTE_TTL_S,
       DAY_TTL_S,
       ...limitArgs(reservation.keys),
-    ])) as number[]
+    ]
     reservation.tokens = 0
-    return remainingFrom(left)
+    if (this.#connected && this.#redis.status !== 'ready') {
+      // Certainly not sent (no offline queue): kept for when Redis is back; the caller still hears of the outage.
+      this.#keepUnsent(keys, args)
+      throw unavailable(new Error('redis is not connected'))
+    }
+    return remainingFrom((await this.#call(this.#settle, keys, args)) as number[])
+  }
+
+  #keepUnsent(keys: string[], args: (string | number)[]): void {
+    if (this.#unsent.length >= MAX_UNSENT_SETTLEMENTS) this.#unsent.shift()
+    this.#unsent.push({ keys, args })
+  }
+
+  #sendUnsent(): void {
+    const batch = this.#unsent
+    this.#unsent = []
+    for (const { keys, args } of batch) {
+      if (this.#redis.status !== 'ready') {
+        this.#keepUnsent(keys, args)
+        continue
+      }
+      // Sent now; a failure here may have run in Redis after all, so it is not kept again.
+      this.#settle(keys, args).catch(() => {})
+    }
   }
 
   /** The raw counters of one key and window (tests check the balance). */
@@ -274,12 +307,16 @@ export class RedisBudgetStore implements BudgetStore {
       if (!this.#connected) await this.#firstConnection()
       return await script(keys, args)
     } catch (err) {
-      throw new SvidecarError('SVD_BUDGET_UNAVAILABLE', 'the budget store (Redis) cannot be reached', {
-        reason: 'REDIS_UNAVAILABLE',
-        cause: err,
-      })
+      throw unavailable(err)
     }
   }
+}
+
+function unavailable(cause: unknown): SvidecarError {
+  return new SvidecarError('SVD_BUDGET_UNAVAILABLE', 'the budget store (Redis) cannot be reached', {
+    reason: 'REDIS_UNAVAILABLE',
+    cause,
+  })
 }
 
 function limitArgs(keys: readonly BudgetKey[]): number[] {

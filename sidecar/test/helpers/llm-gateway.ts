@@ -91,8 +91,12 @@ export interface RedisServer {
   start(): Promise<void>
 }
 
-/** A real redis-server on a free loopback port, no persistence, stopped at teardown. */
-export async function startRedis(t: Test): Promise<RedisServer> {
+/**
+ * A real redis-server on a free loopback port, stopped at teardown. No persistence, unless `persistIn` names a
+ * directory: then every write is in its append-only file before Redis answers, so a Redis killed and started
+ * again comes back with its data (a restart or a network outage, as a replica sees it).
+ */
+export async function startRedis(t: Test, persistIn?: string): Promise<RedisServer> {
   const port = await freePort()
   let child: ChildProcess | undefined
   const start = async () => {
@@ -105,8 +109,9 @@ export async function startRedis(t: Test): Promise<RedisServer> {
         '127.0.0.1',
         '--save',
         '',
-        '--appendonly',
-        'no',
+        ...(persistIn === undefined
+          ? ['--appendonly', 'no']
+          : ['--dir', persistIn, '--appendonly', 'yes', '--appendfsync', 'always']),
         '--protected-mode',
         'no',
       ],
