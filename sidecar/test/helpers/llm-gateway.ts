@@ -89,6 +89,9 @@ export interface RedisServer {
   readonly port: number
   stop(): Promise<void>
   start(): Promise<void>
+  /** SIGSTOP: Redis keeps its connections but answers nothing until `resume` (a stall, a slow network). */
+  pause(): void
+  resume(): void
 }
 
 /**
@@ -139,6 +142,23 @@ export async function startRedis(t: Test, persistIn?: string): Promise<RedisServ
     await once(c, 'exit')
   }
   await start()
-  t.teardown(stop)
-  return { url: `redis://127.0.0.1:${port}/0`, port, stop, start }
+  t.teardown(() => {
+    if (child?.exitCode === null) child.kill('SIGCONT')
+    return stop()
+  })
+  const signal = (s: NodeJS.Signals) => {
+    if (child?.exitCode === null) child.kill(s)
+  }
+  return {
+    url: `redis://127.0.0.1:${port}/0`,
+    port,
+    stop: async () => {
+      // A stopped process would not see SIGKILL's exit until continued.
+      signal('SIGCONT')
+      await stop()
+    },
+    start,
+    pause: () => signal('SIGSTOP'),
+    resume: () => signal('SIGCONT'),
+  }
 }
