@@ -1,7 +1,8 @@
-// A reservation taken in Redis is handed back even when Redis is away at the moment the call ends (issue 10:
-// budgets never leak reservations). The settlement could not be sent then; it is sent once Redis is back,
-// instead of leaving the reservation to hold part of the day's budget until the day is over. Redis keeps its
-// data across the outage here (append-only file, as a restarted Redis or a network outage leaves it).
+// Nothing Redis counted is left behind by an outage (issue 10: budgets never leak reservations). A settlement
+// that could not be sent while Redis was away is sent once it is back (Redis keeps its data across the outage
+// here: append-only file, as a restarted Redis or a network outage leaves it). A Redis that stalls (SIGSTOP)
+// runs the commands the sidecar gave up waiting for once it resumes: a reservation for a call already refused
+// is handed back, request and all, and so is an extension granted after its stream was cut.
 import t from 'tap'
 import { waitFor } from '../../../workload-api-client/test/helpers/wait.ts'
 import type { RedisBudgetStore } from '../../src/budget/redis.ts'
