@@ -5,7 +5,14 @@
  * (`<prefix><id>:m:<minute>`, `<prefix><id>:d:<day>`; fields u used,
  * r reserved, q requests) that expires on its own once its window is over.
  * Commands never queue while Redis is away: they fail at once (or at the
- * command timeout), and the budget stage applies `onUnavailable`.
+ * timeout), and the budget stage applies `onUnavailable`. Nothing Redis
+ * counted is left behind by an outage: a settlement that could not be sent
+ * is kept and sent once Redis is back, and a command that timed out still
+ * gets its answer, late: a reservation Redis made after the call was refused
+ * is handed back (its request uncounted), and an extension granted after the
+ * stream stopped waiting is added to its reservation, or handed back if that
+ * was settled meanwhile. A settlement that timed out may have run, and is not
+ * sent twice.
  */
 import { Redis } from 'ioredis'
 import { SvidecarError } from '../errors/index.ts'
@@ -32,6 +39,8 @@ export interface RedisBudgetOptions {
 }
 
 const MINUTE_TTL_S = 180
+/** Settlements and releases kept while Redis is away; past this many the oldest are given up (their windows expire). */
+const MAX_UNSENT = 10_000
 const DAY_TTL_S = 2 * 86_400
 const NONE = -1
 const KINDS: LimitKind[] = ['tokensPerMinute', 'tokensPerDay', 'requestsPerMinute']
@@ -135,6 +144,27 @@ local left = remaining(4)
 return left
 `
 
+// ARGV: tokens, requests, minute ttl, day ttl. Undoes what a reservation or extension Redis answered too late
+// counted: its tokens reserved, and its request (a reservation refused to the caller is no request).
+const RELEASE = `${COMMON}
+local tokens, requests = tonumber(ARGV[1]), tonumber(ARGV[2])
+for i = 1, #KEYS / 2 do
+  local m, d = KEYS[2*i-1], KEYS[2*i]
+  for _, k in ipairs({m, d}) do
+    local r = num(redis.call('HGET', k, 'r')) - tokens
+    if r < 0 then r = 0 end
+    redis.call('HSET', k, 'r', r)
+  end
+  if requests > 0 then
+    local q = num(redis.call('HGET', m, 'q')) - requests
+    if q < 0 then q = 0 end
+    redis.call('HSET', m, 'q', q)
+  end
+end
+touch(ARGV[3], ARGV[4])
+return 1
+`
+
 type Script = (keys: string[], args: (string | number)[]) => Promise<unknown>
 
 export class RedisBudgetStore implements BudgetStore {
@@ -143,8 +173,13 @@ export class RedisBudgetStore implements BudgetStore {
   readonly #reserve: Script
   readonly #extend: Script
   readonly #settle: Script
+  readonly #release: Script
   readonly #timeoutMs: number
   #connected = false
+  /** Settlements and releases not sent because the connection was down, in order: sent on the next `ready`. */
+  #unsent: { script: Script; keys: string[]; args: (string | number)[] }[] = []
+  /** Reservations whose settlement has been sent (or kept to send): a late extension of one is handed back. */
+  readonly #settled = new WeakSet<Reservation>()
 
   constructor(options: RedisBudgetOptions) {
     this.#prefix = options.keyPrefix
@@ -153,7 +188,7 @@ export class RedisBudgetStore implements BudgetStore {
       // A budget check must answer now: no queueing while disconnected, no retries of a command.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
-      commandTimeout: options.timeoutMs,
+      // No commandTimeout: #call stops waiting at the timeout but still hears the answer (see above).
       connectTimeout: Math.max(options.timeoutMs, 1000),
       retryStrategy: (times) => Math.min(100 * times, 2000),
       lazyConnect: false,
@@ -163,6 +198,7 @@ export class RedisBudgetStore implements BudgetStore {
     this.#redis.once('ready', () => {
       this.#connected = true
     })
+    this.#redis.on('ready', () => this.#sendUnsent())
     const script = (lua: string): Script => {
       let sha: string | undefined
       return async (keys, args) => {
@@ -182,6 +218,7 @@ export class RedisBudgetStore implements BudgetStore {
     this.#reserve = script(RESERVE)
     this.#extend = script(EXTEND)
     this.#settle = script(SETTLE)
+    this.#release = script(RELEASE)
   }
 
   #firstConnection(): Promise<void> {
@@ -205,12 +242,18 @@ export class RedisBudgetStore implements BudgetStore {
 
   async reserve(keys: readonly BudgetKey[], tokens: number, now: number): Promise<ReserveResult> {
     const windows = windowsAt(now)
-    const r = (await this.#call(this.#reserve, this.#keys(keys, windows), [
-      Math.max(0, Math.floor(tokens)),
-      MINUTE_TTL_S,
-      DAY_TTL_S,
-      ...limitArgs(keys),
-    ])) as number[]
+    const redisKeys = this.#keys(keys, windows)
+    const r = (await this.#call(
+      this.#reserve,
+      redisKeys,
+      [Math.max(0, Math.floor(tokens)), MINUTE_TTL_S, DAY_TTL_S, ...limitArgs(keys)],
+      (late) => {
+        // The call was refused as unavailable, yet Redis reserved for it: hand it back, request and all.
+        const answer = late as number[]
+        if (answer[0] === 1)
+          this.#send(this.#release, redisKeys, [answer[1] as number, 1, MINUTE_TTL_S, DAY_TTL_S])
+      },
+    )) as number[]
     if (r[0] !== 1) {
       const key = keys[(r[1] as number) - 1] as BudgetKey
       const kind = KINDS[(r[2] as number) - 1] as LimitKind
@@ -224,28 +267,64 @@ export class RedisBudgetStore implements BudgetStore {
   }
 
   async extend(reservation: Reservation, tokens: number): Promise<number> {
+    const redisKeys = this.#keys(reservation.keys, reservation.windows)
     const grant = Number(
-      await this.#call(this.#extend, this.#keys(reservation.keys, reservation.windows), [
-        Math.max(0, Math.floor(tokens)),
-        MINUTE_TTL_S,
-        DAY_TTL_S,
-        ...limitArgs(reservation.keys),
-      ]),
+      await this.#call(
+        this.#extend,
+        redisKeys,
+        [Math.max(0, Math.floor(tokens)), MINUTE_TTL_S, DAY_TTL_S, ...limitArgs(reservation.keys)],
+        (late) => {
+          const granted = Number(late)
+          if (!(granted > 0)) return
+          // Settled already: Redis ran the extension first (one connection, in order), so hand it back after.
+          if (this.#settled.has(reservation))
+            this.#send(this.#release, redisKeys, [granted, 0, MINUTE_TTL_S, DAY_TTL_S])
+          else reservation.tokens += granted
+        },
+      ),
     )
     reservation.tokens += grant
     return grant
   }
 
   async settle(reservation: Reservation, used: number): Promise<Remaining> {
-    const left = (await this.#call(this.#settle, this.#keys(reservation.keys, reservation.windows), [
+    const keys = this.#keys(reservation.keys, reservation.windows)
+    const args = [
       reservation.tokens,
       Math.max(0, Math.floor(used)),
       MINUTE_TTL_S,
       DAY_TTL_S,
       ...limitArgs(reservation.keys),
-    ])) as number[]
+    ]
     reservation.tokens = 0
-    return remainingFrom(left)
+    this.#settled.add(reservation)
+    if (this.#connected && this.#redis.status !== 'ready') {
+      // Certainly not sent (no offline queue): kept for when Redis is back; the caller still hears of the outage.
+      this.#keep(this.#settle, keys, args)
+      throw unavailable(new Error('redis is not connected'))
+    }
+    return remainingFrom((await this.#call(this.#settle, keys, args)) as number[])
+  }
+
+  /** Sends a command nobody waits for: now when connected, else once Redis is back. */
+  #send(script: Script, keys: string[], args: (string | number)[]): void {
+    if (this.#redis.status !== 'ready') {
+      this.#keep(script, keys, args)
+      return
+    }
+    // A failure here may have run in Redis after all, so it is not kept again.
+    script(keys, args).catch(() => {})
+  }
+
+  #keep(script: Script, keys: string[], args: (string | number)[]): void {
+    if (this.#unsent.length >= MAX_UNSENT) this.#unsent.shift()
+    this.#unsent.push({ script, keys, args })
+  }
+
+  #sendUnsent(): void {
+    const batch = this.#unsent
+    this.#unsent = []
+    for (const { script, keys, args } of batch) this.#send(script, keys, args)
   }
 
   /** The raw counters of one key and window (tests check the balance). */
@@ -268,18 +347,46 @@ export class RedisBudgetStore implements BudgetStore {
     return out
   }
 
-  async #call(script: Script, keys: string[], args: (string | number)[]): Promise<unknown> {
+  /**
+   * Runs a script, waiting at most the timeout. An answer that comes later still arrives (ioredis has no command
+   * timeout here) and goes to `late`, which undoes what the caller was told did not happen.
+   */
+  async #call(
+    script: Script,
+    keys: string[],
+    args: (string | number)[],
+    late?: (answer: unknown) => void,
+  ): Promise<unknown> {
+    let op: Promise<unknown> | undefined
+    let timer: NodeJS.Timeout | undefined
     try {
       // Only the very first connection is waited for (a call right after start); an outage fails at once.
       if (!this.#connected) await this.#firstConnection()
-      return await script(keys, args)
-    } catch (err) {
-      throw new SvidecarError('SVD_BUDGET_UNAVAILABLE', 'the budget store (Redis) cannot be reached', {
-        reason: 'REDIS_UNAVAILABLE',
-        cause: err,
+      op = script(keys, args)
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`redis did not answer within ${this.#timeoutMs} ms`)),
+          this.#timeoutMs,
+        )
       })
+      return await Promise.race([op, timeout])
+    } catch (err) {
+      op?.then(
+        (answer) => late?.(answer),
+        () => {},
+      )
+      throw unavailable(err)
+    } finally {
+      clearTimeout(timer)
     }
   }
+}
+
+function unavailable(cause: unknown): SvidecarError {
+  return new SvidecarError('SVD_BUDGET_UNAVAILABLE', 'the budget store (Redis) cannot be reached', {
+    reason: 'REDIS_UNAVAILABLE',
+    cause,
+  })
 }
 
 function limitArgs(keys: readonly BudgetKey[]): number[] {

@@ -154,6 +154,8 @@ export function budgetStage(options: BudgetStageOptions): Stage {
       const check = () => {
         const meter = state.meter
         if (meter === undefined || !meter.streaming || held.ended || held.pending !== undefined) return
+        // A complete answer is not cut: its tokens are spent, and an error now would only lose it.
+        if (meter.answered) return
         // Until the provider says, the input counts as the tokenizer's estimate: the figure the call will settle
         // with if the stream ends early, so a cut and the settlement agree. The tokenizer is asked only when upper
         // bounds of both figures (their bytes) could pass the reservation; below that the answer is the same.
@@ -166,7 +168,7 @@ export function budgetStage(options: BudgetStageOptions): Stage {
         held.pending = store.extend(held.reservation, Math.max(over, config.extendTokens)).then(
           (granted) => {
             held.pending = undefined
-            if (held.ended) return
+            if (held.ended || state.meter?.answered === true) return
             if (granted >= over) {
               // The stream may have run on while the store answered.
               check()

@@ -32,6 +32,7 @@ import {
 import { LLM_ATTRIBUTE, type LlmApi, type LlmCall, llmCallOf } from '../lens/llm/call.ts'
 import { BodyDecodeFailed, decodeBody, isEncoded } from '../lens/llm/decode.ts'
 import { JsonRejected, readJsonObject } from '../lens/llm/json.ts'
+import { keyRedaction } from '../lens/llm/key-redaction.ts'
 import { filterOpenAiModels, OPENAI_ENDPOINTS } from '../lens/llm/openai.ts'
 import { type ApiStyle, type Providers, styleOf } from '../lens/llm/providers.ts'
 import { stripCredentialParams } from '../lens/llm/query.ts'
@@ -66,6 +67,8 @@ export const AGENT_CREDENTIAL_HEADERS = [
 
 // The API of each exchange between the endpoint stage and the body stage.
 const apis = new WeakMap<Exchange, LlmApi>()
+// The key the provider stage injected, to take out of the answer should the provider quote it (key-redaction.ts).
+const injected = new WeakMap<Exchange, string>()
 const EMPTY = Buffer.alloc(0)
 
 /** The endpoint and body stages: they go before the policy stage. */
@@ -352,6 +355,9 @@ export function llmProviderStage(options: LlmStageOptions): Stage {
       if (key !== undefined) {
         if (provider.kind === 'anthropic') set['x-api-key'] = key
         else set.authorization = `Bearer ${key}`
+        injected.set(exchange, key)
+        // An error body is searched for the key as it passes: it must come uncompressed to be read.
+        set['accept-encoding'] = 'identity'
       }
       if (provider.kind === 'anthropic' && exchange.req.headers[ANTHROPIC_VERSION_HEADER] === undefined)
         set[ANTHROPIC_VERSION_HEADER] = provider.anthropicVersion
@@ -363,6 +369,10 @@ export function llmProviderStage(options: LlmStageOptions): Stage {
       exchange.route = provider.upstream
       if (call !== undefined) exchange.attributes[LLM_ATTRIBUTE] = { ...call, provider: provider.name }
       return undefined
+    },
+    wrapResponse(exchange, head) {
+      const key = injected.get(exchange)
+      return key === undefined ? undefined : keyRedaction(key, head)
     },
   }
 }

@@ -8,6 +8,7 @@
  */
 import { SvidecarError } from '../errors/index.ts'
 import type { Upstream, Upstreams } from '../forwarder/upstreams.ts'
+import { requestStyle } from '../lens/llm/providers.ts'
 import { type Route, RouteTable } from '../listener/routes.ts'
 import type { Stage } from '../pipeline/stage.ts'
 
@@ -30,6 +31,12 @@ export function routeTableStage(routes: readonly Route[], upstreams: Upstreams):
       const route = table.match(req.headers.host, req.url ?? '/')
       if (route?.lens !== undefined) {
         exchange.lens = route.lens
+        // A refusal before the lens has read the call (no SVID yet) reaches an LLM SDK too: in its provider's shape.
+        exchange.errorStyle = requestStyle(
+          exchange.method,
+          exchange.path,
+          req.headers['anthropic-version'] !== undefined,
+        )
         return undefined
       }
       const upstream = route?.upstream === undefined ? undefined : upstreams.get(route.upstream)

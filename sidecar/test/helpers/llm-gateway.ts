@@ -89,10 +89,17 @@ export interface RedisServer {
   readonly port: number
   stop(): Promise<void>
   start(): Promise<void>
+  /** SIGSTOP: Redis keeps its connections but answers nothing until `resume` (a stall, a slow network). */
+  pause(): void
+  resume(): void
 }
 
-/** A real redis-server on a free loopback port, no persistence, stopped at teardown. */
-export async function startRedis(t: Test): Promise<RedisServer> {
+/**
+ * A real redis-server on a free loopback port, stopped at teardown. No persistence, unless `persistIn` names a
+ * directory: then every write is in its append-only file before Redis answers, so a Redis killed and started
+ * again comes back with its data (a restart or a network outage, as a replica sees it).
+ */
+export async function startRedis(t: Test, persistIn?: string): Promise<RedisServer> {
   const port = await freePort()
   let child: ChildProcess | undefined
   const start = async () => {
@@ -105,8 +112,9 @@ export async function startRedis(t: Test): Promise<RedisServer> {
         '127.0.0.1',
         '--save',
         '',
-        '--appendonly',
-        'no',
+        ...(persistIn === undefined
+          ? ['--appendonly', 'no']
+          : ['--dir', persistIn, '--appendonly', 'yes', '--appendfsync', 'always']),
         '--protected-mode',
         'no',
       ],
@@ -134,6 +142,23 @@ export async function startRedis(t: Test): Promise<RedisServer> {
     await once(c, 'exit')
   }
   await start()
-  t.teardown(stop)
-  return { url: `redis://127.0.0.1:${port}/0`, port, stop, start }
+  t.teardown(() => {
+    if (child?.exitCode === null) child.kill('SIGCONT')
+    return stop()
+  })
+  const signal = (s: NodeJS.Signals) => {
+    if (child?.exitCode === null) child.kill(s)
+  }
+  return {
+    url: `redis://127.0.0.1:${port}/0`,
+    port,
+    stop: async () => {
+      // A stopped process would not see SIGKILL's exit until continued.
+      signal('SIGCONT')
+      await stop()
+    },
+    start,
+    pause: () => signal('SIGSTOP'),
+    resume: () => signal('SIGCONT'),
+  }
 }

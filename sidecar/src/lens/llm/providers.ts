@@ -7,8 +7,10 @@
  * holds the credential the sidecar injects.
  */
 import { matchName, type NameGlob, nameGlob } from '../../policy/builtin/names.ts'
+import { ANTHROPIC_ENDPOINTS } from './anthropic.ts'
 import type { LlmApi } from './call.ts'
 import { Credential, type CredentialOptions, type CredentialSource } from './credential.ts'
+import { OPENAI_ENDPOINTS } from './openai.ts'
 
 export type ProviderKind = 'openai' | 'anthropic' | 'openai-compatible'
 export type ApiStyle = 'openai' | 'anthropic'
@@ -52,6 +54,19 @@ export class Provider {
 
 export function styleOf(api: LlmApi): ApiStyle {
   return api.startsWith('anthropic.') ? 'anthropic' : 'openai'
+}
+
+/**
+ * The style of a request on an LLM route before the lens has read it, as the lens will name it: Anthropic's
+ * endpoints are Anthropic's, any other path is Anthropic's when the request has `anthropic-version` (the SDK
+ * sends it on every call, `GET /v1/models` included), and OpenAI's otherwise.
+ */
+export function requestStyle(method: string, path: string, anthropicVersion: boolean): ApiStyle {
+  const key = `${method} ${path}`
+  const api =
+    key === 'GET /v1/models' ? undefined : (OPENAI_ENDPOINTS.get(key) ?? ANTHROPIC_ENDPOINTS.get(key))
+  if (api !== undefined) return styleOf(api)
+  return anthropicVersion ? 'anthropic' : 'openai'
 }
 
 export class Providers {

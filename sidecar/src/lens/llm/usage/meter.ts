@@ -69,6 +69,8 @@ export class UsageMeter {
   #final: LlmUsage | undefined
   // The Responses API numbers its events; a frame the sidecar adds continues the count.
   #sequence = -1
+  // The answer is complete (its usage report or last event passed): nothing is left to generate.
+  #answered = false
 
   constructor(opts: MeterOptions) {
     this.api = opts.api
@@ -110,6 +112,11 @@ export class UsageMeter {
 
   get streaming(): boolean {
     return this.#sse
+  }
+
+  /** The stream's answer is complete: what follows is its usage report or end marker, no more output. */
+  get answered(): boolean {
+    return this.#answered
   }
 
   /** The `sequence_number` an event added after the ones seen takes (Responses API streams). */
@@ -213,7 +220,10 @@ export class UsageMeter {
   }
 
   #event(e: EventSourceMessage): void {
-    if (e.data === '[DONE]') return
+    if (e.data === '[DONE]') {
+      this.#answered = true
+      return
+    }
     let data: unknown
     try {
       data = JSON.parse(e.data)
@@ -253,7 +263,11 @@ export class UsageMeter {
     const usage = data.usage
     if (usage === undefined || usage === null) return
     this.#openaiUsage(usage, 'prompt_tokens', 'completion_tokens', 'prompt_tokens_details')
-    if (this.#opts.hideUsageChunk && Array.isArray(choices) && choices.length === 0) this.#drop = true
+    if (Array.isArray(choices) && choices.length === 0) {
+      // The usage chunk comes after every choice has finished.
+      this.#answered = true
+      if (this.#opts.hideUsageChunk) this.#drop = true
+    }
   }
 
   #openaiUsage(usage: unknown, input: string, output: string, details: string): void {
@@ -286,6 +300,7 @@ export class UsageMeter {
       return
     }
     if (type === 'response.completed' || type === 'response.incomplete' || type === 'response.failed') {
+      this.#answered = true
       const response = data.response
       if (!isObject(response)) return
       if (response.usage === null || response.usage === undefined) return
@@ -307,7 +322,13 @@ export class UsageMeter {
       if (isObject(m)) this.#anthropicUsage(m.usage, true)
       return
     }
-    if (type === 'message_delta') this.#anthropicUsage(data.usage, false)
+    if (type === 'message_delta') {
+      // The last message_delta has the stop reason and the final output count; only message_stop follows.
+      if (isObject(data.delta) && typeof data.delta.stop_reason === 'string') this.#answered = true
+      this.#anthropicUsage(data.usage, false)
+      return
+    }
+    if (type === 'message_stop') this.#answered = true
   }
 
   /** `message_start` carries the input counts; every `message_delta` the cumulative output (latest wins). */
