@@ -523,6 +523,21 @@ export function mcpStage(options: McpStageOptions): Stage {
       // HTTP+SSE (2024-11-05): the session is the endpoint URI's sessionId, bound when its stream opened. Checked
       // whatever the headers claim: the server that reads it reads no version header.
       const querySid = querySessionId(exchange)
+      if (querySid === MANY_SESSIONS) {
+        exchange.decided = true
+        return refuse(
+          exchange,
+          400,
+          {
+            code: INVALID_REQUEST,
+            message: 'the endpoint URI names its MCP session more than once',
+            id: null,
+          },
+          new SvidecarError('SVD_MCP_INVALID', 'the endpoint URI names its MCP session more than once', {
+            reason: 'SESSION_ID',
+          }),
+        )
+      }
       if (querySid !== undefined) {
         exchange.decided = true
         const refused = sessionRefusal(sseSessions, querySid, exchange)
@@ -1113,12 +1128,33 @@ function underPrefix(path: string, prefix: string): boolean {
   return path.length === prefix.length || path.charCodeAt(prefix.length) === 47 /* / */
 }
 
-/** The `sessionId` query parameter of an HTTP+SSE POST (the TypeScript SDK's endpoint URI). */
-function querySessionId(exchange: Exchange): string | undefined {
+/** The query parameters that name an HTTP+SSE session: the TypeScript SDK's and the Python SDK's spelling. */
+const SESSION_PARAMS = ['sessionId', 'session_id'] as const
+/** A query that names its session more than once, in either spelling. */
+const MANY_SESSIONS = Symbol('many sessions')
+
+/**
+ * The session an HTTP+SSE endpoint URI's query names. Servers differ on which of several values they read
+ * (Express gives a list, Starlette the last, Go and URLSearchParams the first): a query naming more than one
+ * cannot be checked as the server will read it.
+ */
+function sessionParam(params: URLSearchParams): string | undefined | typeof MANY_SESSIONS {
+  let found: string | undefined
+  for (const name of SESSION_PARAMS) {
+    for (const value of params.getAll(name)) {
+      if (found !== undefined) return MANY_SESSIONS
+      found = value
+    }
+  }
+  return found
+}
+
+/** The session query parameter of an HTTP+SSE POST (the endpoint URI its stream announced). */
+function querySessionId(exchange: Exchange): string | undefined | typeof MANY_SESSIONS {
   const url = exchange.req.url ?? ''
   const q = url.indexOf('?')
   if (q === -1) return undefined
-  return new URLSearchParams(url.slice(q + 1)).get('sessionId') ?? undefined
+  return sessionParam(new URLSearchParams(url.slice(q + 1)))
 }
 
 /** The path and query of an `endpoint` event's URI (where the client POSTs), as the server sent it. */
@@ -1134,8 +1170,8 @@ function endpointPath(data: string): string | undefined {
 /** The session an `endpoint` event's URI names, when it names one. */
 function endpointSessionId(data: string): string | undefined {
   try {
-    const sid = new URL(data.trim(), 'http://endpoint.invalid').searchParams.get('sessionId')
-    return sid !== null && validSessionId(sid) ? sid : undefined
+    const sid = sessionParam(new URL(data.trim(), 'http://endpoint.invalid').searchParams)
+    return typeof sid === 'string' && validSessionId(sid) ? sid : undefined
   } catch {
     return undefined
   }
