@@ -14,8 +14,12 @@ import {
   UNSUPPORTED_PROTOCOL_VERSION,
 } from './jsonrpc.ts'
 
-/** Session era (2025-03-26 .. 2025-11-25, and the HTTP+SSE 2024-11-05). */
-export const LEGACY_VERSIONS = ['2024-11-05', '2025-03-26', '2025-06-18', '2025-11-25'] as const
+/**
+ * Session era (2025-03-26 .. 2025-11-25, and the HTTP+SSE 2024-11-05), with 2024-10-07: the official TypeScript
+ * SDK still negotiates that pre-release revision (SUPPORTED_PROTOCOL_VERSIONS), so its clients and servers may
+ * agree on it.
+ */
+export const LEGACY_VERSIONS = ['2024-10-07', '2024-11-05', '2025-03-26', '2025-06-18', '2025-11-25'] as const
 /** Stateless era: `server/discover`, mirrored headers, no sessions. */
 export const MODERN_VERSIONS = ['2026-07-28'] as const
 export const SUPPORTED_VERSIONS: readonly string[] = [...LEGACY_VERSIONS, ...MODERN_VERSIONS]
@@ -53,9 +57,9 @@ export function requestVersion(headers: IncomingHttpHeaders): { era: Era; versio
   }
 }
 
-/** JSON-RPC batches existed in 2025-03-26 (and were read in 2024-11-05); 2025-06-18 removed them. */
+/** JSON-RPC batches existed in 2025-03-26 (and were read before it); 2025-06-18 removed them. */
 export function allowsBatch(version: string): boolean {
-  return version === '2025-03-26' || version === '2024-11-05'
+  return version === '2025-03-26' || version === '2024-11-05' || version === '2024-10-07'
 }
 
 /** The protocol version a message's `_meta` names (modern requests carry it in the body). */
