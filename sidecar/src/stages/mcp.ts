@@ -63,6 +63,7 @@ import { type ListMethod, MCP_ATTRIBUTE, targetOf } from '../lens/mcp/targets.ts
 import {
   allowsBatch,
   checkMirroredHeaders,
+  checkSentMirroredHeaders,
   type Era,
   MODERN_VERSIONS,
   metaVersion,
@@ -221,7 +222,10 @@ export function mcpStage(options: McpStageOptions): Stage {
     }
     for (const m of parsed.messages) {
       const problem =
-        era === 'modern' ? modernProblem(exchange, version, m) : modernWithoutHeader(m, exchange.req.headers)
+        era === 'modern'
+          ? modernProblem(exchange, version, m)
+          : (modernWithoutHeader(m, exchange.req.headers) ??
+            checkSentMirroredHeaders(exchange.req.headers, m))
       if (problem !== undefined) {
         const mismatch = problem.code === HEADER_MISMATCH
         return refuse(

@@ -133,16 +133,44 @@ export function checkMirroredHeaders(
         : `MCP-Protocol-Version ${version} but the body's _meta names no protocol version`,
     )
   }
+  // Mcp-Method is required on every request; the spec sets no header rule for notification POSTs, but one sent
+  // must agree.
+  return methodAndNameProblem(headers, message, message.kind === 'request', mismatch)
+}
+
+/**
+ * Session era: no client of it sends `Mcp-Method` or `Mcp-Name`, but a load balancer or a dual-era server may
+ * act on them, so any that was sent must equal the body (none is required).
+ */
+export function checkSentMirroredHeaders(
+  headers: IncomingHttpHeaders,
+  message: McpMessage,
+): JsonRpcProblem | undefined {
+  if (headers['mcp-method'] === undefined && headers['mcp-name'] === undefined) return undefined
+  const id = message.kind === 'notification' ? null : message.id
+  const mismatch = (what: string): JsonRpcProblem => ({ code: HEADER_MISMATCH, message: what, id })
+  if (message.kind === 'response')
+    return mismatch('a JSON-RPC response has no method for Mcp-Method or Mcp-Name')
+  if (headers['mcp-method'] === undefined) return mismatch('Mcp-Name was sent without Mcp-Method')
+  return methodAndNameProblem(headers, message, false, mismatch)
+}
+
+function methodAndNameProblem(
+  headers: IncomingHttpHeaders,
+  message: Exclude<McpMessage, { kind: 'response' }>,
+  required: boolean,
+  mismatch: (what: string) => JsonRpcProblem,
+): JsonRpcProblem | undefined {
   const method = header(headers, 'mcp-method')
-  // Required on every request; the spec sets no header rule for notification POSTs, but one sent must agree.
-  if (method === undefined)
-    return message.kind === 'request' ? mismatch('the Mcp-Method header is missing') : undefined
+  if (method === undefined) return required ? mismatch('the Mcp-Method header is missing') : undefined
   // Only Mcp-Name and Mcp-Param-* values may use the base64 form; method names are plain, compared as sent.
   if (method !== message.method) return mismatch('the Mcp-Method header differs from the body')
   const param = NAMED[message.method]
   if (param === undefined) return undefined
   const rawName = header(headers, 'mcp-name')
-  if (rawName === undefined) return mismatch(`the Mcp-Name header is missing for ${message.method}`)
+  if (rawName === undefined) {
+    return required ? mismatch(`the Mcp-Name header is missing for ${message.method}`) : undefined
+  }
   const name = decodeHeaderValue(rawName)
   if (name === undefined) return mismatch('the Mcp-Name header is malformed')
   if (name !== message.params?.[param])
