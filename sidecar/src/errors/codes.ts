@@ -79,6 +79,11 @@ export const ERROR_TABLE = {
     summary:
       'the sidecar holds no binding for this Mcp-Session-Id (expired or never seen): send initialize again',
   },
+  SVD_MCP_ORIGIN_REFUSED: {
+    status: 403,
+    summary:
+      'a request on an MCP path carries an Origin that is not a loopback origin (a browser page from another site, DNS rebinding); MCP agents send none',
+  },
   SVD_TLS_HANDSHAKE_FAILED: {
     status: 400,
     summary: 'a client did not complete a TLS handshake (timeout, version, cipher, not TLS); it was closed',

@@ -481,6 +481,19 @@ export function mcpStage(options: McpStageOptions): Stage {
       exchange.method === 'POST' && isMcp(exchange) ? options.maxMessageBytes : undefined,
     onRequest(exchange) {
       if (!isMcp(exchange)) return undefined
+      // Streamable HTTP "Security Warning": a browser page from another site (DNS rebinding, or a WebSocket, which
+      // browsers open anywhere) must not act with this workload's identity. Agents send no Origin.
+      const origin = exchange.req.headers.origin
+      if (origin !== undefined && !isLoopbackOrigin(origin)) {
+        exchange.decided = true
+        const err = new SvidecarError(
+          'SVD_MCP_ORIGIN_REFUSED',
+          'the Origin is not a loopback origin: a page from another site may not use MCP through the sidecar',
+          { reason: 'ORIGIN' },
+        )
+        if (exchange.upgrade) return err
+        return refuse(exchange, 403, { code: INVALID_REQUEST, message: err.message, id: null }, err)
+      }
       if (exchange.upgrade) {
         // MCP over WebSocket (the SDK's client transport): subprotocol `mcp`, every frame one message, each
         // decided in wrapUpgrade. Anything else would carry traffic past the per-message checks.
@@ -1124,6 +1137,19 @@ function modernWithoutHeader(m: McpMessage, headers: IncomingHttpHeaders): JsonR
         : `MCP-Protocol-Version ${String(sent).slice(0, 40)} differs from the body's _meta version ${v}`,
     id: m.kind === 'notification' ? null : m.id,
   }
+}
+
+/** An Origin a page on this host sends: http(s) on localhost, 127.0.0.1, [::1] or a *.localhost name. */
+function isLoopbackOrigin(origin: string): boolean {
+  let url: URL
+  try {
+    url = new URL(origin)
+  } catch {
+    return false
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return false
+  const host = url.hostname
+  return host === 'localhost' || host === '127.0.0.1' || host === '[::1]' || host.endsWith('.localhost')
 }
 
 function underPrefix(path: string, prefix: string): boolean {
