@@ -11,6 +11,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js'
 import t, { type Test } from 'tap'
+import { waitFor } from '../../workload-api-client/test/helpers/wait.ts'
 import { AGENT, AGENT2, startMcpMesh } from './helpers/mcp-mesh.ts'
 import { mcpServer } from './helpers/mcp-server.ts'
 
@@ -160,3 +161,30 @@ for (const param of ['sessionId', 'session_id'] as const) {
     },
   )
 }
+
+t.test('HTTP+SSE: the binding ends when the client closes its stream', async (t) => {
+  const upstream = await sseServer(t, 'sessionId')
+  const mesh = await startMcpMesh(t, {
+    upstream: upstream.url,
+    serverPolicy: POLICY,
+    mcpPath: '/sse',
+    serverMcp: '{ paths: [/sse, /messages] }',
+  })
+  const { client, sessionId } = await connect(t, mesh.agentUrl)
+  await client.ping()
+  // SSE clients end a session by dropping the stream (the SDK's SSEClientTransport aborts its GET).
+  await client.close()
+  let last: { status: number; code: string | null } | undefined
+  await waitFor(
+    async () => {
+      const res = await post(mesh.agentUrl, `?sessionId=${sessionId}`)
+      await res.body?.cancel()
+      last = { status: res.status, code: res.headers.get('x-svidecar-upstream-error') }
+      return last.code === 'SVD_MCP_SESSION_UNKNOWN'
+    },
+    'the sidecar to forget the closed session',
+    10_000,
+    50,
+  ).catch(() => t.fail(`the closed session is still bound: ${JSON.stringify(last)}`))
+  t.equal(last?.status, 404, 'a POST into it is answered 404 by the sidecar: initialize again')
+})

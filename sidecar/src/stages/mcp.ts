@@ -1074,18 +1074,22 @@ export function mcpStage(options: McpStageOptions): Stage {
     )
     if (wrapper === undefined) return undefined
     const end = wrapper.end
+    // The session lives as long as its stream: SSE clients end it by dropping the stream.
+    const forget = () => {
+      if (sid === undefined) return
+      streams.delete(sid)
+      sseSessions.end(sid)
+    }
     return {
       ...wrapper,
       attach(push) {
         stream.push = push
       },
       end() {
-        if (sid !== undefined) {
-          streams.delete(sid)
-          sseSessions.end(sid)
-        }
+        forget()
         return end?.()
       },
+      closed: forget,
     }
   }
 
