@@ -609,27 +609,64 @@ export function mcpStage(options: McpStageOptions): Stage {
           sessions.end(state.sessionId)
         }
       }
-      if (state.resume === true) return resumedStreamWrapper(exchange, head, state)
-      const hooks: StreamHooks = {
-        ...clientRequestHooks(
-          exchange,
-          () => exchange.req.url ?? exchange.path,
-          () => state.sessionId,
-        ),
-        ...inputRequiredHooks(exchange),
-        ...(state.listen === true ? resourceUpdateHooks(exchange) : {}),
-        ...taskHooks(exchange),
-      }
-      if (hooks.clientRequest === undefined && hooks.resourceUpdated === undefined && !reads(state.pending))
-        return undefined
-      return listFilterWrapper(
-        head,
-        state.pending,
-        keepFor(exchange, listingOf(state.pending)),
-        options.maxMessageBytes,
-        hooks,
-      )
+      const wrapper =
+        state.resume === true
+          ? resumedStreamWrapper(exchange, head, state)
+          : answerWrapper(exchange, head, state)
+      // A session's GET stream keeps its binding in use for as long as it is open.
+      if (state.era !== 'legacy' || state.sessionId === undefined || exchange.method !== 'GET' || !ok)
+        return wrapper
+      return holdingSession(state.sessionId, wrapper)
     },
+  }
+
+  /** The wrapper that reads this response's answers (lists, tasks, the server's requests), if any must be read. */
+  function answerWrapper(
+    exchange: Exchange,
+    head: ResponseHead,
+    state: McpState,
+  ): ResponseWrapper | undefined {
+    const hooks: StreamHooks = {
+      ...clientRequestHooks(
+        exchange,
+        () => exchange.req.url ?? exchange.path,
+        () => state.sessionId,
+      ),
+      ...inputRequiredHooks(exchange),
+      ...(state.listen === true ? resourceUpdateHooks(exchange) : {}),
+      ...taskHooks(exchange),
+    }
+    if (hooks.clientRequest === undefined && hooks.resourceUpdated === undefined && !reads(state.pending))
+      return undefined
+    return listFilterWrapper(
+      head,
+      state.pending,
+      keepFor(exchange, listingOf(state.pending)),
+      options.maxMessageBytes,
+      hooks,
+    )
+  }
+
+  /** `wrapper`, with the session's binding held until the response is over or closed. */
+  function holdingSession(sessionId: string, wrapper: ResponseWrapper | undefined): ResponseWrapper {
+    sessions.hold(sessionId)
+    let held = true
+    const release = () => {
+      if (!held) return
+      held = false
+      sessions.release(sessionId)
+    }
+    return {
+      ...wrapper,
+      end() {
+        release()
+        return wrapper?.end?.()
+      },
+      closed() {
+        release()
+        wrapper?.closed?.()
+      },
+    }
   }
 
   /**
