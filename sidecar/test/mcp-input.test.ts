@@ -114,7 +114,11 @@ t.test('malformed JSON-RPC gets the JSON-RPC error and reaches nothing', async (
   t.match(noName.json, { id: 10, error: { code: -32602 } }, 'tools/call without a name')
   const version = await post(s, call(1, 'echo'), { 'mcp-protocol-version': '1999-01-01' })
   t.match(version.json, {
-    error: { data: { supported: ['2024-11-05', '2025-03-26', '2025-06-18', '2025-11-25', '2026-07-28'] } },
+    error: {
+      data: {
+        supported: ['2024-10-07', '2024-11-05', '2025-03-26', '2025-06-18', '2025-11-25', '2026-07-28'],
+      },
+    },
   })
   t.equal(s.upstream.seen.length, before, 'nothing reached the server')
 })

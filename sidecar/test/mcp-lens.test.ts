@@ -166,6 +166,27 @@ t.test('session table: bound to its creator, bounded, expiring', async (t) => {
   t.equal(table.check('s3', 'spiffe://td/b'), 'unknown')
 })
 
+t.test('session table: a binding with a stream open does not expire until the stream ends', async (t) => {
+  let now = 0
+  const table = new SessionTable({ maxSessions: 10, idleTimeoutMs: 1000, now: () => now })
+  table.bind('s1', 'spiffe://td/a')
+  table.hold('s1')
+  table.hold('s1')
+  now = 5000
+  t.equal(table.check('s1', 'spiffe://td/a'), 'ok', 'two streams open')
+  table.bind('s1', 'spiffe://td/b')
+  t.equal(table.check('s1', 'spiffe://td/b'), 'foreign', 'and still its owner')
+  table.release('s1')
+  now = 10_000
+  t.equal(table.check('s1', 'spiffe://td/a'), 'ok', 'one stream still open')
+  table.release('s1')
+  table.release('s1')
+  now = 10_900
+  t.equal(table.check('s1', 'spiffe://td/a'), 'ok', 'the idle time counts from the last stream ending')
+  now = 12_000
+  t.equal(table.check('s1', 'spiffe://td/a'), 'unknown', 'then it expires (extra releases count for nothing)')
+})
+
 t.test('mirrored header values: plain, base64 sentinel, malformed', async (t) => {
   t.equal(decodeHeaderValue('tools/call'), 'tools/call')
   t.equal(decodeHeaderValue(`=?base64?${Buffer.from(' café ').toString('base64')}?=`), ' café ')

@@ -53,12 +53,12 @@ export const ERROR_TABLE = {
   SVD_MCP_INVALID: {
     status: 400,
     summary:
-      'an MCP message is malformed (not JSON, not JSON-RPC 2.0, a bad id, a duplicate id in a batch, a batch the protocol version forbids, a response POSTed in the 2026-07-28 era, params that do not name the target); answered with the JSON-RPC error, nothing forwarded',
+      'an MCP message is malformed (not JSON, not JSON-RPC 2.0, a bad id, a duplicate id in a batch, a batch the protocol version forbids, a response POSTed in the 2026-07-28 era, member names that differ only in case, params that do not name the target, a query naming its HTTP+SSE session twice); answered with the JSON-RPC error, nothing forwarded',
   },
   SVD_MCP_HEADER_MISMATCH: {
     status: 400,
     summary:
-      'a 2026-07-28 MCP request whose Mcp-Method, Mcp-Name or MCP-Protocol-Version header is missing, malformed or differs from the body (JSON-RPC -32020)',
+      'a 2026-07-28 MCP request whose Mcp-Method, Mcp-Name or MCP-Protocol-Version header is missing, malformed or differs from the body, or a session-era one whose Mcp-Method or Mcp-Name differs from it (JSON-RPC -32020)',
   },
   SVD_MCP_VERSION_UNSUPPORTED: {
     status: 400,
@@ -78,6 +78,11 @@ export const ERROR_TABLE = {
     status: 404,
     summary:
       'the sidecar holds no binding for this Mcp-Session-Id (expired or never seen): send initialize again',
+  },
+  SVD_MCP_ORIGIN_REFUSED: {
+    status: 403,
+    summary:
+      'a request on an MCP path carries an Origin that is not a loopback origin (a browser page from another site, DNS rebinding); MCP agents send none',
   },
   SVD_TLS_HANDSHAKE_FAILED: {
     status: 400,

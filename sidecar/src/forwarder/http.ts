@@ -54,6 +54,11 @@ export interface ResponseWrapper {
   /** Called once when the body is over, also after a cut (whatever it returns then is dropped). */
   end?(): Buffer | undefined | Promise<Buffer | undefined>
   /**
+   * Called once instead of `end` when the response stops without its body being over: the client went away or
+   * the upstream failed (state a wrapper keeps for the stream's life is let go).
+   */
+  closed?(): void
+  /**
    * Receives a way to write to the client between chunks, in order with them (an answer the sidecar gives
    * on a long-lived stream, such as a denial on an MCP HTTP+SSE stream). Writes after the end are dropped.
    */
@@ -120,6 +125,8 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   #wrappers: ResponseWrapper[] | undefined
   #controller: Dispatcher.DispatchController | undefined
   #done = false
+  /** The wrappers were told the body is over (`end`), so `closed` is not for them. */
+  #wrappersEnded = false
   #headPending = false
   /** The last chunk a wrapper still works on (a promise); undefined while chunks pass straight through. */
   #held: Promise<void> | undefined
@@ -333,6 +340,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     if (this.#done) return
     if (this.#wrappers !== undefined) {
       const wrappers = this.#wrappers
+      this.#wrappersEnded = true
       const tail =
         this.#held === undefined ? endWrappers(wrappers, 0) : this.#held.then(() => endWrappers(wrappers, 0))
       if (tail instanceof Promise) {
@@ -389,6 +397,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     if (this.#done) return
     this.#headPending = false
     // Every wrapper learns the body is over (a meter settles what it counted); what they would add is dropped.
+    this.#wrappersEnded = true
     for (const w of this.#wrappers ?? []) {
       const tail = w.end?.()
       if (tail instanceof Promise) tail.catch(() => undefined)
@@ -432,6 +441,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   #finish(status: number, code: string | undefined, err?: SvidecarError): void {
     if (this.#done) return
     this.#done = true
+    if (!this.#wrappersEnded) for (const w of this.#wrappers ?? []) w.closed?.()
     this.#onEnd?.(status, code, err)
   }
 }

@@ -53,8 +53,11 @@ export interface ServeStdioOptions {
 }
 
 const SESSION_HEADER = 'mcp-session-id'
-/** The protocol versions of the session era, which a stdio server behind the bridge speaks over HTTP. */
-const SESSION_ERA_VERSIONS = ['2024-11-05', '2025-03-26', '2025-06-18', '2025-11-25'] as const
+/**
+ * The protocol versions of the session era, which a stdio server behind the bridge speaks over HTTP (2024-10-07:
+ * the TypeScript SDK still negotiates that pre-release revision).
+ */
+const SESSION_ERA_VERSIONS = ['2024-10-07', '2024-11-05', '2025-03-26', '2025-06-18', '2025-11-25'] as const
 
 export class StdioBridgeServer {
   readonly #options: ServeStdioOptions
@@ -362,7 +365,7 @@ function batchProblem(
   version: string | string[] | undefined,
 ): string | undefined {
   const v = version === undefined ? '2025-03-26' : String(version).trim()
-  if (v !== '2024-11-05' && v !== '2025-03-26')
+  if (v !== '2024-10-07' && v !== '2024-11-05' && v !== '2025-03-26')
     return `JSON-RPC batches are not allowed in protocol version ${v}`
   const ids = new Set<string>()
   for (const m of messages) {

@@ -63,6 +63,7 @@ import { type ListMethod, MCP_ATTRIBUTE, targetOf } from '../lens/mcp/targets.ts
 import {
   allowsBatch,
   checkMirroredHeaders,
+  checkSentMirroredHeaders,
   type Era,
   MODERN_VERSIONS,
   metaVersion,
@@ -221,7 +222,10 @@ export function mcpStage(options: McpStageOptions): Stage {
     }
     for (const m of parsed.messages) {
       const problem =
-        era === 'modern' ? modernProblem(exchange, version, m) : modernWithoutHeader(m, exchange.req.headers)
+        era === 'modern'
+          ? modernProblem(exchange, version, m)
+          : (modernWithoutHeader(m, exchange.req.headers) ??
+            checkSentMirroredHeaders(exchange.req.headers, m))
       if (problem !== undefined) {
         const mismatch = problem.code === HEADER_MISMATCH
         return refuse(
@@ -477,6 +481,19 @@ export function mcpStage(options: McpStageOptions): Stage {
       exchange.method === 'POST' && isMcp(exchange) ? options.maxMessageBytes : undefined,
     onRequest(exchange) {
       if (!isMcp(exchange)) return undefined
+      // Streamable HTTP "Security Warning": a browser page from another site (DNS rebinding, or a WebSocket, which
+      // browsers open anywhere) must not act with this workload's identity. Agents send no Origin.
+      const origin = exchange.req.headers.origin
+      if (origin !== undefined && !isLoopbackOrigin(origin)) {
+        exchange.decided = true
+        const err = new SvidecarError(
+          'SVD_MCP_ORIGIN_REFUSED',
+          'the Origin is not a loopback origin: a page from another site may not use MCP through the sidecar',
+          { reason: 'ORIGIN' },
+        )
+        if (exchange.upgrade) return err
+        return refuse(exchange, 403, { code: INVALID_REQUEST, message: err.message, id: null }, err)
+      }
       if (exchange.upgrade) {
         // MCP over WebSocket (the SDK's client transport): subprotocol `mcp`, every frame one message, each
         // decided in wrapUpgrade. Anything else would carry traffic past the per-message checks.
@@ -523,6 +540,21 @@ export function mcpStage(options: McpStageOptions): Stage {
       // HTTP+SSE (2024-11-05): the session is the endpoint URI's sessionId, bound when its stream opened. Checked
       // whatever the headers claim: the server that reads it reads no version header.
       const querySid = querySessionId(exchange)
+      if (querySid === MANY_SESSIONS) {
+        exchange.decided = true
+        return refuse(
+          exchange,
+          400,
+          {
+            code: INVALID_REQUEST,
+            message: 'the endpoint URI names its MCP session more than once',
+            id: null,
+          },
+          new SvidecarError('SVD_MCP_INVALID', 'the endpoint URI names its MCP session more than once', {
+            reason: 'SESSION_ID',
+          }),
+        )
+      }
       if (querySid !== undefined) {
         exchange.decided = true
         const refused = sessionRefusal(sseSessions, querySid, exchange)
@@ -577,27 +609,64 @@ export function mcpStage(options: McpStageOptions): Stage {
           sessions.end(state.sessionId)
         }
       }
-      if (state.resume === true) return resumedStreamWrapper(exchange, head, state)
-      const hooks: StreamHooks = {
-        ...clientRequestHooks(
-          exchange,
-          () => exchange.req.url ?? exchange.path,
-          () => state.sessionId,
-        ),
-        ...inputRequiredHooks(exchange),
-        ...(state.listen === true ? resourceUpdateHooks(exchange) : {}),
-        ...taskHooks(exchange),
-      }
-      if (hooks.clientRequest === undefined && hooks.resourceUpdated === undefined && !reads(state.pending))
-        return undefined
-      return listFilterWrapper(
-        head,
-        state.pending,
-        keepFor(exchange, listingOf(state.pending)),
-        options.maxMessageBytes,
-        hooks,
-      )
+      const wrapper =
+        state.resume === true
+          ? resumedStreamWrapper(exchange, head, state)
+          : answerWrapper(exchange, head, state)
+      // A session's GET stream keeps its binding in use for as long as it is open.
+      if (state.era !== 'legacy' || state.sessionId === undefined || exchange.method !== 'GET' || !ok)
+        return wrapper
+      return holdingSession(state.sessionId, wrapper)
     },
+  }
+
+  /** The wrapper that reads this response's answers (lists, tasks, the server's requests), if any must be read. */
+  function answerWrapper(
+    exchange: Exchange,
+    head: ResponseHead,
+    state: McpState,
+  ): ResponseWrapper | undefined {
+    const hooks: StreamHooks = {
+      ...clientRequestHooks(
+        exchange,
+        () => exchange.req.url ?? exchange.path,
+        () => state.sessionId,
+      ),
+      ...inputRequiredHooks(exchange),
+      ...(state.listen === true ? resourceUpdateHooks(exchange) : {}),
+      ...taskHooks(exchange),
+    }
+    if (hooks.clientRequest === undefined && hooks.resourceUpdated === undefined && !reads(state.pending))
+      return undefined
+    return listFilterWrapper(
+      head,
+      state.pending,
+      keepFor(exchange, listingOf(state.pending)),
+      options.maxMessageBytes,
+      hooks,
+    )
+  }
+
+  /** `wrapper`, with the session's binding held until the response is over or closed. */
+  function holdingSession(sessionId: string, wrapper: ResponseWrapper | undefined): ResponseWrapper {
+    sessions.hold(sessionId)
+    let held = true
+    const release = () => {
+      if (!held) return
+      held = false
+      sessions.release(sessionId)
+    }
+    return {
+      ...wrapper,
+      end() {
+        release()
+        return wrapper?.end?.()
+      },
+      closed() {
+        release()
+        wrapper?.closed?.()
+      },
+    }
   }
 
   /**
@@ -1042,18 +1111,22 @@ export function mcpStage(options: McpStageOptions): Stage {
     )
     if (wrapper === undefined) return undefined
     const end = wrapper.end
+    // The session lives as long as its stream: SSE clients end it by dropping the stream.
+    const forget = () => {
+      if (sid === undefined) return
+      streams.delete(sid)
+      sseSessions.end(sid)
+    }
     return {
       ...wrapper,
       attach(push) {
         stream.push = push
       },
       end() {
-        if (sid !== undefined) {
-          streams.delete(sid)
-          sseSessions.end(sid)
-        }
+        forget()
         return end?.()
       },
+      closed: forget,
     }
   }
 
@@ -1107,18 +1180,52 @@ function modernWithoutHeader(m: McpMessage, headers: IncomingHttpHeaders): JsonR
   }
 }
 
+/** An Origin a page on this host sends: http(s) on localhost, 127.0.0.1, [::1] or a *.localhost name. */
+function isLoopbackOrigin(origin: string): boolean {
+  let url: URL
+  try {
+    url = new URL(origin)
+  } catch {
+    return false
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return false
+  const host = url.hostname
+  return host === 'localhost' || host === '127.0.0.1' || host === '[::1]' || host.endsWith('.localhost')
+}
+
 function underPrefix(path: string, prefix: string): boolean {
   if (prefix === '/') return true
   if (!path.startsWith(prefix)) return false
   return path.length === prefix.length || path.charCodeAt(prefix.length) === 47 /* / */
 }
 
-/** The `sessionId` query parameter of an HTTP+SSE POST (the TypeScript SDK's endpoint URI). */
-function querySessionId(exchange: Exchange): string | undefined {
+/** The query parameters that name an HTTP+SSE session: the TypeScript SDK's and the Python SDK's spelling. */
+const SESSION_PARAMS = ['sessionId', 'session_id'] as const
+/** A query that names its session more than once, in either spelling. */
+const MANY_SESSIONS = Symbol('many sessions')
+
+/**
+ * The session an HTTP+SSE endpoint URI's query names. Servers differ on which of several values they read
+ * (Express gives a list, Starlette the last, Go and URLSearchParams the first): a query naming more than one
+ * cannot be checked as the server will read it.
+ */
+function sessionParam(params: URLSearchParams): string | undefined | typeof MANY_SESSIONS {
+  let found: string | undefined
+  for (const name of SESSION_PARAMS) {
+    for (const value of params.getAll(name)) {
+      if (found !== undefined) return MANY_SESSIONS
+      found = value
+    }
+  }
+  return found
+}
+
+/** The session query parameter of an HTTP+SSE POST (the endpoint URI its stream announced). */
+function querySessionId(exchange: Exchange): string | undefined | typeof MANY_SESSIONS {
   const url = exchange.req.url ?? ''
   const q = url.indexOf('?')
   if (q === -1) return undefined
-  return new URLSearchParams(url.slice(q + 1)).get('sessionId') ?? undefined
+  return sessionParam(new URLSearchParams(url.slice(q + 1)))
 }
 
 /** The path and query of an `endpoint` event's URI (where the client POSTs), as the server sent it. */
@@ -1134,8 +1241,8 @@ function endpointPath(data: string): string | undefined {
 /** The session an `endpoint` event's URI names, when it names one. */
 function endpointSessionId(data: string): string | undefined {
   try {
-    const sid = new URL(data.trim(), 'http://endpoint.invalid').searchParams.get('sessionId')
-    return sid !== null && validSessionId(sid) ? sid : undefined
+    const sid = sessionParam(new URL(data.trim(), 'http://endpoint.invalid').searchParams)
+    return typeof sid === 'string' && validSessionId(sid) ? sid : undefined
   } catch {
     return undefined
   }

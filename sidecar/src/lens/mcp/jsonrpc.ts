@@ -5,6 +5,7 @@
  * unique within a batch; params are an object. Anything else is refused
  * with the JSON-RPC error the spec names, before the policy is asked.
  */
+import { clashIn, foldedClash } from './member-names.ts'
 
 export type JsonRpcId = string | number
 
@@ -103,6 +104,17 @@ function parseMessage(v: unknown, where: string): McpMessage | JsonRpcProblem {
   if (!isObject(v)) return { code: INVALID_REQUEST, message: `${where} is not a JSON object`, id: null }
   const rawId = v.id
   const id = validId(rawId) ? rawId : null
+  // What the lens decides on (the message, its params, a tool's arguments) must read the same to every parser.
+  const params = v.params
+  const clash =
+    clashIn(v) ?? (isObject(params) ? (clashIn(params) ?? foldedClash(params.arguments)) : undefined)
+  if (clash !== undefined) {
+    return {
+      code: INVALID_REQUEST,
+      message: `${where} has member names other parsers read as the same member: ${JSON.stringify(clash[0].slice(0, 40))} and ${JSON.stringify(clash[1].slice(0, 40))}`,
+      id,
+    }
+  }
   if (v.jsonrpc !== '2.0') {
     return { code: INVALID_REQUEST, message: `${where} does not say "jsonrpc": "2.0"`, id }
   }
@@ -125,7 +137,6 @@ function parseMessage(v: unknown, where: string): McpMessage | JsonRpcProblem {
   if (typeof v.method !== 'string' || v.method === '') {
     return { code: INVALID_REQUEST, message: `${where} has a method that is not a non-empty string`, id }
   }
-  const params = v.params
   if (params !== undefined && !isObject(params)) {
     return { code: INVALID_PARAMS, message: `${where}'s params are not a JSON object`, id }
   }

@@ -14,8 +14,12 @@ import {
   UNSUPPORTED_PROTOCOL_VERSION,
 } from './jsonrpc.ts'
 
-/** Session era (2025-03-26 .. 2025-11-25, and the HTTP+SSE 2024-11-05). */
-export const LEGACY_VERSIONS = ['2024-11-05', '2025-03-26', '2025-06-18', '2025-11-25'] as const
+/**
+ * Session era (2025-03-26 .. 2025-11-25, and the HTTP+SSE 2024-11-05), with 2024-10-07: the official TypeScript
+ * SDK still negotiates that pre-release revision (SUPPORTED_PROTOCOL_VERSIONS), so its clients and servers may
+ * agree on it.
+ */
+export const LEGACY_VERSIONS = ['2024-10-07', '2024-11-05', '2025-03-26', '2025-06-18', '2025-11-25'] as const
 /** Stateless era: `server/discover`, mirrored headers, no sessions. */
 export const MODERN_VERSIONS = ['2026-07-28'] as const
 export const SUPPORTED_VERSIONS: readonly string[] = [...LEGACY_VERSIONS, ...MODERN_VERSIONS]
@@ -53,9 +57,9 @@ export function requestVersion(headers: IncomingHttpHeaders): { era: Era; versio
   }
 }
 
-/** JSON-RPC batches existed in 2025-03-26 (and were read in 2024-11-05); 2025-06-18 removed them. */
+/** JSON-RPC batches existed in 2025-03-26 (and were read before it); 2025-06-18 removed them. */
 export function allowsBatch(version: string): boolean {
-  return version === '2025-03-26' || version === '2024-11-05'
+  return version === '2025-03-26' || version === '2024-11-05' || version === '2024-10-07'
 }
 
 /** The protocol version a message's `_meta` names (modern requests carry it in the body). */
@@ -129,16 +133,44 @@ export function checkMirroredHeaders(
         : `MCP-Protocol-Version ${version} but the body's _meta names no protocol version`,
     )
   }
+  // Mcp-Method is required on every request; the spec sets no header rule for notification POSTs, but one sent
+  // must agree.
+  return methodAndNameProblem(headers, message, message.kind === 'request', mismatch)
+}
+
+/**
+ * Session era: no client of it sends `Mcp-Method` or `Mcp-Name`, but a load balancer or a dual-era server may
+ * act on them, so any that was sent must equal the body (none is required).
+ */
+export function checkSentMirroredHeaders(
+  headers: IncomingHttpHeaders,
+  message: McpMessage,
+): JsonRpcProblem | undefined {
+  if (headers['mcp-method'] === undefined && headers['mcp-name'] === undefined) return undefined
+  const id = message.kind === 'notification' ? null : message.id
+  const mismatch = (what: string): JsonRpcProblem => ({ code: HEADER_MISMATCH, message: what, id })
+  if (message.kind === 'response')
+    return mismatch('a JSON-RPC response has no method for Mcp-Method or Mcp-Name')
+  if (headers['mcp-method'] === undefined) return mismatch('Mcp-Name was sent without Mcp-Method')
+  return methodAndNameProblem(headers, message, false, mismatch)
+}
+
+function methodAndNameProblem(
+  headers: IncomingHttpHeaders,
+  message: Exclude<McpMessage, { kind: 'response' }>,
+  required: boolean,
+  mismatch: (what: string) => JsonRpcProblem,
+): JsonRpcProblem | undefined {
   const method = header(headers, 'mcp-method')
-  // Required on every request; the spec sets no header rule for notification POSTs, but one sent must agree.
-  if (method === undefined)
-    return message.kind === 'request' ? mismatch('the Mcp-Method header is missing') : undefined
+  if (method === undefined) return required ? mismatch('the Mcp-Method header is missing') : undefined
   // Only Mcp-Name and Mcp-Param-* values may use the base64 form; method names are plain, compared as sent.
   if (method !== message.method) return mismatch('the Mcp-Method header differs from the body')
   const param = NAMED[message.method]
   if (param === undefined) return undefined
   const rawName = header(headers, 'mcp-name')
-  if (rawName === undefined) return mismatch(`the Mcp-Name header is missing for ${message.method}`)
+  if (rawName === undefined) {
+    return required ? mismatch(`the Mcp-Name header is missing for ${message.method}`) : undefined
+  }
   const name = decodeHeaderValue(rawName)
   if (name === undefined) return mismatch('the Mcp-Name header is malformed')
   if (name !== message.params?.[param])
