@@ -327,3 +327,25 @@ t.test(
     t.equal(edge.app.received.length, before, 'chained: the second sidecar answered, the app saw nothing')
   },
 )
+
+t.test(
+  'an Upgrade offer in an HTTP/1.0 request is ignored (RFC 9110 §7.8; RFC 6455 §4.1 needs HTTP/1.1): a plain GET',
+  async (t) => {
+    const edge = await startEdge(t)
+    for (const side of SIDES) {
+      const before = edge.app.received.length
+      const r = await rawExchange(await edge.connect[side](), [
+        `GET /old HTTP/1.0\r\nHost: x\r\n${WS_HEADERS}\r\n`,
+      ])
+      t.equal(r.status, 200, `${side}: answered as the HTTP/1.0 GET it is`)
+      t.notMatch(r.text, /101 Switching/, `${side}: no switch`)
+      t.match(r.text, /"url":"\/api\/old"/, `${side}: the app answered`)
+      t.equal(edge.app.received.length, before + 1, `${side}: one request reached the app`)
+      const seen = names(edge.app.received[before]?.rawHeaders ?? [])
+      t.notOk(seen.includes('upgrade'), `${side}: no Upgrade reached the app`)
+      const raw = edge.app.received[before]?.rawHeaders ?? []
+      const connection = raw.filter((_, i) => i % 2 === 1 && raw[i - 1]?.toLowerCase() === 'connection')
+      t.notMatch(connection.join(','), /upgrade/i, `${side}: the app was offered no switch`)
+    }
+  },
+)

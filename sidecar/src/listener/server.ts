@@ -58,12 +58,18 @@ export function httpServerOptions(limits: ListenerLimits): ServerOptions {
 }
 
 /**
- * RFC 6455 §4.1: a WebSocket handshake is a GET. Any other upgrade offer (h2c from `curl --http2`, a POST naming
- * websocket) is served as the HTTP/1.1 request it also is (RFC 9110 §7.8 lets a server ignore Upgrade), its
+ * RFC 6455 §4.1: a WebSocket handshake is an HTTP/1.1 GET. Any other upgrade offer (h2c from `curl --http2`, a POST
+ * naming websocket) is served as the HTTP/1.1 request it also is (RFC 9110 §7.8 lets a server ignore Upgrade), its
  * Upgrade field and what Connection lists kept on their hop. Unsupported protocols never reach the upgrade path.
+ * An HTTP/1.0 request's Upgrade must be ignored (RFC 9110 §7.8): a 1.0 client cannot have meant it.
  */
 function isWebSocketHandshake(req: IncomingMessage): boolean {
-  return req.method === 'GET' && req.headers.upgrade?.trim().toLowerCase() === 'websocket'
+  return (
+    req.method === 'GET' &&
+    req.httpVersionMajor === 1 &&
+    req.httpVersionMinor >= 1 &&
+    req.headers.upgrade?.trim().toLowerCase() === 'websocket'
+  )
 }
 
 export class ProxyListener {
