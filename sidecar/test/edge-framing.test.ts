@@ -349,3 +349,30 @@ t.test(
     }
   },
 )
+
+t.test(
+  'a method the sidecar cannot forward, or one spelt in another case (methods are case-sensitive), is 501 (RFC 9110 §9.1, §15.6.2)',
+  async (t) => {
+    const edge = await startEdge(t)
+    for (const side of SIDES) {
+      for (const method of ['get', 'Get', 'post', 'FOO']) {
+        const before = edge.app.received.length
+        const r = await rawExchange(await edge.connect[side](), [
+          `${method} /m HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+        ])
+        t.equal(r.status, 501, `${side} ${method}: 501`)
+        t.equal(r.code, 'SVD_REQUEST_UNSUPPORTED', `${side} ${method}: code`)
+        t.match(r.text, /case-sensitive/, `${side} ${method}: the message says why`)
+        t.ok(r.closed, `${side} ${method}: closed`)
+        t.equal(edge.app.received.length, before, `${side} ${method}: nothing reached the app`)
+      }
+      // Bytes that are no request line at all (a TLS ClientHello on the plaintext port) stay a plain 400.
+      const garbage = await rawExchange(await edge.connect[side](), [
+        Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]),
+      ])
+      t.equal(garbage.status, 400, `${side}: not HTTP: 400`)
+      t.equal(garbage.code, 'SVD_REQUEST_INVALID', `${side}: not HTTP: code`)
+      t.equal(await stillServing(edge, side), 200, `${side}: still serving`)
+    }
+  },
+)

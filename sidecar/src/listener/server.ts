@@ -15,6 +15,7 @@ import { publishConnection, publishRefused } from '../observe/events.ts'
 import type { Pipeline } from '../pipeline/build.ts'
 import type { Exchange } from '../pipeline/exchange.ts'
 import { parserHeaderLimit } from './http-guards.ts'
+import { unknownMethod } from './unknown-method.ts'
 
 export interface ListenerLimits {
   maxHeaderBytes: number
@@ -229,7 +230,7 @@ export class ProxyListener {
  * had already started).
  */
 function answerClientError(
-  err: Error & { code?: string },
+  err: Error & { code?: string; rawPacket?: unknown; bytesParsed?: unknown },
   socket: Socket,
   lingerMs: number,
 ): SvidecarError | undefined {
@@ -238,6 +239,7 @@ function answerClientError(
     socket.destroy()
     return undefined
   }
+  const method = err.code === 'HPE_INVALID_METHOD' ? unknownMethod(err) : undefined
   const answer =
     err.code === 'HPE_HEADER_OVERFLOW'
       ? new SvidecarError('SVD_REQUEST_HEADERS_TOO_LARGE', 'request headers exceed the size or count limit', {
@@ -245,9 +247,15 @@ function answerClientError(
         })
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? new SvidecarError('SVD_REQUEST_TIMEOUT', 'the request did not arrive in time', { reason: err.code })
-        : new SvidecarError('SVD_REQUEST_INVALID', 'the request is not valid HTTP/1.1', {
-            reason: err.code ?? 'PARSE',
-          })
+        : method !== undefined
+          ? new SvidecarError(
+              'SVD_REQUEST_UNSUPPORTED',
+              `method "${method}" is not supported; method names are case-sensitive (GET, not get)`,
+              { reason: 'UNKNOWN_METHOD' },
+            )
+          : new SvidecarError('SVD_REQUEST_INVALID', 'the request is not valid HTTP/1.1', {
+              reason: err.code ?? 'PARSE',
+            })
   writeRawError(socket, answer)
   lingerThenClose(socket, lingerMs)
   return answer
