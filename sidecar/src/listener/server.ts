@@ -15,7 +15,7 @@ import { publishConnection, publishRefused } from '../observe/events.ts'
 import type { Pipeline } from '../pipeline/build.ts'
 import type { Exchange } from '../pipeline/exchange.ts'
 import { parserHeaderLimit } from './http-guards.ts'
-import { unknownMethod } from './unknown-method.ts'
+import { overflowInRequestLine, unknownMethod } from './parser-refusals.ts'
 
 export interface ListenerLimits {
   maxHeaderBytes: number
@@ -241,21 +241,35 @@ function answerClientError(
   }
   const method = err.code === 'HPE_INVALID_METHOD' ? unknownMethod(err) : undefined
   const answer =
-    err.code === 'HPE_HEADER_OVERFLOW'
-      ? new SvidecarError('SVD_REQUEST_HEADERS_TOO_LARGE', 'request headers exceed the size or count limit', {
-          reason: err.code,
-        })
-      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? new SvidecarError('SVD_REQUEST_TIMEOUT', 'the request did not arrive in time', { reason: err.code })
-        : method !== undefined
-          ? new SvidecarError(
-              'SVD_REQUEST_UNSUPPORTED',
-              `method "${method}" is not supported; method names are case-sensitive (GET, not get)`,
-              { reason: 'UNKNOWN_METHOD' },
-            )
-          : new SvidecarError('SVD_REQUEST_INVALID', 'the request is not valid HTTP/1.1', {
-              reason: err.code ?? 'PARSE',
+    err.code === 'HPE_HEADER_OVERFLOW' && overflowInRequestLine(err)
+      ? new SvidecarError(
+          'SVD_REQUEST_URI_TOO_LONG',
+          'the request target is longer than the request head may be',
+          {
+            reason: err.code,
+          },
+        )
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? new SvidecarError(
+            'SVD_REQUEST_HEADERS_TOO_LARGE',
+            'request headers exceed the size or count limit',
+            {
+              reason: err.code,
+            },
+          )
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? new SvidecarError('SVD_REQUEST_TIMEOUT', 'the request did not arrive in time', {
+              reason: err.code,
             })
+          : method !== undefined
+            ? new SvidecarError(
+                'SVD_REQUEST_UNSUPPORTED',
+                `method "${method}" is not supported; method names are case-sensitive (GET, not get)`,
+                { reason: 'UNKNOWN_METHOD' },
+              )
+            : new SvidecarError('SVD_REQUEST_INVALID', 'the request is not valid HTTP/1.1', {
+                reason: err.code ?? 'PARSE',
+              })
   writeRawError(socket, answer)
   lingerThenClose(socket, lingerMs)
   return answer
