@@ -376,3 +376,45 @@ t.test(
     }
   },
 )
+
+t.test(
+  'Via (RFC 9110 §7.6.3): each sidecar appends itself to the request and the response it forwards',
+  async (t) => {
+    const edge = await startEdge(t)
+    const values = (raw: readonly string[]) =>
+      raw.filter((_, i) => i % 2 === 1 && raw[i - 1]?.toLowerCase() === 'via')
+    const responseVia = (text: string) =>
+      [...(text.split('\r\n\r\n')[0] ?? '').matchAll(/\r\nvia: ([^\r]*)/gi)].map((m) => m[1])
+    for (const [side, host, version, sent, app, back] of [
+      [
+        'outbound',
+        'x',
+        '1.1',
+        'Via: 1.1 client-proxy\r\n',
+        ['1.1 client-proxy', '1.1 svidecar'],
+        ['1.1 svidecar'],
+      ],
+      ['outbound', 'x', '1.0', '', ['1.0 svidecar'], ['1.1 svidecar']],
+      ['inbound', 'x', '1.1', '', ['1.1 svidecar'], ['1.1 svidecar']],
+      ['outbound', 'mesh', '1.1', '', ['1.1 svidecar', '1.1 svidecar'], ['1.1 svidecar', '1.1 svidecar']],
+    ] as const) {
+      const before = edge.app.received.length
+      const r = await rawExchange(await edge.connect[side](), [
+        `GET /via HTTP/${version}\r\nHost: ${host}\r\n${sent}Connection: close\r\n\r\n`,
+      ])
+      t.equal(r.status, 200, `${side} ${host} ${version}: served`)
+      t.same(
+        values(edge.app.received[before]?.rawHeaders ?? []),
+        app,
+        `${side} ${host} ${version}: at the app`,
+      )
+      t.same(responseVia(r.text), back, `${side} ${host} ${version}: at the client`)
+    }
+    // The sidecar's own answers are not forwarded messages.
+    const refused = await rawExchange(await edge.connect.outbound(), [
+      'GET /../x HTTP/1.1\r\nHost: x\r\n\r\n',
+    ])
+    t.equal(refused.status, 400)
+    t.same(responseVia(refused.text), [], 'a refusal carries no Via')
+  },
+)

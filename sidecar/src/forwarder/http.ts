@@ -13,9 +13,12 @@ import { SvidecarError } from '../errors/index.ts'
 import { upstreamError } from '../errors/upstream-errors.ts'
 import { publishUpstreamFailed } from '../observe/events.ts'
 import { awaitsContinue, sendContinue } from './expect.ts'
-import { responseHeaders } from './headers.ts'
+import { responseHeaders, viaEntry } from './headers.ts'
 import { type ErrorStyle, sendError } from './respond.ts'
 import type { Upstream } from './upstreams.ts'
+
+// undici speaks HTTP/1.1 to every upstream: the version this hop receives each response in.
+const VIA_HTTP_1_1 = viaEntry('1.1')
 
 export interface ForwardOptions {
   /** The header list to send, already sanitised (flat name, value pairs). */
@@ -218,13 +221,15 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
         for (const w of wrappers) w.attach?.((chunk) => this.#push(controller, chunk))
       }
     }
+    const relayed = responseHeaders(flat)
+    relayed.push('via', VIA_HTTP_1_1)
     try {
       // A reason with obs-text reaches us already decoded as UTF-8 (undici), so its bytes are lost: the standard
       // phrase replaces it. The reason phrase carries no meaning (RFC 9112 §4).
       this.#res.writeHead(
         statusCode,
         reasonKind === 'visible' && reason !== '' ? reason : (STATUS_CODES[statusCode] ?? ''),
-        responseHeaders(flat),
+        relayed,
       )
     } catch (err) {
       // Node refused what the upstream sent (a header value or name it cannot write): unrelayable.
