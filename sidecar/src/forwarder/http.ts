@@ -169,19 +169,20 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     statusMessage?: string,
   ): void {
     if (this.#done) return
+    if (statusCode < 100 || statusCode > 599) {
+      // RFC 9110 §15: a status code is 100..599; a client would have to guess what another means. (undici passes
+      // one below 100 on as if it were interim, then fails an assertion when the message ends.)
+      this.#fail(
+        controller,
+        this.#protocolError(`status ${statusCode} is outside 100..599`, 'INVALID_STATUS'),
+      )
+      return
+    }
     // 1xx interim responses: 103 Early Hints is relayed (RFC 9110 §15.2: a proxy forwards 1xx); 102, which RFC 9110
     // no longer defines, is passed over. A 100 never gets here: undici would take it for a broken connection, so
     // unsolicited-continue.ts removes it before undici's parser.
     if (statusCode < 200) {
       if (statusCode === 103) this.#earlyHints(headers)
-      return
-    }
-    if (statusCode > 599) {
-      // RFC 9110 §15: outside 100..599 a status code is invalid; a client would have to guess what it means.
-      this.#fail(
-        controller,
-        this.#protocolError(`status ${statusCode} is outside 100..599`, 'INVALID_STATUS'),
-      )
       return
     }
     if (!onlyChunked(headers['transfer-encoding'])) {
