@@ -418,3 +418,32 @@ t.test(
     t.same(responseVia(refused.text), [], 'a refusal carries no Via')
   },
 )
+
+t.test(
+  'pipelined requests after one with Connection: close are ignored; those before it are answered in order (RFC 9112 §9.6)',
+  async (t) => {
+    const edge = await startEdge(t)
+    for (const side of SIDES) {
+      const before = edge.app.received.length
+      const r = await rawExchange(await edge.connect[side](), [
+        'GET /a HTTP/1.1\r\nHost: x\r\n\r\n' +
+          'POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc' +
+          'GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' +
+          'GET /d HTTP/1.1\r\nHost: x\r\n\r\n',
+      ])
+      const statuses = [...r.text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1])
+      t.same(statuses, ['200', '200', '200'], `${side}: three answers, all 200 (no 400 in front of them)`)
+      t.same(
+        [...r.text.matchAll(/"url":"([^"]*)"/g)].map((m) => m[1]),
+        ['/api/a', '/api/b', '/api/c'],
+        `${side}: in request order`,
+      )
+      t.ok(r.closed, `${side}: closed after the answer to the request that asked for it`)
+      t.same(
+        edge.app.received.slice(before).map((g) => g.url),
+        ['/api/a', '/api/b', '/api/c'],
+        `${side}: the request after the close never reached the app`,
+      )
+    }
+  },
+)

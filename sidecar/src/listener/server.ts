@@ -234,6 +234,10 @@ function answerClientError(
   socket: Socket,
   lingerMs: number,
 ): SvidecarError | undefined {
+  // Bytes after a request that carried Connection: close (RFC 9112 §9.6: not processed as requests). The answers
+  // to the requests before them are still on their way, in order; Node closes once the last one is written. An
+  // answer here would go out ahead of them, and the client would take it for the first request's.
+  if (err.code === 'HPE_CLOSED_CONNECTION' && !socket.destroyed) return undefined
   // Destroyed already: a TLS handshake error, refused and counted by ServerTls (tls/server-tls.ts).
   if (err.code === 'ECONNRESET' || socket.bytesWritten > 0 || socket.destroyed) {
     socket.destroy()
