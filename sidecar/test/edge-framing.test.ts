@@ -447,3 +447,32 @@ t.test(
     }
   },
 )
+
+t.test(
+  'a malformed request pipelined behind good ones is answered 400 after their answers, never in front of them (RFC 9112 §9.3.2)',
+  async (t) => {
+    const edge = await startEdge(t)
+    for (const side of SIDES) {
+      const before = edge.app.received.length
+      const r = await rawExchange(await edge.connect[side](), [
+        'GET /a HTTP/1.1\r\nHost: x\r\n\r\n' +
+          'POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc' +
+          'POST /smuggle HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+      ])
+      const statuses = [...r.text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1])
+      t.same(statuses, ['200', '200', '400'], `${side}: the good answers first, then the refusal`)
+      t.same(
+        [...r.text.matchAll(/"url":"([^"]*)"/g)].map((m) => m[1]),
+        ['/api/a', '/api/b'],
+        `${side}: the answers in request order`,
+      )
+      t.match(r.text, /x-svidecar-error: SVD_REQUEST_INVALID/, `${side}: the refusal has its code`)
+      t.ok(r.closed, `${side}: closed after the refusal`)
+      t.same(
+        edge.app.received.slice(before).map((g) => g.url),
+        ['/api/a', '/api/b'],
+        `${side}: the malformed request never reached the app`,
+      )
+    }
+  },
+)

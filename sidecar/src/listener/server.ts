@@ -96,7 +96,24 @@ export class ProxyListener {
     const refused = (code: string, status: number, reason?: string) =>
       publishRefused({ listener: name, direction, code, status, ...(reason === undefined ? {} : { reason }) })
     server.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
-      const answer = answerClientError(err, socket, linger)
+      // Requests pipelined before the malformed one are still being answered: the refusal goes out after them
+      // (RFC 9112 §9.3.2), or the client would take it for the first one's answer.
+      // A refusal inside the body of the last request handed over is that request's own answer: it goes out now.
+      const pipelined = socket as PipelinedSocket
+      const open = pipelined[OPEN_ANSWERS] ?? 0
+      if (
+        open > 0 &&
+        pipelined[LAST_REQUEST]?.complete === true &&
+        err.code !== 'ECONNRESET' &&
+        err.code !== 'HPE_CLOSED_CONNECTION'
+      ) {
+        pipelined[REFUSAL_AFTER_ANSWERS] ??= () => {
+          const answer = answerClientError(err, socket, linger, true)
+          if (answer !== undefined) refused(answer.code, answer.status, answer.reason)
+        }
+        return
+      }
+      const answer = answerClientError(err, socket, linger, false)
       if (answer !== undefined) refused(answer.code, answer.status, answer.reason)
     })
     // Node's maxConnections drops the excess without a word; the count is kept here so the excess is told why.
@@ -164,6 +181,10 @@ export class ProxyListener {
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       // A draining listener answers what is in flight and tells each client not to send more on this connection.
       if (this.#draining) res.setHeader('connection', 'close')
+      const socket = req.socket as PipelinedSocket
+      socket[OPEN_ANSWERS] = (socket[OPEN_ANSWERS] ?? 0) + 1
+      socket[LAST_REQUEST] = req
+      res.once('close', () => answered(socket))
       pipeline.request(exchange(req, false), res)
     })
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -224,22 +245,46 @@ export class ProxyListener {
   }
 }
 
+// Per connection: answers to requests Node has handed over that are not finished yet, and a parser refusal
+// waiting for them.
+const OPEN_ANSWERS = Symbol('svidecar.openAnswers')
+const REFUSAL_AFTER_ANSWERS = Symbol('svidecar.refusalAfterAnswers')
+const LAST_REQUEST = Symbol('svidecar.lastRequest')
+
+interface PipelinedSocket {
+  [OPEN_ANSWERS]?: number
+  [REFUSAL_AFTER_ANSWERS]?: (() => void) | undefined
+  [LAST_REQUEST]?: IncomingMessage
+}
+
+function answered(socket: PipelinedSocket): void {
+  const open = (socket[OPEN_ANSWERS] ?? 1) - 1
+  socket[OPEN_ANSWERS] = open
+  if (open > 0) return
+  const refusal = socket[REFUSAL_AFTER_ANSWERS]
+  if (refusal === undefined) return
+  socket[REFUSAL_AFTER_ANSWERS] = undefined
+  refusal()
+}
+
 /**
  * Node's parser refused the request: answer in our format, then close (the stream may be out of step).
  * Returns what was answered, or undefined when the socket was only closed (the client left, or a response
- * had already started).
+ * had already started). `afterAnswers`: the answers to earlier pipelined requests are complete, so bytes
+ * written before are theirs, not part of a response this one would cut into.
  */
 function answerClientError(
   err: Error & { code?: string; rawPacket?: unknown; bytesParsed?: unknown },
   socket: Socket,
   lingerMs: number,
+  afterAnswers: boolean,
 ): SvidecarError | undefined {
   // Bytes after a request that carried Connection: close (RFC 9112 §9.6: not processed as requests). The answers
   // to the requests before them are still on their way, in order; Node closes once the last one is written. An
   // answer here would go out ahead of them, and the client would take it for the first request's.
   if (err.code === 'HPE_CLOSED_CONNECTION' && !socket.destroyed) return undefined
   // Destroyed already: a TLS handshake error, refused and counted by ServerTls (tls/server-tls.ts).
-  if (err.code === 'ECONNRESET' || socket.bytesWritten > 0 || socket.destroyed) {
+  if (err.code === 'ECONNRESET' || (socket.bytesWritten > 0 && !afterAnswers) || socket.destroyed) {
     socket.destroy()
     return undefined
   }
