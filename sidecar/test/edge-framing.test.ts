@@ -476,3 +476,27 @@ t.test(
     }
   },
 )
+
+t.test(
+  'a malformed request on a kept-alive connection, after an answered one, gets its 400 too (not a silent close)',
+  async (t) => {
+    const edge = await startEdge(t)
+    for (const side of SIDES) {
+      const before = edge.app.received.length
+      const r = await rawExchange(await edge.connect[side](), [
+        'GET /a HTTP/1.1\r\nHost: x\r\n\r\n',
+        async (got) => {
+          const end = Date.now() + 10_000
+          while (!/"url":"\/api\/a"/.test(got()) && Date.now() < end)
+            await new Promise((r) => setTimeout(r, 20))
+        },
+        'POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+      ])
+      const statuses = [...r.text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1])
+      t.same(statuses, ['200', '400'], `${side}: the answer, then the refusal`)
+      t.match(r.text, /x-svidecar-error: SVD_REQUEST_INVALID/, `${side}: with its code`)
+      t.ok(r.closed, `${side}: closed`)
+      t.equal(edge.app.received.length, before + 1, `${side}: only the first request reached the app`)
+    }
+  },
+)

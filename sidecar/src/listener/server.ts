@@ -103,7 +103,7 @@ export class ProxyListener {
       const open = pipelined[OPEN_ANSWERS] ?? 0
       if (
         open > 0 &&
-        pipelined[LAST_REQUEST]?.complete === true &&
+        pipelined[LAST_RESPONSE]?.req.complete === true &&
         err.code !== 'ECONNRESET' &&
         err.code !== 'HPE_CLOSED_CONNECTION'
       ) {
@@ -113,7 +113,11 @@ export class ProxyListener {
         }
         return
       }
-      const answer = answerClientError(err, socket, linger, false)
+      // Nothing is being answered on this connection (bytes written before belong to finished answers), or only
+      // the request whose body broke, and its answer has not started: the refusal is its answer.
+      const last = pipelined[LAST_RESPONSE]
+      const free = open === 0 || (open === 1 && last !== undefined && !last.headersSent)
+      const answer = answerClientError(err, socket, linger, free)
       if (answer !== undefined) refused(answer.code, answer.status, answer.reason)
     })
     // Node's maxConnections drops the excess without a word; the count is kept here so the excess is told why.
@@ -183,7 +187,7 @@ export class ProxyListener {
       if (this.#draining) res.setHeader('connection', 'close')
       const socket = req.socket as PipelinedSocket
       socket[OPEN_ANSWERS] = (socket[OPEN_ANSWERS] ?? 0) + 1
-      socket[LAST_REQUEST] = req
+      socket[LAST_RESPONSE] = res
       res.once('close', () => answered(socket))
       pipeline.request(exchange(req, false), res)
     })
@@ -249,12 +253,12 @@ export class ProxyListener {
 // waiting for them.
 const OPEN_ANSWERS = Symbol('svidecar.openAnswers')
 const REFUSAL_AFTER_ANSWERS = Symbol('svidecar.refusalAfterAnswers')
-const LAST_REQUEST = Symbol('svidecar.lastRequest')
+const LAST_RESPONSE = Symbol('svidecar.lastResponse')
 
 interface PipelinedSocket {
   [OPEN_ANSWERS]?: number
   [REFUSAL_AFTER_ANSWERS]?: (() => void) | undefined
-  [LAST_REQUEST]?: IncomingMessage
+  [LAST_RESPONSE]?: ServerResponse
 }
 
 function answered(socket: PipelinedSocket): void {
@@ -270,21 +274,21 @@ function answered(socket: PipelinedSocket): void {
 /**
  * Node's parser refused the request: answer in our format, then close (the stream may be out of step).
  * Returns what was answered, or undefined when the socket was only closed (the client left, or a response
- * had already started). `afterAnswers`: the answers to earlier pipelined requests are complete, so bytes
- * written before are theirs, not part of a response this one would cut into.
+ * had already started). `free`: no answer is under way on the connection, so bytes written before belong to
+ * finished answers, not to one this would cut into.
  */
 function answerClientError(
   err: Error & { code?: string; rawPacket?: unknown; bytesParsed?: unknown },
   socket: Socket,
   lingerMs: number,
-  afterAnswers: boolean,
+  free: boolean,
 ): SvidecarError | undefined {
   // Bytes after a request that carried Connection: close (RFC 9112 §9.6: not processed as requests). The answers
   // to the requests before them are still on their way, in order; Node closes once the last one is written. An
   // answer here would go out ahead of them, and the client would take it for the first request's.
   if (err.code === 'HPE_CLOSED_CONNECTION' && !socket.destroyed) return undefined
   // Destroyed already: a TLS handshake error, refused and counted by ServerTls (tls/server-tls.ts).
-  if (err.code === 'ECONNRESET' || (socket.bytesWritten > 0 && !afterAnswers) || socket.destroyed) {
+  if (err.code === 'ECONNRESET' || (socket.bytesWritten > 0 && !free) || socket.destroyed) {
     socket.destroy()
     return undefined
   }
