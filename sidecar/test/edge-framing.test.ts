@@ -327,3 +327,176 @@ t.test(
     t.equal(edge.app.received.length, before, 'chained: the second sidecar answered, the app saw nothing')
   },
 )
+
+t.test(
+  'an Upgrade offer in an HTTP/1.0 request is ignored (RFC 9110 §7.8; RFC 6455 §4.1 needs HTTP/1.1): a plain GET',
+  async (t) => {
+    const edge = await startEdge(t)
+    for (const side of SIDES) {
+      const before = edge.app.received.length
+      const r = await rawExchange(await edge.connect[side](), [
+        `GET /old HTTP/1.0\r\nHost: x\r\n${WS_HEADERS}\r\n`,
+      ])
+      t.equal(r.status, 200, `${side}: answered as the HTTP/1.0 GET it is`)
+      t.notMatch(r.text, /101 Switching/, `${side}: no switch`)
+      t.match(r.text, /"url":"\/api\/old"/, `${side}: the app answered`)
+      t.equal(edge.app.received.length, before + 1, `${side}: one request reached the app`)
+      const seen = names(edge.app.received[before]?.rawHeaders ?? [])
+      t.notOk(seen.includes('upgrade'), `${side}: no Upgrade reached the app`)
+      const raw = edge.app.received[before]?.rawHeaders ?? []
+      const connection = raw.filter((_, i) => i % 2 === 1 && raw[i - 1]?.toLowerCase() === 'connection')
+      t.notMatch(connection.join(','), /upgrade/i, `${side}: the app was offered no switch`)
+    }
+  },
+)
+
+t.test(
+  'a method the sidecar cannot forward, or one spelt in another case (methods are case-sensitive), is 501 (RFC 9110 §9.1, §15.6.2)',
+  async (t) => {
+    const edge = await startEdge(t)
+    for (const side of SIDES) {
+      for (const method of ['get', 'Get', 'post', 'FOO']) {
+        const before = edge.app.received.length
+        const r = await rawExchange(await edge.connect[side](), [
+          `${method} /m HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+        ])
+        t.equal(r.status, 501, `${side} ${method}: 501`)
+        t.equal(r.code, 'SVD_REQUEST_UNSUPPORTED', `${side} ${method}: code`)
+        t.match(r.text, /case-sensitive/, `${side} ${method}: the message says why`)
+        t.ok(r.closed, `${side} ${method}: closed`)
+        t.equal(edge.app.received.length, before, `${side} ${method}: nothing reached the app`)
+      }
+      // Bytes that are no request line at all (a TLS ClientHello on the plaintext port) stay a plain 400.
+      const garbage = await rawExchange(await edge.connect[side](), [
+        Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]),
+      ])
+      t.equal(garbage.status, 400, `${side}: not HTTP: 400`)
+      t.equal(garbage.code, 'SVD_REQUEST_INVALID', `${side}: not HTTP: code`)
+      t.equal(await stillServing(edge, side), 200, `${side}: still serving`)
+    }
+  },
+)
+
+t.test(
+  'Via (RFC 9110 §7.6.3): each sidecar appends itself to the request and the response it forwards',
+  async (t) => {
+    const edge = await startEdge(t)
+    const values = (raw: readonly string[]) =>
+      raw.filter((_, i) => i % 2 === 1 && raw[i - 1]?.toLowerCase() === 'via')
+    const responseVia = (text: string) =>
+      [...(text.split('\r\n\r\n')[0] ?? '').matchAll(/\r\nvia: ([^\r]*)/gi)].map((m) => m[1])
+    for (const [side, host, version, sent, app, back] of [
+      [
+        'outbound',
+        'x',
+        '1.1',
+        'Via: 1.1 client-proxy\r\n',
+        ['1.1 client-proxy', '1.1 svidecar'],
+        ['1.1 svidecar'],
+      ],
+      ['outbound', 'x', '1.0', '', ['1.0 svidecar'], ['1.1 svidecar']],
+      ['inbound', 'x', '1.1', '', ['1.1 svidecar'], ['1.1 svidecar']],
+      ['outbound', 'mesh', '1.1', '', ['1.1 svidecar', '1.1 svidecar'], ['1.1 svidecar', '1.1 svidecar']],
+    ] as const) {
+      const before = edge.app.received.length
+      const r = await rawExchange(await edge.connect[side](), [
+        `GET /via HTTP/${version}\r\nHost: ${host}\r\n${sent}Connection: close\r\n\r\n`,
+      ])
+      t.equal(r.status, 200, `${side} ${host} ${version}: served`)
+      t.same(
+        values(edge.app.received[before]?.rawHeaders ?? []),
+        app,
+        `${side} ${host} ${version}: at the app`,
+      )
+      t.same(responseVia(r.text), back, `${side} ${host} ${version}: at the client`)
+    }
+    // The sidecar's own answers are not forwarded messages.
+    const refused = await rawExchange(await edge.connect.outbound(), [
+      'GET /../x HTTP/1.1\r\nHost: x\r\n\r\n',
+    ])
+    t.equal(refused.status, 400)
+    t.same(responseVia(refused.text), [], 'a refusal carries no Via')
+  },
+)
+
+t.test(
+  'pipelined requests after one with Connection: close are ignored; those before it are answered in order (RFC 9112 §9.6)',
+  async (t) => {
+    const edge = await startEdge(t)
+    for (const side of SIDES) {
+      const before = edge.app.received.length
+      const r = await rawExchange(await edge.connect[side](), [
+        'GET /a HTTP/1.1\r\nHost: x\r\n\r\n' +
+          'POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc' +
+          'GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' +
+          'GET /d HTTP/1.1\r\nHost: x\r\n\r\n',
+      ])
+      const statuses = [...r.text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1])
+      t.same(statuses, ['200', '200', '200'], `${side}: three answers, all 200 (no 400 in front of them)`)
+      t.same(
+        [...r.text.matchAll(/"url":"([^"]*)"/g)].map((m) => m[1]),
+        ['/api/a', '/api/b', '/api/c'],
+        `${side}: in request order`,
+      )
+      t.ok(r.closed, `${side}: closed after the answer to the request that asked for it`)
+      t.same(
+        edge.app.received.slice(before).map((g) => g.url),
+        ['/api/a', '/api/b', '/api/c'],
+        `${side}: the request after the close never reached the app`,
+      )
+    }
+  },
+)
+
+t.test(
+  'a malformed request pipelined behind good ones is answered 400 after their answers, never in front of them (RFC 9112 §9.3.2)',
+  async (t) => {
+    const edge = await startEdge(t)
+    for (const side of SIDES) {
+      const before = edge.app.received.length
+      const r = await rawExchange(await edge.connect[side](), [
+        'GET /a HTTP/1.1\r\nHost: x\r\n\r\n' +
+          'POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc' +
+          'POST /smuggle HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+      ])
+      const statuses = [...r.text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1])
+      t.same(statuses, ['200', '200', '400'], `${side}: the good answers first, then the refusal`)
+      t.same(
+        [...r.text.matchAll(/"url":"([^"]*)"/g)].map((m) => m[1]),
+        ['/api/a', '/api/b'],
+        `${side}: the answers in request order`,
+      )
+      t.match(r.text, /x-svidecar-error: SVD_REQUEST_INVALID/, `${side}: the refusal has its code`)
+      t.ok(r.closed, `${side}: closed after the refusal`)
+      t.same(
+        edge.app.received.slice(before).map((g) => g.url),
+        ['/api/a', '/api/b'],
+        `${side}: the malformed request never reached the app`,
+      )
+    }
+  },
+)
+
+t.test(
+  'a malformed request on a kept-alive connection, after an answered one, gets its 400 too (not a silent close)',
+  async (t) => {
+    const edge = await startEdge(t)
+    for (const side of SIDES) {
+      const before = edge.app.received.length
+      const r = await rawExchange(await edge.connect[side](), [
+        'GET /a HTTP/1.1\r\nHost: x\r\n\r\n',
+        async (got) => {
+          const end = Date.now() + 10_000
+          while (!/"url":"\/api\/a"/.test(got()) && Date.now() < end)
+            await new Promise((r) => setTimeout(r, 20))
+        },
+        'POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+      ])
+      const statuses = [...r.text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1])
+      t.same(statuses, ['200', '400'], `${side}: the answer, then the refusal`)
+      t.match(r.text, /x-svidecar-error: SVD_REQUEST_INVALID/, `${side}: with its code`)
+      t.ok(r.closed, `${side}: closed`)
+      t.equal(edge.app.received.length, before + 1, `${side}: only the first request reached the app`)
+    }
+  },
+)

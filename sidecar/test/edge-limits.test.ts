@@ -341,3 +341,55 @@ t.test(
     })
   },
 )
+
+t.test(
+  'a request target over maxHeaderBytes is 414 SVD_REQUEST_URI_TOO_LONG (RFC 9112 §3); a head too big by its fields stays 431',
+  async (t) => {
+    const edge = await startEdge(t, '{ maxHeaderBytes: 8192 }')
+    const a = (n: number) => 'a'.repeat(n)
+    const cases: [string, string[], number, string][] = [
+      ['a 20 KB target', [`GET /${a(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`], 414, 'SVD_REQUEST_URI_TOO_LONG'],
+      [
+        'a 100 KB target',
+        [`GET /${a(100_000)} HTTP/1.1\r\nHost: x\r\n\r\n`],
+        414,
+        'SVD_REQUEST_URI_TOO_LONG',
+      ],
+      [
+        'a 10 KB absolute-form target sent in two writes',
+        [`GET http://x/${a(5000)}`, `${a(5000)}?q=1 HTTP/1.1\r\nHost: x\r\n\r\n`],
+        414,
+        'SVD_REQUEST_URI_TOO_LONG',
+      ],
+      [
+        'one 10 KB field',
+        [`GET /f HTTP/1.1\r\nHost: x\r\nX-Big: ${a(10_000)}\r\n\r\n`],
+        431,
+        'SVD_REQUEST_HEADERS_TOO_LARGE',
+      ],
+      [
+        'a 5 KB target and a 5 KB field',
+        [`GET /${a(5000)} HTTP/1.1\r\nHost: x\r\nX-Big: ${a(5000)}\r\n\r\n`],
+        431,
+        'SVD_REQUEST_HEADERS_TOO_LARGE',
+      ],
+    ]
+    for (const side of SIDES) {
+      for (const [name, parts, status, code] of cases) {
+        const before = edge.app.received.length
+        const writes: (string | (() => Promise<void>))[] = []
+        for (const p of parts) {
+          if (writes.length > 0) writes.push(() => new Promise((r) => setTimeout(r, 50)))
+          writes.push(p)
+        }
+        const r = await rawExchange(await edge.connect[side](), writes)
+        t.equal(r.status, status, `${side}: ${name}: ${status}`)
+        t.equal(r.code, code, `${side}: ${name}: code`)
+        t.ok(r.closed, `${side}: ${name}: closed`)
+        t.equal(edge.app.received.length, before, `${side}: ${name}: nothing reached the app`)
+      }
+      t.equal(await stillServing(edge, side), 200, `${side}: still serving`)
+    }
+    t.match(await edge.metrics('agent'), /code="SVD_REQUEST_URI_TOO_LONG"/, 'counted under its code')
+  },
+)

@@ -228,6 +228,16 @@ t.test('dot-segment removal (RFC 3986 §5.2.4) and target rewriting', async (t) 
   t.equal(target('x/y', 'x'), 'BAD_TARGET')
   t.equal(target('http:///y', ''), 'BAD_TARGET_AUTHORITY')
   t.equal(target('/a\\..\\..\\b', 'x'), 'PATH_ESCAPES_ROOT', 'backslashes read as slashes by some servers')
+  // RFC 3986 §6.2.2.2: an escaped unreserved character is that character. The route table and the lenses match
+  // the path as text, and an app that decodes it would otherwise read another path than they did.
+  t.equal(target('/%6Dcp/%7Euser/x%2dy', 'x'), '/mcp/~user/x-y')
+  t.equal(
+    target('/a%2Fb/%25/%20/%zz/%4', 'x'),
+    '/a%2Fb/%25/%20/%zz/%4',
+    'reserved, other and malformed escapes stay',
+  )
+  t.equal(target('/v%31/x?q=%61', 'x'), '/v1/x?q=%61', 'the query is not the path')
+  t.equal(target('/a/.%2e/%62', 'x'), '/b')
 })
 
 t.test('guards: what the header count skips, Host syntax, a declared body over the limit', async (t) => {

@@ -27,6 +27,8 @@ const ANSWERS = {
   '101-not-asked': 'HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: h2c\r\n\r\nxx',
   'not-http': 'garbage\r\n\r\n',
   'status-600': 'HTTP/1.1 600 Odd\r\ncontent-length: 2\r\n\r\nok',
+  // RFC 9110 §15: three digits, 100..599. undici's parser asserts statusCode >= 100 rather than refusing it.
+  'status-099': 'HTTP/1.1 099 Odd\r\ncontent-length: 2\r\n\r\nok',
   'space-in-header-name': 'HTTP/1.1 200 OK\r\nx-a b: 1\r\ncontent-length: 2\r\n\r\nok',
   'control-char-in-header': 'HTTP/1.1 200 OK\r\nx-a: \x01\r\ncontent-length: 2\r\n\r\nok',
   'bare-lf': 'HTTP/1.1 200 OK\ncontent-length: 2\n\nok',
@@ -59,6 +61,7 @@ const CASES: [CaseName, Expected][] = [
   ['101-not-asked', { status: 502, code: 'SVD_UPSTREAM_PROTOCOL', reason: 'UNSOLICITED_UPGRADE' }],
   ['not-http', { status: 502, code: 'SVD_UPSTREAM_PROTOCOL' }],
   ['status-600', { status: 502, code: 'SVD_UPSTREAM_PROTOCOL', reason: 'INVALID_STATUS' }],
+  ['status-099', { status: 502, code: 'SVD_UPSTREAM_PROTOCOL', reason: 'INVALID_STATUS' }],
   ['space-in-header-name', { status: 502, code: 'SVD_UPSTREAM_PROTOCOL' }],
   ['control-char-in-header', { status: 502, code: 'SVD_UPSTREAM_PROTOCOL' }],
   ['bare-lf', { status: 502, code: 'SVD_UPSTREAM_PROTOCOL' }],

@@ -11,6 +11,10 @@ export const ERROR_TABLE = {
   SVD_IDENTITY_UNAVAILABLE: { status: 503, summary: 'no valid X.509-SVID is held; the sidecar fails closed' },
   SVD_REQUEST_INVALID: { status: 400, summary: 'the request is malformed or ambiguous' },
   SVD_REQUEST_HEADERS_TOO_LARGE: { status: 431, summary: 'the request headers exceed the configured limits' },
+  SVD_REQUEST_URI_TOO_LONG: {
+    status: 414,
+    summary: 'the request target alone is longer than the request head may be (limits.maxHeaderBytes)',
+  },
   SVD_REQUEST_BODY_TOO_LARGE: { status: 413, summary: 'the request body exceeds the configured limit' },
   SVD_REQUEST_TIMEOUT: { status: 408, summary: 'the client did not send the request head in time' },
   SVD_REQUEST_BODY_TIMEOUT: {
@@ -27,7 +31,8 @@ export const ERROR_TABLE = {
   },
   SVD_REQUEST_UNSUPPORTED: {
     status: 501,
-    summary: 'the sidecar does not forward this kind of request (CONNECT, OPTIONS *)',
+    summary:
+      'the sidecar does not forward this kind of request (CONNECT, OPTIONS *, TRACE, an unknown method)',
   },
   SVD_ROUTE_NOT_FOUND: { status: 404, summary: 'no route matches the request' },
   SVD_PEER_REJECTED: { status: 403, summary: 'the peer failed SPIFFE verification or authorization' },

@@ -77,6 +77,17 @@ export function isHopByHop(name: string): boolean {
   return HOP_BY_HOP.has(lowerName(name))
 }
 
+/**
+ * RFC 9110 §7.6.3: a proxy appends a Via entry to each message it forwards: the protocol version it received the
+ * message in, and a pseudonym for itself (a host name would tell every upstream, an LLM provider included, the
+ * pod's address). Earlier entries, the client's included, stay in front in their order.
+ */
+export const VIA_PSEUDONYM = 'svidecar'
+
+export function viaEntry(httpVersion: string): string {
+  return `${httpVersion} ${VIA_PSEUDONYM}`
+}
+
 export interface ForwardHeaderOptions {
   /** Lower-case names to drop (e.g. the peer-ID header a client may try to forge). */
   strip: ReadonlySet<string>
@@ -84,6 +95,8 @@ export interface ForwardHeaderOptions {
   set?: Readonly<Record<string, string>>
   /** A WebSocket upgrade: the handshake headers are handled by the WebSocket client. */
   isUpgrade: boolean
+  /** The request's HTTP version ("1.1"), for this hop's Via entry; none is added without it. */
+  httpVersion?: string
 }
 
 /** Names listed in Connection are hop-by-hop for this message too. */
@@ -117,6 +130,7 @@ export function forwardHeaders(raw: readonly string[], options: ForwardHeaderOpt
   }
   if (options.set !== undefined)
     for (const [name, value] of Object.entries(options.set)) out.push(name, value)
+  if (options.httpVersion !== undefined) out.push('via', viaEntry(options.httpVersion))
   return out
 }
 

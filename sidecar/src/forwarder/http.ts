@@ -13,9 +13,12 @@ import { SvidecarError } from '../errors/index.ts'
 import { upstreamError } from '../errors/upstream-errors.ts'
 import { publishUpstreamFailed } from '../observe/events.ts'
 import { awaitsContinue, sendContinue } from './expect.ts'
-import { responseHeaders } from './headers.ts'
+import { responseHeaders, viaEntry } from './headers.ts'
 import { type ErrorStyle, sendError } from './respond.ts'
 import type { Upstream } from './upstreams.ts'
+
+// undici speaks HTTP/1.1 to every upstream: the version this hop receives each response in.
+const VIA_HTTP_1_1 = viaEntry('1.1')
 
 export interface ForwardOptions {
   /** The header list to send, already sanitised (flat name, value pairs). */
@@ -173,19 +176,20 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     statusMessage?: string,
   ): void {
     if (this.#done) return
+    if (statusCode < 100 || statusCode > 599) {
+      // RFC 9110 §15: a status code is 100..599; a client would have to guess what another means. (undici passes
+      // one below 100 on as if it were interim, then fails an assertion when the message ends.)
+      this.#fail(
+        controller,
+        this.#protocolError(`status ${statusCode} is outside 100..599`, 'INVALID_STATUS'),
+      )
+      return
+    }
     // 1xx interim responses: 103 Early Hints is relayed (RFC 9110 §15.2: a proxy forwards 1xx); 102, which RFC 9110
     // no longer defines, is passed over. A 100 never gets here: undici would take it for a broken connection, so
     // unsolicited-continue.ts removes it before undici's parser.
     if (statusCode < 200) {
       if (statusCode === 103) this.#earlyHints(headers)
-      return
-    }
-    if (statusCode > 599) {
-      // RFC 9110 §15: outside 100..599 a status code is invalid; a client would have to guess what it means.
-      this.#fail(
-        controller,
-        this.#protocolError(`status ${statusCode} is outside 100..599`, 'INVALID_STATUS'),
-      )
       return
     }
     if (!onlyChunked(headers['transfer-encoding'])) {
@@ -225,13 +229,15 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
         for (const w of wrappers) w.attach?.((chunk) => this.#push(controller, chunk))
       }
     }
+    const relayed = responseHeaders(flat)
+    relayed.push('via', VIA_HTTP_1_1)
     try {
       // A reason with obs-text reaches us already decoded as UTF-8 (undici), so its bytes are lost: the standard
       // phrase replaces it. The reason phrase carries no meaning (RFC 9112 §4).
       this.#res.writeHead(
         statusCode,
         reasonKind === 'visible' && reason !== '' ? reason : (STATUS_CODES[statusCode] ?? ''),
-        responseHeaders(flat),
+        relayed,
       )
     } catch (err) {
       // Node refused what the upstream sent (a header value or name it cannot write): unrelayable.

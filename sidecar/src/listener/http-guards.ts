@@ -40,9 +40,9 @@ function invalid(reason: string, message: string): SvidecarError {
 }
 
 /**
- * Hop-by-hop fields a request may carry on top of maxHeaderCount. They are not counted, and neither are Host
- * and Content-Length: a proxy rewrites exactly those (undici adds Connection, and Content-Length or
- * Transfer-Encoding, to a streamed body), so a request that passes one sidecar with N counted fields reaches
+ * Hop-by-hop and Via fields a request may carry on top of maxHeaderCount. They are not counted, and neither are
+ * Host and Content-Length: a proxy rewrites exactly those (undici adds Connection, and Content-Length or
+ * Transfer-Encoding, to a streamed body; each sidecar appends a Via entry), so a request that passes one sidecar with N counted fields reaches
  * the next one with N, not N + what the first proxy added.
  */
 const UNCOUNTED_FIELDS_ALLOWED = 16
@@ -78,7 +78,8 @@ export function checkRequest(
   let hopByHop = 0
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string
-    if (isHopByHop(name)) hopByHop++
+    // Via grows by one at each proxy (RFC 9110 §7.6.3): counted with the hop-by-hop fields, which are bounded.
+    if (isHopByHop(name) || lowerName(name) === 'via') hopByHop++
     else if (!UNCOUNTED.has(lowerName(name))) counted++
   }
   if (counted > options.maxHeaderCount) return tooMany(counted, options.maxHeaderCount)

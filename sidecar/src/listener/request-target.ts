@@ -5,8 +5,9 @@
  * becoming the Host; a Host that names another authority is refused, since
  * the route was picked by one and the upstream would act on the other.
  * Dot-segments are resolved as RFC 3986 §5.2.4 does, counting "%2e" as "."
- * (§6.2.2.3: the same character), so the route table and the upstream read
- * the same path; one that climbs above "/" is refused.
+ * (§6.2.2.3: the same character), and other escaped unreserved characters
+ * are decoded (§6.2.2.2), so the route table, the lenses and the upstream
+ * read the same path; one that climbs above "/" is refused.
  */
 import type { IncomingMessage } from 'node:http'
 import { SvidecarError } from '../errors/index.ts'
@@ -66,8 +67,24 @@ export function normalizeTarget(req: IncomingMessage): SvidecarError | undefined
   if (resolved === undefined || climbs(path.replace(SEPARATOR_LIKE, '/'))) {
     return invalid('PATH_ESCAPES_ROOT', 'the request path climbs above "/" with dot-segments')
   }
-  req.url = q === -1 ? resolved : resolved + originForm.slice(q)
+  const normal = resolved.includes('%') ? decodeUnreserved(resolved) : resolved
+  req.url = q === -1 ? normal : normal + originForm.slice(q)
   return undefined
+}
+
+const ESCAPE = /%([0-9A-Fa-f]{2})/g
+const UNRESERVED = /^[A-Za-z0-9\-._~]$/
+
+/**
+ * RFC 3986 §6.2.2.2: an escaped unreserved character is that character. The route table and the lenses match
+ * paths as text; an app that decodes `/%6Dcp` serves `/mcp`, so they must read it as `/mcp` too. Reserved
+ * characters (`%2F`), `%25` and malformed escapes are left as they are.
+ */
+function decodeUnreserved(path: string): string {
+  return path.replace(ESCAPE, (escaped, hex: string) => {
+    const ch = String.fromCharCode(Number.parseInt(hex, 16))
+    return UNRESERVED.test(ch) ? ch : escaped
+  })
 }
 
 function isDot(segment: string): boolean {

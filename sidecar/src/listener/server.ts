@@ -15,6 +15,7 @@ import { publishConnection, publishRefused } from '../observe/events.ts'
 import type { Pipeline } from '../pipeline/build.ts'
 import type { Exchange } from '../pipeline/exchange.ts'
 import { parserHeaderLimit } from './http-guards.ts'
+import { overflowInRequestLine, unknownMethod } from './parser-refusals.ts'
 
 export interface ListenerLimits {
   maxHeaderBytes: number
@@ -58,12 +59,18 @@ export function httpServerOptions(limits: ListenerLimits): ServerOptions {
 }
 
 /**
- * RFC 6455 §4.1: a WebSocket handshake is a GET. Any other upgrade offer (h2c from `curl --http2`, a POST naming
- * websocket) is served as the HTTP/1.1 request it also is (RFC 9110 §7.8 lets a server ignore Upgrade), its
+ * RFC 6455 §4.1: a WebSocket handshake is an HTTP/1.1 GET. Any other upgrade offer (h2c from `curl --http2`, a POST
+ * naming websocket) is served as the HTTP/1.1 request it also is (RFC 9110 §7.8 lets a server ignore Upgrade), its
  * Upgrade field and what Connection lists kept on their hop. Unsupported protocols never reach the upgrade path.
+ * An HTTP/1.0 request's Upgrade must be ignored (RFC 9110 §7.8): a 1.0 client cannot have meant it.
  */
 function isWebSocketHandshake(req: IncomingMessage): boolean {
-  return req.method === 'GET' && req.headers.upgrade?.trim().toLowerCase() === 'websocket'
+  return (
+    req.method === 'GET' &&
+    req.httpVersionMajor === 1 &&
+    req.httpVersionMinor >= 1 &&
+    req.headers.upgrade?.trim().toLowerCase() === 'websocket'
+  )
 }
 
 export class ProxyListener {
@@ -89,7 +96,28 @@ export class ProxyListener {
     const refused = (code: string, status: number, reason?: string) =>
       publishRefused({ listener: name, direction, code, status, ...(reason === undefined ? {} : { reason }) })
     server.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
-      const answer = answerClientError(err, socket, linger)
+      // Requests pipelined before the malformed one are still being answered: the refusal goes out after them
+      // (RFC 9112 §9.3.2), or the client would take it for the first one's answer.
+      // A refusal inside the body of the last request handed over is that request's own answer: it goes out now.
+      const pipelined = socket as PipelinedSocket
+      const open = pipelined[OPEN_ANSWERS] ?? 0
+      if (
+        open > 0 &&
+        pipelined[LAST_RESPONSE]?.req.complete === true &&
+        err.code !== 'ECONNRESET' &&
+        err.code !== 'HPE_CLOSED_CONNECTION'
+      ) {
+        pipelined[REFUSAL_AFTER_ANSWERS] ??= () => {
+          const answer = answerClientError(err, socket, linger, true)
+          if (answer !== undefined) refused(answer.code, answer.status, answer.reason)
+        }
+        return
+      }
+      // Nothing is being answered on this connection (bytes written before belong to finished answers), or only
+      // the request whose body broke, and its answer has not started: the refusal is its answer.
+      const last = pipelined[LAST_RESPONSE]
+      const free = open === 0 || (open === 1 && last !== undefined && !last.headersSent)
+      const answer = answerClientError(err, socket, linger, free)
       if (answer !== undefined) refused(answer.code, answer.status, answer.reason)
     })
     // Node's maxConnections drops the excess without a word; the count is kept here so the excess is told why.
@@ -157,6 +185,10 @@ export class ProxyListener {
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       // A draining listener answers what is in flight and tells each client not to send more on this connection.
       if (this.#draining) res.setHeader('connection', 'close')
+      const socket = req.socket as PipelinedSocket
+      socket[OPEN_ANSWERS] = (socket[OPEN_ANSWERS] ?? 0) + 1
+      socket[LAST_RESPONSE] = res
+      res.once('close', () => answered(socket))
       pipeline.request(exchange(req, false), res)
     })
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -217,31 +249,80 @@ export class ProxyListener {
   }
 }
 
+// Per connection: answers to requests Node has handed over that are not finished yet, and a parser refusal
+// waiting for them.
+const OPEN_ANSWERS = Symbol('svidecar.openAnswers')
+const REFUSAL_AFTER_ANSWERS = Symbol('svidecar.refusalAfterAnswers')
+const LAST_RESPONSE = Symbol('svidecar.lastResponse')
+
+interface PipelinedSocket {
+  [OPEN_ANSWERS]?: number
+  [REFUSAL_AFTER_ANSWERS]?: (() => void) | undefined
+  [LAST_RESPONSE]?: ServerResponse
+}
+
+function answered(socket: PipelinedSocket): void {
+  const open = (socket[OPEN_ANSWERS] ?? 1) - 1
+  socket[OPEN_ANSWERS] = open
+  if (open > 0) return
+  const refusal = socket[REFUSAL_AFTER_ANSWERS]
+  if (refusal === undefined) return
+  socket[REFUSAL_AFTER_ANSWERS] = undefined
+  refusal()
+}
+
 /**
  * Node's parser refused the request: answer in our format, then close (the stream may be out of step).
  * Returns what was answered, or undefined when the socket was only closed (the client left, or a response
- * had already started).
+ * had already started). `free`: no answer is under way on the connection, so bytes written before belong to
+ * finished answers, not to one this would cut into.
  */
 function answerClientError(
-  err: Error & { code?: string },
+  err: Error & { code?: string; rawPacket?: unknown; bytesParsed?: unknown },
   socket: Socket,
   lingerMs: number,
+  free: boolean,
 ): SvidecarError | undefined {
+  // Bytes after a request that carried Connection: close (RFC 9112 §9.6: not processed as requests). The answers
+  // to the requests before them are still on their way, in order; Node closes once the last one is written. An
+  // answer here would go out ahead of them, and the client would take it for the first request's.
+  if (err.code === 'HPE_CLOSED_CONNECTION' && !socket.destroyed) return undefined
   // Destroyed already: a TLS handshake error, refused and counted by ServerTls (tls/server-tls.ts).
-  if (err.code === 'ECONNRESET' || socket.bytesWritten > 0 || socket.destroyed) {
+  if (err.code === 'ECONNRESET' || (socket.bytesWritten > 0 && !free) || socket.destroyed) {
     socket.destroy()
     return undefined
   }
+  const method = err.code === 'HPE_INVALID_METHOD' ? unknownMethod(err) : undefined
   const answer =
-    err.code === 'HPE_HEADER_OVERFLOW'
-      ? new SvidecarError('SVD_REQUEST_HEADERS_TOO_LARGE', 'request headers exceed the size or count limit', {
-          reason: err.code,
-        })
-      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? new SvidecarError('SVD_REQUEST_TIMEOUT', 'the request did not arrive in time', { reason: err.code })
-        : new SvidecarError('SVD_REQUEST_INVALID', 'the request is not valid HTTP/1.1', {
-            reason: err.code ?? 'PARSE',
-          })
+    err.code === 'HPE_HEADER_OVERFLOW' && overflowInRequestLine(err)
+      ? new SvidecarError(
+          'SVD_REQUEST_URI_TOO_LONG',
+          'the request target is longer than the request head may be',
+          {
+            reason: err.code,
+          },
+        )
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? new SvidecarError(
+            'SVD_REQUEST_HEADERS_TOO_LARGE',
+            'request headers exceed the size or count limit',
+            {
+              reason: err.code,
+            },
+          )
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? new SvidecarError('SVD_REQUEST_TIMEOUT', 'the request did not arrive in time', {
+              reason: err.code,
+            })
+          : method !== undefined
+            ? new SvidecarError(
+                'SVD_REQUEST_UNSUPPORTED',
+                `method "${method}" is not supported; method names are case-sensitive (GET, not get)`,
+                { reason: 'UNKNOWN_METHOD' },
+              )
+            : new SvidecarError('SVD_REQUEST_INVALID', 'the request is not valid HTTP/1.1', {
+                reason: err.code ?? 'PARSE',
+              })
   writeRawError(socket, answer)
   lingerThenClose(socket, lingerMs)
   return answer

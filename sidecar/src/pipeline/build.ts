@@ -179,5 +179,10 @@ export function buildPipeline(stages: readonly Stage[], options: PipelineOptions
 
 function outgoing(exchange: Exchange, isUpgrade: boolean): string[] {
   const { stripped, set } = exchange.headers
-  return forwardHeaders(exchange.req.rawHeaders, { strip: stripped, set, isUpgrade })
+  return forwardHeaders(exchange.req.rawHeaders, {
+    strip: stripped,
+    set,
+    isUpgrade,
+    httpVersion: exchange.req.httpVersion,
+  })
 }
