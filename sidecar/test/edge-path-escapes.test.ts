@@ -47,3 +47,33 @@ t.test(
     )
   },
 )
+
+// A segment ends where some server ends it: at `;` (matrix parameters, dropped by Tomcat, Jetty and Spring before
+// routing) and at an escaped slash or backslash (read as `/` by servers that decode before routing). The test
+// server here serves every path as MCP, as such a server would serve these spellings.
+for (const spelling of ['/mcp;x=1', '/mcp%2F', '/mcp%5c']) {
+  t.test(
+    `inbound: the MCP lens takes ${spelling} as /mcp; a tool the policy does not allow stays refused`,
+    async (t) => {
+      const upstream = await McpTestServer.start('json')
+      t.teardown(() => upstream.close())
+      const mesh = await startMcpMesh(t, { upstream: upstream.url, serverPolicy: POLICY })
+      const url = mesh.agentUrl.replace(/\/mcp$/, spelling)
+      t.equal(new URL(url).pathname, spelling, 'the client sends the path as it is')
+      const client = new Client({ name: 'agent', version: '1.0.0' })
+      await client.connect(new StreamableHTTPClientTransport(new URL(url)))
+      t.teardown(() => client.close())
+      t.same(
+        (await client.listTools()).tools.map((x) => x.name),
+        ['echo'],
+        'the list is filtered',
+      )
+      const before = upstream.seen.length
+      await t.rejects(client.callTool({ name: 'progress', arguments: {} }), 'the other tool is refused')
+      t.notOk(
+        upstream.seen.slice(before).some((m) => JSON.stringify(m).includes('"progress"')),
+        'and never reached the server',
+      )
+    },
+  )
+}

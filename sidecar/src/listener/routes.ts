@@ -1,8 +1,11 @@
 /**
  * The outbound route table: first match wins. Hosts compare
  * case-insensitively without the port; path prefixes match whole segments
- * only, so `/mcp` takes `/mcp` and `/mcp/x` but never `/mcpx`.
+ * only, so `/mcp` takes `/mcp`, `/mcp/x`, `/mcp;x` and `/mcp%2Fx`
+ * (pipeline/path-prefix.ts) but never `/mcpx`.
  */
+import { underPrefix } from '../pipeline/path-prefix.ts'
+
 export interface Route {
   host?: string
   pathPrefix?: string
@@ -38,12 +41,6 @@ export class RouteTable {
 
 function trimSlash(prefix: string): string {
   return prefix.length > 1 && prefix.endsWith('/') ? prefix.slice(0, -1) : prefix
-}
-
-function underPrefix(path: string, prefix: string): boolean {
-  if (prefix === '/' || prefix === '') return true
-  if (!path.startsWith(prefix)) return false
-  return path.length === prefix.length || path.charCodeAt(prefix.length) === 47 /* / */
 }
 
 function hostOnly(header: string): string {

@@ -74,6 +74,7 @@ import { publishPolicyDecision } from '../observe/events.ts'
 import { type AuthorizeOptions, authorize, authorizer } from '../pipeline/authorize.ts'
 import type { Exchange } from '../pipeline/exchange.ts'
 import { auditTag, ListAuditWindow } from '../pipeline/list-audit.ts'
+import { underPrefix } from '../pipeline/path-prefix.ts'
 import { ScopedTable } from '../pipeline/scoped-table.ts'
 import type { FrameFilter, ResponseHead, ResponseWrapper, Stage, StageResult } from '../pipeline/stage.ts'
 import type { DenyStyle, PolicyDecision, PolicyEngine, PolicyResource } from '../policy/engine.ts'
@@ -1191,12 +1192,6 @@ function isLoopbackOrigin(origin: string): boolean {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return false
   const host = url.hostname
   return host === 'localhost' || host === '127.0.0.1' || host === '[::1]' || host.endsWith('.localhost')
-}
-
-function underPrefix(path: string, prefix: string): boolean {
-  if (prefix === '/') return true
-  if (!path.startsWith(prefix)) return false
-  return path.length === prefix.length || path.charCodeAt(prefix.length) === 47 /* / */
 }
 
 /** The query parameters that name an HTTP+SSE session: the TypeScript SDK's and the Python SDK's spelling. */
