@@ -36,12 +36,16 @@ export interface Gateway {
   audit: string[]
 }
 
-/** The agent's sidecar routing everything to `upstreamUrl`, with `yaml` appended to its config. */
+/**
+ * The agent's sidecar routing everything to `upstreamUrl`, with `yaml` appended to its config. It is ready when
+ * this resolves, unless `waitReady` is false (a Workload API that serves it no SVID).
+ */
 export async function startGateway(
   t: Test,
   api: DevWorkloadApi,
   upstreamUrl: string,
   yaml = '',
+  { waitReady = true }: { waitReady?: boolean } = {},
 ): Promise<Gateway> {
   const audit: string[] = []
   const sidecar = await startTestSidecar(
@@ -68,7 +72,7 @@ ${yaml}`,
       }),
     },
   )
-  await sidecar.identity.waitReady(5000)
+  if (waitReady) await sidecar.identity.waitReady(5000)
   // The sidecar loads the tokenizer on the first LLM call; tests that check estimates want it there already.
   await loadTokenizer()
   return { sidecar, url: `http://127.0.0.1:${sidecar.addresses.outbound.egress?.port}`, audit }

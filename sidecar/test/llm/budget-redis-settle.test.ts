@@ -11,12 +11,20 @@ import { type LlmUsageEvent, on } from '../../src/observe/events.ts'
 import { AGENT, startDevApi, startGateway, startRedis } from '../helpers/llm-gateway.ts'
 import { startLlmUpstream } from '../helpers/llm-upstream.ts'
 
+type BudgetKey = Parameters<RedisBudgetStore['counters']>[0]
+
+/** A budget's counters in Redis, or undefined while Redis does not answer. */
+async function countersOf(store: RedisBudgetStore, key: BudgetKey, windows: ReturnType<typeof windowsAt>) {
+  try {
+    return await store.counters(key, windows)
+  } catch {
+    return undefined
+  }
+}
+
 t.test('a settlement Redis missed is sent when it is back', async (t) => {
   const redis = await startRedis(t, t.testdir())
-  let release: () => void = () => {}
-  const held = new Promise<void>((r) => {
-    release = r
-  })
+  const { promise: held, resolve: release } = Promise.withResolvers<void>()
   const upstream = await startLlmUpstream({
     tokens: 5,
     inputTokens: 11,
@@ -39,13 +47,7 @@ t.test('a settlement Redis missed is sent when it is back', async (t) => {
   const events: LlmUsageEvent[] = []
   t.teardown(on('llmUsage', (e) => events.push(e)))
   const key = { id: `day|${AGENT}`, name: 'day', limits: { tokensPerDay: 100000 } }
-  const day = async () => {
-    try {
-      return (await store.counters(key, windowsAt(Date.now()))).day
-    } catch {
-      return undefined
-    }
-  }
+  const day = async () => (await countersOf(store, key, windowsAt(Date.now())))?.day
 
   const res = await fetch(`${gw.url}/v1/chat/completions`, {
     method: 'POST',
@@ -96,13 +98,7 @@ t.test('a reservation Redis made after the sidecar stopped waiting is handed bac
   // The call and the checks share one UTC minute: started early in one, they have most of it.
   await waitFor(() => Date.now() % 60_000 < 40_000, 'a fresh minute', 30_000, 100)
   const windows = windowsAt(Date.now())
-  const minute = async () => {
-    try {
-      return (await store.counters(key, windows)).minute
-    } catch {
-      return undefined
-    }
-  }
+  const minute = async () => (await countersOf(store, key, windows))?.minute
   const call = () =>
     fetch(`${gw.url}/v1/chat/completions`, {
       method: 'POST',
@@ -135,10 +131,7 @@ t.test('a reservation Redis made after the sidecar stopped waiting is handed bac
 
 t.test('an extension Redis granted after the stream was cut is handed back', async (t) => {
   const redis = await startRedis(t)
-  let release: () => void = () => {}
-  const held = new Promise<void>((r) => {
-    release = r
-  })
+  const { promise: held, resolve: release } = Promise.withResolvers<void>()
   const upstream = await startLlmUpstream({
     tokens: 40,
     inputTokens: 11,
@@ -163,13 +156,7 @@ t.test('an extension Redis granted after the stream was cut is handed back', asy
   await store.ready()
   const key = { id: `day|${AGENT}`, name: 'day', limits: { tokensPerDay: 100000 } }
   const windows = windowsAt(Date.now())
-  const day = async () => {
-    try {
-      return (await store.counters(key, windows)).day
-    } catch {
-      return undefined
-    }
-  }
+  const day = async () => (await countersOf(store, key, windows))?.day
   const res = await fetch(`${gw.url}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },

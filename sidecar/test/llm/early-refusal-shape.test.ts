@@ -7,29 +7,14 @@ import Anthropic from '@anthropic-ai/sdk'
 import { DevWorkloadApi } from '@svidecar/certs'
 import OpenAI from 'openai'
 import t from 'tap'
-import { startTestSidecar } from '../helpers/test-sidecar.ts'
+import { startGateway } from '../helpers/llm-gateway.ts'
 
 t.test('not ready yet: each SDK gets the refusal in its own shape, with the code', async (t) => {
   // A Workload API that has no SVID for this workload: the sidecar stays not ready.
   const api = await DevWorkloadApi.start({ workloads: [] })
   t.teardown(() => api.close())
-  const sidecar = await startTestSidecar(
-    t,
-    { socket: api.endpoint, hint: 'agent' },
-    `outbound:
-  - name: egress
-    address: "127.0.0.1:0"
-    routes:
-      - { match: { pathPrefix: /v1 }, lens: llm }
-upstreams:
-  llm: { url: "http://127.0.0.1:9", allowPlaintext: true }
-llm:
-  providers:
-    local: { kind: openai-compatible, upstream: llm }
-    local-anthropic: { kind: anthropic, upstream: llm, credential: { env: SVIDECAR_TEST_UNSET_KEY } }
-`,
-  )
-  const url = `http://127.0.0.1:${sidecar.addresses.outbound.egress?.port}`
+  // Port 9 (discard): nothing may reach an upstream anyway.
+  const { url } = await startGateway(t, api, 'http://127.0.0.1:9', '', { waitReady: false })
   const caught = (p: Promise<unknown>) =>
     p.then(
       () => undefined,
